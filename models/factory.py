@@ -1,0 +1,80 @@
+"""Which River models the stream can run, by name.
+
+The worker keeps the featurizer and the classifier apart (it stores the features it predicted
+with, to learn from them when a delayed label arrives); :func:`make_pipeline` joins them into one
+River pipeline for offline use.
+
+>>> sorted(CANDIDATES)
+['logreg', 'nb', 'pa', 'river-nb', 'softmax']
+>>> make_pipeline("nb")
+Pipeline (
+  PostFeaturizer (
+    hash_bits=20
+    bigrams=True
+  ),
+  MultinomialNB (
+    alpha=0.1
+  )
+)
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from river import base, compose, linear_model, multiclass, naive_bayes, optim, preprocessing
+
+from models.features import PostFeaturizer
+from models.nb import MultinomialNB
+
+
+def _fast_nb() -> base.Classifier:
+    return MultinomialNB(alpha=0.1)
+
+
+def _river_nb() -> base.Classifier:
+    return naive_bayes.MultinomialNB(alpha=0.1)
+
+
+def _logreg() -> base.Classifier:
+    return preprocessing.Normalizer() | multiclass.OneVsRestClassifier(
+        linear_model.LogisticRegression(optimizer=optim.SGD(0.5), l2=0.0)
+    )
+
+
+def _softmax() -> base.Classifier:
+    return preprocessing.Normalizer() | linear_model.SoftmaxRegression(optimizer=optim.SGD(0.5))
+
+
+def _pa() -> base.Classifier:
+    return preprocessing.Normalizer() | multiclass.OneVsRestClassifier(
+        linear_model.PAClassifier(C=0.05, mode=1)
+    )
+
+
+CANDIDATES: dict[str, Callable[[], base.Classifier]] = {
+    "nb": _fast_nb,
+    "river-nb": _river_nb,
+    "logreg": _logreg,
+    "softmax": _softmax,
+    "pa": _pa,
+}
+DESCRIPTIONS = {
+    "nb": "multinomial naive Bayes, River's maths, hand-optimised (models/nb.py)",
+    "river-nb": "river.naive_bayes.MultinomialNB (stock)",
+    "logreg": "l2-normalise | one-vs-rest river LogisticRegression (SGD)",
+    "softmax": "l2-normalise | river SoftmaxRegression (SGD)",
+    "pa": "l2-normalise | one-vs-rest river PAClassifier (PA-I)",
+}
+
+
+def make_classifier(name: str) -> base.Classifier:
+    """A fresh classifier that takes the features of :class:`PostFeaturizer`."""
+    try:
+        return CANDIDATES[name]()
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(CANDIDATES)}") from None
+
+
+def make_pipeline(name: str, hash_bits: int = 20) -> compose.Pipeline:
+    """Featurizer and classifier as one River pipeline (cleaned post in, class out)."""
+    return compose.Pipeline(PostFeaturizer(hash_bits=hash_bits), make_classifier(name))

@@ -1,0 +1,94 @@
+"""Features of a cleaned post: hashed word and bigram counts plus categorical and numeric tokens.
+
+All features are non-negative counts keyed by a stable hash (CRC-32 of the token, masked to
+``hash_bits``), so that every River classifier (naive Bayes included) can take them, model memory
+is bounded whatever the vocabulary, and checkpoints mean the same thing in every process.
+
+>>> tokenize("the #1 fans can't wait for emoji_party_popper 2015!")
+['fans', "can't", 'wait', 'emoji_party_popper']
+>>> f = PostFeaturizer(hash_bits=10)
+>>> sorted(f.tokens("great flight", ("travel",), "twitter", "en", (0.0, 0.0, 0.0, 5.2)))
+['#travel', 'f:followers=7', 'flight', 'great', 'great flight', 'lang=en', 'platform=twitter']
+"""
+from __future__ import annotations
+
+import re
+import zlib
+from typing import Any, Iterable, Mapping
+
+from river import base
+
+TOKEN = re.compile(r"[^\W\d_][\w']*")
+# Function words carry no interest; negations stay (sentiment needs them).
+STOPWORDS = frozenset(
+    "a an the and or but if of at by for with about against between into through during before after "
+    "above below to from up down in out on off over under again further then once here there when where "
+    "why how all any both each few more most other some such only own same so than too very s t can will "
+    "just should now i me my myself we our ours you your yours he him his she her hers it its they them "
+    "their what which who whom this that these those am is are was were be been being have has had having "
+    "do does did doing would could i'm it's that's".split()
+)
+ENGAGEMENT_NAMES = ("likes", "shares", "replies", "followers")
+
+
+def tokenize(text: str) -> list[str]:
+    """Words of a cleaned text: start with a letter, two characters or more, no stop words."""
+    return [t for t in TOKEN.findall(text) if len(t) > 1 and t not in STOPWORDS]
+
+
+def stable_hash(token: str, mask: int) -> int:
+    """A hash of ``token`` that is the same in every process (unlike ``hash``).
+
+    >>> stable_hash("brady", 0xFFFF)
+    32011
+    """
+    return zlib.crc32(token.encode("utf-8", "surrogatepass")) & mask
+
+
+class PostFeaturizer(base.Transformer):
+    """Turns a :class:`stream.cleaning.CleanPost` into a sparse dict of hashed counts.
+
+    Parameters
+    ----------
+    hash_bits
+        Features are hashed into ``2**hash_bits`` buckets.
+    bigrams
+        Also count pairs of consecutive words.
+    """
+
+    def __init__(self, hash_bits: int = 20, bigrams: bool = True):
+        self.hash_bits = hash_bits
+        self.bigrams = bigrams
+        self._mask = (1 << hash_bits) - 1
+
+    def tokens(self, text: str, hashtags: Iterable[str], platform: str, lang: str,
+               engagement: Iterable[float]) -> list[str]:
+        """The feature tokens, before hashing (readable, for tests and debugging)."""
+        words = tokenize(text)
+        out = list(words)
+        if self.bigrams:
+            out.extend(f"{a} {b}" for a, b in zip(words, words[1:]))
+        out.extend("#" + t for t in hashtags)
+        out.append("platform=" + platform)
+        out.append("lang=" + lang)
+        # Numeric features as log-scale buckets: counts that any classifier can use.
+        out.extend(f"f:{n}={int(v * 1.5)}" for n, v in zip(ENGAGEMENT_NAMES, engagement) if v > 0)
+        return out
+
+    def transform_one(self, x: Any) -> dict[int, float]:
+        post = x.post
+        counts: dict[int, float] = {}
+        mask = self._mask
+        for tok in self.tokens(x.text, x.hashtags, post.platform, post.lang, x.engagement):
+            h = stable_hash(tok, mask)
+            counts[h] = counts.get(h, 0.0) + 1.0
+        return counts
+
+
+def top_class(scores: Mapping[str, float]) -> str | None:
+    """The class with the highest score, ``None`` for an empty mapping.
+
+    >>> top_class({"a": 0.2, "b": 0.8}), top_class({})
+    ('b', None)
+    """
+    return max(scores, key=scores.__getitem__) if scores else None

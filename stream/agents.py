@@ -1,0 +1,97 @@
+"""The Faust agents: thin loops that hand batches to the :class:`~stream.processor.Processor`
+and publish what it returns. All logic lives in plain, tested code; nothing here holds state.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Sequence
+
+import faust
+import orjson
+
+from stream.processor import Message, Outputs, Processor
+from stream.settings import Settings
+from stream.topics import Topics
+
+log = logging.getLogger(__name__)
+
+SLICE = 32  # events processed between two yields to the event loop
+
+
+def to_message(event: Any) -> Message:
+    """The raw record of a Faust event."""
+    m = event.message
+    ts = getattr(m, "timestamp", None)
+    return Message(m.value, m.key, m.topic, m.partition, m.offset, int(ts * 1000) if ts else None)
+
+
+class Publisher:
+    """Hands records to the app's producer without awaiting each delivery.
+
+    Faust flushes the producer before it commits input offsets, so a record is delivered before
+    the post that caused it is marked consumed: at-least-once.
+    """
+
+    def __init__(self, app: faust.App, topics: Topics, processor: Processor):
+        self.app = app
+        self.topics = topics
+        self.stats = processor.stats
+
+    def _delivered(self, fut: asyncio.Future) -> None:
+        if not fut.cancelled() and fut.exception() is not None:
+            self.stats.outcomes["publish_errors"] += 1
+            log.error("could not publish a record: %r", fut.exception())
+
+    async def send(self, topic: faust.TopicT, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        send = self.app.producer.send
+        name = topic.get_topic_name()
+        for key, value in records:
+            fut = await send(name, key, value, None, None, None)
+            fut.add_done_callback(self._delivered)
+
+    async def outputs(self, out: Outputs) -> None:
+        await self.send(self.topics.predictions, out.predictions)
+        await self.send(self.topics.dlq, out.dead_letters)
+
+
+def assignment_state(app: faust.App) -> dict[str, Any]:
+    """Whether the worker consumes: partitions assigned and no rebalance under way."""
+    try:
+        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+    except Exception:  # the consumer is not started yet
+        assigned = []
+    return {"ready": bool(assigned) and not app.rebalancing, "rebalancing": app.rebalancing,
+            "assigned": assigned}
+
+
+def register_agents(app: faust.App, settings: Settings, topics: Topics, processor: Processor) -> None:
+    """Attach the stream's agents and timers to ``app``."""
+    publisher = Publisher(app, topics, processor)
+
+    @app.agent(topics.posts, name="posts")
+    async def posts(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+            for i in range(0, len(events), SLICE):
+                batch = [to_message(e) for e in events[i:i + SLICE]]
+                await publisher.outputs(processor.process_posts(batch))
+
+    @app.agent(topics.feedback, name="feedback")
+    async def feedback(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+            await publisher.outputs(processor.process_feedback([to_message(e) for e in events]))
+
+    @app.timer(settings.metrics_interval, name="metrics")
+    async def metrics() -> None:
+        await publisher.send(topics.metrics, [(None, orjson.dumps(processor.snapshot()))])
+
+    @app.page("/ready")
+    async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        """200 once this worker consumes its partitions (not rebalancing), else 503."""
+        state = assignment_state(app)
+        return web.json(state, status=200 if state["ready"] else 503)
+
+    @app.task
+    async def declare_outputs() -> None:
+        for topic in topics.outputs:
+            await topic.maybe_declare()

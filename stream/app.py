@@ -1,0 +1,75 @@
+"""The Faust application: built from :class:`~stream.settings.Settings`, no module-global state.
+
+``interest-stream worker`` (see :mod:`stream.cli`) calls :func:`main`.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Sequence
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import CollectorRegistry
+
+from stream.agents import register_agents
+from stream.metrics import StatsCollector
+from stream.processor import Processor
+from stream.settings import Settings
+from stream.topics import Topics, declare_topics
+from stream.transport import InterestApp
+
+
+@dataclass
+class InterestStream:
+    """The app and the objects it runs, kept together so that tests can reach them."""
+
+    app: faust.App
+    settings: Settings
+    processor: Processor
+    topics: Topics
+    registry: CollectorRegistry
+
+
+def create_app(settings: Settings, processor: Processor | None = None) -> InterestStream:
+    """A configured Faust app with the stream's agents, timers and ``/metrics`` page."""
+    app = InterestApp(
+        settings.app_id,
+        broker=settings.broker_url,
+        autodiscover=False,
+        store="memory://",
+        datadir=settings.data_dir,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        consumer_auto_offset_reset="earliest",
+        # The embedded broker completes a group join after half the session timeout.
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=max(0.5, settings.session_timeout / 4),
+        broker_rebalance_timeout=max(30.0, settings.session_timeout * 2),
+        # Batched produce: one request per few ms instead of one per record.
+        producer_linger_ms=5,
+        stream_buffer_maxsize=max(4096, settings.batch_size * 4),
+        stream_wait_empty=False,
+    )
+    app.fetch_max_wait_ms = settings.fetch_wait_ms
+    processor = processor or Processor(settings)
+    topics = declare_topics(app, settings)
+    register_agents(app, settings, topics, processor)
+    registry = CollectorRegistry(auto_describe=True)
+    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+    registry.register(StatsCollector(processor.stats, processor.gauges))
+    return InterestStream(app, settings, processor, topics, registry)
+
+
+def main(argv: Sequence[str] = (), settings: Settings | None = None) -> None:
+    """Run a worker; ``argv`` are extra ``faust worker`` options."""
+    settings = settings or Settings.from_env()
+    stream = create_app(settings)
+    args = list(argv)
+    if not any(a in ("-l", "--loglevel") or a.startswith("--loglevel=") for a in args):
+        args = ["--loglevel", settings.log_level, *args]
+    sys.argv = ["interest-stream", "worker", *args]
+    stream.app.main()

@@ -1,0 +1,220 @@
+"""``interest-stream``: the command line. Bad arguments and settings give one line, not a traceback."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import NoReturn, Sequence
+
+import orjson
+
+from stream.settings import ConfigError, Settings, describe
+
+PROG = "interest-stream"
+
+
+class UsageError(Exception):
+    """A bad command line; printed as one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be positive")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _settings_epilog() -> str:
+    return "settings (environment):\n" + "\n".join(f"  {n} [{d}]: {m}" for n, d, m in describe())
+
+
+def build_parser() -> Parser:
+    p = Parser(prog=PROG, description="Real-time audience-interest stream processor.",
+               epilog=_settings_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    w = sub.add_parser("worker", help="run a Faust worker (extra options go to `faust worker`)")
+    w.add_argument("faust_args", nargs=argparse.REMAINDER, help="options for faust worker, e.g. -l warning")
+
+    b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker in the foreground")
+    b.add_argument("--port", type=_positive_int, default=9092)
+
+    pr = sub.add_parser("produce", help="replay a .jsonl, .jsonl.gz or .csv file of posts into the input topic")
+    pr.add_argument("file", type=Path)
+    pr.add_argument("--rate", type=_positive_float, help="events per second (default: as fast as possible)")
+    pr.add_argument("--limit", type=_positive_int, help="send at most N posts")
+    pr.add_argument("--feedback-fraction", type=_fraction, default=0.0,
+                    help="share of labelled posts whose labels are sent later as feedback")
+    pr.add_argument("--feedback-delay", type=_positive_int, default=200,
+                    help="posts between a post and its feedback")
+
+    d = sub.add_parser("demo", help="embedded broker + worker + replay of real tweets, then a summary")
+    d.add_argument("--events", type=_positive_int, help="posts to replay (default: all 38,158)")
+    d.add_argument("--out", type=Path, default=Path("demo-out"), help="directory of report.json and logs")
+    d.add_argument("--rate", type=_positive_float, default=1000.0,
+                   help="posts per second offered (latency is measured at this load; default 1000)")
+    d.add_argument("--fault-rate", type=_fraction, default=0.005,
+                   help="share of posts replaced by malformed records, to show the dead-letter path")
+    d.add_argument("--feedback-fraction", type=_fraction, default=0.3,
+                   help="share of labels sent later on the feedback topic")
+
+    e = sub.add_parser("evaluate", help="run the same cleaning and model offline (no Kafka) and report quality")
+    e.add_argument("--test", type=Path, required=True, help="events to report on (or 'tweets' for the demo stream)")
+    e.add_argument("--train", type=Path, help="events to learn from first (prequentially)")
+    e.add_argument("--frozen", action="store_true", help="do not learn on the test stream")
+    e.add_argument("--task", choices=["interest"], default="interest")
+    e.add_argument("--shuffle", type=int, metavar="SEED",
+                   help="replay the events in a seeded random order (for files sorted by label)")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    c = sub.add_parser("compare", help="prequential comparison of every model candidate on one stream")
+    c.add_argument("file", type=Path, help="events (or 'tweets' for the demo stream)")
+    c.add_argument("--models", default=None, help="comma-separated candidates (default: all)")
+    c.add_argument("--limit", type=_positive_int)
+    c.add_argument("--shuffle", type=int, metavar="SEED",
+                   help="replay the events in a seeded random order (for files sorted by label)")
+    c.add_argument("--json", action="store_true")
+    return p
+
+
+def _events(path: Path, limit: int | None = None, shuffle: int | None = None) -> list:
+    import random
+
+    from stream.data import read_events, tweets_stream
+
+    events = tweets_stream() if str(path) == "tweets" else list(read_events(path))
+    if shuffle is not None:
+        random.Random(shuffle).shuffle(events)
+    return events[:limit] if limit else events
+
+
+def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.broker import EmbeddedBroker
+
+    with EmbeddedBroker(port=args.port) as broker:
+        print(f"embedded broker on {broker.bootstrap} (memory-only); Ctrl-C stops it", file=sys.stderr)
+        try:
+            assert broker._proc is not None
+            return broker._proc.wait()
+        except KeyboardInterrupt:
+            return 0
+
+
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.data import read_events
+    from stream.produce import produce
+
+    if settings.broker is None:
+        raise ConfigError("STREAM_BROKER is not set (e.g. STREAM_BROKER=127.0.0.1:9092)")
+    sent = produce(settings, read_events(args.file), rate=args.rate, limit=args.limit,
+                   feedback_fraction=args.feedback_fraction, feedback_delay=args.feedback_delay)
+    print(f"sent {sent.posts} posts and {sent.feedback} feedback events to {settings.broker} "
+          f"in {sent.seconds:.1f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.demo import format_report, run_demo
+
+    report = run_demo(settings, args.events, args.out, rate=args.rate, fault_rate=args.fault_rate,
+                      feedback_fraction=args.feedback_fraction)
+    print(format_report(report))
+    print(f"report: {args.out / 'report.json'}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.evaluate import evaluate
+
+    report = evaluate(_events(args.test, shuffle=args.shuffle),
+                      _events(args.train, shuffle=args.shuffle) if args.train else None,
+                      frozen=args.frozen, settings=settings)
+    if args.json:
+        print(orjson.dumps(report).decode())
+    else:
+        print(f"{report['mode']} on {args.test}: n={report['n']} accuracy={report['accuracy']:.4f} "
+              f"macro_f1={report['macro_f1']:.4f} kappa={report['kappa']:.4f} "
+              f"({report['events_per_s']:,.0f} events/s, model {report['model']})")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
+    from models.factory import CANDIDATES
+    from stream.evaluate import compare
+
+    names = args.models.split(",") if args.models else list(CANDIDATES)
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        raise UsageError(f"{PROG} compare: unknown model {unknown[0]!r} (choose from {', '.join(CANDIDATES)})")
+    rows = compare(_events(args.file, args.limit, args.shuffle), names, settings)
+    if args.json:
+        print(orjson.dumps(rows).decode())
+        return 0
+    print(f"{'model':9} {'macro-F1':>8} {'accuracy':>8} {'kappa':>7} {'µs/event':>9} {'size MB':>8}  description")
+    for r in rows:
+        print(f"{r['model']:9} {r['macro_f1']:8.4f} {r['accuracy']:8.4f} {r['kappa']:7.4f} "
+              f"{r['us_per_event']:9.0f} {r['size_kb'] / 1024:8.1f}  {r['description']}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        settings = Settings.from_env()
+        if args.command == "worker":
+            from stream.app import main as worker_main
+
+            worker_main([a for a in args.faust_args if a != "--"], settings)
+            return 0
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        handler = {"broker": cmd_broker, "produce": cmd_produce, "demo": cmd_demo,
+                   "evaluate": cmd_evaluate, "compare": cmd_compare}[args.command]
+        return handler(args, settings)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line for every failure the user can act on
+        from stream.broker import BrokerError
+        from stream.data import DataError
+        from stream.demo import DemoError
+
+        if isinstance(exc, (ConfigError, DataError, BrokerError, DemoError, RuntimeError, OSError)):
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

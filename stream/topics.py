@@ -1,0 +1,40 @@
+"""The topics of the stream, declared once from the settings.
+
+Values stay raw bytes: the processor decodes them with orjson and keeps the original bytes for
+the dead-letter topic, instead of letting Faust decode (and drop) what it cannot read.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from stream.settings import Settings
+
+
+@dataclass(frozen=True)
+class Topics:
+    posts: faust.TopicT
+    feedback: faust.TopicT
+    predictions: faust.TopicT
+    metrics: faust.TopicT
+    dlq: faust.TopicT
+
+    @property
+    def outputs(self) -> tuple[faust.TopicT, ...]:
+        return (self.predictions, self.metrics, self.dlq)
+
+
+def declare_topics(app: faust.App, settings: Settings) -> Topics:
+    def topic(name: str, partitions: int | None = None) -> faust.TopicT:
+        return app.topic(name, key_serializer="raw", value_serializer="raw",
+                         partitions=partitions or settings.partitions,
+                         replicas=settings.replication)
+
+    return Topics(
+        posts=topic(settings.topic_posts),
+        feedback=topic(settings.topic_feedback),
+        predictions=topic(settings.topic_predictions),
+        metrics=topic(settings.topic_metrics, partitions=1),
+        dlq=topic(settings.topic_dlq),
+    )

@@ -1,0 +1,66 @@
+"""A real worker process on the real broker: predictions, dead letters and metrics, end to end."""
+import base64
+import time
+import urllib.request
+
+import orjson
+import pytest
+
+from stream.data import FAULTS, inject_faults, tweets_stream
+from stream.demo import TopicReader, WorkerProcess, wait_processed
+from stream.produce import produce
+
+pytestmark = pytest.mark.integration
+
+
+def read_all(settings, topic, want, timeout=60.0):
+    """Records of ``topic`` until ``want`` arrived (or the timeout)."""
+    reader = TopicReader(settings, topic)
+    out, deadline = [], time.monotonic() + timeout
+    try:
+        while len(out) < want and time.monotonic() < deadline:
+            out.extend(reader.poll())
+        time.sleep(1.0)  # and anything extra (a duplicate) that follows
+        out.extend(reader.poll())
+    finally:
+        reader.close()
+    return out
+
+
+def test_worker_predicts_each_valid_post_once_and_dead_letters_the_rest(settings, tmp_path):
+    tweets = tweets_stream()[:400]
+    events = list(inject_faults(tweets, rate=0.05, seed=3))
+    broken = {e["id"] if isinstance(e, dict) else None for e in events} - {e["id"] for e in tweets}
+    n_bad = sum(1 for e in events if not isinstance(e, dict) or e.get("id") in broken)
+    assert n_bad >= 10  # every kind of fault is in there
+    with WorkerProcess(settings, tmp_path / "worker.log") as worker:
+        worker.wait_ready()
+        sent = produce(settings, events, feedback_fraction=0.3, feedback_delay=20, progress=False)
+        snapshot = wait_processed(settings, sent.posts, sent.feedback, timeout=120, progress=False)
+        counts = snapshot["counts"]
+        valid = len(events) - n_bad - counts.get("duplicates", 0)
+        predictions = [orjson.loads(v) for v in read_all(settings, settings.topic_predictions, valid)]
+        letters = [orjson.loads(v) for v in read_all(settings, settings.topic_dlq, n_bad)]
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/metrics").read().decode()
+
+    ids = [p["post_id"] for p in predictions]
+    assert len(ids) == len(set(ids)) == valid == counts["predicted"]
+    expected_valid = {e["id"] for e in events if isinstance(e, dict) and e["id"] not in broken}
+    assert set(ids) <= expected_valid
+    assert len(expected_valid - set(ids)) == counts.get("duplicates", 0)
+    assert {p["interest"] for p in predictions[-100:]} <= {"travel", "sports", "automotive", "technology",
+                                                           "music", "health"}
+    # every malformed record is in the dead-letter topic, with its reason and its bytes
+    assert len(letters) == n_bad
+    assert {d["reason"] for d in letters} == {reason for reason, _ in FAULTS}
+    for d in letters:
+        original = base64.b64decode(d["original_b64"])
+        assert d["source"]["topic"] == settings.topic_posts and d["source"]["offset"] >= 0
+        assert original and d["detail"] is not None
+    # labels: some inline, some from the feedback topic
+    assert counts["learned_inline"] > 0 and counts["learned_feedback"] > 0
+    assert snapshot["quality"]["n"] > 0 and 0 < snapshot["quality"]["accuracy"] <= 1
+    # the same figures on /metrics, next to Faust's own sensors
+    assert f'stream_events_total{{outcome="predicted"}} {float(counts["predicted"])}' in metrics
+    assert 'stream_dead_letters_total{reason="malformed_json"}' in metrics
+    assert "stream_prequential_macro_f1" in metrics and "faust_messages_received" in metrics

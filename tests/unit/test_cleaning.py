@@ -1,0 +1,53 @@
+"""Properties of the cleaning steps: total, idempotent, and they remove personal data."""
+from hypothesis import given, settings, strategies as st
+
+from stream.cleaning import (
+    _EMAIL, _MENTION, _PHONE, _URL, clean_post, clean_text, extract_hashtags, fold, normalize_unicode, redact, repair_mojibake,
+    replace_emoji, unescape_html,
+)
+from stream.events import Post, Rejected
+
+texts = st.text(alphabet=st.characters(codec=None), max_size=300)
+# Text shaped like social posts: words, entities, mentions, tags, emoji, broken bytes.
+pieces = st.sampled_from([
+    "hello", "WORLD", "#DeflateGate", "@united", "http://t.co/abc", "a.b@c.org", "+1 555 123 4567",
+    "&amp;", "&lt;3", "😂", "❤️", "👍🏽", "Ã©", "â€œ", "\ufffd", "_", " ", "\n", "RT", ":", "2015",
+])
+posty = st.lists(st.one_of(pieces, texts), max_size=20).map(" ".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(texts, posty))
+def test_clean_text_is_total_and_idempotent(text):
+    once = clean_text(text)
+    assert clean_text(once) == once
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(texts, posty))
+def test_every_step_is_total(text):
+    for step in (repair_mojibake, unescape_html, normalize_unicode, redact, replace_emoji, fold):
+        assert isinstance(step(text), str)
+    assert isinstance(extract_hashtags(text), list)
+
+
+@settings(max_examples=200, deadline=None)
+@given(posty)
+def test_clean_post_never_raises_and_keeps_no_personal_data(text):
+    out = clean_post(Post(id="1", user_id="u", text=text, created_at=0))
+    if isinstance(out, Rejected):
+        assert out.reason == "empty_text"
+    else:
+        for pattern in (_URL, _EMAIL, _MENTION, _PHONE):
+            assert not pattern.search(out.text), (pattern, out.text)
+
+
+def test_personal_data_is_removed():
+    out = clean_text("Call me at (555) 123-4567 or mail jo.doe+x@mail.example.com, @jo https://x.y/z")
+    assert out == "call me at or mail ,"
+
+
+def test_real_tweet_noise():
+    raw = "I just don't trust my life in google's hands #driverless cars_\ufffd_.no thank you"
+    assert clean_text(raw) == "i just don't trust my life in google's hands driverless cars .no thank you"
+    assert clean_text("@united Thanks!  I made it _\ufffd\ufffd\ufffd") == "thanks! i made it"

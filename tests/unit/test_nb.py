@@ -1,0 +1,40 @@
+"""The hand-written naive Bayes has River's maths: same probabilities on a real stream."""
+import itertools
+import math
+
+from river import naive_bayes
+
+from models.nb import MultinomialNB
+from models.online import OnlineModel
+from stream.cleaning import clean_post
+from stream.data import tweets_stream
+from stream.events import post_from_dict
+
+
+def test_same_predictions_as_river_on_real_tweets():
+    ours, stock = MultinomialNB(alpha=0.1), naive_bayes.MultinomialNB(alpha=0.1)
+    featurizer = OnlineModel(hash_bits=16).featurizer
+    compared = 0
+    for event in itertools.islice(tweets_stream(), 1500):
+        clean = clean_post(post_from_dict(event))
+        x = featurizer.transform_one(clean)
+        p_ours, p_stock = ours.predict_proba_one(x), stock.predict_proba_one(x)
+        assert p_ours.keys() == p_stock.keys()
+        for c in p_ours:
+            assert math.isclose(p_ours[c], p_stock[c], rel_tol=1e-9, abs_tol=1e-12)
+        if p_ours:
+            assert ours.predict_one(x) == stock.predict_one(x)
+            compared += 1
+        ours.learn_one(x, event["interest"])
+        stock.learn_one(x, event["interest"])
+    assert compared == 1499
+
+
+def test_probabilities_sum_to_one_and_new_classes_appear():
+    m = MultinomialNB()
+    m.learn_one({1: 1.0}, "a")
+    m.learn_one({2: 1.0}, "b")
+    m.learn_one({3: 2.0}, "c")  # a class that appears mid-stream
+    p = m.predict_proba_one({3: 1.0, 99: 1.0})
+    assert set(p) == {"a", "b", "c"} and max(p, key=p.get) == "c"
+    assert math.isclose(sum(p.values()), 1.0)

@@ -1,0 +1,96 @@
+"""The per-event logic without Kafka: predict first, learn after, reject with reasons, lose nothing."""
+import base64
+
+import orjson
+
+from stream.processor import Message, Processor
+from stream.settings import Settings
+
+
+def post(i, text=None, **extra):
+    body = {"id": f"p{i}", "user_id": f"u{i % 3}", "text": text or f"post number {i} about tom brady",
+            "created_at": 1424777752000 + i, **extra}
+    return Message(orjson.dumps(body), key=f"p{i}".encode(), topic="social.posts", partition=0, offset=i)
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_predict_then_learn_inline_labels():
+    proc = Processor(Settings())
+    out = proc.process_posts([post(1, interest="sports")])
+    first = orjson.loads(out.predictions[0][1])
+    assert first["interest"] is None and first["model_version"] == 0  # predicted before learning
+    out = proc.process_posts([post(2, interest="sports")])
+    second = orjson.loads(out.predictions[0][1])
+    assert second["interest"] == "sports" and second["scores"] == {"sports": 1.0}
+    assert proc.quality.snapshot()["n"] == 1  # the first (None) prediction is not scored
+    assert proc.model.version == 2
+
+
+def test_each_malformed_record_is_a_dead_letter_with_its_bytes():
+    proc = Processor(Settings())
+    bad = [Message(b"{oops", topic="t", partition=2, offset=9), Message(None, offset=10),
+           post(3, text="@someone http://t.co/x")]
+    out = proc.process_posts(bad)
+    assert out.predictions == []
+    letters = [orjson.loads(v) for _, v in out.dead_letters]
+    assert [d["reason"] for d in letters] == ["malformed_json", "missing_value", "empty_text"]
+    assert base64.b64decode(letters[0]["original_b64"]) == b"{oops"
+    assert letters[0]["source"] == {"topic": "t", "partition": 2, "offset": 9, "timestamp_ms": None}
+    assert base64.b64decode(letters[2]["original_b64"]) == bad[2].value
+    assert dict(proc.stats.dead_letters) == {"malformed_json": 1, "missing_value": 1, "empty_text": 1}
+
+
+def test_duplicates_are_dropped_and_counted():
+    proc = Processor(Settings())
+    out = proc.process_posts([
+        post(1, text="Brady deflated the footballs again"),
+        post(1, text="same id, other text entirely"),
+        post(2, text="RT @fan: Brady deflated the footballs again"),  # a retweet of post 1
+        post(3, text="thank you"), post(4, text="thank you"),  # short common texts are not copies
+    ])
+    assert [orjson.loads(v)["post_id"] for _, v in out.predictions] == ["p1", "p3", "p4"]
+    assert dict(proc.stats.duplicates) == {"id": 1, "text": 1}
+
+
+def test_delayed_labels_join_the_features_used_at_prediction_time():
+    clock = Clock()
+    proc = Processor(Settings(feedback_ttl=60), clock=clock)
+    proc.process_posts([post(1, interest="sports")])
+    proc.process_posts([post(2)])  # no label yet: predicted, then waits
+    assert len(proc.pending) == 1 and proc.model.version == 1
+    proc.process_feedback([Message(orjson.dumps({"post_id": "p2", "interest": "sports"}))])
+    assert proc.model.version == 2 and proc.stats.outcomes["learned_feedback"] == 1
+    # a label that overtakes its post waits for it
+    proc.process_feedback([Message(orjson.dumps({"post_id": "p3", "interest": "sports"}))])
+    proc.process_posts([post(3)])
+    assert proc.model.version == 3 and proc.stats.outcomes["feedback_early"] == 1
+    # a label after the TTL finds nothing to learn from
+    proc.process_posts([post(4)])
+    clock.t += 61
+    proc.process_feedback([Message(orjson.dumps({"post_id": "p4", "interest": "sports"}))])
+    assert proc.model.version == 3 and proc.pending.expired == 1
+    out = proc.process_feedback([Message(b'{"post_id": 5}')])
+    assert orjson.loads(out.dead_letters[0][1])["reason"] == "missing_field"
+
+
+def test_frozen_model_does_not_learn_but_is_scored():
+    proc = Processor(Settings())
+    proc.process_posts([post(i, interest="sports") for i in range(3)])
+    frozen = Processor(Settings(), model=proc.model, learn=False)
+    frozen.process_posts([post(10 + i, interest="politics") for i in range(3)])
+    assert frozen.model.version == 3 and frozen.quality.snapshot()["accuracy"] == 0.0
+
+
+def test_snapshot_and_gauges_are_json_ready():
+    proc = Processor(Settings())
+    proc.process_posts([post(i, interest="sports" if i % 2 else "travel") for i in range(20)])
+    snap = orjson.loads(orjson.dumps(proc.snapshot()))
+    assert snap["counts"]["predicted"] == 20 and snap["model"]["classes"] == ["sports", "travel"]
+    assert {name for name, _, _ in proc.gauges()} >= {"model_version", "prequential_macro_f1"}
