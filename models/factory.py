@@ -13,7 +13,7 @@ Pipeline (
     bigrams=True
   ),
   MultinomialNB (
-    alpha=0.1
+    alpha=0.5
   )
 )
 """
@@ -21,33 +21,33 @@ from __future__ import annotations
 
 from typing import Callable
 
-from river import base, compose, linear_model, multiclass, naive_bayes, optim, preprocessing
+from river import base, compose, dummy, linear_model, multiclass, naive_bayes, optim, preprocessing
 
 from models.features import PostFeaturizer
 from models.nb import MultinomialNB
 
 
 def _fast_nb() -> base.Classifier:
-    return MultinomialNB(alpha=0.1)
+    return MultinomialNB(alpha=0.5)
 
 
 def _river_nb() -> base.Classifier:
-    return naive_bayes.MultinomialNB(alpha=0.1)
+    return naive_bayes.MultinomialNB(alpha=0.5)
 
 
 def _logreg() -> base.Classifier:
     return preprocessing.Normalizer() | multiclass.OneVsRestClassifier(
-        linear_model.LogisticRegression(optimizer=optim.SGD(0.5), l2=0.0)
+        linear_model.LogisticRegression(optimizer=optim.SGD(2.0), l2=0.0)
     )
 
 
 def _softmax() -> base.Classifier:
-    return preprocessing.Normalizer() | linear_model.SoftmaxRegression(optimizer=optim.SGD(0.5))
+    return preprocessing.Normalizer() | linear_model.SoftmaxRegression(optimizer=optim.SGD(2.0))
 
 
 def _pa() -> base.Classifier:
     return preprocessing.Normalizer() | multiclass.OneVsRestClassifier(
-        linear_model.PAClassifier(C=0.05, mode=1)
+        linear_model.PAClassifier(C=0.5, mode=1)
     )
 
 
@@ -58,7 +58,14 @@ CANDIDATES: dict[str, Callable[[], base.Classifier]] = {
     "softmax": _softmax,
     "pa": _pa,
 }
+# Reference points for comparisons, not for the worker.
+BASELINES: dict[str, Callable[[], base.Classifier]] = {
+    "no-change": dummy.NoChangeClassifier,
+    "prior": dummy.PriorClassifier,
+}
 DESCRIPTIONS = {
+    "no-change": "baseline: repeats the last label seen (high on streams sorted by label)",
+    "prior": "baseline: always the most frequent label so far",
     "nb": "multinomial naive Bayes, River's maths, hand-optimised (models/nb.py)",
     "river-nb": "river.naive_bayes.MultinomialNB (stock)",
     "logreg": "l2-normalise | one-vs-rest river LogisticRegression (SGD)",
@@ -70,7 +77,7 @@ DESCRIPTIONS = {
 def make_classifier(name: str) -> base.Classifier:
     """A fresh classifier that takes the features of :class:`PostFeaturizer`."""
     try:
-        return CANDIDATES[name]()
+        return {**CANDIDATES, **BASELINES}[name]()
     except KeyError:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(CANDIDATES)}") from None
 

@@ -168,13 +168,14 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
-    from models.factory import CANDIDATES
+    from models.factory import BASELINES, CANDIDATES
     from stream.evaluate import compare
 
-    names = args.models.split(",") if args.models else list(CANDIDATES)
-    unknown = [n for n in names if n not in CANDIDATES]
+    known = [*BASELINES, *CANDIDATES]
+    names = args.models.split(",") if args.models else known
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise UsageError(f"{PROG} compare: unknown model {unknown[0]!r} (choose from {', '.join(CANDIDATES)})")
+        raise UsageError(f"{PROG} compare: unknown model {unknown[0]!r} (choose from {', '.join(known)})")
     rows = compare(_events(args.file, args.limit, args.shuffle), names, settings)
     if args.json:
         print(orjson.dumps(rows).decode())
@@ -197,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             worker_main([a for a in args.faust_args if a != "--"], settings)
             return 0
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)  # its failures reach us as exceptions
         handler = {"broker": cmd_broker, "produce": cmd_produce, "demo": cmd_demo,
                    "evaluate": cmd_evaluate, "compare": cmd_compare}[args.command]
         return handler(args, settings)
@@ -210,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from stream.data import DataError
         from stream.demo import DemoError
 
-        if isinstance(exc, (ConfigError, DataError, BrokerError, DemoError, RuntimeError, OSError)):
+        if isinstance(exc, (ConfigError, DataError, BrokerError, DemoError, OSError)):
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             return 1
         raise

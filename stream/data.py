@@ -148,21 +148,26 @@ def _csv_events(fh: io.TextIOBase) -> Iterator[dict[str, Any]]:
 def read_events(path: str | Path) -> Iterator[dict[str, Any] | bytes]:
     """Events of a ``.jsonl``, ``.jsonl.gz`` or ``.csv`` file, in file order.
 
+    The path and format are checked at once (a :class:`DataError`); the events are read lazily.
     JSON lines that do not parse are yielded as their raw bytes, so that a replay passes them on
     (and the stream dead-letters them) instead of hiding them.
     """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise DataError(f"{path}: no such file")
     name = path.name.lower()
-    opener = gzip.open if name.endswith(".gz") else open
     base = name[:-3] if name.endswith(".gz") else name
-    if base.endswith(".csv"):
+    if not base.endswith((".csv", ".jsonl", ".json", ".ndjson")):
+        raise DataError(f"{path}: unknown format (use .jsonl, .jsonl.gz or .csv)")
+    return _iter_events(path, gz=name.endswith(".gz"), is_csv=base.endswith(".csv"))
+
+
+def _iter_events(path: Path, gz: bool, is_csv: bool) -> Iterator[dict[str, Any] | bytes]:
+    opener = gzip.open if gz else open
+    if is_csv:
         with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
             yield from _csv_events(fh)
         return
-    if not base.endswith((".jsonl", ".json", ".ndjson")):
-        raise DataError(f"{path}: unknown format (use .jsonl, .jsonl.gz or .csv)")
     with opener(path, "rb") as fh:
         for line in fh:
             line = line.strip()

@@ -107,19 +107,21 @@ class TopicReader:
 
 def wait_processed(settings: Settings, sent_posts: int, sent_feedback: int, timeout: float,
                    progress: bool = True) -> dict[str, Any]:
-    """Follow the metrics topic until the worker has seen every post and feedback sent."""
+    """Follow the metrics topic until the worker has seen every post and feedback sent and its
+    counts stand still for one interval (records redelivered after a rebalance are counted too)."""
     reader = TopicReader(settings, settings.topic_metrics)
     bar = Progress(sent_posts, "process", enabled=progress)
     last: dict[str, Any] = {}
+    previous: dict[str, Any] | None = None
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             for value in reader.poll():
-                last = orjson.loads(value)
+                previous, last = last.get("counts"), orjson.loads(value)
             counts = last.get("counts", {})
             done = counts.get("posts_in", 0)
             bar.update(done, f"predicted {counts.get('predicted', 0)}")
-            if done >= sent_posts and counts.get("feedback_in", 0) >= sent_feedback:
+            if done >= sent_posts and counts.get("feedback_in", 0) >= sent_feedback and previous == counts:
                 bar.close(done, f"predicted {counts.get('predicted', 0)}")
                 return last
     finally:

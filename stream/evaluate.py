@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import orjson
 
-from models.factory import CANDIDATES, DESCRIPTIONS
+from models.factory import BASELINES, CANDIDATES, DESCRIPTIONS
 from models.online import OnlineModel
 from stream.processor import Message, Processor
 from stream.settings import Settings
@@ -71,13 +71,13 @@ def evaluate(test: Sequence[dict[str, Any] | bytes], train: Sequence[dict[str, A
     return report
 
 
-def compare(events: Sequence[dict[str, Any] | bytes], names: Iterable[str] = CANDIDATES,
+def compare(events: Sequence[dict[str, Any] | bytes], names: Iterable[str] = (*BASELINES, *CANDIDATES),
             settings: Settings | None = None) -> list[dict[str, Any]]:
     """Prequential quality, speed and size of each model candidate on the same stream."""
     settings = settings or Settings.from_env()
     rows = []
     for name in names:
-        proc = Processor(settings.replace(model=name))
+        proc = Processor(settings, OnlineModel(name, settings.hash_bits))
         seconds = run(proc, events)
         row = summary(proc, seconds, len(events))
         row["size_kb"] = len(pickle.dumps(proc.model.classifier)) / 1024

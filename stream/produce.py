@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, TextIO
 
 import orjson
@@ -12,6 +12,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from stream.broker import BrokerError
 from stream.data import with_feedback
 from stream.settings import Settings
 
@@ -84,7 +85,6 @@ class Sent:
     posts: int = 0
     feedback: int = 0
     seconds: float = 0.0
-    post_ids: list[str] = field(default_factory=list)
 
 
 def produce(settings: Settings, events: Iterable[dict[str, Any] | bytes], *, rate: float | None = None,
@@ -92,8 +92,11 @@ def produce(settings: Settings, events: Iterable[dict[str, Any] | bytes], *, rat
             progress: bool = True, total: int | None = None) -> Sent:
     """Send ``events`` (dicts are JSON-encoded, bytes sent as they are) to the posts topic, keyed
     by post id; with ``feedback_fraction``, that share of labels goes to the feedback topic later."""
-    ensure_topics(settings, [settings.topic_posts, settings.topic_feedback])
-    producer = make_producer(settings)
+    try:
+        ensure_topics(settings, [settings.topic_posts, settings.topic_feedback])
+        producer = make_producer(settings)
+    except KafkaError as exc:
+        raise BrokerError(f"cannot reach the broker at {settings.broker}: {exc}") from None
     sent = Sent()
     bar = Progress(min(total, limit) if total and limit else (limit or total), "produce", enabled=progress)
     start = time.monotonic()
@@ -125,7 +128,7 @@ def produce(settings: Settings, events: Iterable[dict[str, Any] | bytes], *, rat
                     time.sleep(ahead)
         producer.flush()
     except KafkaError as exc:
-        raise RuntimeError(f"could not produce to {settings.broker}: {exc}") from exc
+        raise BrokerError(f"could not produce to {settings.broker}: {exc}") from None
     finally:
         producer.close()
     sent.seconds = time.monotonic() - start

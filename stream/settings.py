@@ -73,7 +73,7 @@ class Settings:
     broker: str | None = _setting(
         None,
         "Kafka bootstrap server(s), `host:port[,host:port]` or `kafka://host:port`. Unset: the demo "
-        "and the bench start the embedded broker on a free loopback port.",
+        "starts the embedded broker on a free loopback port (the worker and `produce` need it set).",
     )
     app_id: str = _setting("interest-stream", "Faust app id = Kafka consumer group id.")
     topic_posts: str = _setting("social.posts", "Input topic of post events (JSON).")

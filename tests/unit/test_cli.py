@@ -1,0 +1,50 @@
+"""Bad arguments and settings: one line on stderr, no traceback, a non-zero exit."""
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from models.factory import CANDIDATES
+from stream.settings import MODEL_CHOICES
+
+
+def run(*args, env=None):
+    import os
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "stream", *args], capture_output=True, text=True,
+                          env=full_env, timeout=120)
+
+
+@pytest.mark.parametrize("args, env, expected", [
+    (["demo", "--events", "ten"], None, "argument --events: 'ten' is not a whole number"),
+    (["produce", "x.jsonl", "--rate", "-1"], None, "argument --rate: -1 must be positive"),
+    (["nonsense"], None, "invalid choice: 'nonsense'"),
+    (["evaluate", "--test", "/nonexistent.jsonl"], None, "/nonexistent.jsonl: no such file"),
+    (["evaluate", "--test", "tweets"], {"STREAM_MODEL": "bert"}, "STREAM_MODEL='bert' is not one of"),
+    (["produce", "README.md"], {"STREAM_BROKER": "127.0.0.1:1"}, "unknown format"),
+    (["compare", "tweets", "--models", "nb,gpt"], None, "unknown model 'gpt'"),
+])
+def test_errors_are_one_line(args, env, expected):
+    res = run(*args, env=env)
+    assert res.returncode != 0
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert expected in lines[0] and "Traceback" not in res.stderr
+
+
+def test_evaluate_json_on_a_small_file(tmp_path):
+    from stream.data import tweets_stream
+
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in tweets_stream()[:600]) + b"\n{broken\n")
+    res = run("evaluate", "--test", str(path), "--json")
+    assert res.returncode == 0, res.stderr
+    report = orjson.loads(res.stdout)
+    assert {"n", "accuracy", "macro_f1", "kappa", "events_per_s"} <= set(report)
+    assert report["dead_letters"] == {"malformed_json": 1} and 0.3 < report["accuracy"] <= 1
+
+
+def test_model_choices_match_the_factory():
+    assert set(MODEL_CHOICES) == set(CANDIDATES)
