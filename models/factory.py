@@ -68,9 +68,9 @@ DESCRIPTIONS = {
     "prior": "baseline: always the most frequent label so far",
     "nb": "multinomial naive Bayes, River's maths, hand-optimised (models/nb.py)",
     "river-nb": "river.naive_bayes.MultinomialNB (stock)",
-    "logreg": "l2-normalise | one-vs-rest river LogisticRegression (SGD)",
-    "softmax": "l2-normalise | river SoftmaxRegression (SGD)",
-    "pa": "l2-normalise | one-vs-rest river PAClassifier (PA-I)",
+    "logreg": "l2-normalise → one-vs-rest river LogisticRegression (SGD)",
+    "softmax": "l2-normalise → river SoftmaxRegression (SGD)",
+    "pa": "l2-normalise → one-vs-rest river PAClassifier (PA-I)",
 }
 
 

@@ -106,11 +106,11 @@ class TopicReader:
 
 
 def wait_processed(settings: Settings, sent_posts: int, sent_feedback: int, timeout: float,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, since: float | None = None) -> dict[str, Any]:
     """Follow the metrics topic until the worker has seen every post and feedback sent and its
     counts stand still for one interval (records redelivered after a rebalance are counted too)."""
     reader = TopicReader(settings, settings.topic_metrics)
-    bar = Progress(sent_posts, "process", enabled=progress)
+    bar = Progress(sent_posts, "process", enabled=progress, start=since)
     last: dict[str, Any] = {}
     previous: dict[str, Any] | None = None
     deadline = time.monotonic() + timeout
@@ -206,7 +206,7 @@ def format_report(r: dict[str, Any]) -> str:
     return "\n".join([line, *(f"{k:<{width}}  {v}" for k, v in rows), line])
 
 
-def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float | None = 1000.0,
+def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float | None = 600.0,
              fault_rate: float = 0.005,
              feedback_fraction: float = 0.3, progress: bool = True) -> dict[str, Any]:
     """Run the whole demo; returns the report (also written to ``out_dir/report.json``)."""
@@ -229,9 +229,11 @@ def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float 
         worker.wait_ready()
         print(f"worker metrics at http://{settings.web_host}:{settings.web_port}/metrics "
               f"(log: {out_dir / 'worker.log'})", file=sys.stderr)
+        started = time.monotonic()
         sent = produce(settings, inject_faults(stream, fault_rate), rate=rate, feedback_fraction=feedback_fraction,
                        progress=progress, total=len(stream))
-        snapshot = wait_processed(settings, sent.posts, sent.feedback, timeout=300, progress=progress)
+        snapshot = wait_processed(settings, sent.posts, sent.feedback, timeout=300, progress=progress,
+                                  since=started)
         pred_ids, reasons, _ = read_outputs(settings, snapshot["counts"].get("predicted", 0))
         report = build_report(snapshot, sent, pred_ids, reasons, time.monotonic() - wall)
     (out_dir / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))

@@ -22,13 +22,14 @@ log = logging.getLogger(__name__)
 class Progress:
     """A progress bar on a terminal, a line every 10 % elsewhere (logs stay readable)."""
 
-    def __init__(self, total: int | None, label: str, out: TextIO = sys.stderr, enabled: bool = True):
+    def __init__(self, total: int | None, label: str, out: TextIO = sys.stderr, enabled: bool = True,
+                 start: float | None = None):
         self.total = total
         self.label = label
         self.out = out
         self.enabled = enabled
         self.tty = out.isatty()
-        self.start = time.monotonic()
+        self.start = time.monotonic() if start is None else start  # rates count from here
         self._last = 0.0
         self._last_decile = -1
 
