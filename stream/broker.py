@@ -82,6 +82,12 @@ class EmbeddedBroker:
         log.info("embedded broker listening on %s (pid %d)", self.bootstrap, self._proc.pid)
         return self
 
+    def wait(self) -> int:
+        """Block until the broker process exits; its exit code."""
+        if self._proc is None:
+            raise BrokerError("the broker is not running")
+        return self._proc.wait()
+
     def stop(self) -> None:
         if self._proc is None:
             return

@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Callable, NoReturn, Sequence
 
 import orjson
 
@@ -23,34 +23,24 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
+def _checked(parse: Callable[[str], float], ok: Callable[[float], bool], must: str) -> Callable[[str], float]:
+    """An argparse type: ``parse`` the text, then check it, with one-line messages."""
+    def convert(text: str) -> float:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a {'whole number' if parse is int else 'number'}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text} {must}")
+        return value
+
+    return convert
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be positive")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
-    return value
+_positive_int = _checked(int, lambda v: v >= 1, "must be at least 1")
+_positive_float = _checked(float, lambda v: v > 0, "must be positive")
+_fraction = _checked(float, lambda v: 0 <= v <= 1, "is not between 0 and 1")
 
 
 def _settings_epilog() -> str:
@@ -123,8 +113,7 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
     with EmbeddedBroker(port=args.port) as broker:
         print(f"embedded broker on {broker.bootstrap} (memory-only); Ctrl-C stops it", file=sys.stderr)
         try:
-            assert broker._proc is not None
-            return broker._proc.wait()
+            return broker.wait()
         except KeyboardInterrupt:
             return 0
 

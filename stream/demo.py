@@ -130,29 +130,23 @@ def wait_processed(settings: Settings, sent_posts: int, sent_feedback: int, time
                     f"(last snapshot: {last.get('counts')})")
 
 
-def read_outputs(settings: Settings, expect_predictions: int) -> tuple[Counter[str], Counter[str], list[dict]]:
+def read_outputs(settings: Settings, expect_predictions: int) -> tuple[Counter[str], Counter[str]]:
     """Prediction post ids (with repeats) and dead letters by reason, read back from their topics."""
     pred_ids: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
-    samples: list[dict] = []
-    for topic, sink in ((settings.topic_predictions, "p"), (settings.topic_dlq, "d")):
+    for topic, counter, field in ((settings.topic_predictions, pred_ids, "post_id"),
+                                  (settings.topic_dlq, reasons, "reason")):
         reader = TopicReader(settings, topic)
-        idle = 0
-        try:
-            while idle < 5 and (sink == "d" or sum(pred_ids.values()) < expect_predictions):
+        idle, deadline = 0, time.monotonic() + 60
+        try:  # until the expected predictions came, then until the topic has been quiet for 1 s
+            while time.monotonic() < deadline and (
+                    idle < 5 or (counter is pred_ids and sum(pred_ids.values()) < expect_predictions)):
                 values = reader.poll()
                 idle = 0 if values else idle + 1
-                for value in values:
-                    rec = orjson.loads(value)
-                    if sink == "p":
-                        pred_ids[rec["post_id"]] += 1
-                        if len(samples) < 5 and rec.get("model_version", 0) > 1000:
-                            samples.append(rec)
-                    else:
-                        reasons[rec["reason"]] += 1
+                counter.update(orjson.loads(v)[field] for v in values)
         finally:
             reader.close()
-    return pred_ids, reasons, samples
+    return pred_ids, reasons
 
 
 def build_report(snapshot: dict[str, Any], sent: Any, pred_ids: Counter[str], reasons: Counter[str],
@@ -234,7 +228,7 @@ def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float 
                        progress=progress, total=len(stream))
         snapshot = wait_processed(settings, sent.posts, sent.feedback, timeout=300, progress=progress,
                                   since=started)
-        pred_ids, reasons, _ = read_outputs(settings, snapshot["counts"].get("predicted", 0))
+        pred_ids, reasons = read_outputs(settings, snapshot["counts"].get("predicted", 0))
         report = build_report(snapshot, sent, pred_ids, reasons, time.monotonic() - wall)
     (out_dir / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return report

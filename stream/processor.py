@@ -230,7 +230,7 @@ class Processor:
         """The figures published on the metrics topic (JSON-ready)."""
         snap = self.stats.snapshot()
         snap["quality"] = self.quality.snapshot()
-        snap["model"] = {"name": self.model.name, "version": self.model.version,
+        snap["model"] = {"name": self.model.name, "version": self.model.version, "n_classes": len(self.model.classes),
                          "classes": sorted(map(str, self.model.classes))}
         snap["pending_labels"] = len(self.pending)
         snap["labels_expired"] = self.pending.expired
