@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import faust
 import orjson
 
+from stream.live import History, page_html
 from stream.processor import Message, Outputs, Processor
 from stream.settings import Settings
 from stream.topics import Topics
@@ -65,8 +66,9 @@ def assignment_state(app: faust.App) -> dict[str, Any]:
             "assigned": assigned}
 
 
-def register_agents(app: faust.App, settings: Settings, topics: Topics, processor: Processor) -> None:
-    """Attach the stream's agents and timers to ``app``."""
+def register_agents(app: faust.App, settings: Settings, topics: Topics, processor: Processor,
+                    history: History) -> None:
+    """Attach the stream's agents, timers and web pages to ``app``."""
     publisher = Publisher(app, topics, processor)
 
     @app.agent(topics.posts, name="posts")
@@ -83,7 +85,17 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
 
     @app.timer(settings.metrics_interval, name="metrics")
     async def metrics() -> None:
-        await publisher.send(topics.metrics, [(None, orjson.dumps(processor.snapshot()))])
+        snapshot = processor.snapshot()
+        history.record(snapshot)
+        await publisher.send(topics.metrics, [(None, orjson.dumps(snapshot))])
+
+    @app.page("/live")
+    async def live(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        return web.html(page_html())
+
+    @app.page("/api/live")
+    async def live_data(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        return web.bytes(orjson.dumps(history.view()), content_type="application/json")
 
     @app.page("/ready")
     async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:

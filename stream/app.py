@@ -13,6 +13,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
 from stream.agents import register_agents
+from stream.live import History
 from stream.metrics import StatsCollector
 from stream.processor import Processor
 from stream.settings import Settings
@@ -29,6 +30,7 @@ class InterestStream:
     processor: Processor
     topics: Topics
     registry: CollectorRegistry
+    history: History
 
 
 def create_app(settings: Settings, processor: Processor | None = None) -> InterestStream:
@@ -57,11 +59,12 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     app.fetch_max_wait_ms = settings.fetch_wait_ms
     processor = processor or Processor(settings)
     topics = declare_topics(app, settings)
-    register_agents(app, settings, topics, processor)
+    history = History()
+    register_agents(app, settings, topics, processor, history)
     registry = CollectorRegistry(auto_describe=True)
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
     registry.register(StatsCollector(processor.stats, processor.gauges))
-    return InterestStream(app, settings, processor, topics, registry)
+    return InterestStream(app, settings, processor, topics, registry, history)
 
 
 def main(argv: Sequence[str] = (), settings: Settings | None = None) -> None:
