@@ -76,6 +76,8 @@ def build_parser() -> Parser:
                    help="share of posts replaced by malformed records, to show the dead-letter path")
     d.add_argument("--feedback-fraction", type=_fraction, default=0.3,
                    help="share of labels sent later on the feedback topic")
+    d.add_argument("--keep", action="store_true",
+                   help="leave the broker, worker and live page up after the replay, until Ctrl-C")
 
     e = sub.add_parser("evaluate", help="run the same cleaning and model offline (no Kafka) and report quality")
     e.add_argument("--test", type=Path, required=True, help="events to report on (or 'tweets' for the demo stream)")
@@ -135,9 +137,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from stream.demo import format_report, run_demo
 
     report = run_demo(settings, args.events, args.out, rate=args.rate, fault_rate=args.fault_rate,
-                      feedback_fraction=args.feedback_fraction)
-    print(format_report(report))
-    print(f"report: {args.out / 'report.json'}")
+                      feedback_fraction=args.feedback_fraction, keep=args.keep)
+    if not args.keep:
+        print(format_report(report))
+    print(f"report: {args.out / 'report.json'}, charts: {args.out / 'report.png'}")
     return 0
 
 

@@ -24,6 +24,7 @@ from kafka import KafkaConsumer
 from stream.broker import EmbeddedBroker, free_port
 from stream.data import inject_faults, tweets_stream
 from stream.produce import Progress, produce
+from stream.report import write_png
 from stream.settings import PREFIX, Settings
 
 log = logging.getLogger(__name__)
@@ -106,9 +107,11 @@ class TopicReader:
 
 
 def wait_processed(settings: Settings, sent_posts: int, sent_feedback: int, timeout: float,
-                   progress: bool = True, since: float | None = None) -> dict[str, Any]:
+                   progress: bool = True, since: float | None = None,
+                   collect: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Follow the metrics topic until the worker has seen every post and feedback sent and its
-    counts stand still for one interval (records redelivered after a rebalance are counted too)."""
+    counts stand still for one interval (records redelivered after a rebalance are counted too).
+    Returns the last snapshot; every snapshot read is appended to ``collect``."""
     reader = TopicReader(settings, settings.topic_metrics)
     bar = Progress(sent_posts, "process", enabled=progress, start=since)
     last: dict[str, Any] = {}
@@ -118,6 +121,8 @@ def wait_processed(settings: Settings, sent_posts: int, sent_feedback: int, time
         while time.monotonic() < deadline:
             for value in reader.poll():
                 previous, last = last.get("counts"), orjson.loads(value)
+                if collect is not None:
+                    collect.append(last)
             counts = last.get("counts", {})
             done = counts.get("posts_in", 0)
             bar.update(done, f"predicted {counts.get('predicted', 0)}")
@@ -201,9 +206,10 @@ def format_report(r: dict[str, Any]) -> str:
 
 
 def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float | None = 600.0,
-             fault_rate: float = 0.005,
-             feedback_fraction: float = 0.3, progress: bool = True) -> dict[str, Any]:
-    """Run the whole demo; returns the report (also written to ``out_dir/report.json``)."""
+             fault_rate: float = 0.005, feedback_fraction: float = 0.3, progress: bool = True,
+             keep: bool = False) -> dict[str, Any]:
+    """Run the whole demo; returns the report, also written to ``out_dir/report.json`` and drawn in
+    ``out_dir/report.png``. With ``keep``, the broker and worker stay up (live page) until Ctrl-C."""
     out_dir.mkdir(parents=True, exist_ok=True)
     wall = time.monotonic()
     stream = tweets_stream()[:events] if events else tweets_stream()
@@ -221,14 +227,25 @@ def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float 
                                     data_dir=str(out_dir / "worker-data"))
         worker = stack.enter_context(WorkerProcess(settings, out_dir / "worker.log"))
         worker.wait_ready()
-        print(f"worker metrics at http://{settings.web_host}:{settings.web_port}/metrics "
-              f"(log: {out_dir / 'worker.log'})", file=sys.stderr)
+        web = f"http://{settings.web_host}:{settings.web_port}"
+        print(f"live page: {web}/live   Prometheus metrics: {web}/metrics   (worker log: "
+              f"{out_dir / 'worker.log'})", file=sys.stderr)
         started = time.monotonic()
         sent = produce(settings, inject_faults(stream, fault_rate), rate=rate, feedback_fraction=feedback_fraction,
                        progress=progress, total=len(stream))
+        snapshots: list[dict[str, Any]] = []
         snapshot = wait_processed(settings, sent.posts, sent.feedback, timeout=300, progress=progress,
-                                  since=started)
+                                  since=started, collect=snapshots)
         pred_ids, reasons = read_outputs(settings, snapshot["counts"].get("predicted", 0))
         report = build_report(snapshot, sent, pred_ids, reasons, time.monotonic() - wall)
-    (out_dir / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        (out_dir / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        write_png(snapshots, report, out_dir / "report.png")
+        if keep:
+            print(format_report(report))
+            print(f"replay done; the live page stays up at {web}/live until Ctrl-C", file=sys.stderr)
+            try:
+                while worker.proc is not None and worker.proc.poll() is None:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
     return report

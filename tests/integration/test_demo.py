@@ -25,3 +25,6 @@ def test_demo_runs_end_to_end_and_reports_what_it_read_back(tmp_path):
     assert report["labels_learned"]["feedback"] > 0 and report["prequential"]["n"] > 1000
     assert 0.5 < report["prequential"]["macro_f1"] <= 1
     assert "prequential macro-F1" in res.stdout and "report:" in res.stdout
+    png = (tmp_path / "report.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    assert "live page: http://127.0.0.1:" in res.stderr
