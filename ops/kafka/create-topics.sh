@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# One-shot topic creation for docker-compose.yml (runs in the apache/kafka image).
+# Names, partitions and replication come from the same STREAM_* variables as the workers.
+set -euo pipefail
+bin=/opt/kafka/bin/kafka-topics.sh
+bootstrap=${STREAM_BROKER:?STREAM_BROKER is not set}
+partitions=${STREAM_PARTITIONS:-4}
+replication=${STREAM_REPLICATION:-1}
+
+create() {  # name partitions [--config k=v ...]
+  local name=$1 parts=$2
+  shift 2
+  "$bin" --bootstrap-server "$bootstrap" --create --if-not-exists --topic "$name" \
+    --partitions "$parts" --replication-factor "$replication" "$@"
+}
+
+week=604800000
+create "${STREAM_TOPIC_POSTS:-social.posts}" "$partitions" --config retention.ms=$week
+create "${STREAM_TOPIC_FEEDBACK:-social.feedback}" "$partitions" --config retention.ms=$week
+create "${STREAM_TOPIC_PREDICTIONS:-interest.predictions}" "$partitions" --config retention.ms=$week
+create "${STREAM_TOPIC_METRICS:-interest.metrics}" 1 --config retention.ms=$week
+create "${STREAM_TOPIC_DLQ:-social.posts.dlq}" "$partitions" --config retention.ms=$((4 * week))
+"$bin" --bootstrap-server "$bootstrap" --list

