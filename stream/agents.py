@@ -54,6 +54,7 @@ class Publisher:
     async def outputs(self, out: Outputs) -> None:
         await self.send(self.topics.predictions, out.predictions)
         await self.send(self.topics.dlq, out.dead_letters)
+        await self.send(self.topics.metrics, [(None, e) for e in out.events])
 
 
 def assignment_state(app: faust.App) -> dict[str, Any]:

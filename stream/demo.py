@@ -120,7 +120,10 @@ def wait_processed(settings: Settings, sent_posts: int, sent_feedback: int, time
     try:
         while time.monotonic() < deadline:
             for value in reader.poll():
-                previous, last = last.get("counts"), orjson.loads(value)
+                record = orjson.loads(value)
+                if record.get("type") != "metrics":
+                    continue  # a drift event
+                previous, last = last.get("counts"), record
                 if collect is not None:
                     collect.append(last)
             counts = last.get("counts", {})

@@ -51,6 +51,7 @@ def summary(processor: Processor, seconds: float, n_events: int) -> dict[str, An
         "classes": sorted(map(str, processor.model.classes)),
         "model": processor.model.name,
         "model_version": processor.model.version,
+        "drifts": processor.model.drifts,
     }
 
 

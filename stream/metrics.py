@@ -61,6 +61,7 @@ class Stats:
         self.duplicates: Counter[str] = Counter()  # by kind: id, text
         self.predicted_interest: Counter[str] = Counter()
         self.latency = Latency()
+        self.drifts = 0  # concept drifts detected (and adapted to)
         self.first_event_at: float | None = None
         self.last_event_at: float | None = None
 
@@ -83,6 +84,7 @@ class Stats:
             "dead_letters": dict(self.dead_letters),
             "duplicates": dict(self.duplicates),
             "predicted_interest": dict(self.predicted_interest),
+            "drifts": self.drifts,
             "events_per_s": self.events_per_s(),
             "latency": self.latency.quantiles(),
         }
@@ -113,6 +115,9 @@ class StatsCollector(Collector):
         yield self._counter("duplicates", "Duplicate posts dropped, by kind.", "kind", s.duplicates.items())
         yield self._counter("predictions", "Predictions published, by top interest.", "interest",
                             s.predicted_interest.items())
+        drifts = CounterMetricFamily(f"{self.prefix}_drifts", "Concept drifts detected in the error stream.")
+        drifts.add_metric([], s.drifts)
+        yield drifts
         lat = s.latency
         buckets, acc = [], 0
         for bound, n in zip([*map(str, lat.buckets), "+Inf"], lat.counts):

@@ -41,10 +41,12 @@ class Message:
 
 @dataclass(slots=True)
 class Outputs:
-    """What one batch produces: records for the output topics, as (key, value) bytes."""
+    """What one batch produces: records for the output topics, as (key, value) bytes, and events
+    for the metrics topic (a drift, with what was done about it)."""
 
     predictions: list[tuple[bytes, bytes]] = field(default_factory=list)
     dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    events: list[bytes] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,7 @@ class Processor:
     def __init__(self, settings: Settings, model: OnlineModel | None = None, learn: bool = True,
                  clock: Callable[[], float] = time.time):
         self.settings = settings
-        self.model = model or OnlineModel(settings.model, settings.hash_bits)
+        self.model = model or OnlineModel(settings.model, settings.hash_bits, adapt=settings.drift_adapt)
         self.learning = learn
         self.clock = clock
         self.stats = Stats(clock)
@@ -132,11 +134,16 @@ class Processor:
         self.seen_ids.add(post.id)
         return None
 
-    def _learn(self, x: Features, label: str, predicted: str | None, source: str) -> None:
+    def _learn(self, out: Outputs, x: Features, label: str, predicted: str | None, source: str) -> None:
         self.quality.update(label, predicted)
-        if self.learning:
-            self.model.learn(x, label)
-            self.stats.outcomes["learned_" + source] += 1
+        if not self.learning:
+            return
+        event = self.model.learn(x, label, predicted)
+        self.stats.outcomes["learned_" + source] += 1
+        if event is not None:
+            self.stats.drifts += 1
+            event["at"] = int(self.clock() * 1000)
+            out.events.append(orjson.dumps(event))
 
     def process_posts(self, messages: Sequence[Message]) -> Outputs:
         """Run a batch of raw post records through the pipeline."""
@@ -164,9 +171,9 @@ class Processor:
             predicted = top_class(scores)
             version = self.model.version  # the model that made this prediction
             if post.interest is not None:
-                self._learn(x, post.interest, predicted, "inline")
+                self._learn(out, x, post.interest, predicted, "inline")
             elif (label := self.early.pop(post.id, now)) is not None:
-                self._learn(x, label, predicted, "feedback")
+                self._learn(out, x, label, predicted, "feedback")
             else:
                 self.pending.put(post.id, Pending(x, predicted), now)
             record = prediction_record(post, clean, scores, version, now)
@@ -187,10 +194,10 @@ class Processor:
             if isinstance(fb, Rejected):
                 self._reject(out, msg, fb, now)
                 continue
-            self.apply_feedback(fb, now)
+            self.apply_feedback(out, fb, now)
         return out
 
-    def apply_feedback(self, fb: Feedback, now: float) -> bool:
+    def apply_feedback(self, out: Outputs, fb: Feedback, now: float) -> bool:
         """Learn from one delayed label; ``False`` if its post has not been seen (yet)."""
         if fb.interest is None:
             return False  # a sentiment-only label: nothing for the interest model
@@ -199,7 +206,7 @@ class Processor:
             self.early.put(fb.post_id, fb.interest, now)
             self.stats.outcomes["feedback_early"] += 1
             return False
-        self._learn(pending.features, fb.interest, pending.predicted, "feedback")
+        self._learn(out, pending.features, fb.interest, pending.predicted, "feedback")
         return True
 
     def _reject(self, out: Outputs, msg: Message, rejected: Rejected, now: float) -> None:
@@ -220,6 +227,8 @@ class Processor:
             ("rolling_accuracy", "Prequential accuracy over the rolling window.", q["rolling"]["accuracy"]),
             ("rolling_macro_f1", "Prequential macro-F1 over the rolling window.", q["rolling"]["macro_f1"]),
             ("rolling_kappa", "Prequential kappa over the rolling window.", q["rolling"]["kappa"]),
+            ("model_drifts", "Drifts this worker's model adapted to (since start).", float(self.model.drifts)),
+            ("model_error_rate", "Error rate over the drift detector's window.", self.model.detector.error_rate),
             ("pending_labels", "Posts whose features wait for a delayed label.", float(len(self.pending))),
             ("labels_expired", "Posts whose delayed label never came within the TTL.", float(self.pending.expired)),
             ("early_labels", "Delayed labels waiting for their post.", float(len(self.early))),
@@ -228,9 +237,10 @@ class Processor:
 
     def snapshot(self) -> dict[str, Any]:
         """The figures published on the metrics topic (JSON-ready)."""
-        snap = self.stats.snapshot()
+        snap = {"type": "metrics", **self.stats.snapshot()}
         snap["quality"] = self.quality.snapshot()
         snap["model"] = {"name": self.model.name, "version": self.model.version, "n_classes": len(self.model.classes),
+                         "drifts": self.model.drifts, "error_rate": self.model.detector.error_rate,
                          "classes": sorted(map(str, self.model.classes))}
         snap["pending_labels"] = len(self.pending)
         snap["labels_expired"] = self.pending.expired

@@ -84,6 +84,8 @@ class Settings:
     partitions: int = _setting(4, "Partitions of the topics the app creates.")
     replication: int = _setting(1, "Replication factor of the topics the app creates.")
     model: str = _setting("nb", f"Interest model, one of {', '.join(MODEL_CHOICES)}.")
+    drift_adapt: bool = _setting(True, "Detect concept drift (ADWIN on the error stream) and replace the "
+                                 "model by one trained since the warning.")
     hash_bits: int = _setting(20, "Text features are hashed into 2^bits buckets (bounds model memory).")
     web_host: str = _setting("127.0.0.1", "Interface of the worker's web server (/metrics).")
     web_port: int = _setting(6066, "Port of the worker's web server; Prometheus scrapes /metrics here.")
