@@ -12,6 +12,7 @@ import orjson
 
 from stream.live import History, page_html
 from stream.processor import Message, Outputs, Processor
+from stream.replica import Replica
 from stream.settings import Settings
 from stream.topics import Topics
 
@@ -44,16 +45,19 @@ class Publisher:
             self.stats.outcomes["publish_errors"] += 1
             log.error("could not publish a record: %r", fut.exception())
 
-    async def send(self, topic: faust.TopicT, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+    async def send(self, topic: faust.TopicT, records: Sequence[tuple[bytes | None, bytes]],
+                   partition: int | None = None) -> None:
         send = self.app.producer.send
         name = topic.get_topic_name()
         for key, value in records:
-            fut = await send(name, key, value, None, None, None)
+            fut = await send(name, key, value, partition, None, None)
             fut.add_done_callback(self._delivered)
 
     async def outputs(self, out: Outputs) -> None:
         await self.send(self.topics.predictions, out.predictions)
         await self.send(self.topics.dlq, out.dead_letters)
+        # the training log has one order: partition 0, whatever the topic's partition count
+        await self.send(self.topics.training, out.training, partition=0)
         await self.send(self.topics.metrics, [(None, e) for e in out.events])
 
 
@@ -68,12 +72,34 @@ def assignment_state(app: faust.App) -> dict[str, Any]:
 
 
 def register_agents(app: faust.App, settings: Settings, topics: Topics, processor: Processor,
-                    history: History) -> None:
-    """Attach the stream's agents, timers and web pages to ``app``."""
+                    history: History) -> Replica:
+    """Attach the stream's agents, timers and web pages to ``app``; returns the model replica."""
     publisher = Publisher(app, topics, processor)
+
+    async def publish_event(event: bytes) -> None:
+        await publisher.send(topics.metrics, [(None, event)])
+
+    replica = Replica(settings, processor.learner, publish_event)
+
+    @app.task
+    async def model_replica() -> None:
+        for topic in topics.outputs:
+            await topic.maybe_declare()
+        await replica.run()
+
+    @app.timer(settings.checkpoint_interval, on_leader=True, name="checkpoint")
+    async def checkpoint() -> None:
+        if replica.ready.is_set():
+            await replica.checkpoint("periodic")
+
+    @app.on_before_shutdown.connect
+    async def last_checkpoint(app: faust.App, **kwargs: Any) -> None:
+        if replica.ready.is_set():
+            await replica.close()
 
     @app.agent(topics.posts, name="posts")
     async def posts(stream: faust.StreamT) -> None:
+        await replica.ready.wait()  # predict with the checkpointed model, never from scratch
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
             for i in range(0, len(events), SLICE):
                 batch = [to_message(e) for e in events[i:i + SLICE]]
@@ -101,10 +127,8 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
     @app.page("/ready")
     async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         """200 once this worker consumes its partitions (not rebalancing), else 503."""
-        state = assignment_state(app)
+        state = {**assignment_state(app), "model_ready": replica.ready.is_set()}
+        state["ready"] = state["ready"] and state["model_ready"]
         return web.json(state, status=200 if state["ready"] else 503)
 
-    @app.task
-    async def declare_outputs() -> None:
-        for topic in topics.outputs:
-            await topic.maybe_declare()
+    return replica

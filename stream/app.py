@@ -16,6 +16,7 @@ from stream.agents import register_agents
 from stream.live import History
 from stream.metrics import StatsCollector
 from stream.processor import Processor
+from stream.replica import Replica
 from stream.settings import Settings
 from stream.topics import Topics, declare_topics
 from stream.transport import InterestApp
@@ -31,6 +32,7 @@ class InterestStream:
     topics: Topics
     registry: CollectorRegistry
     history: History
+    replica: Replica
 
 
 def create_app(settings: Settings, processor: Processor | None = None) -> InterestStream:
@@ -60,11 +62,11 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     processor = processor or Processor(settings)
     topics = declare_topics(app, settings)
     history = History()
-    register_agents(app, settings, topics, processor, history)
+    replica = register_agents(app, settings, topics, processor, history)
     registry = CollectorRegistry(auto_describe=True)
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
     registry.register(StatsCollector(processor.stats, processor.gauges))
-    return InterestStream(app, settings, processor, topics, registry, history)
+    return InterestStream(app, settings, processor, topics, registry, history, replica)
 
 
 def main(argv: Sequence[str] = (), settings: Settings | None = None) -> None:

@@ -151,8 +151,12 @@ def clean_text(text: str, max_chars: int = 20_000) -> str:
     text = text[:max_chars]
     text = repair_mojibake(text)
     text = unescape_html(text)
-    text = normalize_unicode(text)
-    text = redact(text)
+    text = _SPACE.sub(" ", normalize_unicode(text))
+    for _ in range(4):  # removing one item can bring two others together: repeat until stable
+        redacted = _SPACE.sub(" ", redact(text))
+        if redacted == text:
+            break
+        text = redacted
     text = expand_hashtags(text)
     text = replace_emoji(text)
     return fold(text)

@@ -15,10 +15,11 @@ import orjson
 
 from models.factory import BASELINES, CANDIDATES, DESCRIPTIONS
 from models.online import OnlineModel
+from stream.learner import Learner
 from stream.processor import Message, Processor
 from stream.settings import Settings
 
-BATCH = 256
+BATCH = 32  # posts predicted before the model learns from them, as in a worker's slice
 
 
 def _records(events: Iterable[dict[str, Any] | bytes]) -> list[Message]:
@@ -30,7 +31,7 @@ def run(processor: Processor, events: Sequence[dict[str, Any] | bytes]) -> float
     messages = _records(events)
     start = time.perf_counter()
     for i in range(0, len(messages), BATCH):
-        processor.process_posts(messages[i:i + BATCH])
+        processor.run_locally(processor.process_posts(messages[i:i + BATCH]))
     return time.perf_counter() - start
 
 
@@ -59,13 +60,13 @@ def evaluate(test: Sequence[dict[str, Any] | bytes], train: Sequence[dict[str, A
              frozen: bool = False, settings: Settings | None = None) -> dict[str, Any]:
     """Learn on ``train`` (if any), then score ``test``; returns the figures of the test stream."""
     settings = settings or Settings.from_env()
-    model = OnlineModel(settings.model, settings.hash_bits)
+    model = OnlineModel(settings.model, settings.hash_bits, adapt=settings.drift_adapt)
     report: dict[str, Any] = {}
     if train:
-        warm = Processor(settings, model)
+        warm = Processor(settings, Learner(settings, model))
         seconds = run(warm, train)
         report["train"] = summary(warm, seconds, len(train))
-    proc = Processor(settings, model, learn=not frozen)
+    proc = Processor(settings, Learner(settings, model, learn=not frozen))
     seconds = run(proc, test)
     report.update(summary(proc, seconds, len(test)))
     report["mode"] = "frozen" if frozen else "prequential"
@@ -78,7 +79,7 @@ def compare(events: Sequence[dict[str, Any] | bytes], names: Iterable[str] = (*B
     settings = settings or Settings.from_env()
     rows = []
     for name in names:
-        proc = Processor(settings, OnlineModel(name, settings.hash_bits))
+        proc = Processor(settings, Learner(settings, OnlineModel(name, settings.hash_bits)))
         seconds = run(proc, events)
         row = summary(proc, seconds, len(events))
         row["size_kb"] = len(pickle.dumps(proc.model.classifier)) / 1024

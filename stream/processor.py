@@ -2,8 +2,8 @@
 
 The Faust agents hand batches of raw records to :class:`Processor` and publish what it returns;
 ``interest-stream evaluate`` and the tests call it directly. Each record goes
-decode → validate → deduplicate → clean → featurize → predict → learn (label known) or wait for
-feedback; every rejection is a dead letter with a reason and the original bytes.
+decode → validate → deduplicate → clean → featurize → predict → training log (learned by the
+:class:`~stream.learner.Learner`); every rejection is a dead letter with a reason and the original bytes.
 """
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ import orjson
 
 from models.evaluation import Prequential
 from models.features import top_class
-from models.online import Features, OnlineModel
+from models.online import OnlineModel
 from stream.cleaning import CleanPost, clean_post, retweet_key
-from stream.events import Feedback, Post, Rejected, parse_feedback, parse_post
+from stream.events import Post, Rejected, parse_feedback, parse_post
+from stream.learner import Learner, training_label, training_post
 from stream.metrics import Stats
 from stream.settings import Settings
-from stream.state import RecentKeys, TTLStore
+from stream.state import RecentKeys
 
 MIN_DUPLICATE_WORDS = 3  # shorter texts ("thank you!") are common, not copies
 
@@ -41,20 +42,13 @@ class Message:
 
 @dataclass(slots=True)
 class Outputs:
-    """What one batch produces: records for the output topics, as (key, value) bytes, and events
-    for the metrics topic (a drift, with what was done about it)."""
+    """What one batch produces: records for the output topics and the training log, as (key, value)
+    bytes, and events for the metrics topic (a drift, with what was done about it)."""
 
     predictions: list[tuple[bytes, bytes]] = field(default_factory=list)
     dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    training: list[tuple[bytes, bytes]] = field(default_factory=list)
     events: list[bytes] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """What a post left behind for its delayed label: features and the prediction made."""
-
-    features: Features
-    predicted: str | None
 
 
 def dead_letter(msg: Message, rejected: Rejected, now: float) -> bytes:
@@ -94,33 +88,39 @@ def prediction_record(post: Post, clean: CleanPost, scores: dict[Any, float], ve
 
 
 class Processor:
-    """Predict-then-learn over batches of raw records, with bounded state.
+    """Decode, validate, deduplicate, clean, featurize and predict over batches of raw records.
+
+    Learning is the :class:`~stream.learner.Learner`'s: the processor appends what it needs to the
+    training log (``Outputs.training``); the worker sends it through the one-partition training topic,
+    :meth:`run_locally` (offline tools, tests) applies it at once.
 
     Parameters
     ----------
     settings
         The stream's settings (model, capacities, TTLs).
-    model
-        The online model; a fresh one from ``settings`` if not given.
-    learn
-        ``False`` freezes the model (evaluation on unseen data).
+    learner
+        Holds the model the predictions come from; a fresh one from ``settings`` if not given.
     clock
         Seconds since the epoch; injectable for tests.
     """
 
-    def __init__(self, settings: Settings, model: OnlineModel | None = None, learn: bool = True,
+    def __init__(self, settings: Settings, learner: Learner | None = None,
                  clock: Callable[[], float] = time.time):
         self.settings = settings
-        self.model = model or OnlineModel(settings.model, settings.hash_bits, adapt=settings.drift_adapt)
-        self.learning = learn
         self.clock = clock
-        self.stats = Stats(clock)
-        self.quality = Prequential(settings.rolling_window)
+        self.stats = learner.stats if learner is not None else Stats(clock)
+        self.learner = learner or Learner(settings, stats=self.stats)
         self.seen_ids = RecentKeys(settings.dedup_capacity)
         self.seen_texts = RecentKeys(settings.dedup_capacity)
-        self.pending: TTLStore[Pending] = TTLStore(settings.feedback_ttl, settings.feedback_capacity)
-        # Labels that overtook their post (topics are consumed independently): held for the post.
-        self.early: TTLStore[str] = TTLStore(settings.feedback_ttl, settings.feedback_capacity)
+        self._local_offset = -1
+
+    @property
+    def model(self) -> OnlineModel:
+        return self.learner.model
+
+    @property
+    def quality(self) -> Prequential:
+        return self.learner.quality
 
     # -- the steps -------------------------------------------------------------------------
     def _duplicate(self, post: Post, clean: CleanPost) -> str | None:
@@ -134,17 +134,6 @@ class Processor:
         self.seen_ids.add(post.id)
         return None
 
-    def _learn(self, out: Outputs, x: Features, label: str, predicted: str | None, source: str) -> None:
-        self.quality.update(label, predicted)
-        if not self.learning:
-            return
-        event = self.model.learn(x, label, predicted)
-        self.stats.outcomes["learned_" + source] += 1
-        if event is not None:
-            self.stats.drifts += 1
-            event["at"] = int(self.clock() * 1000)
-            out.events.append(orjson.dumps(event))
-
     def process_posts(self, messages: Sequence[Message]) -> Outputs:
         """Run a batch of raw post records through the pipeline."""
         out = Outputs()
@@ -152,6 +141,7 @@ class Processor:
         stats = self.stats
         stats.saw_events(len(messages), now)
         max_chars = self.settings.max_text_chars
+        model = self.model
         for msg in messages:
             post = parse_post(msg.value) if msg.value is not None else Rejected("missing_value", "null record")
             if isinstance(post, Rejected):
@@ -166,18 +156,13 @@ class Processor:
                 stats.duplicates[kind] += 1
                 stats.outcomes["duplicates"] += 1
                 continue
-            x = self.model.features(clean)
-            scores = self.model.predict(x)
+            x = model.features(clean)
+            scores = model.predict(x)
             predicted = top_class(scores)
-            version = self.model.version  # the model that made this prediction
-            if post.interest is not None:
-                self._learn(out, x, post.interest, predicted, "inline")
-            elif (label := self.early.pop(post.id, now)) is not None:
-                self._learn(out, x, label, predicted, "feedback")
-            else:
-                self.pending.put(post.id, Pending(x, predicted), now)
-            record = prediction_record(post, clean, scores, version, now)
-            out.predictions.append((post.id.encode(), orjson.dumps(record)))
+            key = post.id.encode()
+            out.training.append((key, training_post(post.id, x, predicted, post.interest)))
+            record = prediction_record(post, clean, scores, model.version, now)
+            out.predictions.append((key, orjson.dumps(record)))
             stats.outcomes["predicted"] += 1
             stats.predicted_interest[str(predicted)] += 1
             if msg.timestamp_ms is not None:
@@ -185,7 +170,7 @@ class Processor:
         return out
 
     def process_feedback(self, messages: Sequence[Message]) -> Outputs:
-        """Join delayed labels to the features their post was predicted with, and learn."""
+        """Validate delayed labels and append them to the training log."""
         out = Outputs()
         now = self.clock()
         for msg in messages:
@@ -193,21 +178,19 @@ class Processor:
             fb = parse_feedback(msg.value) if msg.value is not None else Rejected("missing_value", "null record")
             if isinstance(fb, Rejected):
                 self._reject(out, msg, fb, now)
-                continue
-            self.apply_feedback(out, fb, now)
+            elif fb.interest is not None:  # sentiment-only labels: nothing for the interest model
+                out.training.append((fb.post_id.encode(), training_label(fb.post_id, fb.interest)))
         return out
 
-    def apply_feedback(self, out: Outputs, fb: Feedback, now: float) -> bool:
-        """Learn from one delayed label; ``False`` if its post has not been seen (yet)."""
-        if fb.interest is None:
-            return False  # a sentiment-only label: nothing for the interest model
-        pending = self.pending.pop(fb.post_id, now)
-        if pending is None:
-            self.early.put(fb.post_id, fb.interest, now)
-            self.stats.outcomes["feedback_early"] += 1
-            return False
-        self._learn(out, pending.features, fb.interest, pending.predicted, "feedback")
-        return True
+    def run_locally(self, out: Outputs) -> Outputs:
+        """Apply ``out.training`` to the learner at once (no Kafka); drift events go to ``out.events``."""
+        now_ms = int(self.clock() * 1000)
+        for _, value in out.training:
+            self._local_offset += 1
+            event = self.learner.apply(self._local_offset, value, now_ms)
+            if event is not None:
+                out.events.append(event)
+        return out
 
     def _reject(self, out: Outputs, msg: Message, rejected: Rejected, now: float) -> None:
         self.stats.dead_letters[rejected.reason] += 1
@@ -218,33 +201,38 @@ class Processor:
     def gauges(self) -> list[tuple[str, str, float]]:
         """(name, help, value) of the model's gauges for Prometheus."""
         q = self.quality.snapshot()
+        learner = self.learner
+        staleness = 0.0 if learner.last_record_ms is None else max(0.0, self.clock() - learner.last_record_ms / 1000)
         return [
             ("model_version", "Labels the model has learned.", float(self.model.version)),
             ("model_classes", "Interest classes the model knows.", float(len(self.model.classes))),
+            ("model_drifts", "Drifts the model adapted to.", float(self.model.drifts)),
+            ("model_error_rate", "Error rate over the drift detector's window.", self.model.detector.error_rate),
+            ("training_offset", "Last offset of the training log applied to the model.", float(learner.offset)),
+            ("training_record_age_seconds", "Age of the newest training record the model has applied.", staleness),
             ("prequential_accuracy", "Prequential accuracy since start.", q["accuracy"]),
             ("prequential_macro_f1", "Prequential macro-F1 since start.", q["macro_f1"]),
             ("prequential_kappa", "Prequential Cohen's kappa since start.", q["kappa"]),
             ("rolling_accuracy", "Prequential accuracy over the rolling window.", q["rolling"]["accuracy"]),
             ("rolling_macro_f1", "Prequential macro-F1 over the rolling window.", q["rolling"]["macro_f1"]),
             ("rolling_kappa", "Prequential kappa over the rolling window.", q["rolling"]["kappa"]),
-            ("model_drifts", "Drifts this worker's model adapted to (since start).", float(self.model.drifts)),
-            ("model_error_rate", "Error rate over the drift detector's window.", self.model.detector.error_rate),
-            ("pending_labels", "Posts whose features wait for a delayed label.", float(len(self.pending))),
-            ("labels_expired", "Posts whose delayed label never came within the TTL.", float(self.pending.expired)),
-            ("early_labels", "Delayed labels waiting for their post.", float(len(self.early))),
-            ("early_labels_expired", "Delayed labels whose post never came within the TTL.", float(self.early.expired)),
+            ("pending_labels", "Posts whose features wait for a delayed label.", float(len(learner.pending))),
+            ("labels_expired", "Posts whose delayed label never came within the TTL.", float(learner.pending.expired)),
+            ("early_labels", "Delayed labels waiting for their post.", float(len(learner.early))),
+            ("early_labels_expired", "Delayed labels whose post never came within the TTL.", float(learner.early.expired)),
         ]
 
     def snapshot(self) -> dict[str, Any]:
         """The figures published on the metrics topic (JSON-ready)."""
+        learner = self.learner
         snap = {"type": "metrics", **self.stats.snapshot()}
         snap["quality"] = self.quality.snapshot()
         snap["model"] = {"name": self.model.name, "version": self.model.version, "n_classes": len(self.model.classes),
                          "drifts": self.model.drifts, "error_rate": self.model.detector.error_rate,
-                         "classes": sorted(map(str, self.model.classes))}
-        snap["pending_labels"] = len(self.pending)
-        snap["labels_expired"] = self.pending.expired
-        snap["early_labels"] = len(self.early)
-        snap["early_labels_expired"] = self.early.expired
+                         "classes": sorted(map(str, self.model.classes)), "training_offset": learner.offset}
+        snap["pending_labels"] = len(learner.pending)
+        snap["labels_expired"] = learner.pending.expired
+        snap["early_labels"] = len(learner.early)
+        snap["early_labels_expired"] = learner.early.expired
         snap["at"] = int(self.clock() * 1000)
         return snap

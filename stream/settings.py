@@ -81,6 +81,13 @@ class Settings:
     topic_predictions: str = _setting("interest.predictions", "One prediction per accepted post.")
     topic_metrics: str = _setting("interest.metrics", "Periodic metrics snapshots (JSON).")
     topic_dlq: str = _setting("social.posts.dlq", "Dead letters: reason, original bytes, source position.")
+    topic_training: str = _setting("interest.training", "The training log (one partition): what the model learns, "
+                                   "in one order for every worker.")
+    topic_model: str = _setting("interest.model", "Signed model checkpoints (one partition).")
+    checkpoint_interval: float = _setting(30.0, "Seconds between checkpoints (written by the Faust leader; "
+                                          "every worker also writes one when it stops cleanly).")
+    checkpoint_key: str = _setting("dev-only-change-me", "HMAC key that signs checkpoints; a checkpoint signed "
+                                   "with another key is refused. Set your own in production.")
     partitions: int = _setting(4, "Partitions of the topics the app creates.")
     replication: int = _setting(1, "Replication factor of the topics the app creates.")
     model: str = _setting("nb", f"Interest model, one of {', '.join(MODEL_CHOICES)}.")
@@ -128,7 +135,9 @@ class Settings:
                 raise ConfigError(f"STREAM_{name.upper()}={getattr(self, name)} must be at least 1")
         if not 1 <= self.fetch_wait_ms <= 10_000:
             raise ConfigError(f"STREAM_FETCH_WAIT_MS={self.fetch_wait_ms} must be between 1 and 10000")
-        for name in ("batch_within", "metrics_interval", "feedback_ttl", "session_timeout"):
+        if not self.checkpoint_key:
+            raise ConfigError("STREAM_CHECKPOINT_KEY is empty (checkpoints must be signed)")
+        for name in ("batch_within", "metrics_interval", "feedback_ttl", "session_timeout", "checkpoint_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"STREAM_{name.upper()}={getattr(self, name)} must be positive")
         if not 8 <= self.hash_bits <= 28:

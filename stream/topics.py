@@ -19,10 +19,12 @@ class Topics:
     predictions: faust.TopicT
     metrics: faust.TopicT
     dlq: faust.TopicT
+    training: faust.TopicT
+    model: faust.TopicT
 
     @property
     def outputs(self) -> tuple[faust.TopicT, ...]:
-        return (self.predictions, self.metrics, self.dlq)
+        return (self.predictions, self.metrics, self.dlq, self.training, self.model)
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
@@ -37,4 +39,6 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         predictions=topic(settings.topic_predictions),
         metrics=topic(settings.topic_metrics, partitions=1),
         dlq=topic(settings.topic_dlq),
+        training=topic(settings.topic_training, partitions=1),
+        model=topic(settings.topic_model, partitions=1),
     )

@@ -22,6 +22,7 @@ def settings(broker, tmp_path: Path) -> Settings:
     return Settings(
         broker=broker.bootstrap, app_id=f"it-{run}", topic_posts=f"posts-{run}",
         topic_feedback=f"feedback-{run}", topic_predictions=f"predictions-{run}",
-        topic_metrics=f"metrics-{run}", topic_dlq=f"dlq-{run}", web_port=free_port(),
+        topic_metrics=f"metrics-{run}", topic_dlq=f"dlq-{run}", topic_training=f"training-{run}",
+        topic_model=f"model-{run}", web_port=free_port(),
         metrics_interval=1.0, session_timeout=6.0, data_dir=str(tmp_path / "data"),
     )

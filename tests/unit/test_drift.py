@@ -4,6 +4,7 @@ import pytest
 
 from models.online import OnlineModel
 from stream.data import tweets_stream
+from stream.learner import Learner
 from stream.processor import Message, Processor
 from stream.settings import Settings
 
@@ -20,11 +21,11 @@ def drifting_stream():
 
 def replay(adapt):
     """Per-post correctness (prediction made before learning) and the drift events."""
-    proc = Processor(Settings(), OnlineModel("nb", 20, adapt=adapt))
+    proc = Processor(Settings(), Learner(Settings(), OnlineModel("nb", 20, adapt=adapt)))
     events = drifting_stream()
     hits, drifts = [], []
     for i, e in enumerate(events):
-        out = proc.process_posts([Message(orjson.dumps(e))])
+        out = proc.run_locally(proc.process_posts([Message(orjson.dumps(e))]))
         for _, value in out.predictions:
             hits.append((i, orjson.loads(value)["interest"] == e["interest"]))
         drifts.extend((i, orjson.loads(v)) for v in out.events)

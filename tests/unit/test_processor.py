@@ -3,6 +3,7 @@ import base64
 
 import orjson
 
+from stream.learner import Learner
 from stream.processor import Message, Processor
 from stream.settings import Settings
 
@@ -21,12 +22,21 @@ class Clock:
         return self.t
 
 
+def local(proc, msgs):
+    return proc.run_locally(proc.process_posts(msgs))
+
+
+def feedback(proc, body):
+    return proc.run_locally(proc.process_feedback([Message(orjson.dumps(body))]))
+
+
 def test_predict_then_learn_inline_labels():
     proc = Processor(Settings())
-    out = proc.process_posts([post(1, interest="sports")])
+    out = local(proc, [post(1, interest="sports")])
     first = orjson.loads(out.predictions[0][1])
     assert first["interest"] is None and first["model_version"] == 0  # predicted before learning
-    out = proc.process_posts([post(2, interest="sports")])
+    assert orjson.loads(out.training[0][1])["y"] == "sports"
+    out = local(proc, [post(2, interest="sports")])
     second = orjson.loads(out.predictions[0][1])
     assert second["interest"] == "sports" and second["scores"] == {"sports": 1.0}
     assert proc.quality.snapshot()["n"] == 1  # the first (None) prediction is not scored
@@ -62,35 +72,43 @@ def test_duplicates_are_dropped_and_counted():
 def test_delayed_labels_join_the_features_used_at_prediction_time():
     clock = Clock()
     proc = Processor(Settings(feedback_ttl=60), clock=clock)
-    proc.process_posts([post(1, interest="sports")])
-    proc.process_posts([post(2)])  # no label yet: predicted, then waits
-    assert len(proc.pending) == 1 and proc.model.version == 1
-    proc.process_feedback([Message(orjson.dumps({"post_id": "p2", "interest": "sports"}))])
+    local(proc, [post(1, interest="sports")])
+    local(proc, [post(2)])  # no label yet: predicted, then waits
+    assert len(proc.learner.pending) == 1 and proc.model.version == 1
+    feedback(proc, {"post_id": "p2", "interest": "sports"})
     assert proc.model.version == 2 and proc.stats.outcomes["learned_feedback"] == 1
     # a label that overtakes its post waits for it
-    proc.process_feedback([Message(orjson.dumps({"post_id": "p3", "interest": "sports"}))])
-    proc.process_posts([post(3)])
+    feedback(proc, {"post_id": "p3", "interest": "sports"})
+    local(proc, [post(3)])
     assert proc.model.version == 3 and proc.stats.outcomes["feedback_early"] == 1
     # a label after the TTL finds nothing to learn from
-    proc.process_posts([post(4)])
+    local(proc, [post(4)])
     clock.t += 61
-    proc.process_feedback([Message(orjson.dumps({"post_id": "p4", "interest": "sports"}))])
-    assert proc.model.version == 3 and proc.pending.expired == 1
+    feedback(proc, {"post_id": "p4", "interest": "sports"})
+    assert proc.model.version == 3 and proc.learner.pending.expired == 1
     out = proc.process_feedback([Message(b'{"post_id": 5}')])
     assert orjson.loads(out.dead_letters[0][1])["reason"] == "missing_field"
 
 
+def test_a_post_is_learned_once_even_if_it_comes_again():
+    proc = Processor(Settings())
+    out = proc.process_posts([post(1, interest="sports")])
+    proc.run_locally(out)
+    proc.run_locally(out)  # the same training records again (a replay after a crash)
+    assert proc.model.version == 1 and proc.stats.outcomes["learned_duplicate"] == 1
+
+
 def test_frozen_model_does_not_learn_but_is_scored():
     proc = Processor(Settings())
-    proc.process_posts([post(i, interest="sports") for i in range(3)])
-    frozen = Processor(Settings(), model=proc.model, learn=False)
-    frozen.process_posts([post(10 + i, interest="politics") for i in range(3)])
+    local(proc, [post(i, interest="sports") for i in range(3)])
+    frozen = Processor(Settings(), Learner(Settings(), proc.model, learn=False))
+    local(frozen, [post(10 + i, interest="politics") for i in range(3)])
     assert frozen.model.version == 3 and frozen.quality.snapshot()["accuracy"] == 0.0
 
 
 def test_snapshot_and_gauges_are_json_ready():
     proc = Processor(Settings())
-    proc.process_posts([post(i, interest="sports" if i % 2 else "travel") for i in range(20)])
+    local(proc, [post(i, interest="sports" if i % 2 else "travel") for i in range(20)])
     snap = orjson.loads(orjson.dumps(proc.snapshot()))
     assert snap["counts"]["predicted"] == 20 and snap["model"]["classes"] == ["sports", "travel"]
     assert {name for name, _, _ in proc.gauges()} >= {"model_version", "prequential_macro_f1"}

@@ -1,0 +1,149 @@
+"""The training log and its learner: one model, the same in every worker.
+
+Predictors (the posts agent of every worker) do not learn. They append what learning needs to the
+training topic, which has **one partition**, so it has one order:
+
+- ``post`` records: a post's id, the features it was predicted with, the prediction, and its label if
+  the post came with one;
+- ``label`` records: a delayed label from the feedback topic.
+
+Every worker's :class:`Learner` applies that log in order, with time taken from the records, so every
+worker holds the same model after the same offset: a replicated state machine. The learner joins
+delayed labels to the features kept from ``post`` records (either may come first), learns each post
+id at most once, and scores each label against the prediction made before learning (prequential).
+
+>>> from stream.settings import Settings
+>>> a, b = Learner(Settings()), Learner(Settings())
+>>> log = [training_post("p1", {1: 1.0}, None, "sports"), training_post("p2", {2: 1.0}, "sports", None),
+...        training_label("p2", "travel"), training_post("p1", {1: 1.0}, "sports", "sports")]
+>>> for offset, rec in enumerate(log):
+...     _ = a.apply(offset, rec, timestamp_ms=0); _ = b.apply(offset, rec, timestamp_ms=0)
+>>> a.model.version, a.model.predict({2: 1.0}) == b.model.predict({2: 1.0}), a.stats.outcomes["learned_duplicate"]
+(2, True, 1)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from models.evaluation import Prequential
+from models.online import Features, OnlineModel
+from stream.metrics import Stats
+from stream.settings import Settings
+from stream.state import RecentKeys, TTLStore
+
+
+def training_post(post_id: str, features: Features, predicted: str | None, label: str | None) -> bytes:
+    """A ``post`` record of the training log."""
+    return orjson.dumps({"k": "post", "id": post_id, "x": list(features.items()), "p": predicted, "y": label})
+
+
+def training_label(post_id: str, label: str) -> bytes:
+    """A ``label`` record of the training log (a delayed label)."""
+    return orjson.dumps({"k": "label", "id": post_id, "y": label})
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What a post left behind for its delayed label: features and the prediction made."""
+
+    features: Features
+    predicted: str | None
+
+
+class Learner:
+    """Applies training-log records in offset order; everything it holds is checkpointed.
+
+    Parameters
+    ----------
+    settings
+        Model choice, capacities and TTLs.
+    model
+        The model to train (a fresh one from ``settings`` if not given).
+    learn
+        ``False`` scores labels but does not learn (frozen evaluation).
+    stats
+        Where the counters go (shared with the predictor in a worker).
+    """
+
+    def __init__(self, settings: Settings, model: OnlineModel | None = None, learn: bool = True,
+                 stats: Stats | None = None):
+        self.settings = settings
+        self.model = model or OnlineModel(settings.model, settings.hash_bits, adapt=settings.drift_adapt)
+        self.learning = learn
+        self.stats = stats or Stats()
+        self.quality = Prequential(settings.rolling_window)
+        self.pending: TTLStore[Pending] = TTLStore(settings.feedback_ttl, settings.feedback_capacity)
+        self.early: TTLStore[str] = TTLStore(settings.feedback_ttl, settings.feedback_capacity)
+        self.learned = RecentKeys(settings.dedup_capacity)
+        self.offset = -1  # the last training-log offset applied
+        self.last_record_ms: int | None = None
+
+    def apply(self, offset: int, value: bytes, timestamp_ms: int) -> bytes | None:
+        """Apply one record; returns a drift event (JSON) when the model was replaced. Records at or
+        below the last offset applied are skipped (a replay after a checkpoint)."""
+        if offset <= self.offset:
+            return None
+        self.offset = offset
+        self.last_record_ms = timestamp_ms
+        now = timestamp_ms / 1000.0
+        try:
+            rec = orjson.loads(value)
+            kind, post_id, label = rec["k"], rec["id"], rec.get("y")
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            self.stats.outcomes["training_malformed"] += 1
+            return None
+        if kind == "post":
+            x = {int(k): float(v) for k, v in rec["x"]}
+            if label is None:
+                label = self.early.pop(post_id, now)
+                if label is None:
+                    self.pending.put(post_id, Pending(x, rec.get("p")), now)
+                    return None
+                return self._learn(post_id, x, label, rec.get("p"), "feedback")
+            return self._learn(post_id, x, label, rec.get("p"), "inline")
+        pending = self.pending.pop(post_id, now)
+        if pending is None:
+            self.early.put(post_id, label, now)
+            self.stats.outcomes["feedback_early"] += 1
+            return None
+        return self._learn(post_id, pending.features, label, pending.predicted, "feedback")
+
+    def _learn(self, post_id: str, x: Features, label: str, predicted: str | None, source: str) -> bytes | None:
+        if post_id in self.learned:
+            self.stats.outcomes["learned_duplicate"] += 1  # a post re-predicted after a crash
+            return None
+        self.learned.add(post_id)
+        self.quality.update(label, predicted)
+        if not self.learning:
+            return None
+        event = self.model.learn(x, label, predicted)
+        self.stats.outcomes["learned_" + source] += 1
+        if event is None:
+            return None
+        self.stats.drifts += 1
+        return orjson.dumps({**event, "at": self.last_record_ms, "offset": self.offset})
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything that must survive a restart."""
+        return {"model": self.model, "quality": self.quality, "pending": self.pending, "early": self.early,
+                "learned": self.learned, "offset": self.offset, "last_record_ms": self.last_record_ms}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model = state["model"]
+        self.quality = state["quality"]
+        self.pending = state["pending"]
+        self.early = state["early"]
+        self.learned = state["learned"]
+        self.offset = state["offset"]
+        self.last_record_ms = state["last_record_ms"]
+
+    def metadata(self) -> dict[str, Any]:
+        """What a checkpoint says about itself."""
+        q = self.quality.snapshot()
+        return {"version": self.model.version, "offset": self.offset, "model": self.model.name,
+                "labels_learned": self.model.version, "last_record_ms": self.last_record_ms,
+                "accuracy": q["accuracy"], "macro_f1": q["macro_f1"], "kappa": q["kappa"]}
