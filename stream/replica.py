@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from models.persistence import CheckpointError, dump, load, read_meta
 from stream.learner import Learner
+from stream.metrics import Latency
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Replica:
         self.ready = asyncio.Event()  # set once the checkpoint is loaded and the log read up to its end
         self.checkpoints_written = 0
         self.checkpoints_refused = 0
+        self.staleness = Latency(recent=2000)  # training record written → applied here
         self._producer: AIOKafkaProducer | None = None
 
     def _consumer(self) -> AIOKafkaConsumer:
@@ -104,7 +106,10 @@ class Replica:
         try:
             while True:
                 batches = await consumer.getmany(tp, timeout_ms=200, max_records=2000)
-                for i, record in enumerate(batches.get(tp, [])):
+                records = batches.get(tp, [])
+                if records and self.ready.is_set():
+                    self.staleness.observe(max(0.0, time.time() - records[-1].timestamp / 1000))
+                for i, record in enumerate(records):
                     event = self.learner.apply(record.offset, record.value, record.timestamp)
                     if event is not None:
                         await self.on_event(event)

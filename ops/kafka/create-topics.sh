@@ -20,4 +20,10 @@ create "${STREAM_TOPIC_FEEDBACK:-social.feedback}" "$partitions" --config retent
 create "${STREAM_TOPIC_PREDICTIONS:-interest.predictions}" "$partitions" --config retention.ms=$week
 create "${STREAM_TOPIC_METRICS:-interest.metrics}" 1 --config retention.ms=$week
 create "${STREAM_TOPIC_DLQ:-social.posts.dlq}" "$partitions" --config retention.ms=$((4 * week))
+# The training log: one partition (one order for every worker's learner); kept long after the newest
+# checkpoint, which a starting worker replays it from.
+create "${STREAM_TOPIC_TRAINING:-interest.training}" 1 --config retention.ms=$((4 * week))
+# Checkpoints: one partition, compacted (all share one key: the newest few survive), large records.
+create "${STREAM_TOPIC_MODEL:-interest.model}" 1 --config cleanup.policy=compact \
+  --config max.message.bytes=104857600 --config min.compaction.lag.ms=3600000
 "$bin" --bootstrap-server "$bootstrap" --list

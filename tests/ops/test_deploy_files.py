@@ -14,15 +14,20 @@ ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {name for name, _, _ in describe()}
 
 
-def compose(*files: str) -> dict:
+def compose(*files: str, env: dict | None = None) -> dict:
     binary = shutil.which("docker-compose") or str(Path(sys.executable).parent / "docker-compose")
     args = [binary, "--project-directory", str(ROOT)]
     for f in files:
         args += ["-f", str(ROOT / f)]
     res = subprocess.run([*args, "config", "--format", "json"], capture_output=True, text=True, timeout=60,
-                         env={"PATH": "/usr/bin:/bin"})
+                         env={"PATH": "/usr/bin:/bin", "STREAM_CHECKPOINT_KEY": "k"} if env is None else env)
     assert res.returncode == 0, res.stderr
     return orjson.loads(res.stdout)
+
+
+def test_compose_refuses_to_run_without_a_checkpoint_key():
+    with pytest.raises(AssertionError, match="STREAM_CHECKPOINT_KEY"):
+        compose("docker-compose.yml", env={"PATH": "/usr/bin:/bin"})
 
 
 @pytest.mark.parametrize("files, brokers, replication", [
@@ -58,8 +63,9 @@ def test_topic_script_parses_and_creates_every_topic():
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     text = script.read_text()
     for var in ("STREAM_TOPIC_POSTS", "STREAM_TOPIC_FEEDBACK", "STREAM_TOPIC_PREDICTIONS", "STREAM_TOPIC_METRICS",
-                "STREAM_TOPIC_DLQ", "STREAM_PARTITIONS", "STREAM_REPLICATION", "STREAM_BROKER"):
+                "STREAM_TOPIC_DLQ", "STREAM_TOPIC_TRAINING", "STREAM_TOPIC_MODEL", "STREAM_PARTITIONS", "STREAM_REPLICATION", "STREAM_BROKER"):
         assert "${" + var in text
+    assert "cleanup.policy=compact" in text  # the model topic keeps its newest checkpoints
 
 
 def test_dockerfile_builds_the_worker_image():
