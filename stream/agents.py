@@ -68,7 +68,7 @@ def assignment_state(app: faust.App) -> dict[str, Any]:
     except Exception:  # the consumer is not started yet
         assigned = []
     return {"ready": bool(assigned) and not app.rebalancing, "rebalancing": app.rebalancing,
-            "assigned": assigned}
+            "leader": app.is_leader(), "assigned": assigned}
 
 
 def register_agents(app: faust.App, settings: Settings, topics: Topics, processor: Processor,

@@ -34,6 +34,13 @@ def live(worker):
     return json.loads(urllib.request.urlopen(url, timeout=5).read())["latest"]
 
 
+def ready_state(worker):
+    try:
+        return json.loads(urllib.request.urlopen(f"http://127.0.0.1:{worker.settings.web_port}/ready").read())
+    except OSError:
+        return {}
+
+
 def wait_until(check, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -63,7 +70,8 @@ def worker(settings, tmp_path, name):
 
 @pytest.fixture(scope="module")
 def scenario(broker, tmp_path_factory):
-    """Two workers; one is SIGKILLed while 3,000 posts stream in; the other carries on."""
+    """Two workers; the leader (the checkpoint writer) is SIGKILLed while 3,000 posts stream in; the
+    other carries on and becomes the leader."""
     import uuid
 
     from stream.settings import Settings
@@ -84,10 +92,14 @@ def scenario(broker, tmp_path_factory):
 
     a, b = worker(settings, tmp, "a"), worker(settings, tmp, "b")
     a.wait_ready(), b.wait_ready()
+    # kill the leader: the worker that writes the periodic checkpoints
+    leaders = wait_until(lambda: [w for w in (a, b) if ready_state(w).get("leader")], 30, "a leader")
+    a, b = (a, b) if leaders[0] is a else (b, a)
     sender = threading.Thread(target=produce, args=(settings, events),
                               kwargs={"rate": 300, "feedback_fraction": 0.3, "feedback_delay": 50, "progress": False})
     sender.start()
     time.sleep(4)
+    assert "checkpoint (periodic)" in a.log_file.read_text()  # the one we kill writes the checkpoints
     killed_at = time.time()
     os.kill(a.proc.pid, signal.SIGKILL)
     a.proc.wait()
@@ -114,6 +126,8 @@ def scenario(broker, tmp_path_factory):
                        "the surviving worker to learn every label")
     time.sleep(2)  # anything learned twice would show now
     state = live(b)
+    # the survivor took over the leader role and writes the checkpoints now
+    wait_until(lambda: "checkpoint (periodic)" in b.log_file.read_text(), 30, "the new leader's checkpoint")
     yield {"settings": settings, "valid": valid, "keys": keys, "predictions": predictions, "survivor": b,
            "survivor_state": state, "killed_at": killed_at, "tmp": tmp, "events": events}
     b.stop()
@@ -133,7 +147,7 @@ def test_no_post_lost_and_duplicates_bounded(scenario):
     # at most what the killed worker had processed since its last commit (Faust commits every 2.8 s)
     assert duplicates <= 300 * 4 * 2
     # failover: from the SIGKILL until the survivor is assigned the dead worker's partitions
-    log = (scenario["tmp"] / "b.log").read_text().splitlines()
+    log = scenario["survivor"].log_file.read_text().splitlines()
     assigned = [datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
                 for line in log if "Setting newly assigned partitions" in line]
     after = [t - scenario["killed_at"] for t in assigned if t > scenario["killed_at"]]
