@@ -174,7 +174,6 @@ def test_a_restarted_worker_continues_from_the_checkpoint(scenario):
     c = worker(settings, tmp, "c")
     try:
         c.wait_ready()
-        state = live(c) if live(c).get("model") else None
         log = (tmp / "c.log").read_text()
         assert "loaded checkpoint: version" in log
         loaded = int(log.split("loaded checkpoint: version ")[1].split(",")[0])

@@ -2,7 +2,6 @@
 import json
 import shutil
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 

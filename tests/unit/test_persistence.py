@@ -1,5 +1,4 @@
 """Checkpoints: signed, verified before anything is unpickled, and a learner survives the round trip."""
-import os
 
 import orjson
 import pytest
