@@ -5,7 +5,7 @@ Both structures have a hard capacity, so a long stream cannot grow them without 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Generic, Hashable, TypeVar
+from typing import Generic, Hashable, Iterator, TypeVar
 
 V = TypeVar("V")
 
@@ -37,8 +37,8 @@ class RecentKeys:
             self._keys.popitem(last=False)
         return True
 
-    def discard(self, key: Hashable) -> None:
-        self._keys.pop(key, None)
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(self._keys)
 
 
 class TTLStore(Generic[V]):

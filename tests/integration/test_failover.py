@@ -87,7 +87,7 @@ def scenario(broker, tmp_path_factory):
     events = tweets_stream()[:N_POSTS]
     offline = Processor(settings)
     run(offline, events)
-    valid = set(offline.seen_ids._keys)
+    valid = set(offline.seen_ids)
     keys = {e["id"]: text_key(e) for e in events}
 
     a, b = worker(settings, tmp, "a"), worker(settings, tmp, "b")

@@ -50,7 +50,7 @@ def test_worker_predicts_each_valid_post_once_and_dead_letters_the_rest(settings
     # exactly one prediction per valid post (a redelivered post is dropped as a duplicate id)
     ids = [p["post_id"] for p in predictions]
     assert len(ids) == len(set(ids)) == n_valid == counts["predicted"]
-    assert set(ids) == {p for p in offline.seen_ids._keys}
+    assert set(ids) == set(offline.seen_ids)
     trained = [p["interest"] for p in predictions if p["model_version"] >= 50]
     assert len(trained) > n_valid / 2
     assert set(trained) <= {"travel", "sports", "automotive", "technology", "music", "health"}
