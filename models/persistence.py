@@ -36,7 +36,13 @@ def _mac(key: bytes, header: bytes, payload: bytes) -> str:
 
 def dump(state: Any, meta: dict[str, Any], key: bytes) -> bytes:
     """Serialise and sign ``state`` with its metadata."""
-    payload = zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 3)
+    return seal(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), meta, key)
+
+
+def seal(pickled: bytes, meta: dict[str, Any], key: bytes) -> bytes:
+    """Compress and sign an already pickled state: the part of :func:`dump` that may run in another
+    thread (pickling must happen where the state is not changing)."""
+    payload = zlib.compress(pickled, 3)
     header = orjson.dumps(meta, option=orjson.OPT_SORT_KEYS)
     signed = orjson.dumps({**meta, "mac": _mac(key, header, payload)}, option=orjson.OPT_SORT_KEYS)
     return MAGIC + struct.pack(">I", len(signed)) + signed + payload

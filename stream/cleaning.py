@@ -157,9 +157,13 @@ def clean_text(text: str, max_chars: int = 20_000) -> str:
         if redacted == text:
             break
         text = redacted
-    text = expand_hashtags(text)
-    text = replace_emoji(text)
-    return fold(text)
+    text = fold(replace_emoji(expand_hashtags(text)))
+    for _ in range(3):  # case folding can form new mojibake ("À¡" → "à¡"): repeat the tail until stable
+        again = fold(replace_emoji(repair_mojibake(text)))
+        if again == text:
+            break
+        text = again
+    return text
 
 
 def scale_count(v: float, cap: float = 1e9) -> float:

@@ -70,8 +70,8 @@ def build_parser() -> Parser:
     d = sub.add_parser("demo", help="embedded broker + worker + replay of real tweets, then a summary")
     d.add_argument("--events", type=_positive_int, help="posts to replay (default: all 38,158)")
     d.add_argument("--out", type=Path, default=Path("demo-out"), help="directory of report.json and logs")
-    d.add_argument("--rate", type=_positive_float, default=600.0,
-                   help="posts per second offered; latency is measured at this load (default 600)")
+    d.add_argument("--rate", type=_positive_float, default=400.0,
+                   help="posts per second offered; latency is measured at this load (default 400)")
     d.add_argument("--fault-rate", type=_fraction, default=0.005,
                    help="share of posts replaced by malformed records, to show the dead-letter path")
     d.add_argument("--feedback-fraction", type=_fraction, default=0.3,

@@ -208,7 +208,7 @@ def format_report(r: dict[str, Any]) -> str:
     return "\n".join([line, *(f"{k:<{width}}  {v}" for k, v in rows), line])
 
 
-def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float | None = 600.0,
+def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float | None = 400.0,
              fault_rate: float = 0.005, feedback_fraction: float = 0.3, progress: bool = True,
              keep: bool = False) -> dict[str, Any]:
     """Run the whole demo; returns the report, also written to ``out_dir/report.json`` and drawn in

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import time
 from typing import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from models.persistence import CheckpointError, dump, load, read_meta
+from models.persistence import CheckpointError, load, read_meta, seal
 from stream.learner import Learner
 from stream.metrics import Latency
 from stream.settings import Settings
@@ -126,7 +127,9 @@ class Replica:
         if self._producer is None or self.learner.offset < 0:
             return
         meta = {**self.learner.metadata(), "written_at": int(time.time() * 1000), "reason": reason}
-        blob = dump(self.learner.state(), meta, self.key)
+        # Pickle here, where nothing changes the state meanwhile; compress and sign off the event loop.
+        pickled = pickle.dumps(self.learner.state(), protocol=pickle.HIGHEST_PROTOCOL)
+        blob = await asyncio.to_thread(seal, pickled, meta, self.key)
         await self._producer.send_and_wait(self.settings.topic_model, blob, key=b"checkpoint", partition=0)
         self.checkpoints_written += 1
         log.info("checkpoint (%s): version %d, training offset %d, %.1f MB", reason, meta["version"],
