@@ -113,9 +113,7 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
     @app.timer(settings.metrics_interval, name="metrics")
     async def metrics() -> None:
         snapshot = processor.snapshot()
-        snapshot["model"]["staleness_ms"] = replica.staleness.quantiles()
-        snapshot["model"]["checkpoints"] = {"written": replica.checkpoints_written,
-                                            "refused": replica.checkpoints_refused}
+        snapshot["model"].update(replica.status())
         history.record(snapshot)
         await publisher.send(topics.metrics, [(None, orjson.dumps(snapshot))])
 

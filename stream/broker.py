@@ -69,9 +69,13 @@ class EmbeddedBroker:
         return [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
 
     def start(self) -> "EmbeddedBroker":
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
-        self._proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, env=env)
+        if self.log_file:
+            with open(self.log_file, "ab") as out:  # the child keeps its own copy of the handle
+                self._proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, env=env)
+        else:
+            self._proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.STDOUT, env=env)
         try:
             wait_for_port(self.host, self.port)
         except BrokerError:

@@ -52,9 +52,9 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "WorkerProcess":
-        out = open(self.log_file, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "stream", "worker"], stdout=out,
-                                     stderr=subprocess.STDOUT, env=settings_env(self.settings))
+        with open(self.log_file, "ab") as out:  # the child keeps its own copy of the handle
+            self.proc = subprocess.Popen([sys.executable, "-m", "stream", "worker"], stdout=out,
+                                         stderr=subprocess.STDOUT, env=settings_env(self.settings))
         return self
 
     def wait_ready(self, timeout: float = 90.0) -> None:

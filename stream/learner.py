@@ -92,11 +92,13 @@ class Learner:
         try:
             rec = orjson.loads(value)
             kind, post_id, label = rec["k"], rec["id"], rec.get("y")
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            x = dict(rec["x"]) if kind == "post" else None
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            kind = None
+        if kind not in ("post", "label") or (kind == "label" and label is None):
             self.stats.outcomes["training_malformed"] += 1
             return None
-        if kind == "post":
-            x = {int(k): float(v) for k, v in rec["x"]}
+        if x is not None:
             if label is None:
                 label = self.early.pop(post_id, now)
                 if label is None:

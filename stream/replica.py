@@ -122,6 +122,11 @@ class Replica:
         finally:
             await consumer.stop()
 
+    def status(self) -> dict[str, object]:
+        """Staleness and checkpoint counts, for the metrics snapshot."""
+        return {"staleness_ms": self.staleness.quantiles(),
+                "checkpoints": {"written": self.checkpoints_written, "refused": self.checkpoints_refused}}
+
     async def checkpoint(self, reason: str) -> None:
         """Write a signed checkpoint of the learner's state to the model topic."""
         if self._producer is None or self.learner.offset < 0:

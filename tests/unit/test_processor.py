@@ -112,3 +112,12 @@ def test_snapshot_and_gauges_are_json_ready():
     snap = orjson.loads(orjson.dumps(proc.snapshot()))
     assert snap["counts"]["predicted"] == 20 and snap["model"]["classes"] == ["sports", "travel"]
     assert {name for name, _, _ in proc.gauges()} >= {"model_version", "prequential_macro_f1"}
+
+
+def test_malformed_training_records_are_counted_not_learned():
+    learner = Learner(Settings())
+    for offset, raw in enumerate([b"{oops", b'{"k": "label", "id": "p1"}', b'{"k": "what", "id": "p1", "y": "a"}',
+                                  b'{"k": "post", "id": "p1", "x": 5, "y": "a"}']):
+        assert learner.apply(offset, raw, timestamp_ms=0) is None
+    assert learner.stats.outcomes["training_malformed"] == 4 and learner.model.version == 0
+    assert learner.offset == 3  # skipped, not stuck: the log goes on
