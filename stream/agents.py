@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Sequence
+from typing import Any, Iterator, MutableMapping, Sequence
 
 import faust
 import orjson
 
+from stream.audience import Aggregator, AudienceOutputs
 from stream.live import History, page_html
+from stream.privacy import erased_token
+from stream.profiles import ProfileBook
 from stream.processor import Message, Outputs, Processor
 from stream.replica import Replica
+from stream.rules import Rule
 from stream.settings import Settings
+from stream.spikes import SpikeParams
 from stream.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -45,7 +50,7 @@ class Publisher:
             self.stats.outcomes["publish_errors"] += 1
             log.error("could not publish a record: %r", fut.exception())
 
-    async def send(self, topic: faust.TopicT, records: Sequence[tuple[bytes | None, bytes]],
+    async def send(self, topic: faust.TopicT, records: Sequence[tuple[bytes | None, bytes | None]],
                    partition: int | None = None) -> None:
         send = self.app.producer.send
         name = topic.get_topic_name()
@@ -53,12 +58,65 @@ class Publisher:
             fut = await send(name, key, value, partition, None, None)
             fut.add_done_callback(self._delivered)
 
+    async def audience(self, out: AudienceOutputs) -> None:
+        audience = [(w["segment"].encode(), orjson.dumps(w)) for w in out.windows]
+        audience += [(s["segment"].encode(), orjson.dumps(s)) for s in out.spikes]
+        await self.send(self.topics.audience, audience)
+        await self.send(self.topics.triggers, [(t["id"].encode(), orjson.dumps(t)) for t in out.triggers])
+
     async def outputs(self, out: Outputs) -> None:
         await self.send(self.topics.predictions, out.predictions)
         await self.send(self.topics.dlq, out.dead_letters)
         # the training log has one order: partition 0, whatever the topic's partition count
         await self.send(self.topics.training, out.training, partition=0)
         await self.send(self.topics.metrics, [(None, e) for e in out.events])
+        for partition, value in out.partials:
+            await self.send(self.topics.partials, [(b"partials", value)], partition=partition)
+        for partition, value in out.profile_updates:
+            await self.send(self.topics.profile_updates, [(b"users", value)], partition=partition)
+
+
+class BufferedTable(MutableMapping[str, Any]):
+    """A Faust table written in bulk.
+
+    Changes go to the table's store at once and to its changelog when :meth:`flush` is called,
+    through the same producer as every output (the last value of each key only). Faust's own
+    per-change path queues every change in a buffer that stalls the stream once more than 100 wait,
+    which an agent that updates hundreds of segments or users per event hits all the time.
+    Recovery is Faust's: the changelog records are the same (JSON key and value, ``None`` deletes).
+    """
+
+    def __init__(self, table: Any):
+        self.table = table
+        self.pending: dict[str, Any] = {}
+
+    @property
+    def store(self) -> Any:
+        return self.table.data  # Faust's store (created on first use)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.store[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.store[key] = value
+        self.pending[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.store[key]
+        self.pending[key] = None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.store.keys()))
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    async def flush(self, publisher: "Publisher", partition: int) -> None:
+        """Send the changes since the last flush to the changelog partition of the event's partition."""
+        if self.pending:
+            records = [(orjson.dumps(k), None if v is None else orjson.dumps(v)) for k, v in self.pending.items()]
+            self.pending = {}
+            await publisher.send(self.table.changelog_topic, records, partition=partition)
 
 
 def assignment_state(app: faust.App) -> dict[str, Any]:
@@ -72,8 +130,8 @@ def assignment_state(app: faust.App) -> dict[str, Any]:
 
 
 def register_agents(app: faust.App, settings: Settings, topics: Topics, processor: Processor,
-                    history: History) -> Replica:
-    """Attach the stream's agents, timers and web pages to ``app``; returns the model replica."""
+                    history: History, rules: Sequence[Rule] = ()) -> Replica:
+    """Attach the stream's agents, tables, timers and web pages to ``app``; returns the model replica."""
     publisher = Publisher(app, topics, processor)
 
     async def publish_event(event: bytes) -> None:
@@ -104,11 +162,51 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
             for i in range(0, len(events), SLICE):
                 batch = [to_message(e) for e in events[i:i + SLICE]]
                 await publisher.outputs(processor.process_posts(batch))
+            await publisher.outputs(processor.drain_aggregates())
 
     @app.agent(topics.feedback, name="feedback")
     async def feedback(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
             await publisher.outputs(processor.process_feedback([to_message(e) for e in events]))
+
+    audience_table = BufferedTable(app.Table("audience", default=None, partitions=settings.partitions))
+    aggregator = Aggregator(audience_table, processor.window_spec,
+                            SpikeParams(baseline=settings.spike_history, threshold=settings.spike_threshold,
+                                        min_history=min(10, settings.spike_history)),
+                            rules, processor.stats, settings.window_min_hashtag_volume)
+
+    @app.agent(topics.partials, name="audience")
+    async def audience(stream: faust.StreamT) -> None:
+        async for event in stream.events():  # one event: a batch's partials for this partition
+            m, record = event.message, orjson.loads(event.value)
+            out = aggregator.on_partials(m.partition, m.offset, record["segments"], record["max_ts"])
+            await audience_table.flush(publisher, m.partition)
+            await publisher.audience(out)
+            history.record_audience(out)
+
+    @app.agent(topics.erasure, name="erasure")
+    async def erasure(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+            await publisher.outputs(processor.process_erasures([to_message(e) for e in events]))
+
+    profile_table = BufferedTable(app.Table("profiles", default=None, partitions=settings.partitions))
+    book = ProfileBook(profile_table, settings.profile_half_life, settings.profile_top_k,
+                       is_erased=lambda user: erased_token(user) in processor.learner.erased)
+
+    @app.agent(topics.profile_updates, name="profiles")
+    async def profiles(stream: faust.StreamT) -> None:
+        await replica.ready.wait()  # erasures are known once the training log is caught up
+        async for event in stream.events():  # one event: a batch's updates for this partition's users
+            published: list[tuple[bytes | None, bytes | None]] = []
+            for user, update in orjson.loads(event.value)["users"].items():
+                outcome, record = book.apply(user, update, event.message.offset)
+                processor.stats.outcomes["profiles_" + outcome] += 1
+                if record is not None:
+                    published.append((user.encode(), orjson.dumps(record)))
+                elif outcome == "erased":
+                    published.append((user.encode(), None))  # the tombstone
+            await profile_table.flush(publisher, event.message.partition)
+            await publisher.send(topics.profiles, published)
 
     @app.timer(settings.metrics_interval, name="metrics")
     async def metrics() -> None:

@@ -17,6 +17,7 @@ from stream.live import History
 from stream.metrics import StatsCollector
 from stream.processor import Processor
 from stream.replica import Replica
+from stream.rules import load_rules
 from stream.settings import Settings
 from stream.topics import Topics, declare_topics
 from stream.transport import InterestApp
@@ -36,7 +37,10 @@ class InterestStream:
 
 
 def create_app(settings: Settings, processor: Processor | None = None) -> InterestStream:
-    """A configured Faust app with the stream's agents, timers and ``/metrics`` page."""
+    """A configured Faust app with the stream's agents, timers and ``/metrics`` page.
+
+    Raises :class:`~stream.rules.RuleError` (one line) when the trigger rules file is invalid."""
+    rules = load_rules(settings.trigger_rules) if settings.trigger_rules else ()
     app = InterestApp(
         settings.app_id,
         broker=settings.broker_url,
@@ -62,7 +66,7 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     processor = processor or Processor(settings)
     topics = declare_topics(app, settings)
     history = History()
-    replica = register_agents(app, settings, topics, processor, history)
+    replica = register_agents(app, settings, topics, processor, history, rules)
     registry = CollectorRegistry(auto_describe=True)
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
     registry.register(StatsCollector(processor.stats, processor.gauges))

@@ -70,8 +70,8 @@ def build_parser() -> Parser:
     d = sub.add_parser("demo", help="embedded broker + worker + replay of real tweets, then a summary")
     d.add_argument("--events", type=_positive_int, help="posts to replay (default: all 38,158)")
     d.add_argument("--out", type=Path, default=Path("demo-out"), help="directory of report.json and logs")
-    d.add_argument("--rate", type=_positive_float, default=400.0,
-                   help="posts per second offered; latency is measured at this load (default 400)")
+    d.add_argument("--rate", type=_positive_float, default=250.0,
+                   help="posts per second offered; latency is measured at this load (default 250)")
     d.add_argument("--fault-rate", type=_fraction, default=0.005,
                    help="share of posts replaced by malformed records, to show the dead-letter path")
     d.add_argument("--feedback-fraction", type=_fraction, default=0.3,
@@ -204,8 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from stream.broker import BrokerError
         from stream.data import DataError
         from stream.demo import DemoError
+        from stream.rules import RuleError
 
-        if isinstance(exc, (ConfigError, DataError, BrokerError, DemoError, OSError)):
+        if isinstance(exc, (ConfigError, DataError, BrokerError, DemoError, RuleError, OSError)):
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             return 1
         raise

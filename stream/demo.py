@@ -5,6 +5,7 @@ metrics topic, and the predictions and dead letters counted on their topics.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -16,7 +17,7 @@ import uuid
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import orjson
 from kafka import KafkaConsumer
@@ -157,10 +158,62 @@ def read_outputs(settings: Settings, expect_predictions: int) -> tuple[Counter[s
     return pred_ids, reasons
 
 
+def read_records(settings: Settings, topic: str, quiet_polls: int = 5) -> list[dict[str, Any] | None]:
+    """Every record of ``topic`` (``None`` for a tombstone), read until it has been quiet for a while."""
+    reader = TopicReader(settings, topic)
+    records: list[dict[str, Any] | None] = []
+    idle, deadline = 0, time.monotonic() + 60
+    try:
+        while idle < quiet_polls and time.monotonic() < deadline:
+            values = reader.poll()
+            idle = 0 if values else idle + 1
+            records.extend(None if v is None else orjson.loads(v) for v in values)
+    finally:
+        reader.close()
+    return records
+
+
+def audience_summary(settings: Settings) -> dict[str, Any]:
+    """Triggers, spikes, windows and profiles read back from their topics."""
+    triggers: dict[str, dict[str, Any]] = {}
+    for t in read_records(settings, settings.topic_triggers):
+        if t is not None:
+            triggers.setdefault(t["id"], t)  # a redelivered trigger has the same id
+    windows = spikes = 0
+    sentiment: dict[str, list[float]] = {}
+    for r in read_records(settings, settings.topic_audience):
+        if r is None:
+            continue
+        if r["type"] == "spike":
+            spikes += 1
+            continue
+        windows += 1
+        if r["kind"] == "tumbling" and r["segment"].startswith("interest:") and r["mean_sentiment"] is not None:
+            acc = sentiment.setdefault(r["segment"].split(":", 1)[1], [0.0, 0.0])
+            acc[0] += r["mean_sentiment"] * r["volume"]
+            acc[1] += r["volume"]
+    profiles: dict[str, bool] = {}
+    for r in read_records(settings, settings.topic_profiles):
+        if r is not None:
+            profiles[r["user_id"]] = True
+    by_rule = Counter(t["rule"] for t in triggers.values())
+    return {
+        "triggers_fired": len(triggers),
+        "triggers_by_rule": dict(by_rule),
+        "triggers": sorted(triggers.values(), key=lambda t: t["window"]["end"]),
+        "windows_published": windows,
+        "spikes": spikes,
+        "mean_sentiment_by_interest": {k: round(v[0] / v[1], 4) for k, v in sorted(sentiment.items()) if v[1]},
+        "users_profiled": len(profiles),
+    }
+
+
 def build_report(snapshot: dict[str, Any], sent: Any, pred_ids: Counter[str], reasons: Counter[str],
-                 wall_s: float) -> dict[str, Any]:
+                 wall_s: float, audience: dict[str, Any] | None = None) -> dict[str, Any]:
     counts = snapshot.get("counts", {})
     quality = snapshot.get("quality", {})
+    sentiment_q = snapshot.get("sentiment_quality", {})
+    lexicon_q = snapshot.get("lexicon_quality", {})
     return {
         "events_in": counts.get("posts_in", 0),
         "posts_sent": sent.posts,
@@ -181,6 +234,12 @@ def build_report(snapshot: dict[str, Any], sent: Any, pred_ids: Counter[str], re
         "predicted_interest": snapshot.get("predicted_interest", {}),
         "events_per_s": snapshot.get("events_per_s", 0.0),
         "latency_ms": snapshot.get("latency", {}),
+        "sentiment": {"n": sentiment_q.get("n", 0), "accuracy": sentiment_q.get("accuracy", 0.0),
+                      "macro_f1": sentiment_q.get("macro_f1", 0.0),
+                      "lexicon_accuracy": lexicon_q.get("accuracy", 0.0),
+                      "lexicon_macro_f1": lexicon_q.get("macro_f1", 0.0),
+                      "predicted": snapshot.get("predicted_sentiment", {})},
+        "audience": audience or {},
         "wall_seconds": wall_s,
     }
 
@@ -199,16 +258,48 @@ def format_report(r: dict[str, Any]) -> str:
         ("prequential macro-F1", f"{q['macro_f1']:.4f}  (last {roll.get('window')}: {roll.get('macro_f1', 0):.4f})"),
         ("prequential kappa", f"{q['kappa']:.4f}  (last {roll.get('window')}: {roll.get('kappa', 0):.4f})"),
         ("model", f"{r['model'].get('name')} v{r['model'].get('version')}, classes {', '.join(r['model'].get('classes', []))}"),
+        ("sentiment macro-F1 (lexicon)", f"{r['sentiment']['macro_f1']:.4f} ({r['sentiment']['lexicon_macro_f1']:.4f})"
+                                         f"  on {r['sentiment']['n']} labels"),
+        ("mean sentiment by interest", ", ".join(f"{k} {v:+.2f}" for k, v in
+                                                 r["audience"].get("mean_sentiment_by_interest", {}).items())),
+        ("windows / spikes published", f"{r['audience'].get('windows_published', 0)} / {r['audience'].get('spikes', 0)}"),
+        ("campaign triggers fired", f"{r['audience'].get('triggers_fired', 0)}  " + ", ".join(
+            f"{k} {v}" for k, v in sorted(r["audience"].get("triggers_by_rule", {}).items()))),
+        ("users profiled", r["audience"].get("users_profiled", 0)),
         ("events/s (worker)", f"{r['events_per_s']:,.0f}"),
         ("latency p50 / p99 (ms)", f"{r['latency_ms'].get('p50_ms', 0):.0f} / {r['latency_ms'].get('p99_ms', 0):.0f}"),
         ("wall time (s)", f"{r['wall_seconds']:.1f}"),
     ]
     width = max(len(k) for k, _ in rows)
     line = "-" * (width + 50)
-    return "\n".join([line, *(f"{k:<{width}}  {v}" for k, v in rows), line])
+    fired = [f"  {t['rule']} -> {t['campaign']} on {t['segment']}, {t['window']['kind']} window ending "
+             f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(t['window']['end'] / 1000))} UTC: "
+             + ", ".join(f"{k} {v}" for k, v in t["figures"].items())
+             for t in r["audience"].get("triggers", [])[:12]]
+    more = len(r["audience"].get("triggers", [])) - len(fired)
+    if fired:
+        fired = ["campaign triggers (event time of the replayed tweets):", *fired] + ([f"  ... and {more} more"]
+                                                                                     if more > 0 else [])
+    return "\n".join([line, *(f"{k:<{width}}  {v}" for k, v in rows), *fired, line])
 
 
-def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float | None = 400.0,
+EXAMPLE_RULES = Path(__file__).resolve().parent.parent / "ops" / "triggers" / "rules.toml"
+REPLAY_LATENESS_S = 300  # the replay compresses ~250 s of event time into a second
+
+
+def demo_overrides(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What the demo changes unless the user set it: the example trigger rules, and an allowed
+    lateness that suits a replay (posts from different partitions are minutes of event time apart)."""
+    env = os.environ if env is None else env
+    changes: dict[str, Any] = {}
+    if settings.trigger_rules is None and EXAMPLE_RULES.exists():
+        changes["trigger_rules"] = str(EXAMPLE_RULES)
+    if PREFIX + "WINDOW_LATENESS" not in env:
+        changes["window_lateness"] = REPLAY_LATENESS_S
+    return changes
+
+
+def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float | None = 250.0,
              fault_rate: float = 0.005, feedback_fraction: float = 0.3, progress: bool = True,
              keep: bool = False) -> dict[str, Any]:
     """Run the whole demo; returns the report, also written to ``out_dir/report.json`` and drawn in
@@ -224,10 +315,10 @@ def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float 
         else:  # a shared cluster: fresh topic and group names for this run
             run = uuid.uuid4().hex[:8]
             settings = settings.replace(app_id=f"{settings.app_id}-demo-{run}", **{
-                f: f"{getattr(settings, f)}.demo-{run}" for f in
-                ("topic_posts", "topic_feedback", "topic_predictions", "topic_metrics", "topic_dlq")})
+                f.name: f"{getattr(settings, f.name)}.demo-{run}" for f in dataclasses.fields(settings)
+                if f.name.startswith("topic_")})
         settings = settings.replace(web_port=free_port(), metrics_interval=1.0,
-                                    data_dir=str(out_dir / "worker-data"))
+                                    data_dir=str(out_dir / "worker-data"), **demo_overrides(settings))
         worker = stack.enter_context(WorkerProcess(settings, out_dir / "worker.log"))
         worker.wait_ready()
         web = f"http://{settings.web_host}:{settings.web_port}"
@@ -240,7 +331,7 @@ def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float 
         snapshot = wait_processed(settings, sent.posts, sent.feedback, timeout=300, progress=progress,
                                   since=started, collect=snapshots)
         pred_ids, reasons = read_outputs(settings, snapshot["counts"].get("predicted", 0))
-        report = build_report(snapshot, sent, pred_ids, reasons, time.monotonic() - wall)
+        report = build_report(snapshot, sent, pred_ids, reasons, time.monotonic() - wall, audience_summary(settings))
         (out_dir / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
         write_png(snapshots, report, out_dir / "report.png")
         if keep:

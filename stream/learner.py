@@ -24,33 +24,49 @@ id at most once, and scores each label against the prediction made before learni
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 
 from models.evaluation import Prequential
 from models.online import Features, OnlineModel
+from models.sentiment import SentimentModel, lexicon_label
 from stream.metrics import Stats
 from stream.settings import Settings
 from stream.state import RecentKeys, TTLStore
 
 
-def training_post(post_id: str, features: Features, predicted: str | None, label: str | None) -> bytes:
-    """A ``post`` record of the training log."""
-    return orjson.dumps({"k": "post", "id": post_id, "x": list(features.items()), "p": predicted, "y": label})
+def training_post(post_id: str, features: Features, predicted: str | None, label: str | None,
+                  lex: Sequence[float] | None = None, sentiment_predicted: str | None = None,
+                  sentiment: str | None = None) -> bytes:
+    """A ``post`` record of the training log: features, predictions, lexicon scores, known labels."""
+    rec: dict[str, Any] = {"k": "post", "id": post_id, "x": list(features.items()), "p": predicted, "y": label}
+    if lex is not None:
+        rec["l"] = list(lex)
+        rec["sp"] = sentiment_predicted
+        rec["s"] = sentiment
+    return orjson.dumps(rec)
 
 
-def training_label(post_id: str, label: str) -> bytes:
-    """A ``label`` record of the training log (a delayed label)."""
-    return orjson.dumps({"k": "label", "id": post_id, "y": label})
+def training_label(post_id: str, label: str | None, sentiment: str | None = None) -> bytes:
+    """A ``label`` record of the training log: a delayed interest and/or sentiment label."""
+    return orjson.dumps({"k": "label", "id": post_id, "y": label, "s": sentiment})
+
+
+def training_erase(token: str) -> bytes:
+    """An ``erase`` record: from here on every worker ignores the user's posts
+    (``token`` is :func:`stream.privacy.erased_token` of the user's pseudonym, never the id)."""
+    return orjson.dumps({"k": "erase", "u": token})
 
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """What a post left behind for its delayed label: features and the prediction made."""
+    """What a post left behind for its delayed labels: features, lexicon scores, the predictions made."""
 
     features: Features
     predicted: str | None
+    lex: tuple[float, ...] | None = None
+    sentiment_predicted: str | None = None
 
 
 class Learner:
@@ -76,8 +92,13 @@ class Learner:
         self.stats = stats or Stats()
         self.quality = Prequential(settings.rolling_window)
         self.pending: TTLStore[Pending] = TTLStore(settings.feedback_ttl, settings.feedback_capacity)
-        self.early: TTLStore[str] = TTLStore(settings.feedback_ttl, settings.feedback_capacity)
+        self.early: TTLStore[tuple[str | None, str | None]] = TTLStore(settings.feedback_ttl,
+                                                                       settings.feedback_capacity)
         self.learned = RecentKeys(settings.dedup_capacity)
+        self.sentiment = SentimentModel(warmup=settings.sentiment_warmup)
+        self.sentiment_quality = Prequential(settings.rolling_window)
+        self.lexicon_quality = Prequential(settings.rolling_window)  # the lexicon alone, for comparison
+        self.erased: set[str] = set()
         self.offset = -1  # the last training-log offset applied
         self.last_record_ms: int | None = None
 
@@ -91,37 +112,53 @@ class Learner:
         now = timestamp_ms / 1000.0
         try:
             rec = orjson.loads(value)
-            kind, post_id, label = rec["k"], rec["id"], rec.get("y")
-            x = dict(rec["x"]) if kind == "post" else None
+            kind, label, sentiment = rec["k"], rec.get("y"), rec.get("s")
+            if kind == "erase":
+                self.erased.add(rec["u"])
+                self.stats.outcomes["erasures_applied"] += 1
+                return None
+            post_id = rec["id"]
+            pending = Pending(dict(rec["x"]), rec.get("p"), tuple(rec["l"]) if rec.get("l") else None,
+                              rec.get("sp")) if kind == "post" else None
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             kind = None
-        if kind not in ("post", "label") or (kind == "label" and label is None):
+        if kind not in ("post", "label") or (kind == "label" and label is None and sentiment is None):
             self.stats.outcomes["training_malformed"] += 1
             return None
-        if x is not None:
-            if label is None:
-                label = self.early.pop(post_id, now)
-                if label is None:
-                    self.pending.put(post_id, Pending(x, rec.get("p")), now)
+        if pending is not None:
+            if label is None and sentiment is None:
+                early = self.early.pop(post_id, now)
+                if early is None:
+                    self.pending.put(post_id, pending, now)
                     return None
-                return self._learn(post_id, x, label, rec.get("p"), "feedback")
-            return self._learn(post_id, x, label, rec.get("p"), "inline")
+                return self._learn(post_id, pending, *early, "feedback")
+            return self._learn(post_id, pending, label, sentiment, "inline")
         pending = self.pending.pop(post_id, now)
         if pending is None:
-            self.early.put(post_id, label, now)
+            self.early.put(post_id, (label, sentiment), now)
             self.stats.outcomes["feedback_early"] += 1
             return None
-        return self._learn(post_id, pending.features, label, pending.predicted, "feedback")
+        return self._learn(post_id, pending, label, sentiment, "feedback")
 
-    def _learn(self, post_id: str, x: Features, label: str, predicted: str | None, source: str) -> bytes | None:
+    def _learn(self, post_id: str, pending: Pending, label: str | None, sentiment: str | None,
+               source: str) -> bytes | None:
         if post_id in self.learned:
             self.stats.outcomes["learned_duplicate"] += 1  # a post re-predicted after a crash
             return None
         self.learned.add(post_id)
-        self.quality.update(label, predicted)
+        x = pending.features
+        if sentiment is not None and pending.lex is not None:
+            self.sentiment_quality.update(sentiment, pending.sentiment_predicted)
+            self.lexicon_quality.update(sentiment, lexicon_label(pending.lex[0]))
+            if self.learning:
+                self.sentiment.learn(x, pending.lex, sentiment)
+                self.stats.outcomes["learned_sentiment"] += 1
+        if label is None:
+            return None
+        self.quality.update(label, pending.predicted)
         if not self.learning:
             return None
-        event = self.model.learn(x, label, predicted)
+        event = self.model.learn(x, label, pending.predicted)
         self.stats.outcomes["learned_" + source] += 1
         if event is None:
             return None
@@ -132,7 +169,9 @@ class Learner:
     def state(self) -> dict[str, Any]:
         """Everything that must survive a restart."""
         return {"model": self.model, "quality": self.quality, "pending": self.pending, "early": self.early,
-                "learned": self.learned, "offset": self.offset, "last_record_ms": self.last_record_ms}
+                "learned": self.learned, "offset": self.offset, "last_record_ms": self.last_record_ms,
+                "sentiment": self.sentiment, "sentiment_quality": self.sentiment_quality,
+                "lexicon_quality": self.lexicon_quality, "erased": self.erased}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.model = state["model"]
@@ -142,6 +181,10 @@ class Learner:
         self.learned = state["learned"]
         self.offset = state["offset"]
         self.last_record_ms = state["last_record_ms"]
+        self.sentiment = state["sentiment"]
+        self.sentiment_quality = state["sentiment_quality"]
+        self.lexicon_quality = state["lexicon_quality"]
+        self.erased = state["erased"]
 
     def metadata(self) -> dict[str, Any]:
         """What a checkpoint says about itself."""

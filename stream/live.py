@@ -19,9 +19,28 @@ from typing import Any
 class History:
     """The last ``maxlen`` metrics snapshots, reduced to what the charts need."""
 
-    def __init__(self, maxlen: int = 720):
+    def __init__(self, maxlen: int = 720, recent: int = 20):
         self.points: deque[dict[str, Any]] = deque(maxlen=maxlen)
         self.latest: dict[str, Any] = {}
+        self.triggers: deque[dict[str, Any]] = deque(maxlen=recent)
+        self.spikes: deque[dict[str, Any]] = deque(maxlen=recent)
+        self.sentiment: dict[str, dict[str, Any]] = {}  # segment → its last closed tumbling window
+
+    def record_audience(self, out: Any) -> None:
+        """Keep the newest closed windows of interests and campaigns, and the recent spikes and triggers.
+
+        >>> from types import SimpleNamespace as NS
+        >>> h = History()
+        >>> h.record_audience(NS(windows=[{"segment": "interest:travel", "kind": "tumbling", "volume": 9,
+        ...     "mean_sentiment": -0.5, "start": 0}], spikes=[], triggers=[{"rule": "r", "campaign": "c"}]))
+        >>> h.view()["sentiment"]["interest:travel"]["mean_sentiment"], len(h.view()["triggers"])
+        (-0.5, 1)
+        """
+        for w in out.windows:
+            if w["kind"] == "tumbling" and w["segment"].startswith(("interest:", "campaign:")):
+                self.sentiment[w["segment"]] = w
+        self.spikes.extend(out.spikes)
+        self.triggers.extend(out.triggers)
 
     def record(self, snapshot: dict[str, Any]) -> None:
         counts = snapshot.get("counts", {})
@@ -45,7 +64,8 @@ class History:
 
     def view(self) -> dict[str, Any]:
         """What ``/api/live`` returns."""
-        return {"points": list(self.points), "latest": self.latest}
+        return {"points": list(self.points), "latest": self.latest, "sentiment": self.sentiment,
+                "spikes": list(self.spikes)[::-1], "triggers": list(self.triggers)[::-1]}
 
 
 def page_html() -> str:

@@ -60,6 +60,13 @@ class Stats:
         self.dead_letters: Counter[str] = Counter()  # by reason
         self.duplicates: Counter[str] = Counter()  # by kind: id, text
         self.predicted_interest: Counter[str] = Counter()
+        self.predicted_sentiment: Counter[str] = Counter()
+        self.triggers: Counter[tuple[str, str]] = Counter()  # by (rule, campaign)
+        self.spikes: Counter[tuple[str, str]] = Counter()  # by (segment kind, metric)
+        self.windows_closed: Counter[str] = Counter()  # by window kind
+        # the last closed tumbling window of each interest / campaign / "all" segment:
+        # (segment kind, segment value) -> (volume, mean sentiment, positive share, negative share)
+        self.audience: dict[tuple[str, str], tuple[float, float, float, float]] = {}
         self.latency = Latency()
         self.drifts = 0  # concept drifts detected (and adapted to)
         self.first_event_at: float | None = None
@@ -84,6 +91,12 @@ class Stats:
             "dead_letters": dict(self.dead_letters),
             "duplicates": dict(self.duplicates),
             "predicted_interest": dict(self.predicted_interest),
+            "predicted_sentiment": dict(self.predicted_sentiment),
+            "triggers": {f"{rule}|{campaign}": n for (rule, campaign), n in self.triggers.items()},
+            "spikes": {f"{kind}|{metric}": n for (kind, metric), n in self.spikes.items()},
+            "windows_closed": dict(self.windows_closed),
+            "audience": {f"{kind}:{value}" if kind != "all" else "all": list(v)
+                         for (kind, value), v in self.audience.items()},
             "drifts": self.drifts,
             "events_per_s": self.events_per_s(),
             "latency": self.latency.quantiles(),
@@ -115,6 +128,30 @@ class StatsCollector(Collector):
         yield self._counter("duplicates", "Duplicate posts dropped, by kind.", "kind", s.duplicates.items())
         yield self._counter("predictions", "Predictions published, by top interest.", "interest",
                             s.predicted_interest.items())
+        yield self._counter("sentiment_predictions", "Predictions published, by sentiment.", "sentiment",
+                            s.predicted_sentiment.items())
+        yield self._counter("windows_closed", "Audience windows closed and published, by window kind.", "kind",
+                            s.windows_closed.items())
+        triggers = CounterMetricFamily(f"{self.prefix}_triggers", "Campaign triggers fired.",
+                                       labels=["rule", "campaign"])
+        for (rule, campaign), n in s.triggers.items():
+            triggers.add_metric([rule, campaign], n)
+        yield triggers
+        spikes = CounterMetricFamily(f"{self.prefix}_spikes", "Volume and sentiment spikes detected.",
+                                     labels=["segment_kind", "metric"])
+        for (kind, metric), n in s.spikes.items():
+            spikes.add_metric([kind, metric], n)
+        yield spikes
+        names = ("volume", "mean_sentiment", "positive_share", "negative_share")
+        docs = ("Posts in the last closed tumbling window", "Mean sentiment score (-1..1) in the last closed "
+                "tumbling window", "Share of positive posts in the last closed tumbling window",
+                "Share of negative posts in the last closed tumbling window")
+        for i, (name, doc) in enumerate(zip(names, docs)):
+            fam = GaugeMetricFamily(f"{self.prefix}_audience_{name}", f"{doc}, per segment (all, interest, "
+                                    "campaign).", labels=["segment_kind", "segment"])
+            for (kind, value), figures in list(s.audience.items()):
+                fam.add_metric([kind, value], figures[i])
+            yield fam
         drifts = CounterMetricFamily(f"{self.prefix}_drifts", "Concept drifts detected in the error stream.")
         drifts.add_metric([], s.drifts)
         yield drifts

@@ -18,13 +18,17 @@ import orjson
 from models.evaluation import Prequential
 from models.features import top_class
 from models.online import OnlineModel
+from models.sentiment import Sentiment, lexicon_scores
 from stream.cleaning import CleanPost, clean_post, retweet_key
 from stream.events import Post, Rejected, parse_feedback, parse_post
-from stream.learner import Learner, training_label, training_post
+from stream.learner import Learner, training_erase, training_label, training_post
 from stream.metrics import Stats
+from stream.privacy import erased_token, parse_erasure, pseudonym
 from stream.settings import Settings
 from stream.state import RecentKeys
+from stream.windows import WindowSpec, partial_record, partials
 
+AudiencePost = tuple[int, float, str, "str | None", "str | None", Sequence[str]]
 MIN_DUPLICATE_WORDS = 3  # shorter texts ("thank you!") are common, not copies
 
 
@@ -42,13 +46,17 @@ class Message:
 
 @dataclass(slots=True)
 class Outputs:
-    """What one batch produces: records for the output topics and the training log, as (key, value)
-    bytes, and events for the metrics topic (a drift, with what was done about it)."""
+    """What one batch produces, as (key, value) bytes: records for the output topics and the training
+    log, events for the metrics topic (a drift, with what was done about it); and, as (partition,
+    value), the batch's partial audience aggregates and profile updates, one record per partition
+    of the internal topics (see :func:`route`)."""
 
     predictions: list[tuple[bytes, bytes]] = field(default_factory=list)
     dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
     training: list[tuple[bytes, bytes]] = field(default_factory=list)
     events: list[bytes] = field(default_factory=list)
+    partials: list[tuple[int, bytes]] = field(default_factory=list)
+    profile_updates: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 def dead_letter(msg: Message, rejected: Rejected, now: float) -> bytes:
@@ -71,13 +79,14 @@ def dead_letter(msg: Message, rejected: Rejected, now: float) -> bytes:
 
 
 def prediction_record(post: Post, clean: CleanPost, scores: dict[Any, float], version: int,
-                      now: float) -> dict[str, Any]:
+                      now: float, sentiment: Sentiment | None = None, user_id: str | None = None) -> dict[str, Any]:
     """The body of an ``interest.predictions`` event."""
     return {
         "post_id": post.id,
-        "user_id": post.user_id,
+        "user_id": post.user_id if user_id is None else user_id,
         "interest": top_class(scores),
         "scores": {str(c): round(p, 5) for c, p in scores.items()},
+        "sentiment": sentiment.to_dict() if sentiment is not None else None,
         "model_version": version,
         "hashtags": list(clean.hashtags),
         "platform": post.platform,
@@ -85,6 +94,34 @@ def prediction_record(post: Post, clean: CleanPost, scores: dict[Any, float], ve
         "created_at": post.created_at,
         "processed_at": int(now * 1000),
     }
+
+
+def route(key: str, partitions: int) -> int:
+    """The partition of the internal topics that owns a segment or a user (stable across processes).
+
+    Records for one partition travel together, so the aggregating agents handle one event per
+    partition and batch instead of one per segment or user; a table row is always written from its
+    own partition.
+
+    >>> route("interest:travel", 4) == route("interest:travel", 4), 0 <= route("u1", 4) < 4
+    (True, True)
+    """
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % partitions
+
+
+def by_partition(items: dict[str, Any], field: str, partitions: int, **extra: Any) -> list[tuple[int, bytes]]:
+    """``items`` (key → record) grouped into one JSON record ``{field: {key: record}, **extra}`` per
+    partition that owns some of them."""
+    grouped: dict[int, dict[str, Any]] = {}
+    for key, item in items.items():
+        grouped.setdefault(route(key, partitions), {})[key] = item
+    return [(p, orjson.dumps({field: group, **extra})) for p, group in sorted(grouped.items())]
+
+
+def partial_records(posts: Sequence[AudiencePost], spec: WindowSpec) -> dict[str, dict[str, Any]]:
+    """A batch's partial aggregates, one per segment: event-time buckets of counts."""
+    return {segment: partial_record(segment, buckets)["buckets"]
+            for segment, buckets in partials(posts, spec).items()}
 
 
 class Processor:
@@ -112,7 +149,12 @@ class Processor:
         self.learner = learner or Learner(settings, stats=self.stats)
         self.seen_ids = RecentKeys(settings.dedup_capacity)
         self.seen_texts = RecentKeys(settings.dedup_capacity)
+        self.window_spec = WindowSpec(settings.window_tumbling, settings.window_hopping, settings.window_hop,
+                                      settings.window_lateness)
         self._local_offset = -1
+        # what the posts since the last drain_aggregates() add to the audience windows and profiles
+        self._audience: list[AudiencePost] = []
+        self._profiles: dict[str, list[tuple[int, dict[str, float]]]] = {}
 
     @property
     def model(self) -> OnlineModel:
@@ -140,12 +182,18 @@ class Processor:
         now = self.clock()
         stats = self.stats
         stats.saw_events(len(messages), now)
-        max_chars = self.settings.max_text_chars
-        model = self.model
+        settings = self.settings
+        max_chars, key = settings.max_text_chars, settings.pseudonym_key
+        model, sentiment_model, erased = self.model, self.learner.sentiment, self.learner.erased
+        audience, profiles = self._audience, self._profiles
         for msg in messages:
             post = parse_post(msg.value) if msg.value is not None else Rejected("missing_value", "null record")
             if isinstance(post, Rejected):
                 self._reject(out, msg, post, now)
+                continue
+            user = pseudonym(post.user_id, key)
+            if erased and erased_token(user) in erased:
+                stats.outcomes["erased_user_skipped"] += 1
                 continue
             clean = clean_post(post, max_chars)
             if isinstance(clean, Rejected):
@@ -159,14 +207,36 @@ class Processor:
             x = model.features(clean)
             scores = model.predict(x)
             predicted = top_class(scores)
-            key = post.id.encode()
-            out.training.append((key, training_post(post.id, x, predicted, post.interest)))
-            record = prediction_record(post, clean, scores, model.version, now)
-            out.predictions.append((key, orjson.dumps(record)))
+            lex = lexicon_scores(post.text)
+            sentiment = sentiment_model.predict(x, lex)
+            post_key = post.id.encode()
+            out.training.append((post_key, training_post(post.id, x, predicted, post.interest, lex,
+                                                         sentiment.label, post.sentiment)))
+            record = prediction_record(post, clean, scores, model.version, now, sentiment, user)
+            out.predictions.append((post_key, orjson.dumps(record)))
+            audience.append((post.created_at, sentiment.score, sentiment.label, predicted, post.campaign,
+                             clean.hashtags))
+            if scores:
+                profiles.setdefault(user, []).append((post.created_at, {str(c): p for c, p in scores.items()}))
             stats.outcomes["predicted"] += 1
             stats.predicted_interest[str(predicted)] += 1
+            stats.predicted_sentiment[sentiment.label] += 1
             if msg.timestamp_ms is not None:
                 stats.latency.observe(max(0.0, now - msg.timestamp_ms / 1000.0))
+        return out
+
+    def drain_aggregates(self) -> Outputs:
+        """The partial audience aggregates and profile updates of the posts processed since the last
+        call, one record per partition of the internal topics. A worker calls it once per batch, so
+        that the aggregating agents handle a few records per batch, not one per post."""
+        out = Outputs()
+        audience, profiles, n = self._audience, self._profiles, self.settings.partitions
+        if audience:  # the newest event time moves the aggregating partitions' watermarks
+            out.partials = by_partition(partial_records(audience, self.window_spec), "segments", n,
+                                        max_ts=max(p[0] for p in audience))
+        if profiles:
+            out.profile_updates = by_partition({u: {"posts": p} for u, p in profiles.items()}, "users", n)
+        self._audience, self._profiles = [], {}
         return out
 
     def process_feedback(self, messages: Sequence[Message]) -> Outputs:
@@ -178,8 +248,27 @@ class Processor:
             fb = parse_feedback(msg.value) if msg.value is not None else Rejected("missing_value", "null record")
             if isinstance(fb, Rejected):
                 self._reject(out, msg, fb, now)
-            elif fb.interest is not None:  # sentiment-only labels: nothing for the interest model
-                out.training.append((fb.post_id.encode(), training_label(fb.post_id, fb.interest)))
+            else:
+                out.training.append((fb.post_id.encode(), training_label(fb.post_id, fb.interest, fb.sentiment)))
+        return out
+
+    def process_erasures(self, messages: Sequence[Message]) -> Outputs:
+        """Erasure requests: every worker ignores the user from now on (training log), and the
+        user's profile is deleted (profile update keyed by the user's pseudonym)."""
+        out = Outputs()
+        now = self.clock()
+        key = self.settings.pseudonym_key
+        erase: dict[str, Any] = {}
+        for msg in messages:
+            user_id = parse_erasure(msg.value)
+            if isinstance(user_id, Rejected):
+                self._reject(out, msg, user_id, now)
+                continue
+            self.stats.outcomes["erasure_requests"] += 1
+            user = pseudonym(user_id, key)
+            out.training.append((b"erase", training_erase(erased_token(user))))
+            erase[user] = {"erase": True}
+        out.profile_updates = by_partition(erase, "users", self.settings.partitions)
         return out
 
     def run_locally(self, out: Outputs) -> Outputs:
@@ -216,6 +305,14 @@ class Processor:
             ("rolling_accuracy", "Prequential accuracy over the rolling window.", q["rolling"]["accuracy"]),
             ("rolling_macro_f1", "Prequential macro-F1 over the rolling window.", q["rolling"]["macro_f1"]),
             ("rolling_kappa", "Prequential kappa over the rolling window.", q["rolling"]["kappa"]),
+            ("sentiment_accuracy", "Prequential accuracy of the sentiment the worker publishes.",
+             learner.sentiment_quality.snapshot()["accuracy"]),
+            ("sentiment_macro_f1", "Prequential macro-F1 of the sentiment the worker publishes.",
+             learner.sentiment_quality.snapshot()["macro_f1"]),
+            ("lexicon_macro_f1", "Macro-F1 of the lexicon alone on the same labels (the reference).",
+             learner.lexicon_quality.snapshot()["macro_f1"]),
+            ("sentiment_labels", "Sentiment labels the sentiment model has learned.", float(learner.sentiment.n_labels)),
+            ("erased_users", "Users erased on request (their posts are ignored).", float(len(learner.erased))),
             ("pending_labels", "Posts whose features wait for a delayed label.", float(len(learner.pending))),
             ("labels_expired", "Posts whose delayed label never came within the TTL.", float(learner.pending.expired)),
             ("early_labels", "Delayed labels waiting for their post.", float(len(learner.early))),
@@ -227,6 +324,8 @@ class Processor:
         learner = self.learner
         snap = {"type": "metrics", **self.stats.snapshot()}
         snap["quality"] = self.quality.snapshot()
+        snap["sentiment_quality"] = learner.sentiment_quality.snapshot()
+        snap["lexicon_quality"] = learner.lexicon_quality.snapshot()
         snap["model"] = {"name": self.model.name, "version": self.model.version, "n_classes": len(self.model.classes),
                          "drifts": self.model.drifts, "error_rate": self.model.detector.error_rate,
                          "classes": sorted(map(str, self.model.classes)), "training_offset": learner.offset}

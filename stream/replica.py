@@ -22,6 +22,7 @@ from models.persistence import CheckpointError, load, read_meta, seal
 from stream.learner import Learner
 from stream.metrics import Latency
 from stream.settings import Settings
+from stream.transport import true_end_offsets
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Replica:
         try:
             tp = TopicPartition(self.settings.topic_model, 0)
             consumer.assign([tp])
-            end = (await consumer.end_offsets([tp]))[tp]
+            end = (await true_end_offsets(self.settings.bootstrap_servers, await consumer.end_offsets([tp])))[tp]
             best: tuple[dict, object] | None = None
             for offset in range(end - 1, max(-1, end - 1 - CHECKPOINTS_SCANNED), -1):
                 consumer.seek(tp, offset)
@@ -101,7 +102,8 @@ class Replica:
             consumer.seek(tp, self.learner.offset + 1)
         else:
             await consumer.seek_to_beginning(tp)
-        end_at_start = (await consumer.end_offsets([tp]))[tp]
+        end_at_start = (await true_end_offsets(self.settings.bootstrap_servers,
+                                               await consumer.end_offsets([tp])))[tp]
         if self.learner.offset + 1 >= end_at_start:
             self.ready.set()
         try:

@@ -84,6 +84,31 @@ class Settings:
     topic_training: str = _setting("interest.training", "The training log (one partition): what the model learns, "
                                    "in one order for every worker.")
     topic_model: str = _setting("interest.model", "Signed model checkpoints (one partition).")
+    topic_audience: str = _setting("audience.sentiment", "Closed windows of audience sentiment per segment, "
+                                   "and volume/sentiment spikes.")
+    topic_triggers: str = _setting("campaign.triggers", "Fired campaign triggers (id idempotent on redelivery).")
+    topic_profiles: str = _setting("user.interests", "User-interest profiles keyed by user id (compacted; "
+                                   "a tombstone on erasure).")
+    topic_erasure: str = _setting("privacy.erasure", "Erasure requests `{user_id}`.")
+    topic_partials: str = _setting("audience.partials", "Internal: per-batch partial aggregates keyed by segment.")
+    topic_profile_updates: str = _setting("user.updates", "Internal: profile updates and erasures keyed by user.")
+    window_tumbling: int = _setting(60, "Tumbling window of the audience aggregates (s of event time).")
+    window_hopping: int = _setting(300, "Hopping window size (s of event time).")
+    window_hop: int = _setting(60, "Hopping window step (s).")
+    window_lateness: int = _setting(10, "Allowed lateness (s): a window closes when event time passes its end "
+                                    "plus this; later posts are counted as late and dropped from windows.")
+    window_min_hashtag_volume: int = _setting(5, "Hashtag windows with fewer posts are not published (the long "
+                                              "tail); they still feed spike baselines and trigger rules.")
+    spike_threshold: float = _setting(3.5, "Robust z-score (median/MAD of the trailing windows) that is a spike.")
+    spike_history: int = _setting(30, "Trailing windows in a segment's spike baseline.")
+    trigger_rules: str | None = _setting(None, "Campaign trigger rules file (TOML, or YAML with PyYAML). Unset: "
+                                         "no triggers. A bad rule stops the worker with a one-line error.")
+    profile_half_life: float = _setting(86400.0, "Half-life (s of event time) of the user-interest scores.")
+    profile_top_k: int = _setting(3, "Interests listed as a user's top interests.")
+    pseudonym_key: str | None = _setting(None, "If set, user ids in every output are replaced by a keyed hash "
+                                         "(HMAC-SHA256) of them.")
+    sentiment_warmup: int = _setting(200, "Sentiment labels learned before predictions stop being `cold` "
+                                     "(until then the lexicon dominates).")
     checkpoint_interval: float = _setting(30.0, "Seconds between checkpoints (written by the Faust leader; "
                                           "every worker also writes one when it stops cleanly).")
     checkpoint_key: str = _setting("dev-only-change-me", "HMAC key that signs checkpoints; a checkpoint signed "
@@ -129,7 +154,8 @@ class Settings:
         if self.model not in MODEL_CHOICES:
             raise ConfigError(f"STREAM_MODEL={self.model!r} is not one of {', '.join(MODEL_CHOICES)}")
         positive = ("partitions", "replication", "batch_size", "rolling_window", "feedback_capacity",
-                    "dedup_capacity", "max_text_chars")
+                    "dedup_capacity", "max_text_chars", "window_tumbling", "window_hopping", "window_hop",
+                    "spike_history", "profile_top_k")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"STREAM_{name.upper()}={getattr(self, name)} must be at least 1")
@@ -137,7 +163,15 @@ class Settings:
             raise ConfigError(f"STREAM_FETCH_WAIT_MS={self.fetch_wait_ms} must be between 1 and 10000")
         if not self.checkpoint_key:
             raise ConfigError("STREAM_CHECKPOINT_KEY is empty (checkpoints must be signed)")
-        for name in ("batch_within", "metrics_interval", "feedback_ttl", "session_timeout", "checkpoint_interval"):
+        if self.window_hopping % self.window_hop:
+            raise ConfigError(f"STREAM_WINDOW_HOPPING={self.window_hopping} is not a multiple of "
+                              f"STREAM_WINDOW_HOP={self.window_hop}")
+        if self.window_lateness < 0 or self.sentiment_warmup < 0:
+            raise ConfigError("STREAM_WINDOW_LATENESS and STREAM_SENTIMENT_WARMUP must not be negative")
+        if self.pseudonym_key is not None and not self.pseudonym_key:
+            raise ConfigError("STREAM_PSEUDONYM_KEY is set but empty")
+        for name in ("batch_within", "metrics_interval", "feedback_ttl", "session_timeout", "checkpoint_interval",
+                     "spike_threshold", "profile_half_life"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"STREAM_{name.upper()}={getattr(self, name)} must be positive")
         if not 8 <= self.hash_bits <= 28:

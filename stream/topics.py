@@ -21,10 +21,17 @@ class Topics:
     dlq: faust.TopicT
     training: faust.TopicT
     model: faust.TopicT
+    audience: faust.TopicT
+    triggers: faust.TopicT
+    profiles: faust.TopicT
+    erasure: faust.TopicT
+    partials: faust.TopicT
+    profile_updates: faust.TopicT
 
     @property
     def outputs(self) -> tuple[faust.TopicT, ...]:
-        return (self.predictions, self.metrics, self.dlq, self.training, self.model)
+        return (self.predictions, self.metrics, self.dlq, self.training, self.model, self.audience,
+                self.triggers, self.profiles)
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
@@ -41,4 +48,10 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         dlq=topic(settings.topic_dlq),
         training=topic(settings.topic_training, partitions=1),
         model=topic(settings.topic_model, partitions=1),
+        audience=topic(settings.topic_audience),
+        triggers=topic(settings.topic_triggers),
+        profiles=topic(settings.topic_profiles),
+        erasure=topic(settings.topic_erasure),
+        partials=topic(settings.topic_partials),
+        profile_updates=topic(settings.topic_profile_updates),
     )

@@ -1,4 +1,5 @@
 """Real parts: the embedded Tansu broker over TCP and worker processes. Unique names per test."""
+import dataclasses
 import uuid
 from pathlib import Path
 
@@ -15,14 +16,23 @@ def broker(tmp_path_factory):
         yield b
 
 
+def unique_settings(broker: EmbeddedBroker, data_dir: Path, prefix: str = "it", **overrides) -> Settings:
+    """Settings whose topic and group names no other test uses."""
+    run = uuid.uuid4().hex[:8]
+    topics = {f.name: f"{f.name.removeprefix('topic_')}-{run}" for f in dataclasses.fields(Settings)
+              if f.name.startswith("topic_")}
+    values = dict(broker=broker.bootstrap, app_id=f"{prefix}-{run}", web_port=free_port(), metrics_interval=1.0,
+                  session_timeout=6.0, data_dir=str(data_dir), **topics)
+    return Settings(**{**values, **overrides})
+
+
+@pytest.fixture(scope="session")
+def make_settings(broker):
+    """A factory of :func:`unique_settings` for module-scoped scenarios."""
+    return lambda data_dir, **overrides: unique_settings(broker, data_dir, **overrides)
+
+
 @pytest.fixture()
 def settings(broker, tmp_path: Path) -> Settings:
     """Settings with topic and group names no other test uses."""
-    run = uuid.uuid4().hex[:8]
-    return Settings(
-        broker=broker.bootstrap, app_id=f"it-{run}", topic_posts=f"posts-{run}",
-        topic_feedback=f"feedback-{run}", topic_predictions=f"predictions-{run}",
-        topic_metrics=f"metrics-{run}", topic_dlq=f"dlq-{run}", topic_training=f"training-{run}",
-        topic_model=f"model-{run}", web_port=free_port(),
-        metrics_interval=1.0, session_timeout=6.0, data_dir=str(tmp_path / "data"),
-    )
+    return unique_settings(broker, tmp_path / "data")

@@ -24,6 +24,7 @@ from stream.demo import TopicReader, WorkerProcess
 from stream.evaluate import run
 from stream.processor import Processor
 from stream.produce import produce
+from tests.integration.conftest import unique_settings
 
 pytestmark = pytest.mark.integration
 N_POSTS = 3000
@@ -72,18 +73,9 @@ def worker(settings, tmp_path, name):
 def scenario(broker, tmp_path_factory):
     """Two workers; the leader (the checkpoint writer) is SIGKILLed while 3,000 posts stream in; the
     other carries on and becomes the leader."""
-    import uuid
-
-    from stream.settings import Settings
-
     tmp = tmp_path_factory.mktemp("failover")
-    run_id = uuid.uuid4().hex[:8]
-    settings = Settings(
-        broker=broker.bootstrap, app_id=f"fo-{run_id}", topic_posts=f"posts-{run_id}",
-        topic_feedback=f"feedback-{run_id}", topic_predictions=f"predictions-{run_id}",
-        topic_metrics=f"metrics-{run_id}", topic_dlq=f"dlq-{run_id}", topic_training=f"training-{run_id}",
-        topic_model=f"model-{run_id}", metrics_interval=1.0, session_timeout=6.0, checkpoint_interval=2.0,
-        checkpoint_key="test-key", data_dir=str(tmp / "data"))
+    settings = unique_settings(broker, tmp / "data", prefix="fo", checkpoint_interval=2.0,
+                               checkpoint_key="test-key")
     events = tweets_stream()[:N_POSTS]
     offline = Processor(settings)
     run(offline, events)

