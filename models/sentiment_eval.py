@@ -131,6 +131,19 @@ def prepare(events: Iterable[dict[str, Any]], hash_bits: int = 20) -> list[Examp
     return out
 
 
+def vader_tweet_events(sdist: Path | None = None) -> list[dict[str, Any]]:
+    """VADER's ground-truth tweets as post events with a ``sentiment`` label (what
+    ``interest-stream evaluate --test vader-tweets`` reads)."""
+    sdist = sdist or find_vader_sdist()
+    if sdist is None:
+        raise FileNotFoundError("VADER's tweets need the vaderSentiment sdist: run `make venv`, or "
+                                "`pip download --no-deps --no-binary :all: vaderSentiment==3.3.2 -d DIR` "
+                                "and set INTEREST_STREAM_DATA=DIR")
+    return [{"id": f"v{i}", "user_id": f"v{i}", "text": text, "created_at": 1_400_000_000_000 + i * 1000,
+             "platform": "twitter", "lang": "en", "sentiment": rating_label(r)}
+            for i, (text, r) in enumerate(read_vader_tweets(sdist))]
+
+
 def vader_examples(sdist: Path, hash_bits: int = 20) -> list[Example]:
     """VADER's ground-truth tweets as examples (group ``vader-tweets``)."""
     events = [{"id": str(i), "user_id": "u", "text": text, "created_at": 0, "platform": "twitter",

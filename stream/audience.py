@@ -19,9 +19,10 @@ from typing import Any, Mapping, MutableMapping, Sequence
 
 from stream.metrics import Stats
 from stream.rules import Rule
-from stream.spikes import SpikeParams
+from stream.spikes import METRICS, SpikeParams
 from stream.windows import Emitted, SegmentState, WindowSpec, parse_partial
 
+SEGMENT_KINDS = ("all", "interest", "campaign", "hashtag")
 STATS_KINDS = ("all", "interest", "campaign")  # segments shown as Prometheus gauges (bounded cardinality)
 
 
@@ -63,6 +64,11 @@ class Aggregator:
         self.spike_params = spikes
         self.rules = tuple(rules)
         self.stats = stats or Stats()
+        for rule in self.rules:  # known label values are exported from the start, at zero
+            self.stats.triggers[(rule.name, rule.campaign)] += 0
+        for kind in SEGMENT_KINDS:
+            for metric in METRICS:
+                self.stats.spikes[(kind, metric)] += 0
         self.watermarks: dict[int, int] = {}
         # per partition: (next close time, segment) of segments with an open window
         self._closing: dict[int, list[tuple[int, str]]] = {}

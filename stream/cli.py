@@ -83,7 +83,10 @@ def build_parser() -> Parser:
     e.add_argument("--test", type=Path, required=True, help="events to report on (or 'tweets' for the demo stream)")
     e.add_argument("--train", type=Path, help="events to learn from first (prequentially)")
     e.add_argument("--frozen", action="store_true", help="do not learn on the test stream")
-    e.add_argument("--task", choices=["interest"], default="interest")
+    e.add_argument("--task", choices=["interest", "sentiment"], default="interest",
+                   help="interest (default) or sentiment: the worker's sentiment beside the lexicon alone")
+    e.add_argument("--holdout", metavar="INTEREST",
+                   help="with --test tweets: learn on the other collections, score frozen on this one")
     e.add_argument("--shuffle", type=int, metavar="SEED",
                    help="replay the events in a seeded random order (for files sorted by label)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -103,7 +106,14 @@ def _events(path: Path, limit: int | None = None, shuffle: int | None = None) ->
 
     from stream.data import read_events, tweets_stream
 
-    events = tweets_stream() if str(path) == "tweets" else list(read_events(path))
+    if str(path) == "tweets":
+        events = tweets_stream()
+    elif str(path) == "vader-tweets":
+        from models.sentiment_eval import vader_tweet_events
+
+        events = vader_tweet_events()
+    else:
+        events = list(read_events(path))
     if shuffle is not None:
         random.Random(shuffle).shuffle(events)
     return events[:limit] if limit else events
@@ -148,11 +158,25 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from stream.evaluate import evaluate
 
-    report = evaluate(_events(args.test, shuffle=args.shuffle),
-                      _events(args.train, shuffle=args.shuffle) if args.train else None,
-                      frozen=args.frozen, settings=settings)
+    test = _events(args.test, shuffle=args.shuffle)
+    train = _events(args.train, shuffle=args.shuffle) if args.train else None
+    frozen = args.frozen
+    if args.holdout:
+        groups = sorted({e.get("interest") for e in test if isinstance(e, dict)} - {None})
+        if args.holdout not in groups:
+            raise UsageError(f"{PROG} evaluate: --holdout {args.holdout!r} is not an interest of {args.test} "
+                             f"(choose from {', '.join(groups)})")
+        train = [e for e in test if isinstance(e, dict) and e.get("interest") != args.holdout]
+        test = [e for e in test if isinstance(e, dict) and e.get("interest") == args.holdout]
+        frozen = True
+    report = evaluate(test, train, frozen=frozen, settings=settings, task=args.task)
     if args.json:
         print(orjson.dumps(report).decode())
+    elif args.task == "sentiment":
+        print(f"sentiment, {report['mode']} on {args.test}{f' ({args.holdout})' if args.holdout else ''}: "
+              f"n={report['n']}  worker's model: accuracy={report['accuracy']:.4f} "
+              f"macro_f1={report['macro_f1']:.4f}  lexicon alone: accuracy={report['lexicon_accuracy']:.4f} "
+              f"macro_f1={report['lexicon_macro_f1']:.4f}")
     else:
         print(f"{report['mode']} on {args.test}: n={report['n']} accuracy={report['accuracy']:.4f} "
               f"macro_f1={report['macro_f1']:.4f} kappa={report['kappa']:.4f} "

@@ -1,8 +1,9 @@
 """Offline evaluation through the *same* processor the worker runs, without Kafka.
 
-``interest-stream evaluate --test FILE [--train FILE] [--frozen]`` learns on ``--train``
-(prequentially) and then reports on ``--test``: prequentially (each post is predicted, then
-learned) or, with ``--frozen``, without learning on the test stream.
+``interest-stream evaluate --test FILE [--train FILE] [--frozen] [--task sentiment]`` learns on
+``--train`` (prequentially) and then reports on ``--test``: prequentially (each post is predicted,
+then learned) or, with ``--frozen``, without learning on the test stream. ``--task sentiment``
+reports the sentiment the worker publishes beside the lexicon alone, on the same labels.
 ``interest-stream compare FILE`` runs every model candidate over one stream.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import orjson
 
 from models.factory import BASELINES, CANDIDATES, DESCRIPTIONS
 from models.online import OnlineModel
+from models.sentiment import SentimentModel
 from stream.learner import Learner
 from stream.processor import Message, Processor
 from stream.settings import Settings
@@ -56,19 +58,42 @@ def summary(processor: Processor, seconds: float, n_events: int) -> dict[str, An
     }
 
 
+def sentiment_summary(processor: Processor, seconds: float, n_events: int) -> dict[str, Any]:
+    """The sentiment the worker publishes against the lexicon alone, on the same labels."""
+    learner = processor.learner
+    q, lex = learner.sentiment_quality.snapshot(), learner.lexicon_quality.snapshot()
+    return {
+        "task": "sentiment",
+        "n": q["n"],
+        "events": n_events,
+        "accuracy": q["accuracy"],
+        "macro_f1": q["macro_f1"],
+        "kappa": q["kappa"],
+        "lexicon_accuracy": lex["accuracy"],
+        "lexicon_macro_f1": lex["macro_f1"],
+        "lexicon_kappa": lex["kappa"],
+        "rolling": q["rolling"],
+        "labels_learned": learner.sentiment.n_labels,
+        "events_per_s": n_events / seconds if seconds > 0 else 0.0,
+    }
+
+
 def evaluate(test: Sequence[dict[str, Any] | bytes], train: Sequence[dict[str, Any] | bytes] | None = None,
-             frozen: bool = False, settings: Settings | None = None) -> dict[str, Any]:
-    """Learn on ``train`` (if any), then score ``test``; returns the figures of the test stream."""
+             frozen: bool = False, settings: Settings | None = None, task: str = "interest") -> dict[str, Any]:
+    """Learn on ``train`` (if any), then score ``test``; returns the figures of the test stream for
+    ``task`` (``interest``, or ``sentiment``: the worker's sentiment beside the lexicon's)."""
     settings = settings or Settings.from_env()
     model = OnlineModel(settings.model, settings.hash_bits, adapt=settings.drift_adapt)
+    sentiment = SentimentModel(warmup=settings.sentiment_warmup)
+    report_of = sentiment_summary if task == "sentiment" else summary
     report: dict[str, Any] = {}
     if train:
-        warm = Processor(settings, Learner(settings, model))
+        warm = Processor(settings, Learner(settings, model, sentiment=sentiment))
         seconds = run(warm, train)
-        report["train"] = summary(warm, seconds, len(train))
-    proc = Processor(settings, Learner(settings, model, learn=not frozen))
+        report["train"] = report_of(warm, seconds, len(train))
+    proc = Processor(settings, Learner(settings, model, learn=not frozen, sentiment=sentiment))
     seconds = run(proc, test)
-    report.update(summary(proc, seconds, len(test)))
+    report.update(report_of(proc, seconds, len(test)))
     report["mode"] = "frozen" if frozen else "prequential"
     return report
 

@@ -76,8 +76,8 @@ class Learner:
     ----------
     settings
         Model choice, capacities and TTLs.
-    model
-        The model to train (a fresh one from ``settings`` if not given).
+    model, sentiment
+        The interest and sentiment models to train (fresh ones from ``settings`` if not given).
     learn
         ``False`` scores labels but does not learn (frozen evaluation).
     stats
@@ -85,7 +85,7 @@ class Learner:
     """
 
     def __init__(self, settings: Settings, model: OnlineModel | None = None, learn: bool = True,
-                 stats: Stats | None = None):
+                 stats: Stats | None = None, sentiment: SentimentModel | None = None):
         self.settings = settings
         self.model = model or OnlineModel(settings.model, settings.hash_bits, adapt=settings.drift_adapt)
         self.learning = learn
@@ -95,7 +95,7 @@ class Learner:
         self.early: TTLStore[tuple[str | None, str | None]] = TTLStore(settings.feedback_ttl,
                                                                        settings.feedback_capacity)
         self.learned = RecentKeys(settings.dedup_capacity)
-        self.sentiment = SentimentModel(warmup=settings.sentiment_warmup)
+        self.sentiment = sentiment or SentimentModel(warmup=settings.sentiment_warmup)
         self.sentiment_quality = Prequential(settings.rolling_window)
         self.lexicon_quality = Prequential(settings.rolling_window)  # the lexicon alone, for comparison
         self.erased: set[str] = set()

@@ -26,4 +26,16 @@ create "${STREAM_TOPIC_TRAINING:-interest.training}" 1 --config retention.ms=$((
 # Checkpoints: one partition, compacted (all share one key: the newest few survive), large records.
 create "${STREAM_TOPIC_MODEL:-interest.model}" 1 --config cleanup.policy=compact \
   --config max.message.bytes=104857600 --config min.compaction.lag.ms=3600000
+# What users act on: audience windows and spikes, campaign triggers (keyed by trigger id).
+create "${STREAM_TOPIC_AUDIENCE:-audience.sentiment}" "$partitions" --config retention.ms=$((4 * week))
+create "${STREAM_TOPIC_TRIGGERS:-campaign.triggers}" "$partitions" --config retention.ms=$((4 * week))
+# Profiles keyed by user: compacted, so the newest profile of each user stays and an erasure's
+# tombstone removes the user (delete.retention.ms: how long the tombstone itself is kept).
+create "${STREAM_TOPIC_PROFILES:-user.interests}" "$partitions" --config cleanup.policy=compact \
+  --config delete.retention.ms=86400000 --config min.compaction.lag.ms=0
+create "${STREAM_TOPIC_ERASURE:-privacy.erasure}" "$partitions" --config retention.ms=$((4 * week))
+# Internal: partial aggregates and profile updates, routed by the workers to the partition that owns
+# each segment / user; must have STREAM_PARTITIONS partitions.
+create "${STREAM_TOPIC_PARTIALS:-audience.partials}" "$partitions" --config retention.ms=$week
+create "${STREAM_TOPIC_PROFILE_UPDATES:-user.updates}" "$partitions" --config retention.ms=$week
 "$bin" --bootstrap-server "$bootstrap" --list

@@ -1,5 +1,6 @@
 """The live page in a real headless browser (Debian's chromium), fed by a real worker."""
 import json
+import time
 import shutil
 import subprocess
 import urllib.request
@@ -28,7 +29,20 @@ def browse(url: str, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([chromium(), *flags, *extra, url], capture_output=True, text=True, timeout=120)
 
 
+RULE = """
+[[rule]]
+name = "busy-minute"
+campaign = "live-page-test"
+segment = "all"
+min_support = 10
+cooldown = "1h"
+when = { volume = ">= 10" }
+"""
+
+
 def test_live_page_fills_with_data_from_a_running_worker(settings, tmp_path):
+    (tmp_path / "rules.toml").write_text(RULE)
+    settings = settings.replace(trigger_rules=str(tmp_path / "rules.toml"))
     with WorkerProcess(settings, tmp_path / "worker.log") as worker:
         worker.wait_ready()
         sent = produce(settings, tweets_stream()[:600], progress=False)
@@ -36,6 +50,12 @@ def test_live_page_fills_with_data_from_a_running_worker(settings, tmp_path):
         base = f"http://127.0.0.1:{settings.web_port}"
         data = json.loads(urllib.request.urlopen(base + "/api/live").read())
         assert len(data["points"]) >= 2 and data["latest"]["counts"]["posts_in"] == 600
+        deadline = time.monotonic() + 30  # the audience agent closes windows behind the predictions
+        while not (data["triggers"] and data["sentiment"]) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            data = json.loads(urllib.request.urlopen(base + "/api/live").read())
+        assert {k.split(":")[0] for k in data["sentiment"]} == {"interest", "campaign"}
+        assert all(-1 <= w["mean_sentiment"] <= 1 for w in data["sentiment"].values())
         dom = browse(base + "/live", "--dump-dom")
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "live-page.png"
@@ -46,4 +66,5 @@ def test_live_page_fills_with_data_from_a_running_worker(settings, tmp_path):
     assert 'data-filled="true"' in html, dom.stderr[-2000:]
     assert '<b id="t-in">600</b>' in html
     assert "model nb v" in html and "macro_f1" in html
+    assert "<td>busy-minute</td><td>live-page-test</td><td>all</td>" in html  # a trigger in the table
     assert shot.exists() and shot.stat().st_size > 10_000

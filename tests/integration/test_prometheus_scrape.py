@@ -53,6 +53,7 @@ def test_prometheus_scrapes_the_worker_and_every_ops_metric_exists(settings, tmp
                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb"))
     try:
         wait_for_port("127.0.0.1", prom_port, timeout=30)
+        settings = settings.replace(trigger_rules=str(ROOT / "ops/triggers/rules.toml"))
         with WorkerProcess(settings, tmp_path / "worker.log") as worker:
             worker.wait_ready()
             events = list(inject_faults(tweets_stream()[:500], rate=0.05))
