@@ -285,7 +285,7 @@ class SegmentState:
     """
 
     __slots__ = ("segment", "buckets", "next_start", "watermark", "late", "partly_late", "history", "cooldown",
-                 "spec")
+                 "spec", "born")
 
     def __init__(self, segment: str):
         self.segment = segment
@@ -293,6 +293,8 @@ class SegmentState:
         self.next_start: dict[str, int | None] = {k: None for k in KINDS}
         self.watermark: int | None = None
         self.late = 0  # posts dropped: every window of their bucket was closed
+        self.born: int | None = None  # the earliest bucket with posts: silent windows before it are not
+        # zeros of the segment's baseline (at a stream's start every segment is new, not silent)
         self.partly_late = 0  # posts kept only in the windows still open (some of theirs were closed)
         self.history: dict[str, History] = {k: History() for k in KINDS}
         self.cooldown: dict[str, int] = {}  # rule name -> event time (window end) it last fired
@@ -305,7 +307,7 @@ class SegmentState:
             "v": STATE_VERSION, "segment": self.segment, "spec": self.spec,
             "buckets": {str(b): self.buckets[b].to_dict() for b in sorted(self.buckets)},
             "next": dict(self.next_start), "watermark": self.watermark, "late": self.late,
-            "partly_late": self.partly_late,
+            "partly_late": self.partly_late, "born": self.born,
             "history": {k: h.to_dict() for k, h in self.history.items()},
             "cooldown": dict(sorted(self.cooldown.items())),
         }
@@ -325,6 +327,7 @@ class SegmentState:
         state.watermark = None if d.get("watermark") is None else int(d["watermark"])
         state.late = int(d.get("late", 0))
         state.partly_late = int(d.get("partly_late", 0))
+        state.born = None if d.get("born") is None else int(d["born"])
         hist = d.get("history", {})
         state.history = {k: History.from_dict(hist.get(k)) for k in KINDS}
         state.cooldown = {str(k): int(v) for k, v in d.get("cooldown", {}).items()}
@@ -380,6 +383,8 @@ class SegmentState:
             for kind, size, step, front in frontiers:
                 if self.next_start[kind] is None and front is not None:  # first posts after a watermark
                     self.next_start[kind] = front
+            if self.born is None or bucket < self.born:
+                self.born = bucket
             mine = self.buckets.get(bucket)
             if mine is None:
                 self.buckets[bucket] = tally.copy()
@@ -451,7 +456,9 @@ class SegmentState:
                     later = [b for b in self.buckets if b >= ns]
                     target = _floor(min(later), step) - size + step if later else last + step
                     target = min(max(target, ns + step), last + step)
-                    history.push_zeros((target - ns) // step, params)
+                    # windows that end before the segment's first post are not silence: no zeros
+                    since = ns if self.born is None else max(ns, _floor(self.born, step) - size + step)
+                    history.push_zeros(max(0, (target - since) // step), params)
                     ns = target
                     continue
                 window = Window(self.segment, kind, ns, ns + size, tally)

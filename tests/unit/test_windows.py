@@ -188,3 +188,17 @@ def test_restore_and_lazy_advance_give_identical_output(posts, batch, segment):
     tumbling = sum(r["volume"] for r in out if r["type"] == "window" and r["kind"] == "tumbling")
     assert tumbling + late <= expected <= tumbling + late + partly
     assert json.loads(json.dumps([r for r in out])) == out
+
+
+def test_a_new_segment_does_not_spike_against_the_time_before_it_existed():
+    """At a stream's start (or for a hashtag never seen before) the windows before the segment's
+    first post are not silence: its baseline starts with its first post."""
+    params = SpikeParams(baseline=20, min_history=10)
+    spec = WindowSpec(lateness_s=900)  # the first windows that could close lie 15 minutes back
+    s = SegmentState.from_dict(None, "hashtag:new")
+    wm = 60_000 * 30  # event time has moved 30 minutes before the first post of this hashtag
+    burst = [post(wm + i, tags=["new"]) for i in range(12)]
+    s.add(partials(burst, spec)["hashtag:new"], spec, watermark_ms=wm)
+    out = s.advance(wm + 20 * 60_000, spec, params=params)
+    assert out.spikes == () and s.history["tumbling"].volume[0] == 12
+    assert SegmentState.from_dict(json.loads(json.dumps(s.to_dict())), "hashtag:new").born == s.born
