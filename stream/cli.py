@@ -85,6 +85,7 @@ def build_parser() -> Parser:
     e.add_argument("--frozen", action="store_true", help="do not learn on the test stream")
     e.add_argument("--task", choices=["interest", "sentiment"], default="interest",
                    help="interest (default) or sentiment: the worker's sentiment beside the lexicon alone")
+    e.add_argument("--blocks", type=_positive_int, default=10, help="consecutive blocks reported (default 10)")
     e.add_argument("--holdout", metavar="INTEREST",
                    help="with --test tweets: learn on the other collections, score frozen on this one")
     e.add_argument("--shuffle", type=int, metavar="SEED",
@@ -169,7 +170,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         train = [e for e in test if isinstance(e, dict) and e.get("interest") != args.holdout]
         test = [e for e in test if isinstance(e, dict) and e.get("interest") == args.holdout]
         frozen = True
-    report = evaluate(test, train, frozen=frozen, settings=settings, task=args.task)
+    report = evaluate(test, train, frozen=frozen, settings=settings, task=args.task, blocks=args.blocks)
     if args.json:
         print(orjson.dumps(report).decode())
     elif args.task == "sentiment":
@@ -177,11 +178,37 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
               f"n={report['n']}  worker's model: accuracy={report['accuracy']:.4f} "
               f"macro_f1={report['macro_f1']:.4f}  lexicon alone: accuracy={report['lexicon_accuracy']:.4f} "
               f"macro_f1={report['lexicon_macro_f1']:.4f}")
+        print(format_detail(report["detail"]))
     else:
         print(f"{report['mode']} on {args.test}: n={report['n']} accuracy={report['accuracy']:.4f} "
               f"macro_f1={report['macro_f1']:.4f} kappa={report['kappa']:.4f} "
               f"({report['events_per_s']:,.0f} events/s, model {report['model']})")
+        print(format_detail(report["detail"]))
     return 0
+
+
+def format_detail(d: dict) -> str:
+    """The evaluation's detail as text tables: per class, per block, per segment."""
+    import time as _time
+
+    lines = []
+    if "log_loss" in d:
+        lines.append(f"log-loss {d['log_loss']:.4f}   calibration error (ECE, top class) {d['calibration']['ece']:.4f}"
+                     f"   unscored (no class known yet) {d['unscored']}")
+    lines.append(f"{'class':14} {'precision':>9} {'recall':>7} {'F1':>7} {'support':>8}")
+    lines += [f"{c:14} {v['precision']:9.4f} {v['recall']:7.4f} {v['f1']:7.4f} {v['support']:8d}"
+              for c, v in d["per_class"].items()]
+    lines.append(f"{'block (event time, UTC)':34} {'n':>6} {'accuracy':>8} {'macro-F1':>8} {'kappa':>7}")
+    stamp = lambda ms: _time.strftime("%Y-%m-%d %H:%M", _time.gmtime(ms / 1000))  # noqa: E731
+    lines += [f"{stamp(b['from_ms'])} .. {stamp(b['to_ms'])[11:]:14} {b['n']:6d} {b['accuracy']:8.4f} "
+              f"{b['macro_f1']:8.4f} {b['kappa']:7.4f}" for b in d["blocks"]]
+    for name, groups in d["segments"].items():
+        if len(groups) < 2:
+            continue  # one value: nothing to compare
+        lines.append(f"{name:24} {'n':>6} {'accuracy':>8} {'macro-F1':>8}")
+        lines += [f"  {value:22} {g['n']:6d} {g['accuracy']:8.4f} {g['macro_f1']:8.4f}"
+                  for value, g in sorted(groups.items(), key=lambda kv: -kv[1]["n"])]
+    return "\n".join(lines)
 
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:

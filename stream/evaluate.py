@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import pickle
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import orjson
 
+from models.evaluation import Evaluation
 from models.factory import BASELINES, CANDIDATES, DESCRIPTIONS
 from models.online import OnlineModel
 from models.sentiment import SentimentModel
@@ -28,13 +29,40 @@ def _records(events: Iterable[dict[str, Any] | bytes]) -> list[Message]:
     return [Message(e if isinstance(e, bytes) else orjson.dumps(e)) for e in events]
 
 
-def run(processor: Processor, events: Sequence[dict[str, Any] | bytes]) -> float:
-    """Feed ``events`` through ``processor`` in batches; returns the seconds it took."""
+def run(processor: Processor, events: Sequence[dict[str, Any] | bytes],
+        on_prediction: Callable[[dict[str, Any]], None] | None = None) -> float:
+    """Feed ``events`` through ``processor`` in batches, as a worker does (each batch is predicted,
+    then learned); ``on_prediction`` sees every prediction record. Returns the seconds it took."""
     messages = _records(events)
     start = time.perf_counter()
     for i in range(0, len(messages), BATCH):
-        processor.run_locally(processor.process_posts(messages[i:i + BATCH]))
+        out = processor.process_posts(messages[i:i + BATCH])
+        if on_prediction is not None:
+            for _, value in out.predictions:
+                on_prediction(orjson.loads(value))
+        processor.run_locally(out)
     return time.perf_counter() - start
+
+
+def scorer(events: Sequence[dict[str, Any] | bytes], task: str, evaluation: Evaluation) -> Callable[[dict[str, Any]], None]:
+    """A prediction callback that scores each prediction against its event's label (if it has one):
+    for ``interest`` the class probabilities, for ``sentiment`` the label published."""
+    truth = {str(e["id"]): e for e in events if isinstance(e, dict) and "id" in e}
+
+    def score(record: dict[str, Any]) -> None:
+        event = truth.get(record["post_id"])
+        label = event.get(task) if event is not None else None
+        if label is None:
+            return
+        if task == "sentiment":
+            proba = {record["sentiment"]["label"]: 1.0} if record.get("sentiment") else {}
+        else:
+            proba = record["scores"]
+        evaluation.update(label, proba, int(record.get("created_at") or 0),
+                          {"platform": record.get("platform"), "lang": event.get("lang"),
+                           "campaign": record.get("campaign")})
+
+    return score
 
 
 def summary(processor: Processor, seconds: float, n_events: int) -> dict[str, Any]:
@@ -79,9 +107,12 @@ def sentiment_summary(processor: Processor, seconds: float, n_events: int) -> di
 
 
 def evaluate(test: Sequence[dict[str, Any] | bytes], train: Sequence[dict[str, Any] | bytes] | None = None,
-             frozen: bool = False, settings: Settings | None = None, task: str = "interest") -> dict[str, Any]:
+             frozen: bool = False, settings: Settings | None = None, task: str = "interest",
+             blocks: int = 10) -> dict[str, Any]:
     """Learn on ``train`` (if any), then score ``test``; returns the figures of the test stream for
-    ``task`` (``interest``, or ``sentiment``: the worker's sentiment beside the lexicon's)."""
+    ``task`` (``interest``, or ``sentiment``: the worker's sentiment beside the lexicon's), and under
+    ``detail`` the same predictions scored in full (:class:`models.evaluation.Evaluation`: log-loss,
+    calibration, per class, ``blocks`` consecutive blocks, per platform / language / campaign)."""
     settings = settings or Settings.from_env()
     model = OnlineModel(settings.model, settings.hash_bits, adapt=settings.drift_adapt)
     sentiment = SentimentModel(warmup=settings.sentiment_warmup)
@@ -92,8 +123,14 @@ def evaluate(test: Sequence[dict[str, Any] | bytes], train: Sequence[dict[str, A
         seconds = run(warm, train)
         report["train"] = report_of(warm, seconds, len(train))
     proc = Processor(settings, Learner(settings, model, learn=not frozen, sentiment=sentiment))
-    seconds = run(proc, test)
+    evaluation = Evaluation(blocks=blocks)
+    seconds = run(proc, test, scorer(test, task, evaluation))
     report.update(report_of(proc, seconds, len(test)))
+    detail = evaluation.report()
+    if task == "sentiment":  # published labels only: no probabilities to take a log-loss of
+        detail.pop("log_loss")
+        detail.pop("calibration")
+    report["detail"] = detail
     report["mode"] = "frozen" if frozen else "prequential"
     return report
 

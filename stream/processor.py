@@ -79,13 +79,16 @@ def dead_letter(msg: Message, rejected: Rejected, now: float) -> bytes:
 
 
 def prediction_record(post: Post, clean: CleanPost, scores: dict[Any, float], version: int,
-                      now: float, sentiment: Sentiment | None = None, user_id: str | None = None) -> dict[str, Any]:
-    """The body of an ``interest.predictions`` event."""
+                      now: float, sentiment: Sentiment | None = None, user_id: str | None = None,
+                      cold_labels: int = 0) -> dict[str, Any]:
+    """The body of an ``interest.predictions`` event (``cold``: the model had learned fewer than
+    ``cold_labels`` labels)."""
     return {
         "post_id": post.id,
         "user_id": post.user_id if user_id is None else user_id,
         "interest": top_class(scores),
         "scores": {str(c): round(p, 5) for c, p in scores.items()},
+        "cold": version < cold_labels,
         "sentiment": sentiment.to_dict() if sentiment is not None else None,
         "model_version": version,
         "hashtags": list(clean.hashtags),
@@ -183,7 +186,7 @@ class Processor:
         stats = self.stats
         stats.saw_events(len(messages), now)
         settings = self.settings
-        max_chars, key = settings.max_text_chars, settings.pseudonym_key
+        max_chars, key, cold_labels = settings.max_text_chars, settings.pseudonym_key, settings.cold_labels
         model, sentiment_model, erased = self.model, self.learner.sentiment, self.learner.erased
         audience, profiles = self._audience, self._profiles
         for msg in messages:
@@ -212,7 +215,7 @@ class Processor:
             post_key = post.id.encode()
             out.training.append((post_key, training_post(post.id, x, predicted, post.interest, lex,
                                                          sentiment.label, post.sentiment)))
-            record = prediction_record(post, clean, scores, model.version, now, sentiment, user)
+            record = prediction_record(post, clean, scores, model.version, now, sentiment, user, cold_labels)
             out.predictions.append((post_key, orjson.dumps(record)))
             audience.append((post.created_at, sentiment.score, sentiment.label, predicted, post.campaign,
                              clean.hashtags))

@@ -107,6 +107,8 @@ class Settings:
     profile_top_k: int = _setting(3, "Interests listed as a user's top interests.")
     pseudonym_key: str | None = _setting(None, "If set, user ids in every output are replaced by a keyed hash "
                                          "(HMAC-SHA256) of them.")
+    cold_labels: int = _setting(100, "Interest predictions made before the model has learned this many labels "
+                                "carry `cold: true` (their scores rest on little evidence).")
     sentiment_warmup: int = _setting(200, "Sentiment labels learned before predictions stop being `cold` "
                                      "(until then the lexicon dominates).")
     checkpoint_interval: float = _setting(30.0, "Seconds between checkpoints (written by the Faust leader; "
@@ -166,8 +168,9 @@ class Settings:
         if self.window_hopping % self.window_hop:
             raise ConfigError(f"STREAM_WINDOW_HOPPING={self.window_hopping} is not a multiple of "
                               f"STREAM_WINDOW_HOP={self.window_hop}")
-        if self.window_lateness < 0 or self.sentiment_warmup < 0:
-            raise ConfigError("STREAM_WINDOW_LATENESS and STREAM_SENTIMENT_WARMUP must not be negative")
+        for name in ("window_lateness", "sentiment_warmup", "cold_labels"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"STREAM_{name.upper()}={getattr(self, name)} must not be negative")
         if self.pseudonym_key is not None and not self.pseudonym_key:
             raise ConfigError("STREAM_PSEUDONYM_KEY is set but empty")
         for name in ("batch_within", "metrics_interval", "feedback_ttl", "session_timeout", "checkpoint_interval",

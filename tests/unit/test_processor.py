@@ -121,3 +121,30 @@ def test_malformed_training_records_are_counted_not_learned():
         assert learner.apply(offset, raw, timestamp_ms=0) is None
     assert learner.stats.outcomes["training_malformed"] == 4 and learner.model.version == 0
     assert learner.offset == 3  # skipped, not stuck: the log goes on
+
+
+def test_predictions_are_cold_until_the_model_has_learned_enough_labels():
+    proc = Processor(Settings(cold_labels=3))
+    colds = [orjson.loads(local(proc, [post(i, text=f"{w} game tonight", interest="sports")]).predictions[0][1])["cold"]
+             for i, w in enumerate(["patriots", "brady", "seahawks", "football", "touchdown"])]
+    assert colds == [True, True, True, False, False]
+
+
+def test_evaluate_reports_blocks_classes_segments_log_loss_and_a_new_class_mid_stream():
+    from stream.evaluate import evaluate
+
+    words = {"sports": "brady touchdown patriots", "travel": "flight delayed airport", "music": "festival band stage"}
+    events = []
+    for i in range(300):
+        interest = ["sports", "travel"][i % 2] if i < 150 else ["sports", "travel", "music"][i % 3]
+        events.append({"id": f"e{i}", "user_id": "u", "text": f"{words[interest]} {'abcdefghij'[i % 10]}"
+                       f"{'klmnopqrst'[i // 10 % 10]}", "created_at": 1_000_000 + i * 1000, "interest": interest,
+                       "campaign": "c1" if i % 4 else "c2"})
+    report = evaluate(events, settings=Settings(), blocks=3)
+    detail = report["detail"]
+    assert detail["n"] == report["n"] and len(detail["blocks"]) == 3
+    assert set(detail["per_class"]) == {"sports", "travel", "music"}  # music appeared mid-stream
+    assert detail["per_class"]["music"]["recall"] > 0.8  # ... and was learned without a restart
+    assert set(detail["segments"]["campaign"]) == {"c1", "c2"}
+    assert 0 < detail["log_loss"] < 1 and 0 <= detail["calibration"]["ece"] < 0.5
+    assert detail["blocks"][0]["from_ms"] < detail["blocks"][-1]["to_ms"]
