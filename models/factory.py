@@ -5,7 +5,7 @@ with, to learn from them when a delayed label arrives); :func:`make_pipeline` jo
 River pipeline for offline use.
 
 >>> sorted(CANDIDATES)
-['logreg', 'nb', 'pa', 'river-nb', 'softmax']
+['logreg', 'nb', 'nb-balanced', 'pa', 'river-nb', 'softmax']
 >>> make_pipeline("nb")
 Pipeline (
   PostFeaturizer (
@@ -31,6 +31,10 @@ def _fast_nb() -> base.Classifier:
     return MultinomialNB(alpha=0.5)
 
 
+def _balanced_nb() -> base.Classifier:
+    return MultinomialNB(alpha=0.5, prior="uniform")
+
+
 def _river_nb() -> base.Classifier:
     return naive_bayes.MultinomialNB(alpha=0.5)
 
@@ -53,6 +57,7 @@ def _pa() -> base.Classifier:
 
 CANDIDATES: dict[str, Callable[[], base.Classifier]] = {
     "nb": _fast_nb,
+    "nb-balanced": _balanced_nb,
     "river-nb": _river_nb,
     "logreg": _logreg,
     "softmax": _softmax,
@@ -67,6 +72,7 @@ DESCRIPTIONS = {
     "no-change": "baseline: repeats the last label seen (high on streams sorted by label)",
     "prior": "baseline: always the most frequent label so far",
     "nb": "multinomial naive Bayes, River's maths, hand-optimised (models/nb.py)",
+    "nb-balanced": "nb with a uniform class prior (rare interests not outvoted by their rarity)",
     "river-nb": "river.naive_bayes.MultinomialNB (stock)",
     "logreg": "l2-normalise → one-vs-rest river LogisticRegression (SGD)",
     "softmax": "l2-normalise → river SoftmaxRegression (SGD)",

@@ -35,10 +35,26 @@ class MultinomialNB(base.Classifier):
     ----------
     alpha
         Additive (Laplace/Lidstone) smoothing parameter.
+    prior
+        ``"empirical"`` (River's: each class's share of the labels) or ``"uniform"``: every known
+        class equally likely a priori, so that a rare interest is not outvoted by its rarity alone
+        (class imbalance; the likelihoods still come from the counts).
+
+    >>> empirical, uniform = MultinomialNB(), MultinomialNB(prior="uniform")
+    >>> for nb in (empirical, uniform):
+    ...     for _ in range(9):
+    ...         nb.learn_one({"a": 1.0, "b": 1.0}, "common")
+    ...     nb.learn_one({"a": 1.0, "c": 1.0}, "rare")
+    >>> x = {"a": 1.0}   # as typical of either class
+    >>> round(empirical.predict_proba_one(x)["rare"], 3), round(uniform.predict_proba_one(x)["rare"], 3)
+    (0.085, 0.457)
     """
 
-    def __init__(self, alpha: float = 1.0):
+    def __init__(self, alpha: float = 1.0, prior: str = "empirical"):
+        if prior not in ("empirical", "uniform"):
+            raise ValueError(f"prior must be 'empirical' or 'uniform', not {prior!r}")
         self.alpha = alpha
+        self.prior = prior
         self.class_counts: dict[Hashable, int] = {}
         self.class_totals: dict[Hashable, float] = {}
         self.feature_counts: dict[Hashable, dict[Hashable, float]] = {}
@@ -91,8 +107,10 @@ class MultinomialNB(base.Classifier):
         n_docs = sum(self.class_counts.values())
         smooth = alpha * len(fc)
         base_ll = mass * log_alpha
+        uniform = getattr(self, "prior", "empirical") == "uniform"  # checkpoints from before the option
         return {
-            c: log(n_c / n_docs) + base_ll + extra[c] - mass * log(self.class_totals[c] + smooth)
+            c: (0.0 if uniform else log(n_c / n_docs)) + base_ll + extra[c]
+            - mass * log(self.class_totals[c] + smooth)
             for c, n_c in self.class_counts.items()
         }
 

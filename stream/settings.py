@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 PREFIX = "STREAM_"
-MODEL_CHOICES = ("nb", "river-nb", "logreg", "softmax", "pa")
+MODEL_CHOICES = ("nb", "nb-balanced", "river-nb", "logreg", "softmax", "pa")
 
 
 class ConfigError(ValueError):
