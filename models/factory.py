@@ -14,6 +14,7 @@ Pipeline (
   ),
   MultinomialNB (
     alpha=0.5
+    prior="empirical"
   )
 )
 """

@@ -92,6 +92,11 @@ def build_parser() -> Parser:
                    help="replay the events in a seeded random order (for files sorted by label)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
+    bn = sub.add_parser("bench", help="the pipeline against a naive Faust agent and the raw-client limit")
+    bn.add_argument("--events", type=_positive_int, default=20_000, help="events preloaded (default 20,000)")
+    bn.add_argument("--out", type=Path, default=Path("bench-out"), help="directory of bench.json and logs")
+    bn.add_argument("--json", action="store_true", help="print one JSON object")
+
     c = sub.add_parser("compare", help="prequential comparison of every model candidate on one stream")
     c.add_argument("file", type=Path, help="events (or 'tweets' for the demo stream)")
     c.add_argument("--models", default=None, help="comma-separated candidates (default: all)")
@@ -211,6 +216,14 @@ def format_detail(d: dict) -> str:
     return "\n".join(lines)
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.bench import format_bench, run_bench
+
+    report = run_bench(settings, args.events, args.out)
+    print(orjson.dumps(report).decode() if args.json else format_bench(report))
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     from models.factory import BASELINES, CANDIDATES
     from stream.evaluate import compare
@@ -244,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("kafka").setLevel(logging.CRITICAL)  # its failures reach us as exceptions
         handler = {"broker": cmd_broker, "produce": cmd_produce, "demo": cmd_demo,
-                   "evaluate": cmd_evaluate, "compare": cmd_compare}[args.command]
+                   "evaluate": cmd_evaluate, "compare": cmd_compare, "bench": cmd_bench}[args.command]
         return handler(args, settings)
     except UsageError as exc:
         print(exc, file=sys.stderr)
@@ -255,9 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from stream.broker import BrokerError
         from stream.data import DataError
         from stream.demo import DemoError
+        from stream.bench import BenchError
         from stream.rules import RuleError
 
-        if isinstance(exc, (ConfigError, DataError, BrokerError, DemoError, RuleError, OSError)):
+        if isinstance(exc, (ConfigError, DataError, BrokerError, DemoError, RuleError, BenchError, OSError)):
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             return 1
         raise
