@@ -112,6 +112,17 @@ def follow(span: Span, want: int, timeout: float, on_first: Any = None, alive: A
             break
 
 
+def settle(pid: int, idle_share: float = 0.2, timeout: float = 120.0) -> float:
+    """Wait until the process uses under ``idle_share`` of a core over a second; returns the wait."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        before = proc_cpu(pid)
+        time.sleep(1.0)
+        if proc_cpu(pid) - before < idle_share:
+            break
+    return time.monotonic() - start
+
+
 def relabel(events: Sequence[dict[str, Any]], prefix: str, start_ms: int) -> list[dict[str, Any]]:
     """Copies of ``events`` with new ids and times (so that they are not duplicates of the first ones)."""
     return [{**e, "id": f"{prefix}{i}", "text": f"{e['text']} {prefix}{i}", "created_at": start_ms + i * 1000}
@@ -182,7 +193,9 @@ def bench_pipeline(settings: Settings, events: Sequence[dict[str, Any]], want: i
         cpu["end"] = proc_cpu(pid)
         result = {"eps": span.eps(), "events": span.count,
                   "cpu_us": (cpu["end"] - cpu["start"]) / max(1, span.count) * 1e6}
-        # latency at a fixed offered load of half the throughput
+        # latency at a fixed offered load of half the throughput, once the worker is idle again (its
+        # audience, profile and learner agents finish the backlog after the last prediction)
+        result["settle_s"] = settle(pid)
         rate = max(10.0, result["eps"] / 2)
         n_lat = int(rate * LATENCY_SECONDS)
         late = relabel([events[i % len(events)] for i in range(n_lat)], "lat", 1_500_000_000_000)
@@ -313,7 +326,8 @@ def format_bench(r: dict[str, Any]) -> str:
     p = r["pipeline"]
     lines.append(f"pipeline / naive: {r['speedup_vs_naive']:.2f}x    pipeline / limit: {r['fraction_of_limit']:.2f}")
     lines.append(f"pipeline latency at {p['offered_eps']:,.0f} posts/s offered (half its throughput), "
-                 f"post → prediction: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms ({p['latency_samples']} posts)")
+                 f"post → prediction: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms ({p['latency_samples']} posts; "
+                 f"the worker needed {p['settle_s']:.0f} s after its last backlog prediction to go idle)")
     lines.append("per-stage cost in this process (µs/event): " + ", ".join(
         f"{k} {v:.0f}" for k, v in r["stages_us"].items()))
     lines.append("(limit's RSS is this process's peak, broker clients and data included)")

@@ -25,6 +25,9 @@ def run(*args, env=None):
     (["evaluate", "--test", "tweets"], {"STREAM_MODEL": "bert"}, "STREAM_MODEL='bert' is not one of"),
     (["produce", "README.md"], {"STREAM_BROKER": "127.0.0.1:1"}, "unknown format"),
     (["compare", "tweets", "--models", "nb,gpt"], None, "unknown model 'gpt'"),
+    (["bench", "--events", "0"], None, "argument --events: 0 must be at least 1"),
+    (["evaluate", "--test", "tweets", "--holdout", "cooking"], None, "--holdout 'cooking' is not an interest"),
+    (["evaluate", "--test", "tweets", "--task", "mood"], None, "argument --task: invalid choice: 'mood'"),
 ])
 def test_errors_are_one_line(args, env, expected):
     res = run(*args, env=env)
@@ -44,6 +47,11 @@ def test_evaluate_json_on_a_small_file(tmp_path):
     report = orjson.loads(res.stdout)
     assert {"n", "accuracy", "macro_f1", "kappa", "events_per_s"} <= set(report)
     assert report["dead_letters"] == {"malformed_json": 1} and 0.3 < report["accuracy"] <= 1
+    res = run("evaluate", "--test", str(path), "--task", "sentiment", "--json")
+    assert res.returncode == 0, res.stderr
+    report = orjson.loads(res.stdout)
+    assert report["n"] > 500 and 0 < report["lexicon_macro_f1"] < 1 and 0 < report["macro_f1"] < 1
+    assert {"accuracy", "lexicon_accuracy"} <= set(report) and len(report["detail"]["blocks"]) == 10
 
 
 def test_model_choices_match_the_factory():
