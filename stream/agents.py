@@ -184,6 +184,11 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
             await publisher.audience(out)
             history.record_audience(out)
 
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        name = topics.partials.get_topic_name()
+        aggregator.forget({tp.partition for tp in revoked if tp.topic == name})
+
     @app.agent(topics.erasure, name="erasure")
     async def erasure(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within):

@@ -73,6 +73,13 @@ class Aggregator:
         # per partition: (next close time, segment) of segments with an open window
         self._closing: dict[int, list[tuple[int, str]]] = {}
 
+    def forget(self, partitions: set[int]) -> None:
+        """Drop what is held in memory for partitions this worker no longer owns (a rebalance):
+        if one comes back, its queue and watermark are rebuilt from the table."""
+        for partition in partitions:
+            self._closing.pop(partition, None)
+            self.watermarks.pop(partition, None)
+
     def _index(self, partition: int) -> None:
         """Rebuild a partition's watermark and closing queue from the table (after a restart)."""
         heap: list[tuple[int, str]] = []

@@ -70,6 +70,11 @@ def test_a_redelivered_partial_is_not_counted_twice_and_a_restored_table_continu
     agg.on_partials(partition, 0, rec["segments"], rec["max_ts"])
     agg.on_partials(partition, 0, rec["segments"], rec["max_ts"])  # redelivered after a crash
     assert proc.stats.outcomes["partials_redelivered"] == len(rec["segments"])
+    agg.forget({partition})  # a rebalance took the partition away: memory goes, the table stays
+    assert partition not in agg.watermarks
+    agg.on_partials(partition, 0, rec["segments"], rec["max_ts"])  # back again: rebuilt from the table
+    assert proc.stats.outcomes["partials_redelivered"] == 2 * len(rec["segments"])
+    assert agg.watermarks[partition] == rec["max_ts"]
     # a new worker with the table (as restored from the changelog) closes the window with 8 posts
     fresh = Aggregator(orjson.loads(orjson.dumps(table)), proc.window_spec, SpikeParams(), RULES)
     closing = {"campaign:acme": {str(T0 + 5 * MINUTE): {"n": 1, "s": 0.0, "pos": 0, "neu": 1, "neg": 0,
