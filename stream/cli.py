@@ -70,8 +70,8 @@ def build_parser() -> Parser:
     d = sub.add_parser("demo", help="embedded broker + worker + replay of real tweets, then a summary")
     d.add_argument("--events", type=_positive_int, help="posts to replay (default: all 38,158)")
     d.add_argument("--out", type=Path, default=Path("demo-out"), help="directory of report.json and logs")
-    d.add_argument("--rate", type=_positive_float, default=250.0,
-                   help="posts per second offered; latency is measured at this load (default 250)")
+    d.add_argument("--rate", type=_positive_float, default=400.0,
+                   help="posts per second offered; latency is measured at this load (default 400)")
     d.add_argument("--fault-rate", type=_fraction, default=0.005,
                    help="share of posts replaced by malformed records, to show the dead-letter path")
     d.add_argument("--feedback-fraction", type=_fraction, default=0.3,
@@ -95,6 +95,8 @@ def build_parser() -> Parser:
     bn = sub.add_parser("bench", help="the pipeline against a naive Faust agent and the raw-client limit")
     bn.add_argument("--events", type=_positive_int, default=20_000, help="events preloaded (default 20,000)")
     bn.add_argument("--out", type=Path, default=Path("bench-out"), help="directory of bench.json and logs")
+    bn.add_argument("--rate", type=_positive_float,
+                    help="posts/s offered in the latency phase (default: half the pipeline's throughput)")
     bn.add_argument("--json", action="store_true", help="print one JSON object")
 
     c = sub.add_parser("compare", help="prequential comparison of every model candidate on one stream")
@@ -219,7 +221,7 @@ def format_detail(d: dict) -> str:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from stream.bench import format_bench, run_bench
 
-    report = run_bench(settings, args.events, args.out)
+    report = run_bench(settings, args.events, args.out, args.rate)
     print(orjson.dumps(report).decode() if args.json else format_bench(report))
     return 0
 

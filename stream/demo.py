@@ -284,7 +284,7 @@ def format_report(r: dict[str, Any]) -> str:
 
 
 EXAMPLE_RULES = Path(__file__).resolve().parent.parent / "ops" / "triggers" / "rules.toml"
-REPLAY_LATENESS_S = 300  # the replay compresses ~250 s of event time into a second
+REPLAY_LATENESS_S = 300  # the replay compresses ~400 s of event time into a second
 
 
 def demo_overrides(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -299,7 +299,7 @@ def demo_overrides(settings: Settings, env: Mapping[str, str] | None = None) -> 
     return changes
 
 
-def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float | None = 250.0,
+def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float | None = 400.0,
              fault_rate: float = 0.005, feedback_fraction: float = 0.3, progress: bool = True,
              keep: bool = False) -> dict[str, Any]:
     """Run the whole demo; returns the report, also written to ``out_dir/report.json`` and drawn in

@@ -41,6 +41,7 @@ def run(processor: Processor, events: Sequence[dict[str, Any] | bytes],
             for _, value in out.predictions:
                 on_prediction(orjson.loads(value))
         processor.run_locally(out)
+        processor.drain_aggregates()  # windows and profiles are the worker's business: not kept here
     return time.perf_counter() - start
 
 

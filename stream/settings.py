@@ -124,7 +124,8 @@ class Settings:
     web_host: str = _setting("127.0.0.1", "Interface of the worker's web server (/metrics).")
     web_port: int = _setting(6066, "Port of the worker's web server; Prometheus scrapes /metrics here.")
     batch_size: int = _setting(256, "Largest batch of posts an agent processes at once.")
-    batch_within: float = _setting(0.02, "Longest wait (s) to fill a batch.")
+    batch_within: float = _setting(0.1, "Longest wait (s) to fill a batch (bigger batches cost less per post: "
+                                   "at 400 posts/s, 0.1 kept up where 0.02 fell behind).")
     metrics_interval: float = _setting(5.0, "Seconds between snapshots on the metrics topic.")
     rolling_window: int = _setting(1000, "Events in the rolling prequential metrics.")
     feedback_ttl: float = _setting(3600.0, "Seconds a post's features wait for a delayed label.")
