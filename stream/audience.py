@@ -70,37 +70,46 @@ class Aggregator:
             for metric in METRICS:
                 self.stats.spikes[(kind, metric)] += 0
         self.watermarks: dict[int, int] = {}
-        # per partition: (next close time, segment) of segments with an open window
+        # per partition: a queue of (next close time, segment) of segments with an open window, and
+        # the close time each segment is queued for (an entry that differs from it is stale)
         self._closing: dict[int, list[tuple[int, str]]] = {}
+        self._due: dict[int, dict[str, int]] = {}
 
     def forget(self, partitions: set[int]) -> None:
         """Drop what is held in memory for partitions this worker no longer owns (a rebalance):
         if one comes back, its queue and watermark are rebuilt from the table."""
         for partition in partitions:
             self._closing.pop(partition, None)
+            self._due.pop(partition, None)
             self.watermarks.pop(partition, None)
 
     def _index(self, partition: int) -> None:
         """Rebuild a partition's watermark and closing queue from the table (after a restart)."""
-        heap: list[tuple[int, str]] = []
+        dues: dict[str, int] = {}
         watermark = self.watermarks.get(partition, 0)
         for segment, stored in list(self.table.items()):
             if stored and stored.get("partition") == partition:
                 watermark = max(watermark, stored.get("watermark", 0))
-                state = SegmentState.from_dict(stored["state"], segment)
-                due = state.next_close_ms(self.spec)
+                due = SegmentState.from_dict(stored["state"], segment).next_close_ms(self.spec)
                 if due is not None:
-                    heap.append((due, segment))
+                    dues[segment] = due
+        heap = [(due, segment) for segment, due in dues.items()]
         heapq.heapify(heap)
-        self._closing[partition] = heap
+        self._closing[partition], self._due[partition] = heap, dues
         self.watermarks[partition] = watermark
+
+    def _schedule(self, partition: int, segment: str, due: int | None) -> None:
+        dues = self._due[partition]
+        if due is None:
+            dues.pop(segment, None)
+        elif dues.get(segment) != due:
+            dues[segment] = due
+            heapq.heappush(self._closing[partition], (due, segment))
 
     def _save(self, segment: str, state: SegmentState, partition: int, offset: int) -> None:
         self.table[segment] = {"state": state.to_dict(), "partition": partition, "offset": offset,
                                "watermark": self.watermarks[partition]}
-        due = state.next_close_ms(self.spec)
-        if due is not None:
-            heapq.heappush(self._closing[partition], (due, segment))
+        self._schedule(partition, segment, state.next_close_ms(self.spec))
 
     def _advance(self, state: SegmentState, out: AudienceOutputs, partition: int) -> None:
         emitted = state.advance(self.watermarks[partition], self.spec, self.rules, self.spike_params)
@@ -133,25 +142,29 @@ class Aggregator:
         return out
 
     def _close_due(self, partition: int, out: AudienceOutputs, skip: set[str]) -> None:
-        heap, watermark = self._closing[partition], self.watermarks[partition]
-        seen = set(skip)
+        heap, dues, watermark = self._closing[partition], self._due[partition], self.watermarks[partition]
+        deferred = []
         while heap and heap[0][0] <= watermark:
-            _, segment = heapq.heappop(heap)
-            if segment in seen:
+            queued, segment = heapq.heappop(heap)
+            if dues.get(segment) != queued:  # stale: the segment was queued again since
                 continue
-            seen.add(segment)
+            if segment in skip:  # advanced by this batch already: keep its entry for later
+                deferred.append((queued, segment))
+                continue
+            del dues[segment]
             stored = self.table.get(segment)
             if not stored:
                 continue
             state = SegmentState.from_dict(stored["state"], segment)
             due = state.next_close_ms(self.spec)
-            if due is None or due > watermark:  # a stale queue entry
-                if due is not None:
-                    heapq.heappush(heap, (due, segment))
+            if due is None or due > watermark:
+                self._schedule(partition, segment, due)
                 continue
             self._advance(state, out, partition)
             # keep the segment's own offset: only its partials are deduplicated by it
             self._save(segment, state, partition, stored.get("offset", -1))
+        for entry in deferred:
+            heapq.heappush(heap, entry)
 
     def _count(self, emitted: Emitted) -> None:
         stats = self.stats

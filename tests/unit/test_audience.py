@@ -9,6 +9,7 @@ from stream.profiles import Profile, ProfileBook
 from stream.rules import parse_rules
 from stream.settings import Settings
 from stream.spikes import SpikeParams
+from stream.windows import WindowSpec
 
 MINUTE = 60_000
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % (60 * MINUTE)
@@ -111,3 +112,14 @@ def test_profile_book_decays_skips_redeliveries_and_erases():
     assert book.apply("gone", {"posts": [[0, {"sports": 1.0}]]}, 2) == ("skipped_erased", None)
     assert book.apply("u", {"erase": True}, 3) == ("erased", None) and book.table == {}
     assert Profile.from_dict(None).posts == 0
+
+
+def test_the_closing_queue_holds_one_entry_per_segment():
+    agg = Aggregator({}, WindowSpec(), SpikeParams(), ())
+    tally = {"n": 1, "s": 0.0, "pos": 0, "neu": 1, "neg": 0, "interests": {}}
+    for offset in range(200):  # 200 batches inside one minute: the same windows stay open
+        agg.on_partials(0, offset, {"all": {str(T0): tally}, "interest:x": {str(T0): tally}}, T0 + offset)
+    assert len(agg._closing[0]) <= 2 and set(agg._due[0]) == {"all", "interest:x"}
+    out = agg.on_partials(0, 200, {"all": {str(T0 + 5 * MINUTE): tally}}, T0 + 5 * MINUTE)
+    x = [w for w in out.windows if w["segment"] == "interest:x" and w["kind"] == "tumbling"]
+    assert [w["volume"] for w in x] == [200]  # closed by the watermark, though it got no partial
