@@ -168,23 +168,19 @@ class Learner:
     # -- checkpoints ------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Everything that must survive a restart."""
-        return {"model": self.model, "quality": self.quality, "pending": self.pending, "early": self.early,
-                "learned": self.learned, "offset": self.offset, "last_record_ms": self.last_record_ms,
-                "sentiment": self.sentiment, "sentiment_quality": self.sentiment_quality,
-                "lexicon_quality": self.lexicon_quality, "erased": self.erased}
+        return {key: getattr(self, key) for key in self.STATE_KEYS}
+
+    STATE_KEYS = ("model", "quality", "pending", "early", "learned", "offset", "last_record_ms", "sentiment",
+                  "sentiment_quality", "lexicon_quality", "erased")
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.model = state["model"]
-        self.quality = state["quality"]
-        self.pending = state["pending"]
-        self.early = state["early"]
-        self.learned = state["learned"]
-        self.offset = state["offset"]
-        self.last_record_ms = state["last_record_ms"]
-        self.sentiment = state["sentiment"]
-        self.sentiment_quality = state["sentiment_quality"]
-        self.lexicon_quality = state["lexicon_quality"]
-        self.erased = state["erased"]
+        """Take over a checkpointed :meth:`state`; a state from another version of the learner (keys
+        missing) raises ``ValueError`` and changes nothing."""
+        missing = [k for k in self.STATE_KEYS if k not in state]
+        if missing:
+            raise ValueError(f"checkpoint lacks {', '.join(missing)} (written by another version)")
+        for key in self.STATE_KEYS:
+            setattr(self, key, state[key])
 
     def metadata(self) -> dict[str, Any]:
         """What a checkpoint says about itself."""

@@ -81,7 +81,13 @@ class Replica:
                          self.settings.topic_model)
                 return None
             meta, state = best
-            self.learner.restore(state)  # type: ignore[arg-type]
+            try:
+                self.learner.restore(state)  # type: ignore[arg-type]
+            except ValueError as exc:
+                self.checkpoints_refused += 1
+                log.error("cannot use the checkpoint of version %s: %s; the model starts from the training "
+                          "log's beginning", meta.get("version"), exc)
+                return None
             log.info("loaded checkpoint: version %s, training offset %s, macro-F1 %.4f",
                      meta["version"], meta["offset"], meta["macro_f1"])
             return meta

@@ -148,3 +148,18 @@ def test_evaluate_reports_blocks_classes_segments_log_loss_and_a_new_class_mid_s
     assert set(detail["segments"]["campaign"]) == {"c1", "c2"}
     assert 0 < detail["log_loss"] < 1 and 0 <= detail["calibration"]["ece"] < 0.5
     assert detail["blocks"][0]["from_ms"] < detail["blocks"][-1]["to_ms"]
+
+
+def test_a_checkpoint_from_another_version_is_refused_without_changing_the_learner():
+    import pytest
+
+    learner = Learner(Settings())
+    state = learner.state()
+    del state["sentiment"]
+    before = learner.model
+    with pytest.raises(ValueError, match="lacks sentiment"):
+        learner.restore(state)
+    assert learner.model is before
+    fresh = Learner(Settings())
+    fresh.restore(Learner(Settings()).state())
+    assert fresh.offset == -1
