@@ -196,20 +196,14 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
 
     profile_table = BufferedTable(app.Table("profiles", default=None, partitions=settings.partitions))
     book = ProfileBook(profile_table, settings.profile_half_life, settings.profile_top_k,
-                       is_erased=lambda user: erased_token(user) in processor.learner.erased)
+                       is_erased=lambda user: erased_token(user) in processor.learner.erased,
+                       counts=processor.stats.outcomes)
 
     @app.agent(topics.profile_updates, name="profiles")
     async def profiles(stream: faust.StreamT) -> None:
         await replica.ready.wait()  # erasures are known once the training log is caught up
         async for event in stream.events():  # one event: a batch's updates for this partition's users
-            published: list[tuple[bytes | None, bytes | None]] = []
-            for user, update in orjson.loads(event.value)["users"].items():
-                outcome, record = book.apply(user, update, event.message.offset)
-                processor.stats.outcomes["profiles_" + outcome] += 1
-                if record is not None:
-                    published.append((user.encode(), orjson.dumps(record)))
-                elif outcome == "erased":
-                    published.append((user.encode(), None))  # the tombstone
+            published = book.apply_batch(orjson.loads(event.value)["users"], event.message.offset)
             await profile_table.flush(publisher, event.message.partition)
             await publisher.send(topics.profiles, published)
 

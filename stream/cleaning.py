@@ -116,8 +116,17 @@ def extract_hashtags(text: str) -> list[str]:
 
 
 def expand_hashtags(text: str) -> str:
-    """Replace each hashtag by its words (``#DeflateGate`` → ``Deflate Gate``)."""
-    return _HASHTAG.sub(lambda m: " " + split_hashtag(m.group(1)) + " ", text)
+    """Replace each hashtag by its words (``#DeflateGate`` → ``Deflate Gate``), hashtags written
+    together included (each pass frees the next one; every pass removes a ``#``).
+
+    >>> expand_hashtags("#GoPats#SuperBowl")
+    ' Go Pats  Super Bowl '
+    """
+    while True:
+        expanded = _HASHTAG.sub(lambda m: " " + split_hashtag(m.group(1)) + " ", text)
+        if expanded == text:
+            return expanded
+        text = expanded
 
 
 def _emoji_word(match: re.Match[str]) -> str:

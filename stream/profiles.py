@@ -22,6 +22,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, MutableMapping
 
+import orjson
+
 MIN_SCORE = 1e-4  # scores decayed below this are dropped (bounds a profile's size)
 
 
@@ -98,19 +100,38 @@ class ProfileBook:
     """
 
     def __init__(self, table: MutableMapping[str, Any], half_life_s: float, top_k: int,
-                 is_erased: Callable[[str], bool]):
+                 is_erased: Callable[[str], bool], counts: Counter[str] | None = None):
         self.table = table
         self.half_life_s = half_life_s
         self.top_k = top_k
         self.is_erased = is_erased
-        self.counts: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter() if counts is None else counts  # "profiles_<outcome>"
 
     def apply(self, user: str, update: Mapping[str, Any], offset: int) -> tuple[str, dict[str, Any] | None]:
         """Apply one update; returns the outcome (``updated``: publish the record; ``erased``: publish
         a tombstone; ``skipped_*``: nothing) and the profile record."""
         outcome, record = self._apply(user, update, offset)
-        self.counts[outcome] += 1
+        self.counts["profiles_" + outcome] += 1
         return outcome, record
+
+    def apply_batch(self, users: Mapping[str, Mapping[str, Any]], offset: int) -> list[tuple[bytes, bytes | None]]:
+        """Apply one ``user.updates`` record (user → update); returns the ``user.interests`` records
+        to publish, keyed by user: a profile, or ``None`` (a tombstone) for an erased user.
+
+        >>> book = ProfileBook({}, 3600, 1, is_erased=lambda user: False)
+        >>> book.apply_batch({"u1": {"posts": [[0, {"music": 1.0}]]}, "u2": {"erase": True}}, offset=0)[1]
+        (b'u2', None)
+        >>> dict(book.counts)
+        {'profiles_updated': 1, 'profiles_erased': 1}
+        """
+        out: list[tuple[bytes, bytes | None]] = []
+        for user, update in users.items():
+            outcome, record = self.apply(user, update, offset)
+            if record is not None:
+                out.append((user.encode(), orjson.dumps(record)))
+            elif outcome == "erased":
+                out.append((user.encode(), None))
+        return out
 
     def _apply(self, user: str, update: Mapping[str, Any], offset: int) -> tuple[str, dict[str, Any] | None]:
         if update.get("erase"):

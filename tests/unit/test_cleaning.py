@@ -51,3 +51,10 @@ def test_real_tweet_noise():
     raw = "I just don't trust my life in google's hands #driverless cars_\ufffd_.no thank you"
     assert clean_text(raw) == "i just don't trust my life in google's hands driverless cars .no thank you"
     assert clean_text("@united Thanks!  I made it _\ufffd\ufffd\ufffd") == "thanks! i made it"
+
+
+def test_hashtags_run_together_are_all_expanded_in_one_pass():
+    """Found by the property above: expanding "#0" freed the next hashtag ("#0#0" → "0 #0")."""
+    for text in ("#0#0", "#a#b#c#d#e#f"):
+        once = clean_text(text)
+        assert "#" not in once and clean_text(once) == once
