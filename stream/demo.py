@@ -141,33 +141,26 @@ def wait_processed(settings: Settings, sent_posts: int, sent_feedback: int, time
 
 def read_outputs(settings: Settings, expect_predictions: int) -> tuple[Counter[str], Counter[str]]:
     """Prediction post ids (with repeats) and dead letters by reason, read back from their topics."""
-    pred_ids: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    for topic, counter, field in ((settings.topic_predictions, pred_ids, "post_id"),
-                                  (settings.topic_dlq, reasons, "reason")):
-        reader = TopicReader(settings, topic)
-        idle, deadline = 0, time.monotonic() + 60
-        try:  # until the expected predictions came, then until the topic has been quiet for 1 s
-            while time.monotonic() < deadline and (
-                    idle < 5 or (counter is pred_ids and sum(pred_ids.values()) < expect_predictions)):
-                values = reader.poll()
-                idle = 0 if values else idle + 1
-                counter.update(orjson.loads(v)[field] for v in values)
-        finally:
-            reader.close()
-    return pred_ids, reasons
+    predictions = read_records(settings, settings.topic_predictions, at_least=expect_predictions)
+    letters = read_records(settings, settings.topic_dlq)
+    return (Counter(r["post_id"] for r in predictions if r is not None),
+            Counter(r["reason"] for r in letters if r is not None))
 
 
-def read_records(settings: Settings, topic: str, quiet_polls: int = 5) -> list[dict[str, Any] | None]:
-    """Every record of ``topic`` (``None`` for a tombstone), read until it has been quiet for a while."""
+def read_records(settings: Settings, topic: str, quiet_polls: int = 5, at_least: int = 0,
+                 keys: bool = False) -> list[Any]:
+    """Every record of ``topic`` as JSON (``None`` for a tombstone; ``(key, value)`` pairs with
+    ``keys``), read until ``at_least`` came and the topic has been quiet for ``quiet_polls`` polls."""
     reader = TopicReader(settings, topic)
-    records: list[dict[str, Any] | None] = []
+    records: list[Any] = []
     idle, deadline = 0, time.monotonic() + 60
     try:
-        while idle < quiet_polls and time.monotonic() < deadline:
-            values = reader.poll()
-            idle = 0 if values else idle + 1
-            records.extend(None if v is None else orjson.loads(v) for v in values)
+        while (idle < quiet_polls or len(records) < at_least) and time.monotonic() < deadline:
+            got = [m for batch in reader.consumer.poll(timeout_ms=200, max_records=10_000).values() for m in batch]
+            idle = 0 if got else idle + 1
+            for m in got:
+                value = None if m.value is None else orjson.loads(m.value)
+                records.append((m.key, value) if keys else value)
     finally:
         reader.close()
     return records

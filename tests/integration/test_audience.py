@@ -11,7 +11,7 @@ from kafka import KafkaProducer
 
 from stream.broker import free_port
 from stream.data import tweets_stream
-from stream.demo import TopicReader, WorkerProcess, settings_env, wait_processed
+from stream.demo import TopicReader, WorkerProcess, read_records, settings_env, wait_processed
 from stream.privacy import pseudonym
 from stream.produce import produce
 
@@ -72,18 +72,9 @@ def read_until(settings, topic, done, timeout=60.0):
     raise AssertionError(f"{topic}: condition not met within {timeout} s; got {len(records)} records")
 
 
-def read_everything(settings, topic, quiet_polls=8):
-    """Every record of ``topic`` so far: read until it has been quiet for a while."""
-    reader = TopicReader(settings, topic)
-    records, idle = [], 0
-    try:
-        while idle < quiet_polls:
-            batch = [m for r in reader.consumer.poll(timeout_ms=200, max_records=10_000).values() for m in r]
-            idle = 0 if batch else idle + 1
-            records.extend((m.key, None if m.value is None else orjson.loads(m.value)) for m in batch)
-    finally:
-        reader.close()
-    return records
+def read_everything(settings, topic):
+    """Every record of ``topic`` so far, as (key, value): read until it has been quiet for a while."""
+    return read_records(settings, topic, quiet_polls=8, keys=True)
 
 
 def acme_windows_through(minute):
