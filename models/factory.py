@@ -5,7 +5,7 @@ with, to learn from them when a delayed label arrives); :func:`make_pipeline` jo
 River pipeline for offline use.
 
 >>> sorted(CANDIDATES)
-['logreg', 'nb', 'nb-balanced', 'pa', 'river-nb', 'softmax']
+['arow', 'logreg', 'nb', 'nb-balanced', 'pa', 'river-nb', 'softmax']
 >>> make_pipeline("nb")
 Pipeline (
   PostFeaturizer (
@@ -24,6 +24,7 @@ from typing import Callable
 
 from river import base, compose, dummy, linear_model, multiclass, naive_bayes, optim, preprocessing
 
+from models.arow import AROWClassifier
 from models.features import PostFeaturizer
 from models.nb import MultinomialNB
 
@@ -34,6 +35,10 @@ def _fast_nb() -> base.Classifier:
 
 def _balanced_nb() -> base.Classifier:
     return MultinomialNB(alpha=0.5, prior="uniform")
+
+
+def _arow() -> base.Classifier:
+    return AROWClassifier(r=0.1)
 
 
 def _river_nb() -> base.Classifier:
@@ -59,6 +64,7 @@ def _pa() -> base.Classifier:
 CANDIDATES: dict[str, Callable[[], base.Classifier]] = {
     "nb": _fast_nb,
     "nb-balanced": _balanced_nb,
+    "arow": _arow,
     "river-nb": _river_nb,
     "logreg": _logreg,
     "softmax": _softmax,
@@ -74,6 +80,7 @@ DESCRIPTIONS = {
     "prior": "baseline: always the most frequent label so far",
     "nb": "multinomial naive Bayes, River's maths, hand-optimised (models/nb.py)",
     "nb-balanced": "nb with a uniform class prior (rare interests not outvoted by their rarity)",
+    "arow": "one-vs-rest AROW over online TF-IDF, temperature-scaled (models/arow.py)",
     "river-nb": "river.naive_bayes.MultinomialNB (stock)",
     "logreg": "l2-normalise → one-vs-rest river LogisticRegression (SGD)",
     "softmax": "l2-normalise → river SoftmaxRegression (SGD)",

@@ -41,6 +41,7 @@ def _checked(parse: Callable[[str], float], ok: Callable[[float], bool], must: s
 _positive_int = _checked(int, lambda v: v >= 1, "must be at least 1")
 _positive_float = _checked(float, lambda v: v > 0, "must be positive")
 _fraction = _checked(float, lambda v: 0 <= v <= 1, "is not between 0 and 1")
+_share = _checked(float, lambda v: 0 < v < 1, "is not strictly between 0 and 1")
 
 
 def _settings_epilog() -> str:
@@ -88,6 +89,12 @@ def build_parser() -> Parser:
     e.add_argument("--blocks", type=_positive_int, default=10, help="consecutive blocks reported (default 10)")
     e.add_argument("--holdout", metavar="INTEREST",
                    help="with --test tweets: learn on the other collections, score frozen on this one")
+    e.add_argument("--later", type=_share, metavar="FRACTION",
+                   help="hold out the last FRACTION of each interest in event time: learn on the rest, "
+                        "score frozen on these later posts")
+    e.add_argument("--baseline", action="store_true",
+                   help="also train a batch TF-IDF + linear SVM on the same posts and score it on the same "
+                        "test posts (needs scikit-learn, a dev dependency)")
     e.add_argument("--shuffle", type=int, metavar="SEED",
                    help="replay the events in a seeded random order (for files sorted by label)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -164,11 +171,18 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.evaluate import evaluate
+    from stream.evaluate import evaluate, split_later
 
     test = _events(args.test, shuffle=args.shuffle)
     train = _events(args.train, shuffle=args.shuffle) if args.train else None
     frozen = args.frozen
+    if args.holdout and args.later:
+        raise UsageError(f"{PROG} evaluate: --holdout and --later are two different splits; choose one")
+    if args.later:
+        if args.train:
+            raise UsageError(f"{PROG} evaluate: --later splits --test itself; leave out --train")
+        train, test = split_later([e for e in test if isinstance(e, dict)], args.later)
+        frozen = True
     if args.holdout:
         groups = sorted({e.get("interest") for e in test if isinstance(e, dict)} - {None})
         if args.holdout not in groups:
@@ -177,7 +191,15 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         train = [e for e in test if isinstance(e, dict) and e.get("interest") != args.holdout]
         test = [e for e in test if isinstance(e, dict) and e.get("interest") == args.holdout]
         frozen = True
-    report = evaluate(test, train, frozen=frozen, settings=settings, task=args.task, blocks=args.blocks)
+    if args.baseline and not train:
+        raise UsageError(f"{PROG} evaluate: --baseline needs posts to train on (--train, --later or --holdout)")
+    if args.baseline and args.task != "interest":
+        raise UsageError(f"{PROG} evaluate: --baseline is for --task interest")
+    try:
+        report = evaluate(test, train, frozen=frozen, settings=settings, task=args.task, blocks=args.blocks,
+                          baseline=args.baseline)
+    except RuntimeError as exc:  # the baseline without scikit-learn
+        raise UsageError(f"{PROG} evaluate: {exc}") from None
     if args.json:
         print(orjson.dumps(report).decode())
     elif args.task == "sentiment":
@@ -191,6 +213,9 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
               f"macro_f1={report['macro_f1']:.4f} kappa={report['kappa']:.4f} "
               f"({report['events_per_s']:,.0f} events/s, model {report['model']})")
         print(format_detail(report["detail"]))
+        for b in report.get("baseline", []):
+            print(f"batch baseline ({b['model']}, {b['features']}) on the same {b['n']} posts: "
+                  f"accuracy={b['accuracy']:.4f} macro_f1={b['macro_f1']:.4f}")
     return 0
 
 

@@ -66,6 +66,54 @@ def scorer(events: Sequence[dict[str, Any] | bytes], task: str, evaluation: Eval
     return score
 
 
+def split_later(events: Sequence[dict[str, Any]], fraction: float) -> tuple[list, list]:
+    """Hold out, for each interest, the last ``fraction`` of its posts in event time: the posts
+    written *after* those a model learns from. Both parts keep the input order; posts without an
+    interest label stay in the first part.
+
+    Event time decides, not the order of the list (here the newest posts come first):
+
+    >>> events = [{"id": i, "interest": "ab"[i % 2], "created_at": 10 - i} for i in range(8)]
+    >>> earlier, later = split_later(events, 0.25)
+    >>> [e["id"] for e in earlier], [e["id"] for e in later]
+    ([2, 3, 4, 5, 6, 7], [0, 1])
+    """
+    by_interest: dict[Any, list[tuple[int, int]]] = {}
+    for i, e in enumerate(events):
+        if e.get("interest") is not None:
+            by_interest.setdefault(e["interest"], []).append((int(e.get("created_at") or 0), i))
+    held: set[int] = set()
+    for posts in by_interest.values():
+        posts.sort()
+        keep = len(posts) - round(len(posts) * fraction)
+        held.update(i for _, i in posts[keep:])
+    return ([e for i, e in enumerate(events) if i not in held],
+            [e for i, e in enumerate(events) if i in held])
+
+
+def batch_baseline(train: Sequence[dict[str, Any] | bytes], test: Sequence[dict[str, Any] | bytes],
+                   scored_ids: set[str]) -> list[dict[str, Any]]:
+    """The batch TF-IDF + linear SVM (:func:`models.baseline.batch_svm`) trained on the labelled
+    posts of ``train`` as the worker cleans them, scored on the posts of ``test`` the worker scored."""
+    from models.baseline import batch_svm
+    from stream.cleaning import CleanPost, clean_post
+    from stream.events import post_from_dict
+
+    def texts(events: Iterable[Any], keep: Callable[[dict[str, Any]], bool]) -> tuple[list[str], list[str]]:
+        xs, ys = [], []
+        for e in events:
+            if not isinstance(e, dict) or e.get("interest") is None or not keep(e):
+                continue
+            post = post_from_dict(e)
+            clean = clean_post(post) if not hasattr(post, "reason") else post
+            if isinstance(clean, CleanPost):
+                xs.append(clean.text)
+                ys.append(e["interest"])
+        return xs, ys
+
+    return batch_svm(*texts(train, lambda e: True), *texts(test, lambda e: str(e.get("id")) in scored_ids))
+
+
 def summary(processor: Processor, seconds: float, n_events: int) -> dict[str, Any]:
     q = processor.quality.snapshot()
     stats = processor.stats
@@ -109,11 +157,13 @@ def sentiment_summary(processor: Processor, seconds: float, n_events: int) -> di
 
 def evaluate(test: Sequence[dict[str, Any] | bytes], train: Sequence[dict[str, Any] | bytes] | None = None,
              frozen: bool = False, settings: Settings | None = None, task: str = "interest",
-             blocks: int = 10) -> dict[str, Any]:
+             blocks: int = 10, baseline: bool = False) -> dict[str, Any]:
     """Learn on ``train`` (if any), then score ``test``; returns the figures of the test stream for
     ``task`` (``interest``, or ``sentiment``: the worker's sentiment beside the lexicon's), and under
     ``detail`` the same predictions scored in full (:class:`models.evaluation.Evaluation`: log-loss,
-    calibration, per class, ``blocks`` consecutive blocks, per platform / language / campaign)."""
+    calibration, per class, ``blocks`` consecutive blocks, per platform / language / campaign).
+    ``baseline`` adds, under ``baseline``, a batch TF-IDF + linear SVM trained on ``train`` and scored
+    on the same test posts (interest only)."""
     settings = settings or Settings.from_env()
     model = OnlineModel(settings.model, settings.hash_bits, adapt=settings.drift_adapt)
     sentiment = SentimentModel(warmup=settings.sentiment_warmup)
@@ -125,7 +175,14 @@ def evaluate(test: Sequence[dict[str, Any] | bytes], train: Sequence[dict[str, A
         report["train"] = report_of(warm, seconds, len(train))
     proc = Processor(settings, Learner(settings, model, learn=not frozen, sentiment=sentiment))
     evaluation = Evaluation(blocks=blocks)
-    seconds = run(proc, test, scorer(test, task, evaluation))
+    score = scorer(test, task, evaluation)
+    scored: set[str] = set()
+
+    def on_prediction(record: dict[str, Any]) -> None:
+        scored.add(record["post_id"])
+        score(record)
+
+    seconds = run(proc, test, on_prediction)
     report.update(report_of(proc, seconds, len(test)))
     detail = evaluation.report()
     if task == "sentiment":  # published labels only: no probabilities to take a log-loss of
@@ -133,6 +190,8 @@ def evaluate(test: Sequence[dict[str, Any] | bytes], train: Sequence[dict[str, A
         detail.pop("calibration")
     report["detail"] = detail
     report["mode"] = "frozen" if frozen else "prequential"
+    if baseline and task == "interest":
+        report["baseline"] = batch_baseline(train or [], test, scored)
     return report
 
 

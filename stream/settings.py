@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 PREFIX = "STREAM_"
-MODEL_CHOICES = ("nb", "nb-balanced", "river-nb", "logreg", "softmax", "pa")
+MODEL_CHOICES = ("arow", "nb", "nb-balanced", "river-nb", "logreg", "softmax", "pa")
 
 
 class ConfigError(ValueError):
@@ -117,7 +117,7 @@ class Settings:
                                    "with another key is refused. Set your own in production.")
     partitions: int = _setting(4, "Partitions of the topics the app creates.")
     replication: int = _setting(1, "Replication factor of the topics the app creates.")
-    model: str = _setting("nb", f"Interest model, one of {', '.join(MODEL_CHOICES)}.")
+    model: str = _setting("arow", f"Interest model, one of {', '.join(MODEL_CHOICES)}.")
     drift_adapt: bool = _setting(True, "Detect concept drift (ADWIN on the error stream) and replace the "
                                  "model by one trained since the warning.")
     hash_bits: int = _setting(20, "Text features are hashed into 2^bits buckets (bounds model memory).")

@@ -1,0 +1,165 @@
+"""An online linear text classifier that learns in one pass what a batch linear SVM learns in many.
+
+:class:`AROWClassifier` is one-vs-rest AROW (adaptive regularisation of weight vectors, Crammer,
+Kulesza & Dredze 2009) over TF-IDF weights computed online. AROW keeps, besides each weight, a
+variance that shrinks as the feature is seen: rare words move fast, frequent ones settle. That is
+what lets one pass over a stream come close to a batch model.
+
+The input is the hashed counts of :class:`models.features.PostFeaturizer` (any numeric dict works:
+other keys are hashed). Each post becomes ``log(1 + count) * idf``, normalised to unit length, with
+the document frequencies counted as labels arrive. Weights live in numpy arrays of
+``2**hash_bits`` columns per class, so memory is fixed whatever the vocabulary.
+
+Scores are turned into probabilities by a softmax whose temperature is itself learned online, from
+the log-loss of each prediction made before its label is learned (temperature scaling).
+
+>>> model = AROWClassifier(hash_bits=10)
+>>> for _ in range(3):
+...     model.learn_one({"goal": 2.0, "match": 1.0}, "sports")
+...     model.learn_one({"vote": 2.0, "senate": 1.0}, "politics")
+>>> model.predict_one({"goal": 1.0})
+'sports'
+>>> proba = model.predict_proba_one({"senate": 1.0})
+>>> max(proba, key=proba.get), round(sum(proba.values()), 6)
+('politics', 1.0)
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any, Hashable
+
+import numpy as np
+from river import base
+
+__all__ = ["AROWClassifier", "tfidf_unit"]
+
+
+def tfidf_unit(counts: np.ndarray, df: np.ndarray, n_docs: int) -> np.ndarray:
+    """Sub-linear TF-IDF of one document, scaled to unit length (scikit-learn's smoothed idf).
+
+    Parameters
+    ----------
+    counts
+        The document's feature values (negative values keep their sign).
+    df
+        How many documents so far had each of these features.
+    n_docs
+        How many documents so far.
+
+    >>> w = tfidf_unit(np.array([1.0, 3.0]), np.array([9, 0]), 9)
+    >>> [round(float(v), 3) for v in w], round(float(w @ w), 6)
+    ([0.15, 0.989], 1.0)
+    """
+    w = np.sign(counts) * np.log1p(np.abs(counts))
+    w *= np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
+    norm = math.sqrt(float(w @ w))
+    return w / norm if norm > 0 else w
+
+
+class AROWClassifier(base.Classifier):
+    """One-vs-rest AROW over online TF-IDF, with online temperature scaling.
+
+    Parameters
+    ----------
+    r
+        AROW's regularisation: larger values make smaller, more conservative updates.
+    hash_bits
+        Features are folded into ``2**hash_bits`` columns per class.
+    calibration_rate
+        Step size of the online temperature update (``0`` keeps the initial temperature).
+
+    Examples
+    --------
+    A class that appears mid-stream is learned from its first label on:
+
+    >>> model = AROWClassifier(hash_bits=8)
+    >>> model.learn_one({"a": 1.0}, "x")
+    >>> model.learn_one({"b": 1.0}, "y")
+    >>> sorted(model.predict_proba_one({"b": 1.0})), model.predict_one({"b": 1.0})
+    (['x', 'y'], 'y')
+    """
+
+    def __init__(self, r: float = 0.1, hash_bits: int = 20, calibration_rate: float = 0.05):
+        self.r = r
+        self.hash_bits = hash_bits
+        self.calibration_rate = calibration_rate
+        self._mask = (1 << hash_bits) - 1
+        self._classes: list[Hashable] = []
+        self._index: dict[Hashable, int] = {}
+        self._mean = np.zeros((0, 1 << hash_bits), dtype=np.float32)
+        self._var = np.ones((0, 1 << hash_bits), dtype=np.float32)
+        self._df = np.zeros(1 << hash_bits, dtype=np.int32)
+        self.n_docs = 0
+        self.temperature = 5.0
+
+    @property
+    def _multiclass(self) -> bool:
+        return True
+
+    @property
+    def classes_(self) -> list[Hashable]:
+        return list(self._classes)
+
+    def _vector(self, x: dict[Hashable, float]) -> tuple[np.ndarray, np.ndarray]:
+        mask = self._mask
+        folded: dict[int, float] = {}
+        for k, v in x.items():
+            h = (k if type(k) is int else zlib.crc32(str(k).encode("utf-8", "surrogatepass"))) & mask
+            folded[h] = folded.get(h, 0.0) + v
+        n = len(folded)
+        return (np.fromiter(folded.keys(), dtype=np.intp, count=n),
+                np.fromiter(folded.values(), dtype=np.float64, count=n))
+
+    def _add_class(self, y: Hashable) -> int:
+        self._index[y] = len(self._classes)
+        self._classes.append(y)
+        width = self._mean.shape[1]
+        self._mean = np.vstack([self._mean, np.zeros((1, width), dtype=np.float32)])
+        self._var = np.vstack([self._var, np.ones((1, width), dtype=np.float32)])
+        return self._index[y]
+
+    def _softmax(self, scores: np.ndarray) -> np.ndarray:
+        z = self.temperature * scores
+        e = np.exp(z - z.max())
+        return e / e.sum()
+
+    def learn_one(self, x: dict[Hashable, float], y: Hashable) -> None:
+        idx, counts = self._vector(x)
+        self.n_docs += 1
+        self._df[idx] += 1
+        w = tfidf_unit(counts, self._df[idx], self.n_docs)
+        c = self._index.get(y)
+        if c is None:
+            c = self._add_class(y)
+        mean = self._mean[:, idx]
+        scores = mean @ w
+        if self.calibration_rate and len(self._classes) > 1:
+            # Temperature scaling, online: one gradient step on this label's log-loss.
+            p = self._softmax(scores)
+            p[c] -= 1.0
+            self.temperature = min(100.0, max(0.1, self.temperature - self.calibration_rate * float(p @ scores)))
+        sign = np.full(len(self._classes), -1.0)
+        sign[c] = 1.0
+        margin = sign * scores
+        rows = np.flatnonzero(margin < 1.0)
+        if rows.size == 0:
+            return
+        var = self._var[np.ix_(rows, idx)]
+        w2 = w * w
+        beta = 1.0 / (var @ w2 + self.r)
+        alpha = (1.0 - margin[rows]) * beta
+        self._mean[np.ix_(rows, idx)] = mean[rows] + (alpha * sign[rows])[:, None] * var * w
+        self._var[np.ix_(rows, idx)] = var - beta[:, None] * var * var * w2
+
+    def decision_function(self, x: dict[Hashable, float]) -> np.ndarray:
+        """One margin per class, in the order of :attr:`classes_`."""
+        idx, counts = self._vector(x)
+        w = tfidf_unit(counts, self._df[idx], self.n_docs)
+        return self._mean[:, idx] @ w
+
+    def predict_proba_one(self, x: dict[Hashable, float], **kwargs: Any) -> dict[Hashable, float]:
+        if not self._classes:
+            return {}
+        p = self._softmax(self.decision_function(x))
+        return dict(zip(self._classes, p.tolist()))
