@@ -68,6 +68,8 @@ class AROWClassifier(base.Classifier):
         Features are folded into ``2**hash_bits`` columns per class.
     calibration_rate
         Step size of the online temperature update (``0`` keeps the initial temperature).
+    temperature
+        The initial temperature: probabilities are ``softmax(temperature * margins)``.
 
     Examples
     --------
@@ -80,7 +82,8 @@ class AROWClassifier(base.Classifier):
     (['x', 'y'], 'y')
     """
 
-    def __init__(self, r: float = 0.1, hash_bits: int = 20, calibration_rate: float = 0.05):
+    def __init__(self, r: float = 0.1, hash_bits: int = 20, calibration_rate: float = 0.05,
+                 temperature: float = 5.0):
         self.r = r
         self.hash_bits = hash_bits
         self.calibration_rate = calibration_rate
@@ -91,7 +94,7 @@ class AROWClassifier(base.Classifier):
         self._var = np.ones((0, 1 << hash_bits), dtype=np.float32)
         self._df = np.zeros(1 << hash_bits, dtype=np.int32)
         self.n_docs = 0
-        self.temperature = 5.0
+        self.temperature = temperature
 
     @property
     def _multiclass(self) -> bool:

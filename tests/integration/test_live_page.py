@@ -11,6 +11,7 @@ import pytest
 from stream.data import tweets_stream
 from stream.demo import WorkerProcess, wait_processed
 from stream.produce import produce
+from stream.settings import Settings
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -65,6 +66,6 @@ def test_live_page_fills_with_data_from_a_running_worker(settings, tmp_path):
     html = dom.stdout
     assert 'data-filled="true"' in html, dom.stderr[-2000:]
     assert '<b id="t-in">600</b>' in html
-    assert "model nb v" in html and "macro_f1" in html
+    assert f"model {Settings().model} v" in html and "macro_f1" in html
     assert "<td>busy-minute</td><td>live-page-test</td><td>all</td>" in html  # a trigger in the table
     assert shot.exists() and shot.stat().st_size > 10_000

@@ -28,6 +28,9 @@ def run(*args, env=None):
     (["bench", "--events", "0"], None, "argument --events: 0 must be at least 1"),
     (["evaluate", "--test", "tweets", "--holdout", "cooking"], None, "--holdout 'cooking' is not an interest"),
     (["evaluate", "--test", "tweets", "--task", "mood"], None, "argument --task: invalid choice: 'mood'"),
+    (["evaluate", "--test", "tweets", "--later", "1"], None, "argument --later: 1 is not strictly between 0 and 1"),
+    (["evaluate", "--test", "tweets", "--later", "0.2", "--holdout", "music"], None, "choose one"),
+    (["evaluate", "--test", "tweets", "--baseline"], None, "--baseline needs posts to train on"),
 ])
 def test_errors_are_one_line(args, env, expected):
     res = run(*args, env=env)
@@ -56,3 +59,16 @@ def test_evaluate_json_on_a_small_file(tmp_path):
 
 def test_model_choices_match_the_factory():
     assert set(MODEL_CHOICES) == set(CANDIDATES)
+
+
+def test_evaluate_later_posts_against_the_batch_baseline(tmp_path):
+    from stream.data import tweets_stream
+
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in tweets_stream()[:1000]))
+    res = run("evaluate", "--test", str(path), "--later", "0.2", "--baseline", "--json")
+    assert res.returncode == 0, res.stderr
+    report = orjson.loads(res.stdout)
+    assert report["mode"] == "frozen" and report["train"]["n"] > 700 and 150 < report["n"] <= 200
+    assert [b["features"] for b in report["baseline"]] == ["words", "words and bigrams"]
+    assert all(b["n"] == report["n"] and 0.3 < b["macro_f1"] <= 1 for b in report["baseline"])
