@@ -90,8 +90,9 @@ class AROWClassifier(base.Classifier):
         self._mask = (1 << hash_bits) - 1
         self._classes: list[Hashable] = []
         self._index: dict[Hashable, int] = {}
-        self._mean = np.zeros((0, 1 << hash_bits), dtype=np.float32)
-        self._var = np.ones((0, 1 << hash_bits), dtype=np.float32)
+        # One row per hashed feature, one column per class: a post's rows are gathered at once.
+        self._mean = np.zeros((1 << hash_bits, 0), dtype=np.float32)
+        self._var = np.ones((1 << hash_bits, 0), dtype=np.float32)
         self._df = np.zeros(1 << hash_bits, dtype=np.int32)
         self.n_docs = 0
         self.temperature = temperature
@@ -105,7 +106,13 @@ class AROWClassifier(base.Classifier):
         return list(self._classes)
 
     def _vector(self, x: dict[Hashable, float]) -> tuple[np.ndarray, np.ndarray]:
-        mask = self._mask
+        n, mask = len(x), self._mask
+        try:  # the featurizer's hashes, already in range: no folding needed
+            idx = np.fromiter(x.keys(), dtype=np.intp, count=n)
+            if n == 0 or (0 <= idx.min() and idx.max() <= mask):
+                return idx, np.fromiter(x.values(), dtype=np.float64, count=n)
+        except (TypeError, ValueError, OverflowError):
+            pass
         folded: dict[int, float] = {}
         for k, v in x.items():
             h = (k if type(k) is int else zlib.crc32(str(k).encode("utf-8", "surrogatepass"))) & mask
@@ -117,9 +124,9 @@ class AROWClassifier(base.Classifier):
     def _add_class(self, y: Hashable) -> int:
         self._index[y] = len(self._classes)
         self._classes.append(y)
-        width = self._mean.shape[1]
-        self._mean = np.vstack([self._mean, np.zeros((1, width), dtype=np.float32)])
-        self._var = np.vstack([self._var, np.ones((1, width), dtype=np.float32)])
+        width = self._mean.shape[0]
+        self._mean = np.hstack([self._mean, np.zeros((width, 1), dtype=np.float32)])
+        self._var = np.hstack([self._var, np.ones((width, 1), dtype=np.float32)])
         return self._index[y]
 
     def _softmax(self, scores: np.ndarray) -> np.ndarray:
@@ -135,8 +142,8 @@ class AROWClassifier(base.Classifier):
         c = self._index.get(y)
         if c is None:
             c = self._add_class(y)
-        mean = self._mean[:, idx]
-        scores = mean @ w
+        mean = self._mean[idx]  # features × classes
+        scores = w @ mean
         if self.calibration_rate and len(self._classes) > 1:
             # Temperature scaling, online: one gradient step on this label's log-loss.
             p = self._softmax(scores)
@@ -145,21 +152,21 @@ class AROWClassifier(base.Classifier):
         sign = np.full(len(self._classes), -1.0)
         sign[c] = 1.0
         margin = sign * scores
-        rows = np.flatnonzero(margin < 1.0)
-        if rows.size == 0:
+        violated = margin < 1.0
+        if not violated.any():
             return
-        var = self._var[np.ix_(rows, idx)]
+        var = self._var[idx]
         w2 = w * w
-        beta = 1.0 / (var @ w2 + self.r)
-        alpha = (1.0 - margin[rows]) * beta
-        self._mean[np.ix_(rows, idx)] = mean[rows] + (alpha * sign[rows])[:, None] * var * w
-        self._var[np.ix_(rows, idx)] = var - beta[:, None] * var * var * w2
+        beta = np.where(violated, 1.0 / (w2 @ var + self.r), 0.0)  # classes within the margin: no update
+        alpha = (1.0 - margin) * beta * sign
+        self._mean[idx] = mean + np.outer(w, alpha) * var
+        self._var[idx] = var - np.outer(w2, beta) * var * var
 
     def decision_function(self, x: dict[Hashable, float]) -> np.ndarray:
         """One margin per class, in the order of :attr:`classes_`."""
         idx, counts = self._vector(x)
         w = tfidf_unit(counts, self._df[idx], self.n_docs)
-        return self._mean[:, idx] @ w
+        return w @ self._mean[idx]
 
     def predict_proba_one(self, x: dict[Hashable, float], **kwargs: Any) -> dict[Hashable, float]:
         if not self._classes:

@@ -264,9 +264,9 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(orjson.dumps(rows).decode())
         return 0
-    print(f"{'model':9} {'macro-F1':>8} {'accuracy':>8} {'kappa':>7} {'µs/event':>9} {'size MB':>8}  description")
+    print(f"{'model':11} {'macro-F1':>8} {'accuracy':>8} {'kappa':>7} {'µs/event':>9} {'size MB':>8}  description")
     for r in rows:
-        print(f"{r['model']:9} {r['macro_f1']:8.4f} {r['accuracy']:8.4f} {r['kappa']:7.4f} "
+        print(f"{r['model']:11} {r['macro_f1']:8.4f} {r['accuracy']:8.4f} {r['kappa']:7.4f} "
               f"{r['us_per_event']:9.0f} {r['size_kb'] / 1024:8.1f}  {r['description']}")
     return 0
 

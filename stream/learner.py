@@ -23,8 +23,9 @@ id at most once, and scores each label against the prediction made before learni
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from array import array
+from dataclasses import dataclass, replace
+from typing import Any, Sequence, Union
 
 import orjson
 
@@ -59,11 +60,44 @@ def training_erase(token: str) -> bytes:
     return orjson.dumps({"k": "erase", "u": token})
 
 
+PackedFeatures = Union[bytes, Features]
+
+
+def pack_features(pairs: Sequence[Sequence[Any]]) -> PackedFeatures:
+    """Features as ``[(hash, value), ...]`` packed into bytes: a post waiting for its label keeps
+    ~12 bytes per feature instead of a dict (~100); anything but integer keys stays a dict.
+
+    >>> packed = pack_features([(7, 1.0), (2**27, 2.0)])
+    >>> len(packed), unpack_features(packed)
+    (24, {7: 1.0, 134217728: 2.0})
+    >>> pack_features([("word", 1.0)])
+    {'word': 1.0}
+    """
+    try:
+        keys = array("I", [k for k, _ in pairs])
+        values = array("d", [v for _, v in pairs])
+    except (TypeError, OverflowError):
+        return dict(pairs)
+    return keys.tobytes() + values.tobytes()
+
+
+def unpack_features(packed: PackedFeatures) -> Features:
+    """The dict :func:`pack_features` packed."""
+    if not isinstance(packed, bytes):
+        return packed
+    n = len(packed) // 12
+    keys, values = array("I"), array("d")
+    keys.frombytes(packed[:4 * n])
+    values.frombytes(packed[4 * n:])
+    return dict(zip(keys, values))
+
+
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """What a post left behind for its delayed labels: features, lexicon scores, the predictions made."""
+    """What a post left behind for its delayed labels: features (packed), lexicon scores, the
+    predictions made."""
 
-    features: Features
+    features: PackedFeatures
     predicted: str | None
     lex: tuple[float, ...] | None = None
     sentiment_predicted: str | None = None
@@ -128,8 +162,8 @@ class Learner:
         if pending is not None:
             if label is None and sentiment is None:
                 early = self.early.pop(post_id, now)
-                if early is None:
-                    self.pending.put(post_id, pending, now)
+                if early is None:  # kept until its label comes: packed
+                    self.pending.put(post_id, replace(pending, features=pack_features(list(pending.features.items()))), now)
                     return None
                 return self._learn(post_id, pending, *early, "feedback")
             return self._learn(post_id, pending, label, sentiment, "inline")
@@ -146,7 +180,7 @@ class Learner:
             self.stats.outcomes["learned_duplicate"] += 1  # a post re-predicted after a crash
             return None
         self.learned.add(post_id)
-        x = pending.features
+        x = unpack_features(pending.features)
         if sentiment is not None and pending.lex is not None:
             self.sentiment_quality.update(sentiment, pending.sentiment_predicted)
             self.lexicon_quality.update(sentiment, lexicon_label(pending.lex[0]))
