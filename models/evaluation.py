@@ -10,14 +10,53 @@ made *before* the model learned from it.
 """
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Hashable
 
-from river import metrics, utils
+class Confusion:
+    """Counts of (truth, prediction) pairs, from which accuracy, macro-F1 and Cohen's kappa are
+    computed with River's definitions (:mod:`river.metrics`), only when asked: updating is three
+    dict increments (a worker scores every label; River's metrics keep a confusion matrix each).
 
+    >>> cm = Confusion()
+    >>> for y, p in [("a", "a"), ("a", "b"), ("b", "b"), ("c", "b")]:
+    ...     cm.add(y, p)
+    >>> {k: round(v, 4) for k, v in cm.figures().items()}
+    {'accuracy': 0.5, 'macro_f1': 0.3889, 'kappa': 0.2727}
+    >>> cm.add("c", "b", -1); round(cm.figures()["macro_f1"], 4)   # reverted (a rolling window)
+    0.6667
+    """
 
-def _value(metric: Any) -> float:
-    v = metric.get()
-    return float(v) if v == v else 0.0  # NaN (nothing seen yet) reads as 0
+    def __init__(self) -> None:
+        self.pairs: dict[tuple[Hashable, Hashable], int] = {}
+        self.rows: dict[Hashable, int] = {}
+        self.cols: dict[Hashable, int] = {}
+        self.total = 0
+        self.correct = 0
+
+    def add(self, y_true: Hashable, y_pred: Hashable, n: int = 1) -> None:
+        key = (y_true, y_pred)
+        self.pairs[key] = self.pairs.get(key, 0) + n
+        self.rows[y_true] = self.rows.get(y_true, 0) + n
+        self.cols[y_pred] = self.cols.get(y_pred, 0) + n
+        self.total += n
+        if y_true == y_pred:
+            self.correct += n
+
+    def figures(self) -> dict[str, float]:
+        rows, cols, total = self.rows, self.cols, self.total
+        classes = {c for c, n in rows.items() if n} | {c for c, n in cols.items() if n}
+        f1 = 0.0
+        pe = 0.0
+        for c in classes:
+            tp = self.pairs.get((c, c), 0)
+            p = tp / cols[c] if cols.get(c) else 0.0
+            r = tp / rows[c] if rows.get(c) else 0.0
+            f1 += 2 * p * r / (p + r) if p + r else 0.0
+            pe += (rows.get(c, 0) / total) * (cols.get(c, 0) / total)
+        p0 = self.correct / total if total else 0.0
+        return {"accuracy": p0, "macro_f1": f1 / len(classes) if classes else 0.0,
+                "kappa": (p0 - pe) / (1 - pe) if pe != 1 else 0.0}
 
 
 class Prequential:
@@ -31,35 +70,32 @@ class Prequential:
         self.window = window
         self.n = 0
         self.unscored = 0
-        self._overall = (metrics.Accuracy(), metrics.MacroF1(), metrics.CohenKappa())
-        self._rolling = tuple(utils.Rolling(m, window_size=window) for m in
-                              (metrics.Accuracy(), metrics.MacroF1(), metrics.CohenKappa()))
+        self._overall = Confusion()
+        self._rolling = Confusion()
+        self._recent: deque[tuple[Hashable, Hashable]] = deque()
 
     def update(self, y_true: Hashable, y_pred: Hashable | None) -> None:
         if y_pred is None:
             self.unscored += 1
             return
         self.n += 1
-        for m in self._overall:
-            m.update(y_true, y_pred)
-        for m in self._rolling:
-            m.update(y_true, y_pred)
+        self._overall.add(y_true, y_pred)
+        self._rolling.add(y_true, y_pred)
+        self._recent.append((y_true, y_pred))
+        if len(self._recent) > self.window:
+            self._rolling.add(*self._recent.popleft(), -1)
 
     @property
     def classes(self) -> list[Hashable]:
-        return sorted(self._overall[0].cm.classes, key=str)
+        return sorted((c for c, n in self._overall.rows.items() if n), key=str)
 
     def snapshot(self) -> dict[str, Any]:
         """Figures as a JSON-ready dict."""
-        acc, f1, kappa = (_value(m) for m in self._overall)
-        racc, rf1, rkappa = (_value(m) for m in self._rolling)
         return {
             "n": self.n,
             "unscored": self.unscored,
-            "accuracy": acc,
-            "macro_f1": f1,
-            "kappa": kappa,
-            "rolling": {"window": self.window, "accuracy": racc, "macro_f1": rf1, "kappa": rkappa},
+            **self._overall.figures(),
+            "rolling": {"window": self.window, **self._rolling.figures()},
         }
 
 
@@ -101,11 +137,10 @@ class Evaluation:
 
     @staticmethod
     def _figures(rows: list[Any]) -> dict[str, Any]:
-        acc, f1, kappa = metrics.Accuracy(), metrics.MacroF1(), metrics.CohenKappa()
+        cm = Confusion()
         for y, p, *_ in rows:
-            for m in (acc, f1, kappa):
-                m.update(y, p)
-        return {"n": len(rows), "accuracy": _value(acc), "macro_f1": _value(f1), "kappa": _value(kappa)}
+            cm.add(y, p)
+        return {"n": len(rows), **cm.figures()}
 
     def report(self) -> dict[str, Any]:
         """Everything, JSON-ready."""

@@ -202,7 +202,9 @@ class Learner:
     # -- checkpoints ------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Everything that must survive a restart."""
-        return {key: getattr(self, key) for key in self.STATE_KEYS}
+        return {"format": self.STATE_FORMAT, **{key: getattr(self, key) for key in self.STATE_KEYS}}
+
+    STATE_FORMAT = 2  # raised when the pickled classes change shape (2: packed pending features, Confusion)
 
     STATE_KEYS = ("model", "quality", "pending", "early", "learned", "offset", "last_record_ms", "sentiment",
                   "sentiment_quality", "lexicon_quality", "erased")
@@ -213,6 +215,11 @@ class Learner:
         missing = [k for k in self.STATE_KEYS if k not in state]
         if missing:
             raise ValueError(f"checkpoint lacks {', '.join(missing)} (written by another version)")
+        if state.get("format") != self.STATE_FORMAT:
+            raise ValueError(f"checkpoint format {state.get('format')}, this version reads {self.STATE_FORMAT}")
+        if state["model"].name != self.settings.model:
+            raise ValueError(f"checkpoint holds model {state['model'].name!r}, STREAM_MODEL asks for "
+                             f"{self.settings.model!r}")
         for key in self.STATE_KEYS:
             setattr(self, key, state[key])
 

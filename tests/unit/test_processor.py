@@ -163,3 +163,15 @@ def test_a_checkpoint_from_another_version_is_refused_without_changing_the_learn
     fresh = Learner(Settings())
     fresh.restore(Learner(Settings()).state())
     assert fresh.offset == -1
+
+
+def test_a_checkpoint_of_another_format_or_model_is_refused():
+    import pytest
+
+    old = Learner(Settings()).state()
+    old["format"] = 1
+    with pytest.raises(ValueError, match="checkpoint format 1, this version reads"):
+        Learner(Settings()).restore(old)
+    nb_state = Learner(Settings(model="nb")).state()
+    with pytest.raises(ValueError, match="checkpoint holds model 'nb', STREAM_MODEL asks for 'arow'"):
+        Learner(Settings(model="arow")).restore(nb_state)

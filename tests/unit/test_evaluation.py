@@ -1,0 +1,56 @@
+"""The prequential figures equal River's metrics (overall and rolling) on random and real streams."""
+import math
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from river import metrics, utils
+
+from models.evaluation import Prequential
+
+
+def river_figures(pairs, window):
+    overall = (metrics.Accuracy(), metrics.MacroF1(), metrics.CohenKappa())
+    rolling = tuple(utils.Rolling(m, window_size=window) for m in
+                    (metrics.Accuracy(), metrics.MacroF1(), metrics.CohenKappa()))
+    for y, p in pairs:
+        for m in (*overall, *rolling):
+            m.update(y, p)
+    value = lambda m: float(m.get()) if m.get() == m.get() else 0.0  # noqa: E731
+    return [value(m) for m in overall], [value(m) for m in rolling]
+
+
+def close(a, b):
+    return all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12) for x, y in zip(a, b))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from("abcde")), max_size=60),
+       st.integers(min_value=1, max_value=20))
+def test_same_figures_as_river(pairs, window):
+    q = Prequential(window=window)
+    for y, p in pairs:
+        q.update(y, p)
+    snap = q.snapshot()
+    overall, rolling = river_figures(pairs, window)
+    assert close([snap["accuracy"], snap["macro_f1"], snap["kappa"]], overall), (snap, overall)
+    r = snap["rolling"]
+    assert close([r["accuracy"], r["macro_f1"], r["kappa"]], rolling), (r, rolling)
+
+
+def test_same_figures_as_river_on_a_long_skewed_stream():
+    rng = random.Random(0)
+    labels = ["travel"] * 8 + ["sports"] * 3 + ["health"]
+    pairs = []
+    for _ in range(5000):
+        y = rng.choice(labels)
+        pairs.append((y, y if rng.random() < 0.8 else rng.choice(labels)))
+    q = Prequential(window=1000)
+    q.update("travel", None)  # unscored: before any class was known
+    for y, p in pairs:
+        q.update(y, p)
+    snap = q.snapshot()
+    overall, rolling = river_figures(pairs, 1000)
+    assert snap["n"] == 5000 and snap["unscored"] == 1
+    assert close([snap["accuracy"], snap["macro_f1"], snap["kappa"]], overall)
+    assert close([snap["rolling"][k] for k in ("accuracy", "macro_f1", "kappa")], rolling)
