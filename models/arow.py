@@ -70,6 +70,9 @@ class AROWClassifier(base.Classifier):
         Step size of the online temperature update (``0`` keeps the initial temperature).
     temperature
         The initial temperature: probabilities are ``softmax(temperature * margins)``.
+    balanced
+        Weigh each label by ``n / (k n_y)`` over the labels seen so far (at most 10): the update
+        of a rare class's own weights is as large as if its class were as frequent as the others.
 
     Examples
     --------
@@ -83,8 +86,10 @@ class AROWClassifier(base.Classifier):
     """
 
     def __init__(self, r: float = 0.1, hash_bits: int = 20, calibration_rate: float = 0.05,
-                 temperature: float = 5.0):
+                 temperature: float = 5.0, balanced: bool = False):
         self.r = r
+        self.balanced = balanced
+        self._counts: list[int] = []
         self.hash_bits = hash_bits
         self.calibration_rate = calibration_rate
         self._mask = (1 << hash_bits) - 1
@@ -124,6 +129,7 @@ class AROWClassifier(base.Classifier):
     def _add_class(self, y: Hashable) -> int:
         self._index[y] = len(self._classes)
         self._classes.append(y)
+        self._counts.append(0)
         width = self._mean.shape[0]
         self._mean = np.hstack([self._mean, np.zeros((width, 1), dtype=np.float32)])
         self._var = np.hstack([self._var, np.ones((width, 1), dtype=np.float32)])
@@ -149,6 +155,7 @@ class AROWClassifier(base.Classifier):
             p = self._softmax(scores)
             p[c] -= 1.0
             self.temperature = min(100.0, max(0.1, self.temperature - self.calibration_rate * float(p @ scores)))
+        self._counts[c] += 1
         sign = np.full(len(self._classes), -1.0)
         sign[c] = 1.0
         margin = sign * scores
@@ -159,6 +166,12 @@ class AROWClassifier(base.Classifier):
         w2 = w * w
         beta = np.where(violated, 1.0 / (w2 @ var + self.r), 0.0)  # classes within the margin: no update
         alpha = (1.0 - margin) * beta * sign
+        if self.balanced:
+            weight = min(self.n_docs / (len(self._classes) * self._counts[c]), 10.0)
+            alpha[c] *= weight
+            spread = float(w2 @ var[:, c])
+            if spread > 0:  # at most 1 / spread: the variances stay non-negative
+                beta[c] = min(beta[c] * weight, 1.0 / spread)
         self._mean[idx] = mean + np.outer(w, alpha) * var
         self._var[idx] = var - np.outer(w2, beta) * var * var
 

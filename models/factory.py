@@ -5,7 +5,7 @@ with, to learn from them when a delayed label arrives); :func:`make_pipeline` jo
 River pipeline for offline use.
 
 >>> sorted(CANDIDATES)
-['arow', 'logreg', 'nb', 'nb-balanced', 'pa', 'river-nb', 'softmax']
+['arow', 'arow-balanced', 'logreg', 'nb', 'nb-balanced', 'pa', 'river-nb', 'softmax']
 >>> make_pipeline("nb")
 Pipeline (
   PostFeaturizer (
@@ -41,6 +41,10 @@ def _arow() -> base.Classifier:
     return AROWClassifier(r=0.1)
 
 
+def _balanced_arow() -> base.Classifier:
+    return AROWClassifier(r=0.1, balanced=True)
+
+
 def _river_nb() -> base.Classifier:
     return naive_bayes.MultinomialNB(alpha=0.5)
 
@@ -65,6 +69,7 @@ CANDIDATES: dict[str, Callable[[], base.Classifier]] = {
     "nb": _fast_nb,
     "nb-balanced": _balanced_nb,
     "arow": _arow,
+    "arow-balanced": _balanced_arow,
     "river-nb": _river_nb,
     "logreg": _logreg,
     "softmax": _softmax,
@@ -81,6 +86,7 @@ DESCRIPTIONS = {
     "nb": "multinomial naive Bayes, River's maths, hand-optimised (models/nb.py)",
     "nb-balanced": "nb with a uniform class prior (rare interests not outvoted by their rarity)",
     "arow": "one-vs-rest AROW over online TF-IDF, temperature-scaled (models/arow.py)",
+    "arow-balanced": "arow with labels weighted inversely to their class's share",
     "river-nb": "river.naive_bayes.MultinomialNB (stock)",
     "logreg": "l2-normalise → one-vs-rest river LogisticRegression (SGD)",
     "softmax": "l2-normalise → river SoftmaxRegression (SGD)",

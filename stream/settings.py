@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 PREFIX = "STREAM_"
-MODEL_CHOICES = ("arow", "nb", "nb-balanced", "river-nb", "logreg", "softmax", "pa")
+MODEL_CHOICES = ("arow", "arow-balanced", "nb", "nb-balanced", "river-nb", "logreg", "softmax", "pa")
 
 
 class ConfigError(ValueError):
