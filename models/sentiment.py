@@ -31,11 +31,11 @@ probabilities with the lexicon's, the lexicon's weight falling linearly from 1 t
 from __future__ import annotations
 
 import math
-from array import array
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
+import numpy as np
 from river import base
 
 from stream.events import SENTIMENTS
@@ -182,8 +182,9 @@ class SentimentClassifier(base.Classifier):
         self.l2 = l2
         self._mask = (1 << bits) - 1
         self.classes: list[Hashable] = []
-        self._w: list[array] = []  # one weight row per class
-        self._g: list[array] = []  # AdaGrad sums of squared gradients, per class
+        # One row per hashed feature, one column per class: weights and AdaGrad's squared-gradient sums.
+        self._w = np.zeros((1 << bits, 0))
+        self._g = np.zeros((1 << bits, 0))
 
     @property
     def _multiclass(self) -> bool:
@@ -196,48 +197,51 @@ class SentimentClassifier(base.Classifier):
 
         return stable_hash(str(f), self._mask)
 
+    def _vector(self, x: Mapping[Hashable, float]) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices (distinct: colliding features are summed) and values of the non-zero features."""
+        mask, rows = self._mask, {}
+        for f, v in x.items():
+            if v:
+                i = f & mask if type(f) is int else self._index(f)
+                rows[i] = rows.get(i, 0.0) + float(v)
+        n = len(rows)
+        return (np.fromiter(rows.keys(), dtype=np.intp, count=n),
+                np.fromiter(rows.values(), dtype=np.float64, count=n))
+
     def _add_class(self, y: Hashable) -> None:
         self.classes.append(y)
-        size = 1 << self.bits
         # A new class starts with the weights of class 0 (so it changes no other prediction).
-        self._w.append(array("d", self._w[0]) if self._w else array("d", bytes(8 * size)))
-        self._g.append(array("d", bytes(8 * size)))
+        first = self._w[:, :1] if self.classes[1:] else np.zeros((self._w.shape[0], 1))
+        self._w = np.hstack([self._w, first])
+        self._g = np.hstack([self._g, np.zeros((self._g.shape[0], 1))])
 
-    def _scores(self, idx: list[tuple[int, float]]) -> list[float]:
-        return [sum(w[i] * v for i, v in idx) for w in self._w]
+    def _softmax(self, idx: np.ndarray, v: np.ndarray) -> np.ndarray:
+        z = v @ self._w[idx]
+        e = np.exp(z - z.max())
+        return e / e.sum()
 
     def predict_proba_one(self, x: Mapping[Hashable, float], **kwargs: Any) -> dict[Hashable, float]:
         if not self.classes:
             return {}
-        mask = self._mask
-        z = self._scores([(f & mask if type(f) is int else self._index(f), v) for f, v in x.items()])
-        top = max(z)
-        e = [math.exp(s - top) for s in z]
-        total = sum(e)
-        return {c: p / total for c, p in zip(self.classes, e)}
+        return dict(zip(self.classes, self._softmax(*self._vector(x)).tolist()))
 
     def learn_one(self, x: Mapping[Hashable, float], y: Hashable, w: float = 1.0) -> None:
         """Learn one example; ``w`` weighs its gradient."""
         if y not in self.classes:
             self._add_class(y)
-        mask = self._mask
-        idx = [(f & mask if type(f) is int else self._index(f), float(v)) for f, v in x.items() if v]
         if len(self.classes) < 2:
             return  # a softmax over one class has nothing to learn
-        z = self._scores(idx)
-        top = max(z)
-        e = [math.exp(s - top) for s in z]
-        total = sum(e)
-        lr, l2, sqrt = self.lr, self.l2, math.sqrt
-        for k, c in enumerate(self.classes):
-            err = (e[k] / total - (1.0 if c == y else 0.0)) * w
-            weights, g = self._w[k], self._g[k]
-            for i, v in idx:
-                grad = err * v + l2 * weights[i]
-                acc = g[i] + grad * grad
-                if acc > 0.0:  # (a tiny gradient's square can underflow to 0)
-                    g[i] = acc
-                    weights[i] -= lr * grad / sqrt(acc)
+        idx, v = self._vector(x)
+        err = self._softmax(idx, v)
+        err[self.classes.index(y)] -= 1.0
+        weights = self._w[idx]
+        grad = np.outer(v, err * w)
+        if self.l2:
+            grad += self.l2 * weights
+        acc = self._g[idx] + grad * grad
+        step = np.divide(grad, np.sqrt(acc), out=np.zeros_like(grad), where=acc > 0.0)
+        self._g[idx] = acc
+        self._w[idx] = weights - self.lr * step
 
 
 @dataclass(frozen=True, slots=True)
