@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from typing import Any, Hashable
+from typing import Any, Hashable, Sequence
 
 import numpy as np
 from river import base
@@ -180,6 +180,28 @@ class AROWClassifier(base.Classifier):
         idx, counts = self._vector(x)
         w = tfidf_unit(counts, self._df[idx], self.n_docs)
         return w @ self._mean[idx]
+
+    def predict_proba_many(self, xs: Sequence[dict[Hashable, float]]) -> list[dict[Hashable, float]]:
+        """:meth:`predict_proba_one` of each post, computed for all of them in a few array operations
+        (a worker predicts a whole batch before the model learns from it)."""
+        if not self._classes or not xs:
+            return [{} for _ in xs] if not self._classes else []
+        vectors = [self._vector(x) for x in xs]
+        lengths = np.fromiter((len(i) for i, _ in vectors), dtype=np.intp, count=len(vectors))
+        if not lengths.all():  # an empty post: reduceat cannot take empty segments
+            return [self.predict_proba_one(x) for x in xs]
+        idx = np.concatenate([i for i, _ in vectors])
+        counts = np.concatenate([c for _, c in vectors])
+        w = np.sign(counts) * np.log1p(np.abs(counts))
+        w *= np.log((1.0 + self.n_docs) / (1.0 + self._df[idx])) + 1.0
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        norms = np.sqrt(np.add.reduceat(w * w, starts))
+        w /= np.repeat(np.where(norms > 0, norms, 1.0), lengths)
+        z = self.temperature * np.add.reduceat(self._mean[idx] * w[:, None], starts, axis=0)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        classes = self._classes
+        return [dict(zip(classes, row)) for row in p.tolist()]
 
     def predict_proba_one(self, x: dict[Hashable, float], **kwargs: Any) -> dict[Hashable, float]:
         if not self._classes:

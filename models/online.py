@@ -57,6 +57,14 @@ class OnlineModel:
         """Class probabilities (empty before the first label)."""
         return self.classifier.predict_proba_one(x)
 
+    def predict_many(self, xs: list[Features]) -> list[dict[Hashable, float]]:
+        """:meth:`predict` of each, at once where the classifier can (``predict_proba_many``)."""
+        many = getattr(self.classifier, "predict_proba_many", None)
+        if many is not None:
+            return many(xs)
+        predict = self.classifier.predict_proba_one
+        return [predict(x) for x in xs]
+
     def learn(self, x: Features, y: Hashable, predicted: Hashable | None) -> dict[str, Any] | None:
         """Learn one label; ``predicted`` is what the live model said before (``None``: no
         prediction to score). Returns a drift event when the live model was replaced."""

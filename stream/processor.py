@@ -189,6 +189,7 @@ class Processor:
         max_chars, key, cold_labels = settings.max_text_chars, settings.pseudonym_key, settings.cold_labels
         model, sentiment_model, erased = self.model, self.learner.sentiment, self.learner.erased
         audience, profiles = self._audience, self._profiles
+        ready = []  # posts that passed validation, cleaning and de-duplication, with their features
         for msg in messages:
             post = parse_post(msg.value) if msg.value is not None else Rejected("missing_value", "null record")
             if isinstance(post, Rejected):
@@ -207,8 +208,10 @@ class Processor:
                 stats.duplicates[kind] += 1
                 stats.outcomes["duplicates"] += 1
                 continue
-            x = model.features(clean)
-            scores = model.predict(x)
+            ready.append((msg, post, clean, user, model.features(clean)))
+        # The whole batch is predicted at once: the model learns only after (from the training log).
+        all_scores = model.predict_many([x for *_, x in ready])
+        for (msg, post, clean, user, x), scores in zip(ready, all_scores):
             predicted = top_class(scores)
             lex = lexicon_scores(post.text)
             sentiment = sentiment_model.predict(x, lex)

@@ -104,3 +104,17 @@ def test_balanced_weights_raise_the_recall_of_a_rare_interest():
         assert (model._var >= 0).all()
     assert recall[True] > recall[False] + 0.03, recall
     check_estimator(AROWClassifier(hash_bits=12, balanced=True))
+
+
+def test_batch_predictions_equal_one_at_a_time():
+    featurizer, model = PostFeaturizer(hash_bits=16), AROWClassifier(hash_bits=16)
+    tweets = [featurizer.transform_one(c) for c, _ in cleaned(tweets_stream()[:700])]
+    assert model.predict_proba_many(tweets[:5]) == [{}] * 5
+    for x, (_, y) in zip(tweets[:500], cleaned(tweets_stream()[:500])):
+        model.learn_one(x, y)
+    batch = model.predict_proba_many(tweets[500:] + [{"unseen": 2.0}])
+    one = [model.predict_proba_one(x) for x in tweets[500:] + [{"unseen": 2.0}]]
+    assert len(batch) == len(one) == 201
+    for b, o in zip(batch, one):
+        assert b.keys() == o.keys() and all(math.isclose(b[c], o[c], rel_tol=1e-6, abs_tol=1e-9) for c in b)
+    assert [model.predict_proba_one(x) for x in [{}]] == model.predict_proba_many([{}])
