@@ -140,6 +140,10 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
     replica = Replica(settings, processor.learner, publish_event)
 
     @app.task
+    async def loop_lag() -> None:
+        await processor.stats.loop.watch()
+
+    @app.task
     async def model_replica() -> None:
         for topic in topics.outputs:
             await topic.maybe_declare()

@@ -206,12 +206,26 @@ def bench_pipeline(settings: Settings, events: Sequence[dict[str, Any]], want: i
         follow(sent_at, len(events) + n_lat, timeout=60)
         delays = sorted(span.at[k] - sent_at.at[k] for k in span.at if k in sent_at.at)
         sent_at.close()
+        result.update(worker_metrics(s.web_port))
         result.update(rss_mb=proc_hwm_mb(pid), offered_eps=rate,
                       p50_ms=delays[len(delays) // 2] if delays else None,
                       p99_ms=delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else None,
                       latency_samples=len(delays))
     span.close()
     return result
+
+
+def worker_metrics(port: int) -> dict[str, Any]:
+    """Event-loop stalls (> 100 ms) and the longest lag the worker saw, from its /metrics."""
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    except OSError:
+        return {"loop_stalls": None}
+    values = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    stalls = values.get("stream_event_loop_stalls_total")
+    return {"loop_stalls": int(float(stalls)) if stalls is not None else None}
 
 
 def bench_naive(settings: Settings, events: Sequence[dict[str, Any]], want: int, out_dir: Path) -> dict[str, Any]:
@@ -313,10 +327,57 @@ def run_bench(settings: Settings, n_events: int, out_dir: Path, rate: float | No
         "speedup_vs_naive": pipeline["eps"] / naive["eps"] if naive["eps"] else None,
         "fraction_of_limit": pipeline["eps"] / limit["eps"] if limit["eps"] else None,
         "p50_ms": pipeline["p50_ms"], "p99_ms": pipeline["p99_ms"], "rss_mb": pipeline["rss_mb"],
+        "loop_stalls": pipeline.get("loop_stalls"),
         "pipeline": pipeline, "naive": naive, "limit": limit, "stages_us": stages,
     }
     (out_dir / "bench.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return report
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (VmRSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def memory_run(settings: Settings, n_events: int, labelled: float = 0.3, reports: int = 10) -> list[dict[str, Any]]:
+    """RSS of the worker's processor and learner (offline, no Kafka) along a long stream: the demo
+    tweets over and over, each pass with new ids and one extra word (so that nothing is dropped as a
+    duplicate), ``labelled`` of them with their label, the rest never labelled (their features wait
+    in the pending store until its capacity or TTL drops them). Returns the RSS every
+    ``n_events / reports`` events, then after a :func:`gc.collect`."""
+    import gc
+
+    from stream.data import tweets_stream
+    from stream.processor import Message, Processor
+
+    base = tweets_stream()
+    proc = Processor(settings)
+    rows, step, batch = [], max(1, n_events // reports), []
+    start = time.perf_counter()
+    for i in range(n_events):
+        e = base[i % len(base)]
+        cycle = i // len(base)
+        event = {**e, "id": f"m{i}", "text": f"{e['text']} v{cycle}", "created_at": e["created_at"] + cycle * 86_400_000}
+        if (i * 7919) % 1000 >= labelled * 1000:
+            event.pop("interest", None)
+            event.pop("sentiment", None)
+        batch.append(Message(orjson.dumps(event)))
+        if len(batch) == 32 or i == n_events - 1:
+            proc.run_locally(proc.process_posts(batch))
+            proc.drain_aggregates()
+            batch = []
+        if (i + 1) % step == 0 or i == n_events - 1:
+            rows.append({"events": i + 1, "rss_mb": rss_mb(), "pending": len(proc.learner.pending),
+                         "seconds": time.perf_counter() - start})
+            print(f"bench --memory: {i + 1:,} events, RSS {rows[-1]['rss_mb']:.0f} MB, "
+                  f"{rows[-1]['pending']:,} posts waiting for a label", file=sys.stderr)
+    gc.collect()
+    rows.append({"events": n_events, "rss_mb": rss_mb(), "pending": len(proc.learner.pending), "after_gc": True,
+                 "seconds": time.perf_counter() - start})
+    return rows
 
 
 def format_bench(r: dict[str, Any]) -> str:
@@ -330,6 +391,7 @@ def format_bench(r: dict[str, Any]) -> str:
     lines.append(f"pipeline latency at {p['offered_eps']:,.0f} posts/s offered, "
                  f"post → prediction: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms ({p['latency_samples']} posts; "
                  f"the worker needed {p['settle_s']:.0f} s after its last backlog prediction to go idle)")
+    lines.append(f"pipeline event-loop stalls over 100 ms (backlog and fixed load): {p.get('loop_stalls')}")
     lines.append("per-stage cost in this process (µs/event): " + ", ".join(
         f"{k} {v:.0f}" for k, v in r["stages_us"].items()))
     lines.append("(limit's RSS is this process's peak, broker clients and data included)")

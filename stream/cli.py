@@ -104,6 +104,8 @@ def build_parser() -> Parser:
     bn.add_argument("--out", type=Path, default=Path("bench-out"), help="directory of bench.json and logs")
     bn.add_argument("--rate", type=_positive_float,
                     help="posts/s offered in the latency phase (default: half the pipeline's throughput)")
+    bn.add_argument("--memory", type=_positive_int, metavar="N",
+                    help="instead: RSS of the processor and learner along N events (offline, no Kafka)")
     bn.add_argument("--json", action="store_true", help="print one JSON object")
 
     c = sub.add_parser("compare", help="prequential comparison of every model candidate on one stream")
@@ -244,8 +246,19 @@ def format_detail(d: dict) -> str:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.bench import format_bench, run_bench
+    from stream.bench import format_bench, memory_run, run_bench
 
+    if args.memory:
+        rows = memory_run(settings, args.memory)
+        if args.json:
+            print(orjson.dumps(rows).decode())
+        else:
+            first = rows[0]
+            print(f"RSS after {first['events']:,} events: {first['rss_mb']:.0f} MB; after {rows[-2]['events']:,}: "
+                  f"{rows[-2]['rss_mb']:.0f} MB ({rows[-2]['rss_mb'] / first['rss_mb'] - 1:+.0%}); after a "
+                  f"garbage collection: {rows[-1]['rss_mb']:.0f} MB; {rows[-2]['events'] / rows[-2]['seconds']:,.0f} "
+                  f"events/s offline")
+        return 0
     report = run_bench(settings, args.events, args.out, args.rate)
     print(orjson.dumps(report).decode() if args.json else format_bench(report))
     return 0

@@ -50,6 +50,51 @@ class Latency:
         return {"p50_ms": quantile(values, 0.5) * 1e3, "p99_ms": quantile(values, 0.99) * 1e3}
 
 
+LOOP_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+STALL_SECONDS = 0.1  # a wake-up this late is a stall of the event loop
+
+
+class LoopLag:
+    """How late the event loop wakes a task that sleeps ``interval`` seconds over and over: every
+    lag is observed, and one over :data:`STALL_SECONDS` is a stall (some callback held the loop).
+
+    >>> import asyncio, time
+    >>> lag = LoopLag(interval=0.01)
+    >>> async def main():
+    ...     probe = asyncio.ensure_future(lag.watch())
+    ...     await asyncio.sleep(0.05)
+    ...     time.sleep(0.25)            # a callback that blocks the loop
+    ...     await asyncio.sleep(0.05)
+    ...     probe.cancel()
+    >>> asyncio.run(main())
+    >>> lag.stalls >= 1 and lag.max_s >= 0.2
+    True
+    """
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.histogram = Latency(LOOP_LAG_BUCKETS, recent=1000)
+        self.stalls = 0
+        self.max_s = 0.0
+
+    def observe(self, lag: float) -> None:
+        lag = max(0.0, lag)
+        self.histogram.observe(lag)
+        self.max_s = max(self.max_s, lag)
+        if lag > STALL_SECONDS:
+            self.stalls += 1
+
+    async def watch(self) -> None:
+        """Sleep and measure, for ever (run it as a task)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(self.interval)
+            self.observe(loop.time() - start - self.interval)
+
+
 class Stats:
     """Everything the pipeline counts."""
 
@@ -68,6 +113,7 @@ class Stats:
         # (segment kind, segment value) -> (volume, mean sentiment, positive share, negative share)
         self.audience: dict[tuple[str, str], tuple[float, float, float, float]] = {}
         self.latency = Latency()
+        self.loop = LoopLag()
         self.drifts = 0  # concept drifts detected (and adapted to)
         self.first_event_at: float | None = None
         self.last_event_at: float | None = None
@@ -100,6 +146,8 @@ class Stats:
             "drifts": self.drifts,
             "events_per_s": self.events_per_s(),
             "latency": self.latency.quantiles(),
+            "event_loop": {"stalls": self.loop.stalls, "max_lag_ms": self.loop.max_s * 1e3,
+                           **self.loop.histogram.quantiles()},
         }
 
 
@@ -164,5 +212,18 @@ class StatsCollector(Collector):
             f"{self.prefix}_event_latency_seconds",
             "From the post's Kafka timestamp to its prediction being handed to the producer.",
             buckets=buckets, sum_value=lat.sum)
+        loop = s.loop.histogram
+        buckets, acc = [], 0
+        for bound, n in zip([*map(str, loop.buckets), "+Inf"], loop.counts):
+            acc += n
+            buckets.append((bound, acc))
+        yield HistogramMetricFamily(
+            f"{self.prefix}_event_loop_lag_seconds",
+            f"How late the event loop wakes a task that sleeps {s.loop.interval} s (time other work held it).",
+            buckets=buckets, sum_value=loop.sum)
+        stalls = CounterMetricFamily(f"{self.prefix}_event_loop_stalls",
+                                     f"Event-loop wake-ups later than {STALL_SECONDS} s.")
+        stalls.add_metric([], s.loop.stalls)
+        yield stalls
         for name, doc, value in self.gauges():
             yield GaugeMetricFamily(f"{self.prefix}_{name}", doc, value=value)

@@ -72,3 +72,16 @@ def test_evaluate_later_posts_against_the_batch_baseline(tmp_path):
     assert report["mode"] == "frozen" and report["train"]["n"] > 700 and 150 < report["n"] <= 200
     assert [b["features"] for b in report["baseline"]] == ["words", "words and bigrams"]
     assert all(b["n"] == report["n"] and 0.3 < b["macro_f1"] <= 1 for b in report["baseline"])
+
+
+def test_bench_stage_breakdown_runs_the_processor_offline():
+    from stream.bench import expected_outputs
+    from stream.data import tweets_stream
+    from stream.settings import Settings
+
+    events = tweets_stream()[:300]
+    predicted, stages = expected_outputs(Settings(), events)
+    assert 250 < predicted <= 300
+    assert set(stages) == {"decode+validate", "clean", "featurize", "predict interest", "sentiment",
+                           "learn (training log)", "publish (serialize)"}
+    assert all(v > 0 for v in stages.values()), stages
