@@ -24,7 +24,8 @@ id at most once, and scores each label against the prediction made before learni
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass, replace
+import sys
+from dataclasses import dataclass
 from typing import Any, Sequence, Union
 
 import orjson
@@ -64,43 +65,63 @@ PackedFeatures = Union[bytes, Features]
 
 
 def pack_features(pairs: Sequence[Sequence[Any]]) -> PackedFeatures:
-    """Features as ``[(hash, value), ...]`` packed into bytes: a post waiting for its label keeps
-    ~12 bytes per feature instead of a dict (~100); anything but integer keys stays a dict.
+    """Features as ``[(hash, value), ...]`` packed into bytes for a post waiting for its label:
+    4 bytes per hash, and 1 byte per value when all are whole counts under 256 (the featurizer's),
+    else 8. Anything but integer hashes stays a dict.
 
     >>> packed = pack_features([(7, 1.0), (2**27, 2.0)])
     >>> len(packed), unpack_features(packed)
-    (24, {7: 1.0, 134217728: 2.0})
+    (11, {7: 1.0, 134217728: 2.0})
+    >>> unpack_features(pack_features([(7, 0.5)]))
+    {7: 0.5}
     >>> pack_features([("word", 1.0)])
     {'word': 1.0}
     """
     try:
         keys = array("I", [k for k, _ in pairs])
-        values = array("d", [v for _, v in pairs])
-    except (TypeError, OverflowError):
+        values = [v for _, v in pairs]
+        small = all(v == int(v) and 0 <= v < 256 for v in values)
+        packed = array("B", [int(v) for v in values]) if small else array("d", values)
+    except (TypeError, OverflowError, ValueError):
         return dict(pairs)
-    return keys.tobytes() + values.tobytes()
+    return packed.typecode.encode() + keys.tobytes() + packed.tobytes()
 
 
 def unpack_features(packed: PackedFeatures) -> Features:
     """The dict :func:`pack_features` packed."""
     if not isinstance(packed, bytes):
         return packed
-    n = len(packed) // 12
-    keys, values = array("I"), array("d")
-    keys.frombytes(packed[:4 * n])
-    values.frombytes(packed[4 * n:])
-    return dict(zip(keys, values))
+    values = array(packed[:1].decode())
+    n = (len(packed) - 1) // (4 + values.itemsize)
+    keys = array("I")
+    keys.frombytes(packed[1:1 + 4 * n])
+    values.frombytes(packed[1 + 4 * n:])
+    return dict(zip(keys, map(float, values)))
 
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """What a post left behind for its delayed labels: features (packed), lexicon scores, the
-    predictions made."""
+    """What a post left behind for its delayed labels: features, lexicon scores, the predictions made."""
 
     features: PackedFeatures
     predicted: str | None
-    lex: tuple[float, ...] | None = None
+    lex: tuple[float, ...] | bytes | None = None  # bytes: packed doubles (see :meth:`Pending.compact`)
     sentiment_predicted: str | None = None
+
+    def compact(self) -> "Pending":
+        """The same, smaller, for a post that may wait an hour for its label: features and lexicon
+        scores packed into bytes, labels interned (a few hundred bytes instead of ~800)."""
+        return Pending(pack_features(list(self.features.items())) if isinstance(self.features, dict)
+                       else self.features,
+                       sys.intern(self.predicted) if self.predicted else self.predicted,
+                       array("d", self.lex).tobytes() if isinstance(self.lex, tuple) else self.lex,
+                       sys.intern(self.sentiment_predicted) if self.sentiment_predicted else self.sentiment_predicted)
+
+    def lexicon(self) -> tuple[float, ...] | None:
+        """The lexicon scores, unpacked."""
+        if isinstance(self.lex, bytes):
+            return tuple(array("d", self.lex))
+        return self.lex
 
 
 class Learner:
@@ -163,7 +184,7 @@ class Learner:
             if label is None and sentiment is None:
                 early = self.early.pop(post_id, now)
                 if early is None:  # kept until its label comes: packed
-                    self.pending.put(post_id, replace(pending, features=pack_features(list(pending.features.items()))), now)
+                    self.pending.put(post_id, pending.compact(), now)
                     return None
                 return self._learn(post_id, pending, *early, "feedback")
             return self._learn(post_id, pending, label, sentiment, "inline")
@@ -181,11 +202,12 @@ class Learner:
             return None
         self.learned.add(post_id)
         x = unpack_features(pending.features)
-        if sentiment is not None and pending.lex is not None:
+        lex = pending.lexicon()
+        if sentiment is not None and lex is not None:
             self.sentiment_quality.update(sentiment, pending.sentiment_predicted)
-            self.lexicon_quality.update(sentiment, lexicon_label(pending.lex[0]))
+            self.lexicon_quality.update(sentiment, lexicon_label(lex[0]))
             if self.learning:
-                self.sentiment.learn(x, pending.lex, sentiment)
+                self.sentiment.learn(x, lex, sentiment)
                 self.stats.outcomes["learned_sentiment"] += 1
         if label is None:
             return None

@@ -175,3 +175,26 @@ def test_a_checkpoint_of_another_format_or_model_is_refused():
     nb_state = Learner(Settings(model="nb")).state()
     with pytest.raises(ValueError, match="checkpoint holds model 'nb', STREAM_MODEL asks for 'arow'"):
         Learner(Settings(model="arow")).restore(nb_state)
+
+
+def test_a_delayed_label_teaches_exactly_what_an_inline_one_does():
+    """The features and lexicon scores a waiting post keeps (packed) are the ones it was predicted
+    with: two processors, one with inline labels, one with every label sent later as feedback,
+    end with the same models."""
+    from stream.cleaning import clean_post
+    from stream.data import tweets_stream
+    from stream.events import post_from_dict
+
+    events = tweets_stream()[:400]
+    inline, delayed = Processor(Settings()), Processor(Settings())
+    for i in range(0, len(events), 32):
+        batch = events[i:i + 32]
+        local(inline, [Message(orjson.dumps(e)) for e in batch])
+        bare = [{k: v for k, v in e.items() if k not in ("interest", "sentiment")} for e in batch]
+        local(delayed, [Message(orjson.dumps(e)) for e in bare])
+        for e in batch:
+            feedback(delayed, {"post_id": e["id"], "interest": e["interest"], "sentiment": e["sentiment"]})
+    assert len(delayed.learner.pending) == 0 and delayed.model.version == inline.model.version > 350
+    probe = inline.model.features(clean_post(post_from_dict(events[0])))
+    assert delayed.model.predict(probe) == inline.model.predict(probe)
+    assert delayed.learner.sentiment.n_labels == inline.learner.sentiment.n_labels > 350
