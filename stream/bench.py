@@ -370,10 +370,13 @@ def memory_run(settings: Settings, n_events: int, labelled: float = 0.3, reports
             proc.drain_aggregates()
             batch = []
         if (i + 1) % step == 0 or i == n_events - 1:
+            model = proc.model
             rows.append({"events": i + 1, "rss_mb": rss_mb(), "pending": len(proc.learner.pending),
+                         "drifts": model.drifts, "background_model": model.background is not None,
                          "seconds": time.perf_counter() - start})
             print(f"bench --memory: {i + 1:,} events, RSS {rows[-1]['rss_mb']:.0f} MB, "
-                  f"{rows[-1]['pending']:,} posts waiting for a label", file=sys.stderr)
+                  f"{rows[-1]['pending']:,} posts waiting for a label, {model.drifts} drifts"
+                  f"{', a background model learning' if model.background is not None else ''}", file=sys.stderr)
     gc.collect()
     rows.append({"events": n_events, "rss_mb": rss_mb(), "pending": len(proc.learner.pending), "after_gc": True,
                  "seconds": time.perf_counter() - start})
