@@ -201,10 +201,10 @@ class AROWClassifier(base.Classifier):
         e = np.exp(z - z.max(axis=1, keepdims=True))
         p = e / e.sum(axis=1, keepdims=True)
         classes = self._classes
-        return [dict(zip(classes, row)) for row in p.tolist()]
+        return [dict(zip(classes, row, strict=True)) for row in p.tolist()]
 
     def predict_proba_one(self, x: dict[Hashable, float], **kwargs: Any) -> dict[Hashable, float]:
         if not self._classes:
             return {}
         p = self._softmax(self.decision_function(x))
-        return dict(zip(self._classes, p.tolist()))
+        return dict(zip(self._classes, p.tolist(), strict=True))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Hashable
 
+
 class Confusion:
     """Counts of (truth, prediction) pairs, from which accuracy, macro-F1 and Cohen's kappa are
     computed with River's definitions (:mod:`river.metrics`), only when asked: updating is three

@@ -13,8 +13,8 @@ import orjson
 from stream.audience import Aggregator, AudienceOutputs
 from stream.live import History, page_html
 from stream.privacy import erased_token
-from stream.profiles import ProfileBook
 from stream.processor import Message, Outputs, Processor
+from stream.profiles import ProfileBook
 from stream.replica import Replica
 from stream.rules import Rule
 from stream.settings import Settings

@@ -131,8 +131,8 @@ def relabel(events: Sequence[dict[str, Any]], prefix: str, start_ms: int) -> lis
 
 def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tuple[int, dict[str, float]]:
     """How many predictions the events give (offline, same processor), and µs per event by stage."""
-    from models.sentiment import lexicon_scores
     from models.features import top_class
+    from models.sentiment import lexicon_scores
     from stream.cleaning import CleanPost, clean_post
     from stream.events import Post, parse_post
     from stream.learner import training_post
@@ -156,15 +156,15 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
         all_scores = model.predict_many(xs)
         t4 = clock()
         lexes = [lexicon_scores(p.text) for p, _ in pairs]
-        sentiments = [learner.sentiment.predict(x, lex) for x, lex in zip(xs, lexes)]
+        sentiments = [learner.sentiment.predict(x, lex) for x, lex in zip(xs, lexes, strict=True)]
         t5 = clock()
-        for (post, _), x, scores, lex, sentiment in zip(pairs, xs, all_scores, lexes, sentiments):
+        for (post, _), x, scores, lex, sentiment in zip(pairs, xs, all_scores, lexes, sentiments, strict=True):
             record = training_post(post.id, x, top_class(scores), post.interest, lex, sentiment.label,
                                    post.sentiment)
             learner.apply(offset, record, post.created_at)
             offset += 1
         t6 = clock()
-        for (post, _), scores, sentiment in zip(pairs, all_scores, sentiments):
+        for (post, _), scores, sentiment in zip(pairs, all_scores, sentiments, strict=True):
             orjson.dumps({"post_id": post.id, "scores": scores, "sentiment": sentiment.to_dict()})
         t7 = clock()
         for name, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6)):
@@ -360,7 +360,8 @@ def memory_run(settings: Settings, n_events: int, labelled: float = 0.3, reports
     for i in range(n_events):
         e = base[i % len(base)]
         cycle = i // len(base)
-        event = {**e, "id": f"m{i}", "text": f"{e['text']} v{cycle}", "created_at": e["created_at"] + cycle * 86_400_000}
+        event = {**e, "id": f"m{i}", "text": f"{e['text']} v{cycle}",
+                 "created_at": e["created_at"] + cycle * 86_400_000}
         if (i * 7919) % 1000 >= labelled * 1000:
             event.pop("interest", None)
             event.pop("sentiment", None)

@@ -305,10 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # one line for every failure the user can act on
+        from stream.bench import BenchError
         from stream.broker import BrokerError
         from stream.data import DataError
         from stream.demo import DemoError
-        from stream.bench import BenchError
         from stream.rules import RuleError
 
         if isinstance(exc, (ConfigError, DataError, BrokerError, DemoError, RuleError, BenchError, OSError)):

@@ -45,7 +45,8 @@ def run(processor: Processor, events: Sequence[dict[str, Any] | bytes],
     return time.perf_counter() - start
 
 
-def scorer(events: Sequence[dict[str, Any] | bytes], task: str, evaluation: Evaluation) -> Callable[[dict[str, Any]], None]:
+def scorer(events: Sequence[dict[str, Any] | bytes], task: str,
+           evaluation: Evaluation) -> Callable[[dict[str, Any]], None]:
     """A prediction callback that scores each prediction against its event's label (if it has one):
     for ``interest`` the class probabilities, for ``sentiment`` the label published."""
     truth = {str(e["id"]): e for e in events if isinstance(e, dict) and "id" in e}

@@ -23,8 +23,8 @@ id at most once, and scores each label against the prediction made before learni
 """
 from __future__ import annotations
 
-from array import array
 import sys
+from array import array
 from dataclasses import dataclass
 from typing import Any, Sequence, Union
 
@@ -96,7 +96,7 @@ def unpack_features(packed: PackedFeatures) -> Features:
     keys = array("I")
     keys.frombytes(packed[1:1 + 4 * n])
     values.frombytes(packed[1 + 4 * n:])
-    return dict(zip(keys, map(float, values)))
+    return dict(zip(keys, map(float, values), strict=True))
 
 
 @dataclass(frozen=True, slots=True)

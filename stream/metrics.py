@@ -168,6 +168,13 @@ class StatsCollector(Collector):
             fam.add_metric([key], value)
         return fam
 
+    def _histogram(self, name: str, doc: str, histogram: Latency) -> HistogramMetricFamily:
+        buckets, acc = [], 0
+        for bound, n in zip([*map(str, histogram.buckets), "+Inf"], histogram.counts):
+            acc += n
+            buckets.append((bound, acc))
+        return HistogramMetricFamily(f"{self.prefix}_{name}", doc, buckets=buckets, sum_value=histogram.sum)
+
     def collect(self) -> Iterator[Any]:
         s = self.stats
         yield self._counter("events", "Events by outcome.", "outcome", s.outcomes.items())
@@ -203,24 +210,10 @@ class StatsCollector(Collector):
         drifts = CounterMetricFamily(f"{self.prefix}_drifts", "Concept drifts detected in the error stream.")
         drifts.add_metric([], s.drifts)
         yield drifts
-        lat = s.latency
-        buckets, acc = [], 0
-        for bound, n in zip([*map(str, lat.buckets), "+Inf"], lat.counts):
-            acc += n
-            buckets.append((bound, acc))
-        yield HistogramMetricFamily(
-            f"{self.prefix}_event_latency_seconds",
-            "From the post's Kafka timestamp to its prediction being handed to the producer.",
-            buckets=buckets, sum_value=lat.sum)
-        loop = s.loop.histogram
-        buckets, acc = [], 0
-        for bound, n in zip([*map(str, loop.buckets), "+Inf"], loop.counts):
-            acc += n
-            buckets.append((bound, acc))
-        yield HistogramMetricFamily(
-            f"{self.prefix}_event_loop_lag_seconds",
-            f"How late the event loop wakes a task that sleeps {s.loop.interval} s (time other work held it).",
-            buckets=buckets, sum_value=loop.sum)
+        yield self._histogram("event_latency_seconds", "From the post's Kafka timestamp to its prediction "
+                              "being handed to the producer.", s.latency)
+        yield self._histogram("event_loop_lag_seconds", f"How late the event loop wakes a task that sleeps "
+                              f"{s.loop.interval} s (time other work held it).", s.loop.histogram)
         stalls = CounterMetricFamily(f"{self.prefix}_event_loop_stalls",
                                      f"Event-loop wake-ups later than {STALL_SECONDS} s.")
         stalls.add_metric([], s.loop.stalls)

@@ -211,7 +211,7 @@ class Processor:
             ready.append((msg, post, clean, user, model.features(clean)))
         # The whole batch is predicted at once: the model learns only after (from the training log).
         all_scores = model.predict_many([x for *_, x in ready])
-        for (msg, post, clean, user, x), scores in zip(ready, all_scores):
+        for (msg, post, clean, user, x), scores in zip(ready, all_scores, strict=True):
             predicted = top_class(scores)
             lex = lexicon_scores(post.text)
             sentiment = sentiment_model.predict(x, lex)

@@ -1,8 +1,8 @@
 """The live page in a real headless browser (Debian's chromium), fed by a real worker."""
 import json
-import time
 import shutil
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 

@@ -8,13 +8,20 @@ import pickle
 import tarfile
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from river.checks import check_estimator
 
 from models import sentiment_eval
 from models.sentiment import (
-    Sentiment, SentimentClassifier, SentimentModel, lex_from_list, lex_to_list, lexicon_label,
-    lexicon_proba, lexicon_scores,
+    Sentiment,
+    SentimentClassifier,
+    SentimentModel,
+    lex_from_list,
+    lex_to_list,
+    lexicon_label,
+    lexicon_proba,
+    lexicon_scores,
 )
 from stream.data import tweets_stream
 from stream.events import SENTIMENTS
