@@ -65,7 +65,7 @@ class AROWClassifier(base.Classifier):
     r
         AROW's regularisation: larger values make smaller, more conservative updates.
     hash_bits
-        Features are folded into ``2**hash_bits`` columns per class.
+        Features are folded into ``2**hash_bits`` rows of weights (one column per class).
     calibration_rate
         Step size of the online temperature update (``0`` keeps the initial temperature).
     temperature
@@ -112,12 +112,13 @@ class AROWClassifier(base.Classifier):
 
     def _vector(self, x: dict[Hashable, float]) -> tuple[np.ndarray, np.ndarray]:
         n, mask = len(x), self._mask
-        try:  # the featurizer's hashes, already in range: no folding needed
-            idx = np.fromiter(x.keys(), dtype=np.intp, count=n)
-            if n == 0 or (0 <= idx.min() and idx.max() <= mask):
-                return idx, np.fromiter(x.values(), dtype=np.float64, count=n)
-        except (TypeError, ValueError, OverflowError):
-            pass
+        if all(type(k) is int for k in x):  # the featurizer's hashes: no folding needed if in range
+            try:
+                idx = np.fromiter(x.keys(), dtype=np.intp, count=n)
+                if n == 0 or (0 <= idx.min() and idx.max() <= mask):
+                    return idx, np.fromiter(x.values(), dtype=np.float64, count=n)
+            except OverflowError:
+                pass
         folded: dict[int, float] = {}
         for k, v in x.items():
             h = (k if type(k) is int else zlib.crc32(str(k).encode("utf-8", "surrogatepass"))) & mask
