@@ -114,18 +114,15 @@ def read_vader_tweets(sdist: Path) -> list[tuple[str, float]]:
 def prepare(events: Iterable[dict[str, Any]], hash_bits: int = 20) -> list[Example]:
     """Examples from post events with a ``sentiment``, through the worker's own validation,
     cleaning and featurizer; events the worker would reject are left out."""
-    from stream.cleaning import CleanPost, clean_post
-    from stream.events import Post, post_from_dict
+    from stream.cleaning import CleanPost, clean_event
 
     featurizer = PostFeaturizer(hash_bits=hash_bits)
     out = []
     for event in events:
-        post = post_from_dict(event)
-        if not isinstance(post, Post) or post.sentiment is None:
+        clean = clean_event(event)
+        if not isinstance(clean, CleanPost) or clean.post.sentiment is None:
             continue
-        clean = clean_post(post)
-        if not isinstance(clean, CleanPost):
-            continue
+        post = clean.post
         out.append(Example(featurizer.transform_one(clean), lexicon_scores(post.text),
                            post.sentiment, post.interest or ""))
     return out

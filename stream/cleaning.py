@@ -14,9 +14,9 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
-from stream.events import Post, Rejected
+from stream.events import Post, Rejected, post_from_dict
 
 _CP1252 = {bytes([i]).decode("cp1252", "ignore") or chr(i): i for i in range(0x80, 0x100)}
 # A run of characters that UTF-8 bytes become when misread as cp1252 / latin-1.
@@ -223,3 +223,15 @@ def retweet_key(text: str) -> str:
     while t.startswith("rt ") or t.startswith("rt:"):
         t = t[3:].lstrip(" :")
     return t
+
+
+def clean_event(event: dict[str, Any], max_chars: int = 20_000) -> Union[CleanPost, Rejected]:
+    """Validate and clean a post given as a dict (offline tools and tests: the worker's own steps).
+
+    >>> clean_event({"id": "1", "user_id": "u", "text": "Go #Pats", "created_at": 0}).text
+    'go pats'
+    >>> clean_event({"id": "1", "text": "no user"}).reason
+    'missing_field'
+    """
+    post = post_from_dict(event)
+    return post if isinstance(post, Rejected) else clean_post(post, max_chars)

@@ -97,16 +97,14 @@ def batch_baseline(train: Sequence[dict[str, Any] | bytes], test: Sequence[dict[
     """The batch TF-IDF + linear SVM (:func:`models.baseline.batch_svm`) trained on the labelled
     posts of ``train`` as the worker cleans them, scored on the posts of ``test`` the worker scored."""
     from models.baseline import batch_svm
-    from stream.cleaning import CleanPost, clean_post
-    from stream.events import post_from_dict
+    from stream.cleaning import CleanPost, clean_event
 
     def texts(events: Iterable[Any], keep: Callable[[dict[str, Any]], bool]) -> tuple[list[str], list[str]]:
         xs, ys = [], []
         for e in events:
             if not isinstance(e, dict) or e.get("interest") is None or not keep(e):
                 continue
-            post = post_from_dict(e)
-            clean = clean_post(post) if not hasattr(post, "reason") else post
+            clean = clean_event(e)
             if isinstance(clean, CleanPost):
                 xs.append(clean.text)
                 ys.append(e["interest"])

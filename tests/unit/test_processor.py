@@ -181,9 +181,8 @@ def test_a_delayed_label_teaches_exactly_what_an_inline_one_does():
     """The features and lexicon scores a waiting post keeps (packed) are the ones it was predicted
     with: two processors, one with inline labels, one with every label sent later as feedback,
     end with the same models."""
-    from stream.cleaning import clean_post
+    from stream.cleaning import clean_event
     from stream.data import tweets_stream
-    from stream.events import post_from_dict
 
     events = tweets_stream()[:400]
     inline, delayed = Processor(Settings()), Processor(Settings())
@@ -195,6 +194,6 @@ def test_a_delayed_label_teaches_exactly_what_an_inline_one_does():
         for e in batch:
             feedback(delayed, {"post_id": e["id"], "interest": e["interest"], "sentiment": e["sentiment"]})
     assert len(delayed.learner.pending) == 0 and delayed.model.version == inline.model.version > 350
-    probe = inline.model.features(clean_post(post_from_dict(events[0])))
+    probe = inline.model.features(clean_event(events[0]))
     assert delayed.model.predict(probe) == inline.model.predict(probe)
     assert delayed.learner.sentiment.n_labels == inline.learner.sentiment.n_labels > 350
