@@ -384,6 +384,14 @@ def memory_run(settings: Settings, n_events: int, labelled: float = 0.3, reports
     return rows
 
 
+def format_memory(rows: list[dict[str, Any]]) -> str:
+    """The RSS of :func:`memory_run` at its first report, its last, and after a garbage collection."""
+    first, last, collected = rows[0], rows[-2], rows[-1]
+    return (f"RSS after {first['events']:,} events: {first['rss_mb']:.0f} MB; after {last['events']:,}: "
+            f"{last['rss_mb']:.0f} MB ({last['rss_mb'] / first['rss_mb'] - 1:+.0%}); after a garbage collection: "
+            f"{collected['rss_mb']:.0f} MB; {last['events'] / last['seconds']:,.0f} events/s offline")
+
+
 def format_bench(r: dict[str, Any]) -> str:
     rows = [("pipeline (worker as shipped)", r["pipeline"]), ("naive Faust agent", r["naive"]),
             ("limit (plain aiokafka loop)", r["limit"])]

@@ -246,18 +246,11 @@ def format_detail(d: dict) -> str:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.bench import format_bench, memory_run, run_bench
+    from stream.bench import format_bench, format_memory, memory_run, run_bench
 
     if args.memory:
         rows = memory_run(settings, args.memory)
-        if args.json:
-            print(orjson.dumps(rows).decode())
-        else:
-            first = rows[0]
-            print(f"RSS after {first['events']:,} events: {first['rss_mb']:.0f} MB; after {rows[-2]['events']:,}: "
-                  f"{rows[-2]['rss_mb']:.0f} MB ({rows[-2]['rss_mb'] / first['rss_mb'] - 1:+.0%}); after a "
-                  f"garbage collection: {rows[-1]['rss_mb']:.0f} MB; {rows[-2]['events'] / rows[-2]['seconds']:,.0f} "
-                  f"events/s offline")
+        print(orjson.dumps(rows).decode() if args.json else format_memory(rows))
         return 0
     report = run_bench(settings, args.events, args.out, args.rate)
     print(orjson.dumps(report).decode() if args.json else format_bench(report))

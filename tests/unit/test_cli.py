@@ -85,3 +85,14 @@ def test_bench_stage_breakdown_runs_the_processor_offline():
     assert set(stages) == {"decode+validate", "clean", "featurize", "predict interest", "sentiment",
                            "learn (training log)", "publish (serialize)"}
     assert all(v > 0 for v in stages.values()), stages
+
+
+def test_bench_memory_run_reports_rss_along_the_stream():
+    from stream.bench import format_memory, memory_run
+    from stream.settings import Settings
+
+    rows = memory_run(Settings(feedback_capacity=50), 400, reports=4)
+    assert [r["events"] for r in rows] == [100, 200, 300, 400, 400] and rows[-1]["after_gc"]
+    assert all(r["rss_mb"] > 0 for r in rows)
+    assert rows[-2]["pending"] == 50  # unlabelled posts wait, up to the capacity
+    assert format_memory(rows).startswith("RSS after 100 events: ")
