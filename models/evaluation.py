@@ -44,6 +44,17 @@ class Confusion:
         if y_true == y_pred:
             self.correct += n
 
+    def per_class(self) -> dict[str, dict[str, float]]:
+        """Precision, recall, F1 and support of each class seen (as truth or as prediction)."""
+        out = {}
+        for c in sorted(set(self.rows) | set(self.cols), key=str):
+            tp, predicted, support = self.pairs.get((c, c), 0), self.cols.get(c, 0), self.rows.get(c, 0)
+            precision = tp / predicted if predicted else 0.0
+            recall = tp / support if support else 0.0
+            out[str(c)] = {"precision": precision, "recall": recall, "support": support,
+                           "f1": 2 * precision * recall / (precision + recall) if tp else 0.0}
+        return out
+
     def figures(self) -> dict[str, float]:
         rows, cols, total = self.rows, self.cols, self.total
         classes = {c for c, n in rows.items() if n} | {c for c, n in cols.items() if n}
@@ -137,18 +148,23 @@ class Evaluation:
                           {k: str(v) for k, v in (segments or {}).items() if v is not None}))
 
     @staticmethod
-    def _figures(rows: list[Any]) -> dict[str, Any]:
+    def _confusion(rows: list[Any]) -> Confusion:
         cm = Confusion()
         for y, p, *_ in rows:
             cm.add(y, p)
-        return {"n": len(rows), **cm.figures()}
+        return cm
+
+    @classmethod
+    def _figures(cls, rows: list[Any]) -> dict[str, Any]:
+        return {"n": len(rows), **cls._confusion(rows).figures()}
 
     def report(self) -> dict[str, Any]:
         """Everything, JSON-ready."""
         import math
 
         rows = self.rows
-        out: dict[str, Any] = {**self._figures(rows), "unscored": self.unscored}
+        overall = self._confusion(rows)
+        out: dict[str, Any] = {"n": len(rows), **overall.figures(), "unscored": self.unscored}
         out["log_loss"] = sum(-math.log(max(r[2], self.EPS)) for r in rows) / len(rows) if rows else 0.0
         # calibration: top-class confidence against accuracy, in equal-width bins (ECE)
         bins: list[list[tuple[float, bool]]] = [[] for _ in range(self.bins)]
@@ -160,17 +176,7 @@ class Evaluation:
             "bins": [{"confidence": sum(c for c, _ in b) / len(b), "accuracy": sum(ok for _, ok in b) / len(b),
                       "n": len(b)} for b in bins if b],
         }
-        classes = sorted({r[0] for r in rows} | {r[1] for r in rows}, key=str)
-        per_class = {}
-        for c in classes:
-            tp = sum(1 for y, p, *_ in rows if y == c and p == c)
-            predicted = sum(1 for _, p, *_ in rows if p == c)
-            support = sum(1 for y, *_ in rows if y == c)
-            precision = tp / predicted if predicted else 0.0
-            recall = tp / support if support else 0.0
-            per_class[str(c)] = {"precision": precision, "recall": recall, "support": support,
-                                 "f1": 2 * precision * recall / (precision + recall) if tp else 0.0}
-        out["per_class"] = per_class
+        out["per_class"] = overall.per_class()
         size = max(1, -(-len(rows) // self.n_blocks))
         out["blocks"] = [{**self._figures(rows[i:i + size]), "from_ms": rows[i][4],
                           "to_ms": rows[min(i + size, len(rows)) - 1][4]} for i in range(0, len(rows), size)]
