@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -55,9 +54,10 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def proc_hwm_mb(pid: int) -> float:
+def proc_memory_mb(pid: int | str = "self", field: str = "VmHWM") -> float:
+    """A memory figure of a process from ``/proc/PID/status``: ``VmHWM`` (peak RSS) or ``VmRSS`` (now)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -207,7 +207,7 @@ def bench_pipeline(settings: Settings, events: Sequence[dict[str, Any]], want: i
         delays = sorted(span.at[k] - sent_at.at[k] for k in span.at if k in sent_at.at)
         sent_at.close()
         result.update(worker_metrics(s.web_port))
-        result.update(rss_mb=proc_hwm_mb(pid), offered_eps=rate,
+        result.update(rss_mb=proc_memory_mb(pid), offered_eps=rate,
                       p50_ms=delays[len(delays) // 2] if delays else None,
                       p99_ms=delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else None,
                       latency_samples=len(delays))
@@ -240,7 +240,7 @@ def bench_naive(settings: Settings, events: Sequence[dict[str, Any]], want: int,
         cpu = {"start": 0.0}
         follow(span, want, timeout=900, on_first=lambda: cpu.update(start=proc_cpu(proc.pid)),
                alive=lambda: proc.poll() is None)
-        cpu_end, rss = proc_cpu(proc.pid), proc_hwm_mb(proc.pid)
+        cpu_end, rss = proc_cpu(proc.pid), proc_memory_mb(proc.pid)
     finally:
         proc.terminate()
         try:
@@ -292,9 +292,9 @@ async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
 def bench_limit(settings: Settings, events: Sequence[dict[str, Any]], want: int) -> dict[str, Any]:
     s = unique(settings, "limit")
     produce(s, events, progress=False)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = proc_memory_mb()
     result = asyncio.run(_limit_loop(s, want))
-    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["rss_mb"] = proc_memory_mb()
     result["rss_mb_before"] = before
     return result
 
@@ -334,14 +334,6 @@ def run_bench(settings: Settings, n_events: int, out_dir: Path, rate: float | No
     return report
 
 
-def rss_mb() -> float:
-    """This process's resident memory now (VmRSS)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def memory_run(settings: Settings, n_events: int, labelled: float = 0.3, reports: int = 10) -> list[dict[str, Any]]:
     """RSS of the worker's processor and learner (offline, no Kafka) along a long stream: the demo
     tweets over and over, each pass with new ids and one extra word (so that nothing is dropped as a
@@ -372,15 +364,15 @@ def memory_run(settings: Settings, n_events: int, labelled: float = 0.3, reports
             batch = []
         if (i + 1) % step == 0 or i == n_events - 1:
             model = proc.model
-            rows.append({"events": i + 1, "rss_mb": rss_mb(), "pending": len(proc.learner.pending),
+            rows.append({"events": i + 1, "rss_mb": proc_memory_mb(field="VmRSS"), "pending": len(proc.learner.pending),
                          "drifts": model.drifts, "background_model": model.background is not None,
                          "seconds": time.perf_counter() - start})
             print(f"bench --memory: {i + 1:,} events, RSS {rows[-1]['rss_mb']:.0f} MB, "
                   f"{rows[-1]['pending']:,} posts waiting for a label, {model.drifts} drifts"
                   f"{', a background model learning' if model.background is not None else ''}", file=sys.stderr)
     gc.collect()
-    rows.append({"events": n_events, "rss_mb": rss_mb(), "pending": len(proc.learner.pending), "after_gc": True,
-                 "seconds": time.perf_counter() - start})
+    rows.append({"events": n_events, "rss_mb": proc_memory_mb(field="VmRSS"), "pending": len(proc.learner.pending),
+                 "after_gc": True, "seconds": time.perf_counter() - start})
     return rows
 
 
