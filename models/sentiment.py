@@ -56,10 +56,11 @@ N_LEX = 7 + len(BIN_EDGES) + 2  # bias, compound, pos, neu, neg, any-pos, any-ne
 
 @lru_cache(maxsize=1)
 def _analyzer() -> Any:
-    """VADER's analyzer, built once per process (it reads its lexicon files; read-only after)."""
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    """VADER's analyzer (:class:`models.vader.FastVader`: VADER's scores, faster), built once per
+    process (it reads its lexicon files; read-only after)."""
+    from models.vader import FastVader
 
-    return SentimentIntensityAnalyzer()
+    return FastVader()
 
 
 LEXICON_MAX_CHARS = 1_000  # VADER's cost grows with the text: a 10,000-word post would stall the loop
