@@ -31,6 +31,7 @@ _PHONE = re.compile(r"(?<![\w+])(?:\+?\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-
 _HASHTAG = re.compile(r"(?<![\w#])#(\w+)")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 _SPACE = re.compile(r"\s+")
+_DIGITS3 = re.compile(r"\d{3}")  # every phone number match has three digits in a row
 # Pictographs, dingbats, symbols, flags, skin tones, joiners and variation selectors.
 _EMOJI = re.compile(
     "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff\u2190-\u21ff\u3297\u3299\u303d\u3030"
@@ -57,7 +58,7 @@ def repair_mojibake(text: str) -> str:
     >>> repair_mojibake("cafÃ© â€œniceâ€\x9d 😂"), repair_mojibake("SÃO PAULO")
     ('café “nice” 😂', 'SÃO PAULO')
     """
-    return _MOJIBAKE_RUN.sub(_unmangle, text)
+    return text if text.isascii() else _MOJIBAKE_RUN.sub(_unmangle, text)
 
 
 def normalize_unicode(text: str) -> str:
@@ -66,6 +67,8 @@ def normalize_unicode(text: str) -> str:
     >>> normalize_unicode("ﬁne\u200b_\ufffd_ｔｅｘｔ")
     'fine  text'
     """
+    if text.isascii():  # nothing to normalise but ASCII control characters
+        return _CONTROL.sub(" ", text)
     text = _BROKEN.sub(" ", text)
     text = _CONTROL.sub(" ", text)
     return unicodedata.normalize("NFKC", text)
@@ -91,10 +94,13 @@ def redact(text: str) -> str:
     >>> redact("mail a.b@ex.com or @bob, see www.x.org, tel 555-123-4567 in 2015")
     'mail   or  , see   tel   in 2015'
     """
-    text = _URL.sub(" ", text)
-    text = _EMAIL.sub(" ", text)
-    text = _MENTION.sub(" ", text)
-    return _PHONE.sub(" ", text)
+    # Each pattern runs only on texts that have what any of its matches must contain.
+    if "://" in text or "www." in text.lower():
+        text = _URL.sub(" ", text)
+    if "@" in text:
+        text = _EMAIL.sub(" ", text)
+        text = _MENTION.sub(" ", text)
+    return _PHONE.sub(" ", text) if _DIGITS3.search(text) else text
 
 
 def split_hashtag(tag: str) -> str:
@@ -112,6 +118,8 @@ def extract_hashtags(text: str) -> list[str]:
     >>> extract_hashtags("#Coachella2015 is here #coachella2015 #nofilter")
     ['coachella2015', 'nofilter']
     """
+    if "#" not in text:
+        return []
     return list(dict.fromkeys(m.lower() for m in _HASHTAG.findall(text)))
 
 
@@ -122,11 +130,12 @@ def expand_hashtags(text: str) -> str:
     >>> expand_hashtags("#GoPats#SuperBowl")
     ' Go Pats  Super Bowl '
     """
-    while True:
+    while "#" in text:
         expanded = _HASHTAG.sub(lambda m: " " + split_hashtag(m.group(1)) + " ", text)
         if expanded == text:
             return expanded
         text = expanded
+    return text
 
 
 def _emoji_word(match: re.Match[str]) -> str:
@@ -143,7 +152,7 @@ def replace_emoji(text: str) -> str:
     >>> replace_emoji("great ❤️👍🏽")
     'great  emoji_heavy_black_heart   emoji_thumbs_up_sign  '
     """
-    return _EMOJI.sub(_emoji_word, text)
+    return text if text.isascii() else _EMOJI.sub(_emoji_word, text)
 
 
 def fold(text: str) -> str:
@@ -152,7 +161,8 @@ def fold(text: str) -> str:
     >>> fold("  Hello\\n\\tWORLD ")
     'hello world'
     """
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text.casefold())).strip()
+    text = text.casefold()
+    return _SPACE.sub(" ", text if text.isascii() else unicodedata.normalize("NFKC", text)).strip()
 
 
 def clean_text(text: str, max_chars: int = 20_000) -> str:

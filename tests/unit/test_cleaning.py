@@ -1,6 +1,9 @@
 """Properties of the cleaning steps: total, idempotent, and they remove personal data."""
-from hypothesis import given, settings, strategies as st
+import unicodedata
 
+from hypothesis import example, given, settings, strategies as st
+
+import stream.cleaning as c
 from stream.cleaning import (
     _EMAIL, _MENTION, _PHONE, _URL, clean_post, clean_text, extract_hashtags, fold, normalize_unicode, redact, repair_mojibake,
     replace_emoji, unescape_html,
@@ -10,7 +13,7 @@ from stream.events import Post, Rejected
 texts = st.text(alphabet=st.characters(codec=None), max_size=300)
 # Text shaped like social posts: words, entities, mentions, tags, emoji, broken bytes.
 pieces = st.sampled_from([
-    "hello", "WORLD", "#DeflateGate", "@united", "http://t.co/abc", "a.b@c.org", "+1 555 123 4567",
+    "hello", "WORLD", "#DeflateGate", "@united", "http://t.co/abc", "a.b@c.org", "+1 555 123 4567", "WWW.x.org", "httpſ://x",
     "&amp;", "&lt;3", "😂", "❤️", "👍🏽", "Ã©", "â€œ", "\ufffd", "_", " ", "\n", "RT", ":", "2015",
 ])
 posty = st.lists(st.one_of(pieces, texts), max_size=20).map(" ".join)
@@ -58,3 +61,19 @@ def test_hashtags_run_together_are_all_expanded_in_one_pass():
     for text in ("#0#0", "#a#b#c#d#e#f"):
         once = clean_text(text)
         assert "#" not in once and clean_text(once) == once
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(texts, posty))
+@example("call 12 345 678 or (12) 345-678")  # phone numbers with no four digits in a row
+@example("see WWW.x.org or httpſ://x.y")  # upper-case www, long s (matches "s" ignoring case)
+def test_the_shortcuts_change_no_result(text):
+    """The steps skip patterns that cannot match (no "@", no three digits, ASCII-only text); the
+    results are those of running every pattern."""
+    full_redact = c._PHONE.sub(" ", c._MENTION.sub(" ", c._EMAIL.sub(" ", c._URL.sub(" ", text))))
+    assert c.redact(text) == full_redact
+    assert c.repair_mojibake(text) == c._MOJIBAKE_RUN.sub(c._unmangle, text)
+    assert c.normalize_unicode(text) == unicodedata.normalize("NFKC", c._CONTROL.sub(" ", c._BROKEN.sub(" ", text)))
+    assert c.replace_emoji(text) == c._EMOJI.sub(c._emoji_word, text)
+    assert c.fold(text) == c._SPACE.sub(" ", unicodedata.normalize("NFKC", text.casefold())).strip()
+    assert c.extract_hashtags(text) == list(dict.fromkeys(m.lower() for m in c._HASHTAG.findall(text)))
