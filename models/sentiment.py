@@ -216,15 +216,18 @@ class SentimentClassifier(base.Classifier):
         self._w = np.hstack([self._w, first])
         self._g = np.hstack([self._g, np.zeros((self._g.shape[0], 1))])
 
-    def _softmax(self, idx: np.ndarray, v: np.ndarray) -> np.ndarray:
-        z = v @ self._w[idx]
+    def _softmax(self, z: np.ndarray) -> np.ndarray:
         e = np.exp(z - z.max())
         return e / e.sum()
+
+    def proba_arrays(self, idx: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Class probabilities (in ``classes`` order) of the features ``v`` at distinct rows ``idx``."""
+        return self._softmax(v @ self._w[idx])
 
     def predict_proba_one(self, x: Mapping[Hashable, float], **kwargs: Any) -> dict[Hashable, float]:
         if not self.classes:
             return {}
-        return dict(zip(self.classes, self._softmax(*self._vector(x)).tolist()))
+        return dict(zip(self.classes, self.proba_arrays(*self._vector(x)).tolist()))
 
     def learn_one(self, x: Mapping[Hashable, float], y: Hashable, w: float = 1.0) -> None:
         """Learn one example; ``w`` weighs its gradient."""
@@ -232,10 +235,13 @@ class SentimentClassifier(base.Classifier):
             self._add_class(y)
         if len(self.classes) < 2:
             return  # a softmax over one class has nothing to learn
-        idx, v = self._vector(x)
-        err = self._softmax(idx, v)
-        err[self.classes.index(y)] -= 1.0
+        self.learn_arrays(*self._vector(x), self.classes.index(y), w)
+
+    def learn_arrays(self, idx: np.ndarray, v: np.ndarray, y: int, w: float = 1.0) -> None:
+        """Learn the features ``v`` at distinct rows ``idx`` with label ``classes[y]`` and weight ``w``."""
         weights = self._w[idx]
+        err = self._softmax(v @ weights)
+        err[y] -= 1.0
         grad = np.outer(v, err * w)
         if self.l2:
             grad += self.l2 * weights
@@ -306,14 +312,34 @@ class SentimentModel:
                 out[i] = out.get(i, 0.0) + v * k
         return out
 
+    def arrays(self, x: Features, lex: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`features` as the classifier's row indices and values, built with array operations
+        (the same numbers in the same order; equal to ``classifier._vector(features(x, lex))``)."""
+        lexf = [(f, v) for f, v in lexicon_features(lex).items() if v]
+        n_lex, n = len(lexf), len(x)
+        idx = np.empty(n_lex + n, dtype=np.intp)
+        val = np.empty(n_lex + n, dtype=np.float64)
+        idx[:n_lex] = [f for f, _ in lexf]
+        val[:n_lex] = [v for _, v in lexf]
+        norm = math.sqrt(sum(v * v for v in x.values()))
+        if norm > 0:
+            idx[n_lex:] = np.fromiter(x.keys(), dtype=np.intp, count=n) % self._word_rows + N_LEX
+            val[n_lex:] = np.fromiter(x.values(), dtype=np.float64, count=n) * (self.word_scale / norm)
+            rows = np.sort(idx[n_lex:])
+            if (rows[1:] == rows[:-1]).any() or not val[n_lex:].all():  # colliding words, zero counts
+                return self.classifier._vector(self.features(x, lex))
+        else:
+            idx, val = idx[:n_lex], val[:n_lex]
+        return idx, val
+
     def proba(self, x: Features, lex: Sequence[float]) -> dict[str, float]:
         """Blended class probabilities (over :data:`stream.events.SENTIMENTS`)."""
         lexp = lexicon_proba(lex[0])
         share = min(self.n_labels / self.warmup, 1.0) if self.warmup > 0 else 1.0
         if share == 0.0:
             return lexp
-        learned = self.classifier.predict_proba_one(self.features(x, lex))
-        return {c: share * learned.get(c, 0.0) + (1.0 - share) * lexp[c] for c in SENTIMENTS}
+        learned = self.classifier.proba_arrays(*self.arrays(x, lex)).tolist()
+        return {c: share * p + (1.0 - share) * lexp[c] for c, p in zip(SENTIMENTS, learned)}
 
     def predict(self, x: Features, lex: Sequence[float]) -> Sentiment:
         p = self.proba(x, lex)
@@ -330,7 +356,7 @@ class SentimentModel:
                 self.classifier._add_class(c)
         self.label_counts[y] += 1
         self.n_labels += 1
-        self.classifier.learn_one(self.features(x, lex), y, self.weight(y))
+        self.classifier.learn_arrays(*self.arrays(x, lex), SENTIMENTS.index(y), self.weight(y))
 
     def weight(self, y: str) -> float:
         """Weight of a label of class ``y``: with ``balanced``, ``n / (3 n_y)`` over the labels

@@ -1,6 +1,6 @@
 """The naive baseline of ``interest-stream bench``: the textbook Faust agent doing the same work per
-event as the pipeline, one event at a time, with River's stock ``BagOfWords | MultinomialNB`` and an
-``await topic.send()`` per event. Not used by the worker; run as ``python -m stream.bench_naive``
+event as the pipeline, one event at a time, with the stock libraries (River's ``BagOfWords |
+MultinomialNB``, vaderSentiment's ``SentimentIntensityAnalyzer``) and an ``await topic.send()`` per event. Not used by the worker; run as ``python -m stream.bench_naive``
 with the benchmark's ``STREAM_*`` settings and ``BENCH_OUTPUT`` (the topic it publishes to).
 """
 from __future__ import annotations
@@ -11,8 +11,9 @@ import sys
 
 import faust
 from river import compose, feature_extraction, naive_bayes
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from models.sentiment import lexicon_label, lexicon_scores
+from models.sentiment import LEXICON_MAX_CHARS, lexicon_label
 from stream.cleaning import CleanPost, clean_post
 from stream.events import Post, parse_post
 from stream.settings import Settings
@@ -26,6 +27,7 @@ def build(settings: Settings, output: str) -> faust.App:
     source = app.topic(settings.topic_posts, value_serializer="raw")
     sink = app.topic(output, value_serializer="raw", partitions=settings.partitions)
     model = compose.Pipeline(feature_extraction.BagOfWords(), naive_bayes.MultinomialNB(alpha=0.5))
+    vader = SentimentIntensityAnalyzer()
 
     @app.agent(source, name="naive")
     async def naive(stream: faust.StreamT) -> None:
@@ -37,7 +39,7 @@ def build(settings: Settings, output: str) -> faust.App:
             if not isinstance(clean, CleanPost):
                 continue
             predicted = model.predict_one(clean.text)
-            sentiment = lexicon_label(lexicon_scores(post.text)[0])
+            sentiment = lexicon_label(vader.polarity_scores(post.text[:LEXICON_MAX_CHARS])["compound"])
             if post.interest is not None:
                 model.learn_one(clean.text, post.interest)
             await sink.send(key=post.id.encode(), value=json.dumps(

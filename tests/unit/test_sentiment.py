@@ -132,6 +132,23 @@ def test_checkpoint_round_trip_and_determinism():
     assert a.predict(examples[0].x, examples[0].lex) == restored.predict(examples[0].x, examples[0].lex)
 
 
+def test_array_features_are_the_dict_features():
+    """The model's fast path (arrays) gives the classifier the very rows and values of the readable
+    one (features, then the classifier's own folding), colliding and zero features included."""
+    model = SentimentModel(bits=8)  # 238 word rows: real posts collide
+    rows = model._word_rows
+    cases = [(e.x, e.lex) for e in _real_examples(300)]
+    cases += [({}, NEUTRAL), ({5: 1.0, 5 + rows: 2.0}, POSITIVE), ({7: 0.0, 8: 1.0}, NEGATIVE),
+              ({9: 1.0}, (0.0, 0.0, 0.0, 0.0))]
+    collided = 0
+    for x, lex in cases:
+        idx, val = model.arrays(x, lex)
+        ref_idx, ref_val = model.classifier._vector(model.features(x, lex))
+        assert idx.tolist() == ref_idx.tolist() and val.tolist() == ref_val.tolist()
+        collided += len({f % rows for f in x}) < len(x)
+    assert collided > 10
+
+
 def test_beats_the_lexicon_prequentially_on_real_tweets():
     examples = _real_examples(4000)
     lexicon = sentiment_eval.lexicon_figures(examples)
