@@ -42,6 +42,8 @@ class OnlineModel:
         self.name = name
         self.featurizer = PostFeaturizer(hash_bits=hash_bits)
         self.classifier = make_classifier(name)
+        if hasattr(self.classifier, "reserve"):  # fixed-size weights: allocated now, not mid-stream
+            self.classifier.reserve()
         self.version = 0
         self.classes: set[Hashable] = set()
         self.adapt = adapt

@@ -1,6 +1,7 @@
 """The default interest model: River's estimator contract, mid-stream classes, calibration, and the
 quality claim of the README (one pass online against a batch linear SVM on later posts) on a slice."""
 import math
+import pickle
 import random
 from pathlib import Path
 
@@ -113,3 +114,29 @@ def test_batch_predictions_equal_one_at_a_time():
     for b, o in zip(batch, one):
         assert b.keys() == o.keys() and all(math.isclose(b[c], o[c], rel_tol=1e-6, abs_tol=1e-9) for c in b)
     assert [model.predict_proba_one(x) for x in [{}]] == model.predict_proba_many([{}])
+
+
+def test_room_for_classes_changes_no_weight_and_checkpoints_hold_only_the_classes(monkeypatch):
+    """Weights live in buffers with room for more classes (no copy of 2^bits rows per new class): a
+    model that grows its room twice, one unpickled mid-stream and one with room for all from the
+    start learn alike."""
+    import models.arow
+
+    stream = [({f"w{i % 37}": 1.0, f"v{i % 11}": 2.0, i % 5: 1.0}, f"c{i % 19}") for i in range(600)]
+    roomy, growing = AROWClassifier(hash_bits=10), AROWClassifier(hash_bits=10)
+    with monkeypatch.context() as m:
+        m.setattr(models.arow, "CLASS_ROOM", 64)
+        roomy.reserve()
+    for x, y in stream[:300]:
+        roomy.learn_one(x, y)
+        growing.learn_one(x, y)
+    assert (roomy._mean_buf.shape[1], growing._mean_buf.shape[1]) == (64, 32)  # grown 8 → 16 → 32
+    pickled = pickle.dumps(growing)
+    assert len(pickled) < 250_000  # the 19 classes' weights: 2 × 1024 × 19 float32 = 156 kB; the room: 262 kB
+    restored = pickle.loads(pickled)
+    assert restored._mean.shape == restored._mean_buf.shape == (1024, 19)  # no spare room pickled
+    for x, y in stream[300:] + [({"new": 1.0}, "c19")]:  # a new class after unpickling: room again
+        for model in (roomy, growing, restored):
+            model.learn_one(x, y)
+    probe = [x for x, _ in stream[:40]] + [{"new": 1.0}]
+    assert roomy.predict_proba_many(probe) == growing.predict_proba_many(probe) == restored.predict_proba_many(probe)
