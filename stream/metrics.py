@@ -7,12 +7,15 @@ so both always show the same figures.
 from __future__ import annotations
 
 import bisect
+import logging
 import time
 from collections import Counter, deque
 from typing import Any, Callable, Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -83,6 +86,7 @@ class LoopLag:
         self.max_s = max(self.max_s, lag)
         if lag > STALL_SECONDS:
             self.stalls += 1
+            log.warning("event loop stalled: a task woke up %.0f ms late", lag * 1000)
 
     async def watch(self) -> None:
         """Sleep and measure, for ever (run it as a task)."""

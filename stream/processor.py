@@ -233,8 +233,9 @@ class Processor:
 
     def drain_aggregates(self) -> Outputs:
         """The partial audience aggregates and profile updates of the posts processed since the last
-        call, one record per partition of the internal topics. A worker calls it once per batch, so
-        that the aggregating agents handle a few records per batch, not one per post."""
+        call, one record per partition of the internal topics. A worker calls it every
+        ``STREAM_AGGREGATE_INTERVAL`` and before each offset commit, so that the aggregating agents
+        handle a few records per interval, whatever the size of the batches of predictions."""
         out = Outputs()
         audience, profiles, n = self._audience, self._profiles, self.settings.partitions
         if audience:  # the newest event time moves the aggregating partitions' watermarks

@@ -14,6 +14,7 @@ def test_defaults_and_env():
     ({"STREAM_MODEL": "gpt"}, "STREAM_MODEL='gpt' is not one of"),
     ({"STREAM_WEB_PORT": "70000"}, "STREAM_WEB_PORT=70000 is not a port number"),
     ({"STREAM_METRICS_INTERVAL": "0"}, "STREAM_METRICS_INTERVAL=0.0 must be positive"),
+    ({"STREAM_AGGREGATE_INTERVAL": "-1"}, "STREAM_AGGREGATE_INTERVAL=-1.0 must be positive"),
     ({"STREAM_HASH_BITS": "40"}, "STREAM_HASH_BITS=40 must be between 8 and 28"),
     ({"STREAM_BROKER": " "}, "STREAM_BROKER is set but empty"),
 ])

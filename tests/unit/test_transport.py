@@ -1,0 +1,51 @@
+"""The commit hook of the worker's consumer: what acknowledged posts left to send is drained before
+the offsets to commit are taken, and sent before they are committed."""
+import asyncio
+from types import SimpleNamespace
+
+from stream.transport import transport_class
+
+
+def _consumer(log, acked, hook):
+    consumer_class = transport_class(50).Consumer
+    fake = SimpleNamespace(app=SimpleNamespace(before_commit=hook))
+
+    def offsets(tps):
+        log.append(("offsets", sorted(acked)))
+        return {tp: 1 for tp in acked}
+
+    async def attached(offsets):
+        log.append(("attached", sorted(offsets)))
+
+    async def commit(offsets, start_new_transaction=True):
+        log.append(("commit", sorted(offsets)))
+        return True
+
+    fake._filter_committable_offsets, fake._handle_attached, fake._commit_offsets = offsets, attached, commit
+    return lambda tps: consumer_class._commit_tps(fake, tps, True)
+
+
+def test_aggregates_are_drained_before_offsets_are_taken_and_sent_before_the_commit():
+    log, acked = [], {"posts-0"}
+
+    def before_commit():
+        log.append("drained")
+
+        async def send():
+            await asyncio.sleep(0)  # meanwhile the posts agent acknowledges another post...
+            acked.add("posts-1")
+            log.append("sent")
+        return send()
+
+    assert asyncio.run(_consumer(log, acked, before_commit)(["posts-0"])) is True
+    # ...whose offset is not in this commit: its aggregates were not in the drain
+    assert log == ["drained", ("offsets", ["posts-0"]), "sent", ("attached", ["posts-0"]), ("commit", ["posts-0"])]
+
+
+def test_without_a_hook_or_anything_acknowledged():
+    log = []
+    assert asyncio.run(_consumer(log, {"posts-0"}, None)(["posts-0"])) is True
+    assert log == [("offsets", ["posts-0"]), ("attached", ["posts-0"]), ("commit", ["posts-0"])]
+    log.clear()
+    assert asyncio.run(_consumer(log, set(), lambda: None)([])) is False
+    assert log == [("offsets", [])]
