@@ -156,7 +156,7 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
         all_scores = model.predict_many(xs)
         t4 = clock()
         lexes = [lexicon_scores(p.text) for p, _ in pairs]
-        sentiments = [learner.sentiment.predict(x, lex) for x, lex in zip(xs, lexes, strict=True)]
+        sentiments = learner.sentiment.predict_many(xs, lexes)
         t5 = clock()
         for (post, _), x, scores, lex, sentiment in zip(pairs, xs, all_scores, lexes, sentiments, strict=True):
             record = training_post(post.id, x, top_class(scores), post.interest, lex, sentiment.label,

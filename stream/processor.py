@@ -211,10 +211,11 @@ class Processor:
             ready.append((msg, post, clean, user, model.features(clean)))
         # The whole batch is predicted at once: the model learns only after (from the training log).
         all_scores = model.predict_many([x for *_, x in ready])
-        for (msg, post, clean, user, x), scores in zip(ready, all_scores, strict=True):
+        lexes = [lexicon_scores(post.text) for _, post, *_ in ready]
+        sentiments = sentiment_model.predict_many([x for *_, x in ready], lexes)
+        for (msg, post, clean, user, x), scores, lex, sentiment in zip(ready, all_scores, lexes, sentiments,
+                                                                       strict=True):
             predicted = top_class(scores)
-            lex = lexicon_scores(post.text)
-            sentiment = sentiment_model.predict(x, lex)
             post_key = post.id.encode()
             out.training.append((post_key, training_post(post.id, x, predicted, post.interest, lex,
                                                          sentiment.label, post.sentiment)))

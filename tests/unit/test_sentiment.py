@@ -149,6 +149,26 @@ def test_array_features_are_the_dict_features():
     assert collided > 10
 
 
+def test_batch_predictions_equal_one_at_a_time():
+    examples = _real_examples(900)
+    model = SentimentModel(warmup=200)
+
+    def check(batch):
+        many = model.predict_many([e.x for e in batch], [e.lex for e in batch])
+        one = [model.predict(e.x, e.lex) for e in batch]
+        assert [s.label for s in many] == [s.label for s in one]
+        assert all(math.isclose(a.score, b.score, abs_tol=1e-12) and a.cold == b.cold for a, b in zip(many, one))
+
+    assert model.predict_many([], []) == []
+    check(examples[:50])  # cold: the lexicon alone
+    for e in examples[:100]:
+        model.learn(e.x, e.lex, e.y)
+    check(examples[:300] + [examples[0].__class__({}, NEUTRAL, "neutral", "")])  # half-way blend, no words
+    for e in examples[100:700]:
+        model.learn(e.x, e.lex, e.y)
+    check(examples[700:])
+
+
 def test_beats_the_lexicon_prequentially_on_real_tweets():
     examples = _real_examples(4000)
     lexicon = sentiment_eval.lexicon_figures(examples)
