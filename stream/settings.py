@@ -90,7 +90,8 @@ class Settings:
     topic_profiles: str = _setting("user.interests", "User-interest profiles keyed by user id (compacted; "
                                    "a tombstone on erasure).")
     topic_erasure: str = _setting("privacy.erasure", "Erasure requests `{user_id}`.")
-    topic_partials: str = _setting("audience.partials", "Internal: per-batch partial aggregates keyed by segment.")
+    topic_partials: str = _setting("audience.partials", "Internal: partial aggregates keyed by segment, every "
+                                   "`STREAM_AGGREGATE_INTERVAL`.")
     topic_profile_updates: str = _setting("user.updates", "Internal: profile updates and erasures keyed by user.")
     window_tumbling: int = _setting(60, "Tumbling window of the audience aggregates (s of event time).")
     window_hopping: int = _setting(300, "Hopping window size (s of event time).")
