@@ -333,7 +333,10 @@ class SentimentModel:
         return idx, val
 
     def _share(self) -> float:
-        """Weight of the learned probabilities in the blend (1 once ``warmup`` labels are learned)."""
+        """Weight of the learned probabilities in the blend (1 once ``warmup`` labels are learned;
+        0 before the first label, whatever ``warmup``)."""
+        if not self.classifier.classes:
+            return 0.0
         return min(self.n_labels / self.warmup, 1.0) if self.warmup > 0 else 1.0
 
     def _blend(self, learned: Sequence[float], lex: Sequence[float], share: float) -> dict[str, float]:

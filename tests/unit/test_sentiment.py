@@ -160,6 +160,9 @@ def test_batch_predictions_equal_one_at_a_time():
         assert all(math.isclose(a.score, b.score, abs_tol=1e-12) and a.cold == b.cold for a, b in zip(many, one))
 
     assert model.predict_many([], []) == []
+    no_warmup = SentimentModel(warmup=0)  # no label yet: the lexicon answers, even without a warm-up
+    assert no_warmup.predict_many([{1: 1.0}], [POSITIVE]) == [no_warmup.predict({1: 1.0}, POSITIVE)]
+    assert no_warmup.predict({1: 1.0}, POSITIVE).label == "positive"
     check(examples[:50])  # cold: the lexicon alone
     for e in examples[:100]:
         model.learn(e.x, e.lex, e.y)
