@@ -140,22 +140,24 @@ class AROWClassifier(base.Classifier):
         if k > self._mean_buf.shape[1]:
             # Room for 8 classes at first, then twice as many: copying 2^20 rows once per new class
             # held the event loop for 45-60 ms each time (measured), over 200 ms for the first six.
-            rows, room = self._mean_buf.shape[0], max(CLASS_ROOM, 2 * self._mean_buf.shape[1])
-            mean, var = np.zeros((rows, room), dtype=np.float32), np.ones((rows, room), dtype=np.float32)
-            mean[:, :k - 1], var[:, :k - 1] = self._mean, self._var
-            self._mean_buf, self._var_buf = mean, var
+            self._make_room(max(CLASS_ROOM, 2 * self._mean_buf.shape[1]))
         self._mean, self._var = self._mean_buf[:, :k], self._var_buf[:, :k]
         return self._index[y]
+
+    def _make_room(self, room: int) -> None:
+        """New buffers with ``room`` columns, the current classes' weights copied in."""
+        rows, k = self._mean_buf.shape[0], self._mean.shape[1]
+        mean, var = np.zeros((rows, room), dtype=np.float32), np.ones((rows, room), dtype=np.float32)
+        mean[:, :k], var[:, :k] = self._mean, self._var
+        self._mean_buf, self._var_buf = mean, var
+        self._mean, self._var = mean[:, :k], var[:, :k]
 
     def reserve(self) -> None:
         """Allocate the weights of the first :data:`CLASS_ROOM` classes now (64 MB at 2^20 rows)
         rather than at the first label: a worker calls it before its event loop runs, where writing
         that much fresh memory held the loop for 80 ms (measured)."""
         if self._mean_buf.shape[1] == 0:
-            rows = self._mean_buf.shape[0]
-            self._mean_buf = np.zeros((rows, CLASS_ROOM), dtype=np.float32)
-            self._var_buf = np.ones((rows, CLASS_ROOM), dtype=np.float32)
-            self._mean, self._var = self._mean_buf[:, :0], self._var_buf[:, :0]
+            self._make_room(CLASS_ROOM)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the spare columns (a checkpoint holds the classes' weights only)."""

@@ -44,15 +44,18 @@ class Confusion:
         if y_true == y_pred:
             self.correct += n
 
+    def _precision_recall_f1(self, c: Hashable) -> tuple[float, float, float]:
+        tp, predicted, support = self.pairs.get((c, c), 0), self.cols.get(c, 0), self.rows.get(c, 0)
+        p = tp / predicted if predicted else 0.0
+        r = tp / support if support else 0.0
+        return p, r, 2 * p * r / (p + r) if tp else 0.0
+
     def per_class(self) -> dict[str, dict[str, float]]:
         """Precision, recall, F1 and support of each class seen (as truth or as prediction)."""
         out = {}
         for c in sorted(set(self.rows) | set(self.cols), key=str):
-            tp, predicted, support = self.pairs.get((c, c), 0), self.cols.get(c, 0), self.rows.get(c, 0)
-            precision = tp / predicted if predicted else 0.0
-            recall = tp / support if support else 0.0
-            out[str(c)] = {"precision": precision, "recall": recall, "support": support,
-                           "f1": 2 * precision * recall / (precision + recall) if tp else 0.0}
+            p, r, f1 = self._precision_recall_f1(c)
+            out[str(c)] = {"precision": p, "recall": r, "support": self.rows.get(c, 0), "f1": f1}
         return out
 
     def figures(self) -> dict[str, float]:
@@ -61,10 +64,7 @@ class Confusion:
         f1 = 0.0
         pe = 0.0
         for c in classes:
-            tp = self.pairs.get((c, c), 0)
-            p = tp / cols[c] if cols.get(c) else 0.0
-            r = tp / rows[c] if rows.get(c) else 0.0
-            f1 += 2 * p * r / (p + r) if p + r else 0.0
+            f1 += self._precision_recall_f1(c)[2]
             pe += (rows.get(c, 0) / total) * (cols.get(c, 0) / total)
         p0 = self.correct / total if total else 0.0
         return {"accuracy": p0, "macro_f1": f1 / len(classes) if classes else 0.0,

@@ -300,37 +300,34 @@ class SentimentModel:
         self.n_labels = 0
         self._word_rows = (1 << bits) - N_LEX  # rows 0 .. N_LEX-1 are the lexicon's
 
-    def features(self, x: Features, lex: Sequence[float]) -> dict[int, float]:
-        """The classifier's features: re-hashed, normalised words and the lexicon features."""
-        out = {f: v for f, v in lexicon_features(lex).items() if v}
+    def rows(self, x: Features, lex: Sequence[float]) -> tuple[list[int], list[float]]:
+        """The classifier's rows and values of a post, in order: the lexicon features (non-zero
+        ones), then the words re-hashed into the remaining rows and l2-normalised to ``word_scale``
+        (two words may share a row: :meth:`features` sums them)."""
+        lexf = lexicon_features(lex)
+        rows = [f for f, v in lexf.items() if v]
+        values = [v for v in lexf.values() if v]
         norm = math.sqrt(sum(v * v for v in x.values()))
         if norm > 0:
-            k = self.word_scale / norm
-            rows = self._word_rows
-            for f, v in x.items():
-                i = N_LEX + f % rows
-                out[i] = out.get(i, 0.0) + v * k
+            k, word_rows = self.word_scale / norm, self._word_rows
+            rows += [N_LEX + f % word_rows for f in x]
+            values += [v * k for v in x.values()]
+        return rows, values
+
+    def features(self, x: Features, lex: Sequence[float]) -> dict[int, float]:
+        """The classifier's features as a dict (rows shared by two words summed)."""
+        out: dict[int, float] = {}
+        for row, v in zip(*self.rows(x, lex), strict=True):
+            out[row] = out.get(row, 0.0) + v
         return out
 
     def arrays(self, x: Features, lex: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`features` as the classifier's row indices and values, built with array operations
-        (the same numbers in the same order; equal to ``classifier._vector(features(x, lex))``)."""
-        lexf = [(f, v) for f, v in lexicon_features(lex).items() if v]
-        n_lex, n = len(lexf), len(x)
-        idx = np.empty(n_lex + n, dtype=np.intp)
-        val = np.empty(n_lex + n, dtype=np.float64)
-        idx[:n_lex] = [f for f, _ in lexf]
-        val[:n_lex] = [v for _, v in lexf]
-        norm = math.sqrt(sum(v * v for v in x.values()))
-        if norm > 0:
-            idx[n_lex:] = np.fromiter(x.keys(), dtype=np.intp, count=n) % self._word_rows + N_LEX
-            val[n_lex:] = np.fromiter(x.values(), dtype=np.float64, count=n) * (self.word_scale / norm)
-            rows = np.sort(idx[n_lex:])
-            if (rows[1:] == rows[:-1]).any() or not val[n_lex:].all():  # colliding words, zero counts
-                return self.classifier._vector(self.features(x, lex))
-        else:
-            idx, val = idx[:n_lex], val[:n_lex]
-        return idx, val
+        """:meth:`features` as the classifier's row indices and values (equal to
+        ``classifier._vector(features(x, lex))``), without building the dict when no rows collide."""
+        rows, values = self.rows(x, lex)
+        if len(set(rows)) < len(rows) or not all(values):  # colliding words, zero counts
+            return self.classifier._vector(self.features(x, lex))
+        return np.array(rows, dtype=np.intp), np.array(values, dtype=np.float64)
 
     def _share(self) -> float:
         """Weight of the learned probabilities in the blend (1 once ``warmup`` labels are learned;
@@ -368,19 +365,11 @@ class SentimentModel:
         rows: list[int] = []
         values: list[float] = []
         starts: list[int] = []
-        word_rows, scale = self._word_rows, self.word_scale
         for x, lex in zip(xs, lexes, strict=True):
-            starts.append(len(rows))
-            for f, v in lexicon_features(lex).items():  # the bias is always there: no post is empty
-                if v:
-                    rows.append(f)
-                    values.append(v)
-            norm = math.sqrt(sum(v * v for v in x.values()))
-            if norm > 0:
-                k = scale / norm
-                for f, v in x.items():
-                    rows.append(N_LEX + f % word_rows)
-                    values.append(v * k)
+            starts.append(len(rows))  # the lexicon's bias row is always there: no post is empty
+            post_rows, post_values = self.rows(x, lex)
+            rows += post_rows
+            values += post_values
         z = np.add.reduceat(self.classifier._w[np.array(rows, dtype=np.intp)] * np.array(values)[:, None],
                             np.array(starts, dtype=np.intp), axis=0)
         e = np.exp(z - z.max(axis=1, keepdims=True))
