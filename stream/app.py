@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
 from stream.agents import register_agents
@@ -18,6 +17,7 @@ from stream.metrics import StatsCollector
 from stream.processor import Processor
 from stream.replica import Replica
 from stream.rules import load_rules
+from stream.sensors import setup_sensors
 from stream.settings import Settings
 from stream.topics import Topics, declare_topics
 from stream.transport import InterestApp
@@ -68,7 +68,7 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     history = History()
     replica = register_agents(app, settings, topics, processor, history, rules)
     registry = CollectorRegistry(auto_describe=True)
-    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+    setup_sensors(app, registry)
     registry.register(StatsCollector(processor.stats, processor.gauges))
     return InterestStream(app, settings, processor, topics, registry, history, replica)
 
