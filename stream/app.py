@@ -36,11 +36,9 @@ class InterestStream:
     replica: Replica
 
 
-def create_app(settings: Settings, processor: Processor | None = None) -> InterestStream:
-    """A configured Faust app with the stream's agents, timers and ``/metrics`` page.
-
-    Raises :class:`~stream.rules.RuleError` (one line) when the trigger rules file is invalid."""
-    rules = load_rules(settings.trigger_rules) if settings.trigger_rules else ()
+def make_app(settings: Settings, registry: CollectorRegistry) -> InterestApp:
+    """The worker's Faust app, configured from ``settings``, its sensors reporting to ``registry``
+    (served on ``/metrics``), with no agents yet: the benchmark's framework floor runs it as it is."""
     app = InterestApp(
         settings.app_id,
         broker=settings.broker_url,
@@ -63,12 +61,21 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
         stream_wait_empty=False,
     )
     app.fetch_max_wait_ms = settings.fetch_wait_ms
+    setup_sensors(app, registry)
+    return app
+
+
+def create_app(settings: Settings, processor: Processor | None = None) -> InterestStream:
+    """A configured Faust app with the stream's agents, timers and ``/metrics`` page.
+
+    Raises :class:`~stream.rules.RuleError` (one line) when the trigger rules file is invalid."""
+    rules = load_rules(settings.trigger_rules) if settings.trigger_rules else ()
+    registry = CollectorRegistry(auto_describe=True)
+    app = make_app(settings, registry)
     processor = processor or Processor(settings)
     topics = declare_topics(app, settings)
     history = History()
     replica = register_agents(app, settings, topics, processor, history, rules)
-    registry = CollectorRegistry(auto_describe=True)
-    setup_sensors(app, registry)
     registry.register(StatsCollector(processor.stats, processor.gauges))
     return InterestStream(app, settings, processor, topics, registry, history, replica)
 

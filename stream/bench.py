@@ -1,12 +1,14 @@
-"""``interest-stream bench``: the pipeline as shipped, a naive Faust agent and the raw-client limit,
-measured in the same run on the same preloaded events.
+"""``interest-stream bench``: the pipeline as shipped, a naive Faust agent, the raw-client limit and
+the framework floor, measured in the same run on the same preloaded events.
 
 - **pipeline**: one ``interest-stream worker`` process (decode, validate, dedup, clean, featurize,
   predict interest and sentiment, training log and learner, audience partials and profiles, publish);
 - **naive**: ``stream.bench_naive``, the textbook Faust agent: one event at a time, River's stock
   ``BagOfWords | MultinomialNB``, the lexicon, ``await topic.send()`` per event;
 - **limit**: the pipeline's processor in a plain aiokafka loop in this process (``getmany``, batches,
-  sends without awaiting each), learning in-process: no framework, no training topic, no tables.
+  sends without awaiting each), learning in-process: no framework, no training topic, no tables;
+- **floor**: ``stream.bench_floor``, the worker's Faust app forwarding each post unchanged in the
+  pipeline's batches: no work at all, so the most events/s any Faust pipeline set up like this gets.
 
 Throughput is the output records over the span of their Kafka timestamps, with the input preloaded
 (a backlog, consumed as fast as each can). Latency is measured on the pipeline afterwards, at a fixed
@@ -228,14 +230,16 @@ def worker_metrics(port: int) -> dict[str, Any]:
     return {"loop_stalls": int(float(stalls)) if stalls is not None else None}
 
 
-def bench_naive(settings: Settings, events: Sequence[dict[str, Any]], want: int, out_dir: Path) -> dict[str, Any]:
-    s = unique(settings, "naive")
-    output = f"bench.naive-out.{uuid.uuid4().hex[:6]}"
+def bench_agent(settings: Settings, events: Sequence[dict[str, Any]], want: int, out_dir: Path,
+                name: str) -> dict[str, Any]:
+    """Run ``python -m stream.bench_<name>`` (a Faust app publishing to ``BENCH_OUTPUT``) on the events."""
+    s = unique(settings, name)
+    output = f"bench.{name}-out.{uuid.uuid4().hex[:6]}"
     produce(s, events, progress=False)
     span = Span(s, output)
-    with open(out_dir / "naive.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "stream.bench_naive"], stdout=log, stderr=subprocess.STDOUT,
-                                env={**settings_env(s), "BENCH_OUTPUT": output})
+    with open(out_dir / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", f"stream.bench_{name}"], stdout=log,
+                                stderr=subprocess.STDOUT, env={**settings_env(s), "BENCH_OUTPUT": output})
     try:
         cpu = {"start": 0.0}
         follow(span, want, timeout=900, on_first=lambda: cpu.update(start=proc_cpu(proc.pid)),
@@ -319,16 +323,20 @@ def run_bench(settings: Settings, n_events: int, out_dir: Path, rate: float | No
         print(f"bench: limit {limit['eps']:,.0f} events/s", file=sys.stderr)
         pipeline = bench_pipeline(settings, events, want, out_dir, rate)
         print(f"bench: pipeline {pipeline['eps']:,.0f} events/s", file=sys.stderr)
-        naive = bench_naive(settings, events, want, out_dir)
+        naive = bench_agent(settings, events, want, out_dir, "naive")
         print(f"bench: naive {naive['eps']:,.0f} events/s", file=sys.stderr)
+        floor = bench_agent(settings, events, len(events), out_dir, "floor")
+        print(f"bench: floor {floor['eps']:,.0f} events/s", file=sys.stderr)
     report = {
         "events": n_events, "predictions": want,
         "pipeline_eps": pipeline["eps"], "naive_eps": naive["eps"], "limit_eps": limit["eps"],
+        "floor_eps": floor["eps"],
         "speedup_vs_naive": pipeline["eps"] / naive["eps"] if naive["eps"] else None,
         "fraction_of_limit": pipeline["eps"] / limit["eps"] if limit["eps"] else None,
+        "fraction_of_floor": pipeline["eps"] / floor["eps"] if floor["eps"] else None,
         "p50_ms": pipeline["p50_ms"], "p99_ms": pipeline["p99_ms"], "rss_mb": pipeline["rss_mb"],
         "loop_stalls": pipeline.get("loop_stalls"),
-        "pipeline": pipeline, "naive": naive, "limit": limit, "stages_us": stages,
+        "pipeline": pipeline, "naive": naive, "limit": limit, "floor": floor, "stages_us": stages,
     }
     (out_dir / "bench.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return report
@@ -386,12 +394,13 @@ def format_memory(rows: list[dict[str, Any]]) -> str:
 
 def format_bench(r: dict[str, Any]) -> str:
     rows = [("pipeline (worker as shipped)", r["pipeline"]), ("naive Faust agent", r["naive"]),
-            ("limit (plain aiokafka loop)", r["limit"])]
+            ("limit (plain aiokafka loop)", r["limit"]), ("floor (Faust, forward only)", r["floor"])]
     lines = [f"{'run':30} {'events/s':>9} {'CPU µs/event':>13} {'peak RSS MB':>12} {'outputs':>8}"]
     lines += [f"{name:30} {x['eps']:9,.0f} {x['cpu_us']:13,.0f} {x['rss_mb']:12.0f} {x['events']:8d}"
               for name, x in rows]
     p = r["pipeline"]
-    lines.append(f"pipeline / naive: {r['speedup_vs_naive']:.2f}x    pipeline / limit: {r['fraction_of_limit']:.2f}")
+    lines.append(f"pipeline / naive: {r['speedup_vs_naive']:.2f}x    pipeline / limit: {r['fraction_of_limit']:.2f}"
+                 f"    pipeline / floor: {r['fraction_of_floor']:.2f}")
     lines.append(f"pipeline latency at {p['offered_eps']:,.0f} posts/s offered, "
                  f"post → prediction: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms ({p['latency_samples']} posts; "
                  f"the worker needed {p['settle_s']:.0f} s after its last backlog prediction to go idle)")
