@@ -160,15 +160,19 @@ class AROWClassifier(base.Classifier):
             self._make_room(CLASS_ROOM)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled without the spare columns (a checkpoint holds the classes' weights only)."""
+        """Pickled with its buffers as they are, room included: no copy of the weights is made (a
+        checkpoint streams them into its compressor, where the spare columns cost next to nothing),
+        and a model restored from a checkpoint has its room for new classes already."""
         state = self.__dict__.copy()
-        del state["_mean_buf"], state["_var_buf"]
-        state["_mean"], state["_var"] = np.ascontiguousarray(self._mean), np.ascontiguousarray(self._var)
+        del state["_mean"], state["_var"]  # views of the buffers
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._mean_buf, self._var_buf = self._mean, self._var
+        if "_mean_buf" not in state:  # pickled by an earlier version: the classes' columns only
+            self._mean_buf, self._var_buf = self._mean, self._var
+        k = len(self._classes)
+        self._mean, self._var = self._mean_buf[:, :k], self._var_buf[:, :k]
 
     def _softmax(self, scores: np.ndarray) -> np.ndarray:
         z = self.temperature * scores

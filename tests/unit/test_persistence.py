@@ -44,3 +44,26 @@ def test_a_learner_continues_from_its_checkpoint():
     assert meta["version"] == restored.model.version == 50 and meta["offset"] == restored.offset == 49
     assert restored.model.predict({1: 1.0}) == proc.model.predict({1: 1.0})  # the same model
     assert restored.apply(49, b"{}", 0) is None and restored.offset == 49  # already applied: skipped
+
+
+@pytest.mark.parametrize("chunk", [7, 4096, 1 << 20])
+def test_checkpoints_stream_through_the_compressor_and_back(monkeypatch, chunk):
+    """Written and read in pieces (the pickled state never whole in memory): the state comes back
+    equal, arrays writeable, whatever the chunk boundaries; a checkpoint compressed in one go (by
+    an earlier version) reads the same."""
+    import pickle
+    import zlib
+
+    import numpy as np
+
+    import models.persistence as persistence
+
+    monkeypatch.setattr(persistence._Decompressor, "CHUNK", chunk)
+    rng = np.random.default_rng(1)
+    state = {"weights": rng.random((3000, 6), dtype=np.float32), "room": np.ones((5000, 8), np.float32),
+             "lines": ["a\nb", "\n" * 50, "x" * 70_000], "ids": {f"p{i}": (i, b"\x00\n" * 3) for i in range(2000)}}
+    meta, back = load(dump(state, {"version": 3}, b"k"), b"k")
+    assert meta == {"version": 3} and back["lines"] == state["lines"] and back["ids"] == state["ids"]
+    assert all(np.array_equal(back[k], state[k]) and back[k].flags.writeable for k in ("weights", "room"))
+    earlier = persistence.seal(zlib.compress(pickle.dumps(state, protocol=5), 3), {"version": 4}, b"k")
+    assert load(earlier, b"k")[1]["ids"] == state["ids"]
