@@ -81,7 +81,8 @@ class _Decompressor:
         return len(self._buffer) - self._pos
 
     def read(self, n: int = -1) -> bytes:
-        n = self._available(n if n >= 0 else 1 << 62) if n < 0 else min(n, self._available(n))
+        available = self._available(n if n >= 0 else 1 << 62)
+        n = available if n < 0 else min(n, available)
         out = bytes(self._buffer[self._pos:self._pos + n])
         self._pos += n
         return out

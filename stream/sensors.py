@@ -4,19 +4,20 @@ Faust calls its monitor four times per consumed message, twice per produced reco
 message for the partition's end offset. The stock :class:`~faust.sensors.prometheus.PrometheusMonitor`
 does, on each call, the in-memory bookkeeping of Faust's own ``Monitor`` (timestamps, per-event
 state dicts, deques) and then a ``labels(...)`` lookup; for every event it also formats the stream's
-label and runs a regex over it. That came to ~50 µs per post in a worker (py-spy: 4.4% of its samples).
+label and runs a regex over it: 34 µs per post calling the monitor directly, 85 µs per event in the
+benchmark's Faust floor, 4.4% of a worker's py-spy samples (this monitor: 6 µs, 1%).
 
 :class:`LeanPrometheusMonitor` keeps the metrics that operations use, with the same names:
 
 - ``faust_messages_received`` and ``faust_messages_received_per_topic``, ``faust_total_events``,
   ``faust_topic_messages_sent`` and ``faust_total_sent_messages`` (counters);
 - ``faust_topic_partition_end_offset``, ``faust_topic_partition_offset_commited`` (the consumer lag
-  of the alert rules and the dashboard) and ``faust_messages_received_per_topic_partition`` (the
-  last offset read), set only when they change;
+  of the alert rules and the dashboard), the end offset set only when it changes, and
+  ``faust_messages_received_per_topics_partition`` (the last offset read);
 - everything Faust measures per commit, rebalance, assignment and web request, unchanged.
 
 Per-event latencies and "active" gauges are no longer measured (their bookkeeping was the cost):
-``stream_latency_seconds`` measures the post → prediction latency instead.
+``stream_event_latency_seconds`` measures the post → prediction latency instead.
 """
 from __future__ import annotations
 
