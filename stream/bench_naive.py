@@ -1,7 +1,8 @@
 """The naive baseline of ``interest-stream bench``: the textbook Faust agent doing the same work per
 event as the pipeline, one event at a time, with the stock libraries (River's ``BagOfWords |
-MultinomialNB``, vaderSentiment's ``SentimentIntensityAnalyzer``) and an ``await topic.send()`` per event. Not used by the worker; run as ``python -m stream.bench_naive``
-with the benchmark's ``STREAM_*`` settings and ``BENCH_OUTPUT`` (the topic it publishes to).
+MultinomialNB``, vaderSentiment's ``SentimentIntensityAnalyzer``) and an ``await topic.send()`` per
+event. Not used by the worker; run as ``python -m stream.bench_naive`` with the benchmark's
+``STREAM_*`` settings and ``BENCH_OUTPUT`` (the topic it publishes to).
 """
 from __future__ import annotations
 

@@ -67,3 +67,21 @@ def test_checkpoints_stream_through_the_compressor_and_back(monkeypatch, chunk):
     assert all(np.array_equal(back[k], state[k]) and back[k].flags.writeable for k in ("weights", "room"))
     earlier = persistence.seal(zlib.compress(pickle.dumps(state, protocol=5), 3), {"version": 4}, b"k")
     assert load(earlier, b"k")[1]["ids"] == state["ids"]
+
+
+def test_the_decompressor_reads_lines_and_buffers_across_chunks(monkeypatch):
+    """``pickle.load`` may call ``read``, ``readinto`` and ``readline`` in any order."""
+    import zlib
+
+    import models.persistence as persistence
+
+    monkeypatch.setattr(persistence._Decompressor, "CHUNK", 3)
+    data = b"first line\n" + bytes(range(11, 256)) * 3 + b"\nlast, no newline"  # no other newline
+    f = persistence._Decompressor(zlib.compress(data))
+    assert f.readline() == b"first line\n"
+    target = bytearray(300)
+    assert f.readinto(target) == 300 and bytes(target) == data[11:311]
+    assert f.read(5) == data[311:316]
+    rest = data[316:]
+    assert f.readline() == rest[:rest.index(b"\n") + 1]
+    assert f.readline() == b"last, no newline" and f.read() == b"" and f.readline() == b""
