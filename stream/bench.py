@@ -160,7 +160,7 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
         all_scores = model.predict_many(xs)
         t4 = clock()
         lexes = [lexicon_scores(p.text) for p, _ in pairs]
-        sentiments = learner.sentiment.predict_many(xs, lexes)
+        sentiments = learner.sentiment.predict_many(xs, lexes, [learner.sentiment.interest_of(s) for s in all_scores])
         t5 = clock()
         for (post, _), x, scores, lex, sentiment in zip(pairs, xs, all_scores, lexes, sentiments, strict=True):
             record = training_post(post.id, x, top_class(scores), post.interest, lex, sentiment.label,

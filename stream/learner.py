@@ -207,7 +207,7 @@ class Learner:
             self.sentiment_quality.update(sentiment, pending.sentiment_predicted)
             self.lexicon_quality.update(sentiment, lexicon_label(lex[0]))
             if self.learning:
-                self.sentiment.learn(x, lex, sentiment)
+                self.sentiment.learn(x, lex, sentiment, label)  # the interest label, when known
                 self.stats.outcomes["learned_sentiment"] += 1
         if label is None:
             return None

@@ -212,7 +212,8 @@ class Processor:
         # The whole batch is predicted at once: the model learns only after (from the training log).
         all_scores = model.predict_many([x for *_, x in ready])
         lexes = [lexicon_scores(post.text) for _, post, *_ in ready]
-        sentiments = sentiment_model.predict_many([x for *_, x in ready], lexes)
+        sentiments = sentiment_model.predict_many([x for *_, x in ready], lexes,
+                                                  [sentiment_model.interest_of(s) for s in all_scores])
         for (msg, post, clean, user, x), scores, lex, sentiment in zip(ready, all_scores, lexes, sentiments,
                                                                        strict=True):
             predicted = top_class(scores)

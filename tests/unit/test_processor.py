@@ -197,3 +197,39 @@ def test_a_delayed_label_teaches_exactly_what_an_inline_one_does():
     probe = inline.model.features(clean_event(events[0]))
     assert delayed.model.predict(probe) == inline.model.predict(probe)
     assert delayed.learner.sentiment.n_labels == inline.learner.sentiment.n_labels > 350
+
+
+def test_sentiment_learns_each_posts_interest_words_and_predicts_with_the_sure_interest():
+    """The learner hands the sentiment model the post's interest label; a prediction uses the
+    interest the interest model is sure of (and only then)."""
+    from models.sentiment import lexicon_scores
+    from stream.cleaning import clean_event
+    from stream.data import tweets_stream
+
+    from models.sentiment import SentimentModel
+
+    events = tweets_stream()[:1000]
+    proc = Processor(Settings())
+    replica = SentimentModel(warmup=Settings().sentiment_warmup)  # taught by hand what the learner should teach
+    for i in range(0, 900, 32):
+        out = local(proc, [Message(orjson.dumps(e)) for e in events[i:min(i + 32, 900)]])
+        for _, value in out.training:
+            rec = orjson.loads(value)
+            replica.learn({int(f): v for f, v in rec["x"]}, rec["l"], rec["s"], rec["y"])
+    assert (replica.classifier._w == proc.learner.sentiment.classifier._w).all()
+    probe = [{k: v for k, v in e.items() if k not in ("interest", "sentiment")} for e in events[900:]]
+    out = local(proc, [Message(orjson.dumps(e)) for e in probe])
+    model, sentiment = proc.model, proc.learner.sentiment
+    sure = differ = 0
+    by_id = {e["id"]: e for e in probe}
+    for key, rec in out.predictions:
+        e = by_id[key.decode()]
+        x = model.features(clean_event(e))
+        lex = lexicon_scores(e["text"])
+        interest = sentiment.interest_of(model.predict_many([x])[0])
+        expected = sentiment.predict(x, lex, interest)
+        got = orjson.loads(rec)["sentiment"]
+        assert got["label"] == expected.label and abs(got["score"] - expected.score) <= 1e-4
+        sure += interest is not None
+        differ += expected != sentiment.predict(x, lex)
+    assert sure > 20 and differ > 0

@@ -122,14 +122,46 @@ def test_checkpoint_round_trip_and_determinism():
     examples = _real_examples(600)
     a, b = SentimentModel(warmup=50), SentimentModel(warmup=50)
     for e in examples[:500]:
-        a.learn(e.x, e.lex, e.y)
-        b.learn(e.x, e.lex, e.y)
+        a.learn(e.x, e.lex, e.y, e.group)
+        b.learn(e.x, e.lex, e.y, e.group)
     restored = pickle.loads(pickle.dumps(a))
     for e in examples[500:]:
-        assert a.predict(e.x, e.lex) == b.predict(e.x, e.lex) == restored.predict(e.x, e.lex)
+        assert a.predict(e.x, e.lex, e.group) == b.predict(e.x, e.lex, e.group) == restored.predict(e.x, e.lex, e.group)
     restored.learn(examples[-1].x, examples[-1].lex, "positive")
     a.learn(examples[-1].x, examples[-1].lex, "positive")
     assert a.predict(examples[0].x, examples[0].lex) == restored.predict(examples[0].x, examples[0].lex)
+
+
+def test_a_checkpoint_from_before_the_interest_words_loads_and_learns_them():
+    examples = _real_examples(300)
+    old = SentimentModel(warmup=50)
+    for e in examples[:200]:
+        old.learn(e.x, e.lex, e.y)
+    state = dict(old.__dict__)
+    del state["interest_words"], state["interest_min_proba"]  # what such a checkpoint holds
+    old.__dict__ = state
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.interest_words and restored.interest_min_proba == 0.95
+    assert all(restored.predict(e.x, e.lex) == old.predict(e.x, e.lex) for e in examples[200:])
+    e = examples[250]
+    before = restored.proba(e.x, e.lex, e.group)
+    restored.learn(e.x, e.lex, "positive", e.group)
+    assert restored.proba(e.x, e.lex, e.group)["positive"] > before["positive"]
+
+
+def test_a_word_means_what_it_means_in_its_interest():
+    """The same words, positive in one interest and negative in another: the per-interest copies
+    learn both; the shared words alone cannot (a source with no sure interest gets those)."""
+    x = {11: 1.0, 12: 1.0}
+    for interest_words in (True, False):
+        model = SentimentModel(warmup=0, interest_words=interest_words)
+        for _ in range(60):
+            model.learn(x, NEUTRAL, "positive", "music")
+            model.learn(x, NEUTRAL, "negative", "travel")
+        labels = (model.predict(x, NEUTRAL, "music").label, model.predict(x, NEUTRAL, "travel").label)
+        assert (labels == ("positive", "negative")) is interest_words
+    # what the worker gives a prediction: the interest model's top class only when it is sure
+    assert SentimentModel(interest_words=False).interest_of({"music": 1.0}) is None
 
 
 def test_array_features_are_the_dict_features():
@@ -141,9 +173,9 @@ def test_array_features_are_the_dict_features():
     cases += [({}, NEUTRAL), ({5: 1.0, 5 + rows: 2.0}, POSITIVE), ({7: 0.0, 8: 1.0}, NEGATIVE),
               ({9: 1.0}, (0.0, 0.0, 0.0, 0.0))]
     collided = 0
-    for x, lex in cases:
-        idx, val = model.arrays(x, lex)
-        ref_idx, ref_val = model.classifier._vector(model.features(x, lex))
+    for (x, lex), interest in itertools.product(cases, (None, "travel")):
+        idx, val = model.arrays(x, lex, interest)
+        ref_idx, ref_val = model.classifier._vector(model.features(x, lex, interest))
         assert idx.tolist() == ref_idx.tolist() and val.tolist() == ref_val.tolist()
         collided += len({f % rows for f in x}) < len(x)
     assert collided > 10
@@ -154,8 +186,9 @@ def test_batch_predictions_equal_one_at_a_time():
     model = SentimentModel(warmup=200)
 
     def check(batch):
-        many = model.predict_many([e.x for e in batch], [e.lex for e in batch])
-        one = [model.predict(e.x, e.lex) for e in batch]
+        interests = [e.group if i % 2 else None for i, e in enumerate(batch)]
+        many = model.predict_many([e.x for e in batch], [e.lex for e in batch], interests)
+        one = [model.predict(e.x, e.lex, i) for e, i in zip(batch, interests)]
         assert [s.label for s in many] == [s.label for s in one]
         assert all(math.isclose(a.score, b.score, abs_tol=1e-12) and a.cold == b.cold for a, b in zip(many, one))
 
@@ -165,10 +198,10 @@ def test_batch_predictions_equal_one_at_a_time():
     assert no_warmup.predict({1: 1.0}, POSITIVE).label == "positive"
     check(examples[:50])  # cold: the lexicon alone
     for e in examples[:100]:
-        model.learn(e.x, e.lex, e.y)
+        model.learn(e.x, e.lex, e.y, e.group)
     check(examples[:300] + [examples[0].__class__({}, NEUTRAL, "neutral", "")])  # half-way blend, no words
     for e in examples[100:700]:
-        model.learn(e.x, e.lex, e.y)
+        model.learn(e.x, e.lex, e.y, e.group)
     check(examples[700:])
 
 
