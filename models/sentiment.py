@@ -351,7 +351,7 @@ class SentimentModel:
             words = [v * k for v in x.values()]
             values += words
             if interest is not None and self.interest_words:
-                salt = stable_hash(interest, 0xFFFFFFFF)
+                salt = stable_hash(str(interest), 0xFFFFFFFF)
                 rows += [N_LEX + (f * 1_000_003 + salt) % word_rows for f in x]
                 values += words
         return rows, values
