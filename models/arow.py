@@ -222,6 +222,8 @@ class AROWClassifier(base.Classifier):
         w = tfidf_unit(counts, self._df[idx], self.n_docs)
         return w @ self._mean[idx]
 
+    many_dicts = True  # predict_proba_many takes a list of dicts (River's takes a DataFrame)
+
     def predict_proba_many(self, xs: Sequence[dict[Hashable, float]]) -> list[dict[Hashable, float]]:
         """:meth:`predict_proba_one` of each post, computed for all of them in a few array operations
         (a worker predicts a whole batch before the model learns from it)."""

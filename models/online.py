@@ -60,10 +60,11 @@ class OnlineModel:
         return self.classifier.predict_proba_one(x)
 
     def predict_many(self, xs: list[Features]) -> list[dict[Hashable, float]]:
-        """:meth:`predict` of each, at once where the classifier can (``predict_proba_many``)."""
-        many = getattr(self.classifier, "predict_proba_many", None)
-        if many is not None:
-            return many(xs)
+        """:meth:`predict` of each, at once where the classifier can: its ``predict_proba_many``
+        over a list of dicts, when it says it takes one (``many_dicts``). River's own
+        ``predict_proba_many`` takes a pandas DataFrame (mini-batches): those predict one at a time."""
+        if getattr(self.classifier, "many_dicts", False):
+            return self.classifier.predict_proba_many(xs)
         predict = self.classifier.predict_proba_one
         return [predict(x) for x in xs]
 

@@ -38,3 +38,20 @@ def test_probabilities_sum_to_one_and_new_classes_appear():
     p = m.predict_proba_one({3: 1.0, 99: 1.0})
     assert set(p) == {"a", "b", "c"} and max(p, key=p.get) == "c"
     assert math.isclose(sum(p.values()), 1.0)
+
+
+def test_every_model_predicts_a_batch_as_one_at_a_time():
+    """A worker predicts each batch at once: whatever STREAM_MODEL names, River's own models
+    included (their predict_proba_many wants pandas, which is not installed)."""
+    from models.factory import BASELINES, CANDIDATES
+
+    posts = [clean_post(post_from_dict(e)) for e in tweets_stream()[:120]]
+    for name in {**CANDIDATES, **BASELINES}:
+        model = OnlineModel(name, hash_bits=14)
+        xs = [model.features(c) for c in posts]
+        assert model.predict_many(xs[:3]) == [{}, {}, {}], name
+        for x, c in zip(xs[:100], posts[:100]):
+            model.learn(x, c.post.interest, None)
+        many, one = model.predict_many(xs[100:]), [model.predict(x) for x in xs[100:]]
+        assert [max(p, key=p.get) for p in many] == [max(p, key=p.get) for p in one], name
+        assert all(math.isclose(a[k], b[k], abs_tol=1e-9) for a, b in zip(many, one) for k in a), name
