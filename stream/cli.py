@@ -199,6 +199,9 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         train = [e for e in test if isinstance(e, dict) and e.get("interest") != args.holdout]
         test = [e for e in test if isinstance(e, dict) and e.get("interest") == args.holdout]
         frozen = True
+    label = "sentiment" if args.task == "sentiment" else "interest"
+    if not any(isinstance(e, dict) and e.get(label) for e in test):
+        raise UsageError(f"{PROG} evaluate: {args.test} has no {label} labels to score")
     if args.baseline and not train:
         raise UsageError(f"{PROG} evaluate: --baseline needs posts to train on (--train, --later or --holdout)")
     if args.baseline and args.task != "interest":

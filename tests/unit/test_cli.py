@@ -31,6 +31,7 @@ def run(*args, env=None):
     (["evaluate", "--test", "tweets", "--later", "1"], None, "argument --later: 1 is not strictly between 0 and 1"),
     (["evaluate", "--test", "tweets", "--later", "0.2", "--holdout", "music"], None, "choose one"),
     (["evaluate", "--test", "tweets", "--baseline"], None, "--baseline needs posts to train on"),
+    (["evaluate", "--test", "forum", "--task", "sentiment"], None, "forum has no sentiment labels to score"),
 ])
 def test_errors_are_one_line(args, env, expected):
     res = run(*args, env=env)
