@@ -202,11 +202,9 @@ def test_a_delayed_label_teaches_exactly_what_an_inline_one_does():
 def test_sentiment_learns_each_posts_interest_words_and_predicts_with_the_sure_interest():
     """The learner hands the sentiment model the post's interest label; a prediction uses the
     interest the interest model is sure of (and only then)."""
-    from models.sentiment import lexicon_scores
+    from models.sentiment import SentimentModel, lexicon_scores
     from stream.cleaning import clean_event
     from stream.data import tweets_stream
-
-    from models.sentiment import SentimentModel
 
     events = tweets_stream()[:1000]
     proc = Processor(Settings())

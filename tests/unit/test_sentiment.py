@@ -126,7 +126,8 @@ def test_checkpoint_round_trip_and_determinism():
         b.learn(e.x, e.lex, e.y, e.group)
     restored = pickle.loads(pickle.dumps(a))
     for e in examples[500:]:
-        assert a.predict(e.x, e.lex, e.group) == b.predict(e.x, e.lex, e.group) == restored.predict(e.x, e.lex, e.group)
+        predictions = [m.predict(e.x, e.lex, e.group) for m in (a, b, restored)]
+        assert predictions[0] == predictions[1] == predictions[2]
     restored.learn(examples[-1].x, examples[-1].lex, "positive")
     a.learn(examples[-1].x, examples[-1].lex, "positive")
     assert a.predict(examples[0].x, examples[0].lex) == restored.predict(examples[0].x, examples[0].lex)
