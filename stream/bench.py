@@ -148,6 +148,7 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
                             "learn (training log)", "publish (serialize)"), 0.0)
     clock = time.perf_counter
     model, learner = proc.model, proc.learner
+    sentiment_model = learner.sentiment
     n = offset = 0
     for i in range(0, len(raw), 32):  # in slices, as a worker predicts a batch before learning it
         t0 = clock()
@@ -160,7 +161,7 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
         all_scores = model.predict_many(xs)
         t4 = clock()
         lexes = [lexicon_scores(p.text) for p, _ in pairs]
-        sentiments = learner.sentiment.predict_many(xs, lexes, [learner.sentiment.interest_of(s) for s in all_scores])
+        sentiments = sentiment_model.predict_many(xs, lexes, [sentiment_model.interest_of(s) for s in all_scores])
         t5 = clock()
         for (post, _), x, scores, lex, sentiment in zip(pairs, xs, all_scores, lexes, sentiments, strict=True):
             record = training_post(post.id, x, top_class(scores), post.interest, lex, sentiment.label,

@@ -119,24 +119,13 @@ def build_parser() -> Parser:
     return p
 
 
-NAMED_STREAMS = ("tweets", "vader-tweets", "forum")  # FILE arguments that name a real stream, not a path
-
-
 def _events(path: Path, limit: int | None = None, shuffle: int | None = None) -> list:
     import random
 
-    from stream.data import forum_stream, read_events, tweets_stream
+    from stream.data import NAMED_STREAMS, read_events
 
-    if str(path) == "tweets":
-        events = tweets_stream()
-    elif str(path) == "forum":
-        events = forum_stream()
-    elif str(path) == "vader-tweets":
-        from models.sentiment_eval import vader_tweet_events
-
-        events = vader_tweet_events()
-    else:
-        events = list(read_events(path))
+    named = NAMED_STREAMS.get(str(path))
+    events = named() if named is not None else list(read_events(path))
     if shuffle is not None:
         random.Random(shuffle).shuffle(events)
     return events[:limit] if limit else events
@@ -154,7 +143,7 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.data import read_events
+    from stream.data import NAMED_STREAMS, read_events
     from stream.produce import produce
 
     if settings.broker is None:

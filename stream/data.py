@@ -28,7 +28,7 @@ import sys
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import orjson
 
@@ -191,6 +191,16 @@ def forum_stream(path: Path | None = None) -> list[dict[str, Any]]:
         return list(forum_events(fh))
 
 
+def _vader_tweets() -> list[dict[str, Any]]:
+    from models.sentiment_eval import vader_tweet_events  # read from the vaderSentiment sdist
+
+    return vader_tweet_events()
+
+
+# FILE arguments of the command line that name a real stream rather than a path.
+NAMED_STREAMS: dict[str, Callable[[], list[dict[str, Any]]]] = {}
+
+
 # Brands whose @mention (or hashtag) ties a demo tweet to a campaign.
 DEMO_CAMPAIGNS = ("united", "usairways", "americanair", "southwestair", "jetblue", "virginamerica", "delta",
                   "apple", "google", "uber", "audi", "coachella", "patriots", "nfl", "espn", "claritin")
@@ -341,3 +351,6 @@ def inject_faults(events: Iterable[dict[str, Any] | bytes], rate: float,
             k += 1
             event = breaker({**event, "id": f"{event.get('id')}-bad{k}"})
         yield event
+
+
+NAMED_STREAMS.update({"tweets": tweets_stream, "forum": forum_stream, "vader-tweets": _vader_tweets})
