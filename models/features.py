@@ -46,7 +46,10 @@ def stable_hash(token: str, mask: int) -> int:
 
 
 class PostFeaturizer(base.Transformer):
-    """Turns a :class:`stream.cleaning.CleanPost` into a sparse dict of hashed counts.
+    """Turns a cleaned post into a sparse dict of hashed counts.
+
+    A cleaned post is anything with ``text``, ``hashtags``, ``engagement`` and a ``post`` with
+    ``platform`` and ``lang`` (the stream's ``CleanPost``).
 
     Parameters
     ----------

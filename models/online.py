@@ -1,10 +1,10 @@
 """The online interest model the worker runs: featurize, predict first, learn when a label is known,
 and adapt when the audience drifts.
 
->>> from stream.cleaning import clean_post
->>> from stream.events import Post
+>>> from types import SimpleNamespace as Doc
 >>> m = OnlineModel("nb", hash_bits=12)
->>> post = clean_post(Post(id="1", user_id="u", text="Brady and the Patriots win", created_at=0))
+>>> post = Doc(text="brady and the patriots win", hashtags=(), engagement=(),
+...            post=Doc(platform="twitter", lang="en"))
 >>> x = m.features(post)
 >>> m.predict(x)
 {}

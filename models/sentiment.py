@@ -45,7 +45,7 @@ import numpy as np
 from river import base
 
 from models.features import stable_hash
-from stream.events import SENTIMENTS
+from models.labels import SENTIMENTS
 
 __all__ = [
     "Features", "LexScores", "Sentiment", "SentimentClassifier", "SentimentModel",
@@ -387,7 +387,7 @@ class SentimentModel:
         return {c: share * p + (1.0 - share) * lexp[c] for c, p in zip(SENTIMENTS, learned)}
 
     def proba(self, x: Features, lex: Sequence[float], interest: str | None = None) -> dict[str, float]:
-        """Blended class probabilities (over :data:`stream.events.SENTIMENTS`)."""
+        """Blended class probabilities (over :data:`models.labels.SENTIMENTS`)."""
         share = self._share()
         learned = self.classifier.proba_arrays(*self.arrays(x, lex, interest)).tolist() if share else ()
         return self._blend(learned, lex, share)
@@ -424,7 +424,7 @@ class SentimentModel:
 
     def learn(self, x: Features, lex: Sequence[float], y: str, interest: str | None = None) -> None:
         """Learn one label (and, given the post's ``interest``, that interest's words); labels
-        outside :data:`stream.events.SENTIMENTS` raise ``ValueError``."""
+        outside :data:`models.labels.SENTIMENTS` raise ``ValueError``."""
         if y not in SENTIMENTS:
             raise ValueError(f"sentiment label {y!r} is not one of {', '.join(SENTIMENTS)}")
         if not self.classifier.classes:

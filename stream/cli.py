@@ -122,7 +122,7 @@ def build_parser() -> Parser:
 def _events(path: Path, limit: int | None = None, shuffle: int | None = None) -> list:
     import random
 
-    from stream.data import NAMED_STREAMS, read_events
+    from stream.tools.data import NAMED_STREAMS, read_events
 
     named = NAMED_STREAMS.get(str(path))
     events = named() if named is not None else list(read_events(path))
@@ -132,7 +132,7 @@ def _events(path: Path, limit: int | None = None, shuffle: int | None = None) ->
 
 
 def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.broker import EmbeddedBroker
+    from stream.tools.broker import EmbeddedBroker
 
     with EmbeddedBroker(port=args.port) as broker:
         print(f"embedded broker on {broker.bootstrap} (memory-only); Ctrl-C stops it", file=sys.stderr)
@@ -143,8 +143,8 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.data import NAMED_STREAMS, read_events
-    from stream.produce import produce
+    from stream.tools.data import NAMED_STREAMS, read_events
+    from stream.tools.produce import produce
 
     if settings.broker is None:
         raise ConfigError("STREAM_BROKER is not set (e.g. STREAM_BROKER=127.0.0.1:9092)")
@@ -157,7 +157,7 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.demo import format_report, run_demo
+    from stream.tools.demo import format_report, run_demo
 
     report = run_demo(settings, args.events, args.out, rate=args.rate, fault_rate=args.fault_rate,
                       feedback_fraction=args.feedback_fraction, keep=args.keep)
@@ -168,7 +168,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.evaluate import evaluate, split_later
+    from stream.tools.evaluate import evaluate, split_later
 
     test = _events(args.test, shuffle=args.shuffle)
     train = _events(args.train, shuffle=args.shuffle) if args.train else None
@@ -244,7 +244,7 @@ def format_detail(d: dict) -> str:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.bench import format_bench, format_memory, memory_run, run_bench
+    from stream.tools.bench import format_bench, format_memory, memory_run, run_bench
 
     if args.memory:
         rows = memory_run(settings, args.memory)
@@ -257,7 +257,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     from models.factory import BASELINES, CANDIDATES
-    from stream.evaluate import compare
+    from stream.tools.evaluate import compare
 
     known = [*BASELINES, *CANDIDATES]
     names = args.models.split(",") if args.models else known
@@ -281,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         settings = Settings.from_env()
         if args.command == "worker":
-            from stream.app import main as worker_main
+            from stream.worker.app import main as worker_main
 
             worker_main([a for a in args.faust_args if a != "--"], settings)
             return 0
@@ -296,11 +296,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # one line for every failure the user can act on
-        from stream.bench import BenchError
-        from stream.broker import BrokerError
-        from stream.data import DataError
-        from stream.demo import DemoError
-        from stream.rules import RuleError
+        from stream.tools.bench import BenchError
+        from stream.tools.broker import BrokerError
+        from stream.tools.data import DataError
+        from stream.tools.demo import DemoError
+        from stream.audience.rules import RuleError
 
         if isinstance(exc, (ConfigError, DataError, BrokerError, DemoError, RuleError, BenchError, OSError)):
             print(f"{PROG}: error: {exc}", file=sys.stderr)

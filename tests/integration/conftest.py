@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.broker import EmbeddedBroker, free_port
+from stream.tools.broker import EmbeddedBroker, free_port
 from stream.settings import Settings
 
 

@@ -9,11 +9,11 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from stream.broker import free_port
-from stream.data import tweets_stream
-from stream.demo import TopicReader, WorkerProcess, read_records, settings_env, wait_processed
-from stream.privacy import pseudonym
-from stream.produce import produce
+from stream.tools.broker import free_port
+from stream.tools.data import tweets_stream
+from stream.tools.demo import TopicReader, WorkerProcess, read_records, settings_env, wait_processed
+from stream.pipeline.privacy import pseudonym
+from stream.tools.produce import produce
 
 pytestmark = pytest.mark.integration
 

@@ -16,14 +16,14 @@ import pytest
 from kafka import KafkaProducer
 
 from models.persistence import dump
-from stream.cleaning import clean_post, retweet_key
-from stream.events import Rejected, post_from_dict
-from stream.broker import free_port
-from stream.data import tweets_stream
-from stream.demo import TopicReader, WorkerProcess
-from stream.evaluate import run
-from stream.processor import Processor
-from stream.produce import produce
+from stream.pipeline.cleaning import clean_post, retweet_key
+from stream.pipeline.events import Rejected, post_from_dict
+from stream.tools.broker import free_port
+from stream.tools.data import tweets_stream
+from stream.tools.demo import TopicReader, WorkerProcess
+from stream.tools.evaluate import run
+from stream.pipeline.processor import Processor
+from stream.tools.produce import produce
 from tests.integration.conftest import unique_settings
 
 pytestmark = pytest.mark.integration

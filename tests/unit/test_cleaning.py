@@ -3,12 +3,12 @@ import unicodedata
 
 from hypothesis import example, given, settings, strategies as st
 
-import stream.cleaning as c
-from stream.cleaning import (
+import stream.pipeline.cleaning as c
+from stream.pipeline.cleaning import (
     _EMAIL, _MENTION, _PHONE, _URL, clean_post, clean_text, extract_hashtags, fold, normalize_unicode, redact, repair_mojibake,
     replace_emoji, unescape_html,
 )
-from stream.events import Post, Rejected
+from stream.pipeline.events import Post, Rejected
 
 texts = st.text(alphabet=st.characters(codec=None), max_size=300)
 # Text shaped like social posts: words, entities, mentions, tags, emoji, broken bytes.

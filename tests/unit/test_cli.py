@@ -6,7 +6,6 @@ import orjson
 import pytest
 
 from models.factory import CANDIDATES
-from stream.settings import MODEL_CHOICES
 
 
 def run(*args, env=None):
@@ -42,7 +41,7 @@ def test_errors_are_one_line(args, env, expected):
 
 
 def test_evaluate_json_on_a_small_file(tmp_path):
-    from stream.data import tweets_stream
+    from stream.tools.data import tweets_stream
 
     path = tmp_path / "t.jsonl"
     path.write_bytes(b"\n".join(orjson.dumps(e) for e in tweets_stream()[:600]) + b"\n{broken\n")
@@ -58,12 +57,17 @@ def test_evaluate_json_on_a_small_file(tmp_path):
     assert {"accuracy", "lexicon_accuracy"} <= set(report) and len(report["detail"]["blocks"]) == 10
 
 
-def test_model_choices_match_the_factory():
-    assert set(MODEL_CHOICES) == set(CANDIDATES)
+def test_every_model_of_the_factory_is_a_valid_setting_and_no_other():
+    from stream.settings import ConfigError, Settings
+
+    for name in CANDIDATES:
+        Settings(model=name).validate()
+    with pytest.raises(ConfigError, match="STREAM_MODEL='bayes' is not one of"):
+        Settings(model="bayes").validate()
 
 
 def test_evaluate_later_posts_against_the_batch_baseline(tmp_path):
-    from stream.data import tweets_stream
+    from stream.tools.data import tweets_stream
 
     path = tmp_path / "t.jsonl"
     path.write_bytes(b"\n".join(orjson.dumps(e) for e in tweets_stream()[:1000]))
@@ -76,8 +80,8 @@ def test_evaluate_later_posts_against_the_batch_baseline(tmp_path):
 
 
 def test_bench_stage_breakdown_runs_the_processor_offline():
-    from stream.bench import expected_outputs
-    from stream.data import tweets_stream
+    from stream.tools.bench import expected_outputs
+    from stream.tools.data import tweets_stream
     from stream.settings import Settings
 
     events = tweets_stream()[:300]
@@ -89,7 +93,7 @@ def test_bench_stage_breakdown_runs_the_processor_offline():
 
 
 def test_bench_memory_run_reports_rss_along_the_stream():
-    from stream.bench import format_memory, memory_run
+    from stream.tools.bench import format_memory, memory_run
     from stream.settings import Settings
 
     rows = memory_run(Settings(feedback_capacity=50), 400, reports=4)

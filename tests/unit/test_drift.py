@@ -3,9 +3,10 @@ import orjson
 import pytest
 
 from models.online import OnlineModel
-from stream.data import tweets_stream
-from stream.learner import Learner
-from stream.processor import Message, Processor
+from stream.tools.data import tweets_stream
+from stream.pipeline.learner import Learner
+from stream.pipeline.processor import Processor
+from stream.pipeline.records import Message
 from stream.settings import Settings
 
 CHANGE, AFTER, WINDOW = 5000, 1500, 1000

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from river import metrics, utils
 
-from models.evaluation import Prequential
+from models.metrics import Prequential
 
 
 def river_figures(pairs, window):

@@ -3,7 +3,7 @@ import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from stream.events import Feedback, Post, Rejected, parse_feedback, parse_post
+from stream.pipeline.events import Feedback, Post, Rejected, parse_feedback, parse_post
 
 GOOD = {"id": "p1", "user_id": "u1", "text": "hello", "created_at": 1424777752000}
 

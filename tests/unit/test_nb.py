@@ -6,9 +6,9 @@ from river import naive_bayes
 
 from models.nb import MultinomialNB
 from models.online import OnlineModel
-from stream.cleaning import clean_post
-from stream.data import tweets_stream
-from stream.events import post_from_dict
+from stream.pipeline.cleaning import clean_post
+from stream.tools.data import tweets_stream
+from stream.pipeline.events import post_from_dict
 
 
 def test_same_predictions_as_river_on_real_tweets():

@@ -4,8 +4,9 @@ import orjson
 import pytest
 
 from models.persistence import CheckpointError, dump, load
-from stream.learner import Learner
-from stream.processor import Message, Processor
+from stream.pipeline.learner import Learner
+from stream.pipeline.processor import Processor
+from stream.pipeline.records import Message
 from stream.settings import Settings
 
 

@@ -3,8 +3,10 @@ import base64
 
 import orjson
 
-from stream.learner import Learner
-from stream.processor import Message, Processor
+from stream.pipeline.learner import Learner
+from stream.pipeline.processor import Processor
+from stream.pipeline.records import Message
+from stream.worker.prometheus import model_gauges
 from stream.settings import Settings
 
 
@@ -111,7 +113,7 @@ def test_snapshot_and_gauges_are_json_ready():
     local(proc, [post(i, interest="sports" if i % 2 else "travel") for i in range(20)])
     snap = orjson.loads(orjson.dumps(proc.snapshot()))
     assert snap["counts"]["predicted"] == 20 and snap["model"]["classes"] == ["sports", "travel"]
-    assert {name for name, _, _ in proc.gauges()} >= {"model_version", "prequential_macro_f1"}
+    assert {name for name, _, _ in model_gauges(proc.learner, proc.clock())} >= {"model_version", "prequential_macro_f1"}
 
 
 def test_malformed_training_records_are_counted_not_learned():
@@ -131,7 +133,7 @@ def test_predictions_are_cold_until_the_model_has_learned_enough_labels():
 
 
 def test_evaluate_reports_blocks_classes_segments_log_loss_and_a_new_class_mid_stream():
-    from stream.evaluate import evaluate
+    from stream.tools.evaluate import evaluate
 
     words = {"sports": "brady touchdown patriots", "travel": "flight delayed airport", "music": "festival band stage"}
     events = []
@@ -181,8 +183,8 @@ def test_a_delayed_label_teaches_exactly_what_an_inline_one_does():
     """The features and lexicon scores a waiting post keeps (packed) are the ones it was predicted
     with: two processors, one with inline labels, one with every label sent later as feedback,
     end with the same models."""
-    from stream.cleaning import clean_event
-    from stream.data import tweets_stream
+    from stream.pipeline.cleaning import clean_event
+    from stream.tools.data import tweets_stream
 
     events = tweets_stream()[:400]
     inline, delayed = Processor(Settings()), Processor(Settings())
@@ -203,8 +205,8 @@ def test_sentiment_learns_each_posts_interest_words_and_predicts_with_the_sure_i
     """The learner hands the sentiment model the post's interest label; a prediction uses the
     interest the interest model is sure of (and only then)."""
     from models.sentiment import SentimentModel, lexicon_scores
-    from stream.cleaning import clean_event
-    from stream.data import tweets_stream
+    from stream.pipeline.cleaning import clean_event
+    from stream.tools.data import tweets_stream
 
     events = tweets_stream()[:1000]
     proc = Processor(Settings())

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from stream.rules import Condition, Rule, RuleError, evaluate, load_rules, trigger_id, trigger_record
-from stream.spikes import SpikeParams
-from stream.windows import SegmentState, WindowSpec, partials
+from stream.audience.rules import Condition, Rule, RuleError, rule_fires, load_rules, trigger_id, trigger_record
+from stream.audience.spikes import SpikeParams
+from stream.audience.windows import SegmentState, WindowSpec, partials
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "ops" / "triggers" / "rules.toml"
 GOOD = '''
@@ -52,12 +52,12 @@ when = { interest_share.sports = ">= 0.5" }
     w = {"segment": "hashtag:nfl", "kind": "tumbling", "start": 0, "end": 60_000, "volume": 9,
          "interest_share": {"sports": 0.8}}
     spike = {"type": "spike", "metric": "volume", "direction": "up", "z": 5.0}
-    assert evaluate(rule, w, []) is None
-    assert evaluate(rule, w, [{"metric": "volume", "direction": "down"}]) is None
-    assert evaluate(rule, w, [spike]) == {"interest_share.sports": 0.8, "volume": 9}
-    assert evaluate(rule, {**w, "interest_share": {}}, [spike]) is None
-    assert evaluate(rule, {**w, "segment": "interest:sports"}, [spike]) is None
-    assert evaluate(rule, {**w, "kind": "hopping"}, [spike]) is None
+    assert rule_fires(rule, w, []) is None
+    assert rule_fires(rule, w, [{"metric": "volume", "direction": "down"}]) is None
+    assert rule_fires(rule, w, [spike]) == {"interest_share.sports": 0.8, "volume": 9}
+    assert rule_fires(rule, {**w, "interest_share": {}}, [spike]) is None
+    assert rule_fires(rule, {**w, "segment": "interest:sports"}, [spike]) is None
+    assert rule_fires(rule, {**w, "kind": "hopping"}, [spike]) is None
 
 
 @pytest.mark.parametrize("body, message", [

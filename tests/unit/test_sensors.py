@@ -7,7 +7,7 @@ from faust.sensors.prometheus import FaustMetrics
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from stream.sensors import LeanPrometheusMonitor
+from stream.worker.sensors import LeanPrometheusMonitor
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: object) -> float | None:

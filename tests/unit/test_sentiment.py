@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from river.checks import check_estimator
 
-from models import sentiment_eval
+from stream.tools import data, sentiment_splits
 from models.sentiment import (
     Sentiment,
     SentimentClassifier,
@@ -23,8 +23,8 @@ from models.sentiment import (
     lexicon_proba,
     lexicon_scores,
 )
-from stream.data import tweets_stream
-from stream.events import SENTIMENTS
+from stream.tools.data import tweets_stream
+from models.labels import SENTIMENTS
 
 POSITIVE = lexicon_scores("I love this, what a GREAT day :)")
 NEGATIVE = lexicon_scores("Worst flight ever, I hate this airline")
@@ -115,7 +115,7 @@ def test_unknown_label_is_refused():
 
 
 def _real_examples(n):
-    return sentiment_eval.prepare(itertools.islice(tweets_stream(), n))
+    return sentiment_splits.prepare(itertools.islice(tweets_stream(), n))
 
 
 def test_checkpoint_round_trip_and_determinism():
@@ -208,8 +208,8 @@ def test_batch_predictions_equal_one_at_a_time():
 
 def test_beats_the_lexicon_prequentially_on_real_tweets():
     examples = _real_examples(4000)
-    lexicon = sentiment_eval.lexicon_figures(examples)
-    model = sentiment_eval.prequential(examples, SentimentModel())
+    lexicon = sentiment_splits.lexicon_figures(examples)
+    model = sentiment_splits.prequential(examples, SentimentModel())
     assert model["n"] == lexicon["n"] == len(examples)
     assert model["macro_f1"] > lexicon["macro_f1"] + 0.05
 
@@ -232,22 +232,22 @@ def test_classifier_memory_is_bounded_and_new_classes_change_nothing_else():
 def _sdist(tmp_path, lines):
     inner = io.BytesIO()
     with tarfile.open(fileobj=inner, mode="w:gz") as tar:
-        data = "\r\n".join(lines).encode()
-        info = tarfile.TarInfo(sentiment_eval.VADER_TWEETS)
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    path = tmp_path / sentiment_eval.VADER_SDIST
+        text = "\r\n".join(lines).encode()
+        info = tarfile.TarInfo(data.VADER_TWEETS)
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+    path = tmp_path / data.VADER_SDIST
     with tarfile.open(path, mode="w:gz") as tar:
-        info = tarfile.TarInfo(f"vaderSentiment-3.3.2/{sentiment_eval.VADER_INNER}")
+        info = tarfile.TarInfo(f"vaderSentiment-3.3.2/{data.VADER_INNER}")
         info.size = len(inner.getvalue())
         tar.addfile(info, io.BytesIO(inner.getvalue()))
     return path
 
 
 def test_vader_tweets_are_read_from_the_sdist(tmp_path):
-    assert sentiment_eval.find_vader_sdist([tmp_path]) is None
+    assert data.find_vader_sdist([tmp_path]) is None
     path = _sdist(tmp_path, ["1\t2.7\tSo lucky &amp; happy", "2\t-0.2\tmeh", "3\t-3.1\tawful"])
-    assert sentiment_eval.find_vader_sdist([tmp_path / "nope", tmp_path]) == path
-    assert sentiment_eval.read_vader_tweets(path) == [("So lucky & happy", 2.7), ("meh", -0.2), ("awful", -3.1)]
-    examples = sentiment_eval.vader_examples(path, hash_bits=12)
+    assert data.find_vader_sdist([tmp_path / "nope", tmp_path]) == path
+    assert data.read_vader_tweets(path) == [("So lucky & happy", 2.7), ("meh", -0.2), ("awful", -3.1)]
+    examples = sentiment_splits.vader_examples(path, hash_bits=12)
     assert [e.y for e in examples] == ["positive", "neutral", "negative"]

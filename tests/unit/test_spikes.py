@@ -1,13 +1,13 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from stream.spikes import History, SpikeParams, detect, robust_z
+from stream.audience.spikes import Baseline, SpikeParams, detect, robust_z
 
 P = SpikeParams(baseline=30, min_history=10, threshold=3.5, sentiment_min_volume=20)
 
 
 def history(volumes, sentiments=()):
-    h = History()
+    h = Baseline()
     for v in volumes:
         h.push(v, None, P)
     for s in sentiments:
@@ -57,12 +57,12 @@ def test_negative_sentiment_spike_needs_volume_and_history():
 
 def test_history_is_bounded_and_round_trips():
     p = SpikeParams(baseline=5, min_history=1)
-    h = History()
+    h = Baseline()
     for i in range(12):
         h.push(i, i / 10 if i % 2 else None, p)
     h.push_zeros(10**9, p)
     assert h.volume == [0] * 5 and h.sentiment == [0.3, 0.5, 0.7, 0.9, 1.1]
-    assert History.from_dict(h.to_dict()).to_dict() == h.to_dict() and History.from_dict(None).volume == []
+    assert Baseline.from_dict(h.to_dict()).to_dict() == h.to_dict() and Baseline.from_dict(None).volume == []
 
 
 def test_params_validation():

@@ -1,4 +1,4 @@
-from stream.state import RecentKeys, TTLStore
+from stream.pipeline.state import RecentKeys, TTLStore
 
 
 def test_recent_keys_are_bounded():

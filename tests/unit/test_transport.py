@@ -3,7 +3,7 @@ the offsets to commit are taken, and sent before they are committed."""
 import asyncio
 from types import SimpleNamespace
 
-from stream.transport import transport_class
+from stream.worker.transport import transport_class
 
 
 def _consumer(log, acked, hook):

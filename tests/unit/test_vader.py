@@ -11,7 +11,7 @@ from vaderSentiment.vaderSentiment import (
 )
 
 from models.vader import FastVader
-from stream.data import tweets_stream
+from stream.tools.data import tweets_stream
 
 STOCK = SentimentIntensityAnalyzer()
 FAST = FastVader()

@@ -3,9 +3,10 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from stream.rules import Rule, Condition
-from stream.spikes import SpikeParams
-from stream.windows import SegmentState, WindowSpec, parse_partial, partial_record, partials
+from stream.audience.rules import Rule, Condition
+from stream.audience.spikes import SpikeParams
+from stream.audience.records import decode_buckets, encode_buckets
+from stream.audience.windows import SegmentState, WindowSpec, partials
 
 SPEC = WindowSpec(tumbling_s=60, hopping_size_s=300, hopping_step_s=60, lateness_s=10)
 
@@ -36,8 +37,8 @@ def test_partials_segments_and_json_round_trip():
     assert set(parts) == {"all", "interest:music", "campaign:spring", "hashtag:a", "hashtag:b"}
     assert parts["all"][0].n == 1 and parts["all"][60_000].neg == 1 and parts["hashtag:a"][0].n == 1
     assert parts["all"][0].interests == {"music": 1} and parts["all"][60_000].interests == {}
-    rec = json.loads(json.dumps(partial_record("all", parts["all"])))
-    assert parse_partial(rec) == ("all", parts["all"])
+    rec = json.loads(json.dumps(encode_buckets(parts["all"])))
+    assert decode_buckets(rec) == parts["all"]
 
 
 def test_tumbling_boundaries_and_close_time():

@@ -1,0 +1,180 @@
+"""Live audience sentiment: the partial aggregates of the predictors, merged per segment into
+event-time windows, spikes and campaign triggers.
+
+The predictors send one *partial* per segment and batch to ``audience.partials``, keyed by segment,
+so that every segment is merged on one partition. :class:`Aggregator` keeps each segment's
+:class:`~stream.audience.windows.SegmentState` in a table (a Faust table in the worker: its changelog restores
+it after a restart or a rebalance; a dict in tests). The watermark of a partition is the newest event
+time seen on it; a window closes when the watermark passes its end plus the allowed lateness.
+
+Each stored state remembers the offset of the last partial applied, so a partial redelivered after a
+crash is not counted twice; triggers carry ids derived from rule, segment and window, so a trigger
+published twice (a crash between publishing and saving) has the same id both times.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Any, Mapping, MutableMapping, Sequence
+
+from stream.stats import Stats
+from stream.audience.rules import Rule
+from stream.audience.segments import ALL, GAUGE_SEGMENT_KINDS, SEGMENT_KINDS, segment_kind
+from stream.audience.spikes import SPIKE_METRICS, SpikeParams
+from stream.audience.windows import Emitted, SegmentState, Tally, WindowSpec
+
+
+
+@dataclass
+class AudienceOutputs:
+    """Records to publish: windows and spikes (``audience.sentiment``), triggers (``campaign.triggers``)."""
+
+    windows: list[dict[str, Any]] = field(default_factory=list)
+    spikes: list[dict[str, Any]] = field(default_factory=list)
+    triggers: list[dict[str, Any]] = field(default_factory=list)
+
+    def extend(self, emitted: Emitted, min_hashtag_volume: int = 1) -> None:
+        self.windows.extend(w for w in emitted.windows
+                            if w["volume"] >= min_hashtag_volume or not w["segment"].startswith("hashtag:"))
+        self.spikes.extend(emitted.spikes)
+        self.triggers.extend(emitted.triggers)
+
+
+class Aggregator:
+    """Merges partials into segment states and closes windows as event time advances.
+
+    Parameters
+    ----------
+    table
+        Segment key → state dict; every change is written back (``table[key] = ...``).
+    spec, spikes, rules
+        Window sizes, spike detection parameters, trigger rules.
+    min_hashtag_volume
+        Hashtag windows with fewer posts are not published (they still feed baselines and rules).
+    stats
+        Where windows, spikes and triggers are counted.
+    """
+
+    def __init__(self, table: MutableMapping[str, Any], spec: WindowSpec, spikes: SpikeParams,
+                 rules: Sequence[Rule], stats: Stats | None = None, min_hashtag_volume: int = 1):
+        self.table = table
+        self.min_hashtag_volume = min_hashtag_volume
+        self.spec = spec
+        self.spike_params = spikes
+        self.rules = tuple(rules)
+        self.stats = stats or Stats()
+        for rule in self.rules:  # known label values are exported from the start, at zero
+            self.stats.triggers[(rule.name, rule.campaign)] += 0
+        for kind in (ALL, *SEGMENT_KINDS):
+            for metric in SPIKE_METRICS:
+                self.stats.spikes[(kind, metric)] += 0
+        self.watermarks: dict[int, int] = {}
+        # per partition: a queue of (next close time, segment) of segments with an open window, and
+        # the close time each segment is queued for (an entry that differs from it is stale)
+        self._closing: dict[int, list[tuple[int, str]]] = {}
+        self._due: dict[int, dict[str, int]] = {}
+
+    def forget(self, partitions: set[int]) -> None:
+        """Drop what is held in memory for partitions this worker no longer owns (a rebalance):
+        if one comes back, its queue and watermark are rebuilt from the table."""
+        for partition in partitions:
+            self._closing.pop(partition, None)
+            self._due.pop(partition, None)
+            self.watermarks.pop(partition, None)
+
+    def _index(self, partition: int) -> None:
+        """Rebuild a partition's watermark and closing queue from the table (after a restart)."""
+        dues: dict[str, int] = {}
+        watermark = self.watermarks.get(partition, 0)
+        for segment, stored in list(self.table.items()):
+            if stored and stored.get("partition") == partition:
+                watermark = max(watermark, stored.get("watermark", 0))
+                due = SegmentState.from_dict(stored["state"], segment).next_close_ms(self.spec)
+                if due is not None:
+                    dues[segment] = due
+        heap = [(due, segment) for segment, due in dues.items()]
+        heapq.heapify(heap)
+        self._closing[partition], self._due[partition] = heap, dues
+        self.watermarks[partition] = watermark
+
+    def _schedule(self, partition: int, segment: str, due: int | None) -> None:
+        dues = self._due[partition]
+        if due is None:
+            dues.pop(segment, None)
+        elif dues.get(segment) != due:
+            dues[segment] = due
+            heapq.heappush(self._closing[partition], (due, segment))
+
+    def _save(self, segment: str, state: SegmentState, partition: int, offset: int) -> None:
+        self.table[segment] = {"state": state.to_dict(), "partition": partition, "offset": offset,
+                               "watermark": self.watermarks[partition]}
+        self._schedule(partition, segment, state.next_close_ms(self.spec))
+
+    def _advance(self, state: SegmentState, out: AudienceOutputs, partition: int) -> None:
+        emitted = state.advance(self.watermarks[partition], self.spec, self.rules, self.spike_params)
+        out.extend(emitted, self.min_hashtag_volume)
+        self._count(emitted)
+
+    def on_partials(self, partition: int, offset: int, segments: Mapping[str, Mapping[int, Tally]],
+                    max_ts: int) -> AudienceOutputs:
+        """Merge one batch's partials (segment → buckets, as
+        :func:`~stream.audience.records.decode_partials` reads them) of one partition, then close every
+        window of the partition that the watermark has passed."""
+        out = AudienceOutputs()
+        if partition not in self._closing:
+            self._index(partition)
+        before = self.watermarks[partition]
+        self.watermarks[partition] = max(before, int(max_ts))
+        for segment, buckets in segments.items():
+            stored = self.table.get(segment)
+            if stored is not None and stored.get("offset", -1) >= offset:
+                self.stats.outcomes["partials_redelivered"] += 1
+                continue
+            state = SegmentState.from_dict(stored["state"] if stored else None, segment)
+            # lateness is judged against the watermark before this batch moved it
+            late = state.add(buckets, self.spec,
+                             watermark_ms=before)
+            if late:
+                self.stats.outcomes["audience_late_posts"] += late
+            self._advance(state, out, partition)
+            self._save(segment, state, partition, offset)
+        self._close_due(partition, out, skip=set(segments))
+        return out
+
+    def _close_due(self, partition: int, out: AudienceOutputs, skip: set[str]) -> None:
+        heap, dues, watermark = self._closing[partition], self._due[partition], self.watermarks[partition]
+        deferred = []
+        while heap and heap[0][0] <= watermark:
+            queued, segment = heapq.heappop(heap)
+            if dues.get(segment) != queued:  # stale: the segment was queued again since
+                continue
+            if segment in skip:  # advanced by this batch already: keep its entry for later
+                deferred.append((queued, segment))
+                continue
+            del dues[segment]
+            stored = self.table.get(segment)
+            if not stored:
+                continue
+            state = SegmentState.from_dict(stored["state"], segment)
+            due = state.next_close_ms(self.spec)
+            if due is None or due > watermark:
+                self._schedule(partition, segment, due)
+                continue
+            self._advance(state, out, partition)
+            # keep the segment's own offset: only its partials are deduplicated by it
+            self._save(segment, state, partition, stored.get("offset", -1))
+        for entry in deferred:
+            heapq.heappush(heap, entry)
+
+    def _count(self, emitted: Emitted) -> None:
+        stats = self.stats
+        for w in emitted.windows:
+            stats.windows_closed[w["kind"]] += 1
+            kind, _, value = w["segment"].partition(":")
+            if w["kind"] == "tumbling" and kind in GAUGE_SEGMENT_KINDS:
+                stats.audience[(kind, value or "all")] = (w["volume"], w["mean_sentiment"], w["positive_share"],
+                                                          w["negative_share"])
+        for s in emitted.spikes:
+            stats.spikes[(segment_kind(s["segment"]), s["metric"])] += 1
+        for t in emitted.triggers:
+            stats.triggers[(t["rule"], t["campaign"])] += 1

@@ -1,0 +1,241 @@
+"""The training log and its learner: one model, the same in every worker.
+
+Predictors (the posts agent of every worker) do not learn. They append what learning needs to the
+training topic, which has **one partition**, so it has one order:
+
+- ``post`` records: a post's id, the features it was predicted with, the prediction, and its label if
+  the post came with one;
+- ``label`` records: a delayed label from the feedback topic.
+
+Every worker's :class:`Learner` applies that log in order, with time taken from the records, so every
+worker holds the same model after the same offset: a replicated state machine. The learner joins
+delayed labels to the features kept from ``post`` records (either may come first), learns each post
+id at most once, and scores each label against the prediction made before learning (prequential).
+
+>>> from stream.pipeline.records import training_label, training_post
+>>> from stream.settings import Settings
+>>> a, b = Learner(Settings()), Learner(Settings())
+>>> log = [training_post("p1", {1: 1.0}, None, "sports"), training_post("p2", {2: 1.0}, "sports", None),
+...        training_label("p2", "travel"), training_post("p1", {1: 1.0}, "sports", "sports")]
+>>> for offset, rec in enumerate(log):
+...     _ = a.apply(offset, rec, timestamp_ms=0); _ = b.apply(offset, rec, timestamp_ms=0)
+>>> a.model.version, a.model.predict({2: 1.0}) == b.model.predict({2: 1.0}), a.stats.outcomes["learned_duplicate"]
+(2, True, 1)
+"""
+from __future__ import annotations
+
+import sys
+from array import array
+from dataclasses import dataclass
+from typing import Any, Sequence, Union
+
+import orjson
+
+from models.metrics import Prequential
+from models.online import Features, OnlineModel
+from models.sentiment import SentimentModel, lexicon_label
+from stream.stats import Stats
+from stream.settings import Settings
+from stream.pipeline.privacy import erased_token
+from stream.pipeline.records import decode_training
+from stream.pipeline.state import RecentKeys, TTLStore
+
+
+PackedFeatures = Union[bytes, Features]
+
+
+def pack_features(pairs: Sequence[Sequence[Any]]) -> PackedFeatures:
+    """Features as ``[(hash, value), ...]`` packed into bytes for a post waiting for its label:
+    4 bytes per hash, and 1 byte per value when all are whole counts under 256 (the featurizer's),
+    else 8. Anything but integer hashes stays a dict.
+
+    >>> packed = pack_features([(7, 1.0), (2**27, 2.0)])
+    >>> len(packed), unpack_features(packed)
+    (11, {7: 1.0, 134217728: 2.0})
+    >>> unpack_features(pack_features([(7, 0.5)]))
+    {7: 0.5}
+    >>> pack_features([("word", 1.0)])
+    {'word': 1.0}
+    """
+    try:
+        keys = array("I", [k for k, _ in pairs])
+        values = [v for _, v in pairs]
+        small = all(v == int(v) and 0 <= v < 256 for v in values)
+        packed = array("B", [int(v) for v in values]) if small else array("d", values)
+    except (TypeError, OverflowError, ValueError):
+        return dict(pairs)
+    return packed.typecode.encode() + keys.tobytes() + packed.tobytes()
+
+
+def unpack_features(packed: PackedFeatures) -> Features:
+    """The dict :func:`pack_features` packed."""
+    if not isinstance(packed, bytes):
+        return packed
+    values = array(packed[:1].decode())
+    n = (len(packed) - 1) // (4 + values.itemsize)
+    keys = array("I")
+    keys.frombytes(packed[1:1 + 4 * n])
+    values.frombytes(packed[1 + 4 * n:])
+    return dict(zip(keys, map(float, values), strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What a post left behind for its delayed labels: features, lexicon scores, the predictions made."""
+
+    features: PackedFeatures
+    predicted: str | None
+    lex: tuple[float, ...] | bytes | None = None  # bytes: packed doubles (see :meth:`Pending.compact`)
+    sentiment_predicted: str | None = None
+
+    def compact(self) -> "Pending":
+        """The same, smaller, for a post that may wait an hour for its label: features and lexicon
+        scores packed into bytes, labels interned (a few hundred bytes instead of ~800)."""
+        return Pending(pack_features(list(self.features.items())) if isinstance(self.features, dict)
+                       else self.features,
+                       sys.intern(self.predicted) if self.predicted else self.predicted,
+                       array("d", self.lex).tobytes() if isinstance(self.lex, tuple) else self.lex,
+                       sys.intern(self.sentiment_predicted) if self.sentiment_predicted else self.sentiment_predicted)
+
+    def lexicon(self) -> tuple[float, ...] | None:
+        """The lexicon scores, unpacked."""
+        if isinstance(self.lex, bytes):
+            return tuple(array("d", self.lex))
+        return self.lex
+
+
+class Learner:
+    """Applies training-log records in offset order; everything it holds is checkpointed.
+
+    Parameters
+    ----------
+    settings
+        Model choice, capacities and TTLs.
+    model, sentiment
+        The interest and sentiment models to train (fresh ones from ``settings`` if not given).
+    learn
+        ``False`` scores labels but does not learn (frozen evaluation).
+    stats
+        Where the counters go (shared with the predictor in a worker).
+    """
+
+    def __init__(self, settings: Settings, model: OnlineModel | None = None, learn: bool = True,
+                 stats: Stats | None = None, sentiment: SentimentModel | None = None):
+        self.settings = settings
+        self.model = model or OnlineModel(settings.model, settings.hash_bits, adapt=settings.drift_adapt)
+        self.learning = learn
+        self.stats = stats or Stats()
+        self.quality = Prequential(settings.rolling_window)
+        self.pending: TTLStore[Pending] = TTLStore(settings.feedback_ttl, settings.feedback_capacity)
+        self.early: TTLStore[tuple[str | None, str | None]] = TTLStore(settings.feedback_ttl,
+                                                                       settings.feedback_capacity)
+        self.learned = RecentKeys(settings.dedup_capacity)
+        self.sentiment = sentiment or SentimentModel(warmup=settings.sentiment_warmup)
+        self.sentiment_quality = Prequential(settings.rolling_window)
+        self.lexicon_quality = Prequential(settings.rolling_window)  # the lexicon alone, for comparison
+        self.erased: set[str] = set()
+        self.offset = -1  # the last training-log offset applied
+        self.last_record_ms: int | None = None
+
+    def is_erased(self, user: str) -> bool:
+        """Whether ``user`` (a pseudonym as published) asked to be erased."""
+        return bool(self.erased) and erased_token(user) in self.erased
+
+    def apply(self, offset: int, value: bytes, timestamp_ms: int) -> bytes | None:
+        """Apply one record; returns a drift event (JSON) when the model was replaced. Records at or
+        below the last offset applied are skipped (a replay after a checkpoint)."""
+        if offset <= self.offset:
+            return None
+        self.offset = offset
+        self.last_record_ms = timestamp_ms
+        now = timestamp_ms / 1000.0
+        rec = decode_training(value)
+        kind = rec["k"] if rec is not None else None
+        pending = None
+        if rec is not None:
+            label, sentiment = rec.get("y"), rec.get("s")
+            try:
+                if kind == "erase":
+                    self.erased.add(str(rec["u"]))
+                    self.stats.outcomes["erasures_applied"] += 1
+                    return None
+                post_id = rec["id"]
+                if kind == "post":
+                    pending = Pending(dict(rec["x"]), rec.get("p"), tuple(rec["l"]) if rec.get("l") else None,
+                                      rec.get("sp"))
+            except (TypeError, ValueError):
+                kind = None
+        if rec is None or kind not in ("post", "label") or (kind == "label" and label is None and sentiment is None):
+            self.stats.outcomes["training_malformed"] += 1
+            return None
+        if pending is not None:
+            if label is None and sentiment is None:
+                early = self.early.pop(post_id, now)
+                if early is None:  # kept until its label comes: packed
+                    self.pending.put(post_id, pending.compact(), now)
+                    return None
+                return self._learn(post_id, pending, *early, "feedback")
+            return self._learn(post_id, pending, label, sentiment, "inline")
+        pending = self.pending.pop(post_id, now)
+        if pending is None:
+            self.early.put(post_id, (label, sentiment), now)
+            self.stats.outcomes["feedback_early"] += 1
+            return None
+        return self._learn(post_id, pending, label, sentiment, "feedback")
+
+    def _learn(self, post_id: str, pending: Pending, label: str | None, sentiment: str | None,
+               source: str) -> bytes | None:
+        if post_id in self.learned:
+            self.stats.outcomes["learned_duplicate"] += 1  # a post re-predicted after a crash
+            return None
+        self.learned.add(post_id)
+        x = unpack_features(pending.features)
+        lex = pending.lexicon()
+        if sentiment is not None and lex is not None:
+            self.sentiment_quality.update(sentiment, pending.sentiment_predicted)
+            self.lexicon_quality.update(sentiment, lexicon_label(lex[0]))
+            if self.learning:
+                self.sentiment.learn(x, lex, sentiment, label)  # the interest label, when known
+                self.stats.outcomes["learned_sentiment"] += 1
+        if label is None:
+            return None
+        self.quality.update(label, pending.predicted)
+        if not self.learning:
+            return None
+        event = self.model.learn(x, label, pending.predicted)
+        self.stats.outcomes["learned_" + source] += 1
+        if event is None:
+            return None
+        self.stats.drifts += 1
+        return orjson.dumps({**event, "at": self.last_record_ms, "offset": self.offset})
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything that must survive a restart."""
+        return {"format": self.STATE_FORMAT, **{key: getattr(self, key) for key in self.STATE_KEYS}}
+
+    STATE_FORMAT = 2  # raised when the pickled classes change shape (2: packed pending features, Confusion)
+
+    STATE_KEYS = ("model", "quality", "pending", "early", "learned", "offset", "last_record_ms", "sentiment",
+                  "sentiment_quality", "lexicon_quality", "erased")
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take over a checkpointed :meth:`state`; a state from another version of the learner (keys
+        missing) raises ``ValueError`` and changes nothing."""
+        missing = [k for k in self.STATE_KEYS if k not in state]
+        if missing:
+            raise ValueError(f"checkpoint lacks {', '.join(missing)} (written by another version)")
+        if state.get("format") != self.STATE_FORMAT:
+            raise ValueError(f"checkpoint format {state.get('format')}, this version reads {self.STATE_FORMAT}")
+        if state["model"].name != self.settings.model:
+            raise ValueError(f"checkpoint holds model {state['model'].name!r}, STREAM_MODEL asks for "
+                             f"{self.settings.model!r}")
+        for key in self.STATE_KEYS:
+            setattr(self, key, state[key])
+
+    def metadata(self) -> dict[str, Any]:
+        """What a checkpoint says about itself."""
+        q = self.quality.snapshot()
+        return {"version": self.model.version, "offset": self.offset, "model": self.model.name,
+                "labels_learned": self.model.version, "last_record_ms": self.last_record_ms,
+                "accuracy": q["accuracy"], "macro_f1": q["macro_f1"], "kappa": q["kappa"]}

@@ -1,0 +1,232 @@
+"""The whole per-event logic of the stream, as plain code that needs no Kafka.
+
+The Faust agents hand batches of raw records to :class:`Processor` and publish what it returns;
+``interest-stream evaluate`` and the tests call it directly. Each record goes
+decode → validate → deduplicate → clean → featurize → predict → training log (learned by the
+:class:`~stream.pipeline.learner.Learner`); every rejection is a dead letter with a reason and the original bytes.
+"""
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import orjson
+
+from models.metrics import Prequential
+from models.features import top_class
+from models.online import OnlineModel
+from models.sentiment import lexicon_scores
+from stream.pipeline.cleaning import CleanPost, clean_post, retweet_key
+from stream.pipeline.events import Post, Rejected, parse_feedback, parse_post
+from stream.pipeline.learner import Learner
+from stream.pipeline.records import training_erase, training_label, training_post
+from stream.stats import Stats
+from stream.pipeline.records import Message, dead_letter, prediction_record
+from stream.pipeline.privacy import erased_token, parse_erasure, pseudonym
+from stream.settings import Settings
+from stream.pipeline.state import RecentKeys
+from stream.audience.records import encode_erasures, encode_partials, encode_profile_updates
+from stream.audience.windows import PostTuple, WindowSpec
+
+MIN_DUPLICATE_WORDS = 3  # shorter texts ("thank you!") are common, not copies
+
+
+@dataclass(slots=True)
+class Outputs:
+    """What one batch produces, as (key, value) bytes: records for the output topics and the training
+    log, events for the metrics topic (a drift, with what was done about it); and, as (partition,
+    value), the batch's partial audience aggregates and profile updates, one record per partition
+    of the internal topics (see :func:`~stream.audience.records.route`)."""
+
+    predictions: list[tuple[bytes, bytes]] = field(default_factory=list)
+    dead_letters: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    training: list[tuple[bytes, bytes]] = field(default_factory=list)
+    events: list[bytes] = field(default_factory=list)
+    partials: list[tuple[int, bytes]] = field(default_factory=list)
+    profile_updates: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+class Processor:
+    """Decode, validate, deduplicate, clean, featurize and predict over batches of raw records.
+
+    Learning is the :class:`~stream.pipeline.learner.Learner`'s: the processor appends what it needs to the
+    training log (``Outputs.training``); the worker sends it through the one-partition training topic,
+    :meth:`run_locally` (offline tools, tests) applies it at once.
+
+    Parameters
+    ----------
+    settings
+        The stream's settings (model, capacities, TTLs).
+    learner
+        Holds the model the predictions come from; a fresh one from ``settings`` if not given.
+    clock
+        Seconds since the epoch; injectable for tests.
+    """
+
+    def __init__(self, settings: Settings, learner: Learner | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.clock = clock
+        self.stats = learner.stats if learner is not None else Stats(clock)
+        self.learner = learner or Learner(settings, stats=self.stats)
+        self.seen_ids = RecentKeys(settings.dedup_capacity)
+        self.seen_texts = RecentKeys(settings.dedup_capacity)
+        self.window_spec = WindowSpec.from_settings(settings)
+        self._local_offset = -1
+        # what the posts since the last drain_aggregates() add to the audience windows and profiles
+        self._audience: list[PostTuple] = []
+        self._profiles: dict[str, list[tuple[int, dict[str, float]]]] = {}
+
+    @property
+    def model(self) -> OnlineModel:
+        return self.learner.model
+
+    @property
+    def quality(self) -> Prequential:
+        return self.learner.quality
+
+    # -- the steps -------------------------------------------------------------------------
+    def _duplicate(self, post: Post, clean: CleanPost) -> str | None:
+        if post.id in self.seen_ids:
+            return "id"
+        key = retweet_key(clean.text)
+        if key.count(" ") + 1 >= MIN_DUPLICATE_WORDS:
+            fingerprint = zlib.crc32(key.encode("utf-8", "surrogatepass")) ^ (len(key) << 32)
+            if not self.seen_texts.add(fingerprint):
+                return "text"
+        self.seen_ids.add(post.id)
+        return None
+
+    def process_posts(self, messages: Sequence[Message]) -> Outputs:
+        """Run a batch of raw post records through the pipeline."""
+        out = Outputs()
+        now = self.clock()
+        stats = self.stats
+        stats.saw_events(len(messages), now)
+        settings = self.settings
+        max_chars, key, cold_labels = settings.max_text_chars, settings.pseudonym_key, settings.cold_labels
+        learner = self.learner
+        model, sentiment_model, erased = self.model, learner.sentiment, learner.erased
+        audience, profiles = self._audience, self._profiles
+        ready = []  # posts that passed validation, cleaning and de-duplication, with their features
+        for msg in messages:
+            post = parse_post(msg.value) if msg.value is not None else Rejected("missing_value", "null record")
+            if isinstance(post, Rejected):
+                self._reject(out, msg, post, now)
+                continue
+            user = pseudonym(post.user_id, key)
+            if erased and learner.is_erased(user):
+                stats.outcomes["erased_user_skipped"] += 1
+                continue
+            clean = clean_post(post, max_chars)
+            if isinstance(clean, Rejected):
+                self._reject(out, msg, clean, now)
+                continue
+            kind = self._duplicate(post, clean)
+            if kind is not None:
+                stats.duplicates[kind] += 1
+                stats.outcomes["duplicates"] += 1
+                continue
+            ready.append((msg, post, clean, user, model.features(clean)))
+        # The whole batch is predicted at once: the model learns only after (from the training log).
+        all_scores = model.predict_many([x for *_, x in ready])
+        lexes = [lexicon_scores(post.text) for _, post, *_ in ready]
+        sentiments = sentiment_model.predict_many([x for *_, x in ready], lexes,
+                                                  [sentiment_model.interest_of(s) for s in all_scores])
+        for (msg, post, clean, user, x), scores, lex, sentiment in zip(ready, all_scores, lexes, sentiments,
+                                                                       strict=True):
+            predicted = top_class(scores)
+            post_key = post.id.encode()
+            out.training.append((post_key, training_post(post.id, x, predicted, post.interest, lex,
+                                                         sentiment.label, post.sentiment)))
+            record = prediction_record(post, clean, scores, model.version, now, sentiment, user, cold_labels)
+            out.predictions.append((post_key, orjson.dumps(record)))
+            audience.append((post.created_at, sentiment.score, sentiment.label, predicted, post.campaign,
+                             clean.hashtags))
+            if scores:
+                profiles.setdefault(user, []).append((post.created_at, {str(c): p for c, p in scores.items()}))
+            stats.outcomes["predicted"] += 1
+            stats.predicted_interest[str(predicted)] += 1
+            stats.predicted_sentiment[sentiment.label] += 1
+            if msg.timestamp_ms is not None:
+                stats.latency.observe(max(0.0, now - msg.timestamp_ms / 1000.0))
+        return out
+
+    def drain_aggregates(self) -> Outputs:
+        """The partial audience aggregates and profile updates of the posts processed since the last
+        call, one record per partition of the internal topics. A worker calls it every
+        ``STREAM_AGGREGATE_INTERVAL`` and before each offset commit, so that the aggregating agents
+        handle a few records per interval, whatever the size of the batches of predictions."""
+        out = Outputs()
+        audience, profiles, n = self._audience, self._profiles, self.settings.partitions
+        out.partials = encode_partials(audience, self.window_spec, n)
+        out.profile_updates = encode_profile_updates(profiles, n)
+        self._audience, self._profiles = [], {}
+        return out
+
+    def process_feedback(self, messages: Sequence[Message]) -> Outputs:
+        """Validate delayed labels and append them to the training log."""
+        out = Outputs()
+        now = self.clock()
+        for msg in messages:
+            self.stats.outcomes["feedback_in"] += 1
+            fb = parse_feedback(msg.value) if msg.value is not None else Rejected("missing_value", "null record")
+            if isinstance(fb, Rejected):
+                self._reject(out, msg, fb, now)
+            else:
+                out.training.append((fb.post_id.encode(), training_label(fb.post_id, fb.interest, fb.sentiment)))
+        return out
+
+    def process_erasures(self, messages: Sequence[Message]) -> Outputs:
+        """Erasure requests: every worker ignores the user from now on (training log), and the
+        user's profile is deleted (profile update keyed by the user's pseudonym)."""
+        out = Outputs()
+        now = self.clock()
+        key = self.settings.pseudonym_key
+        erase: list[str] = []
+        for msg in messages:
+            user_id = parse_erasure(msg.value)
+            if isinstance(user_id, Rejected):
+                self._reject(out, msg, user_id, now)
+                continue
+            self.stats.outcomes["erasure_requests"] += 1
+            user = pseudonym(user_id, key)
+            out.training.append((b"erase", training_erase(erased_token(user))))
+            erase.append(user)
+        out.profile_updates = encode_erasures(erase, self.settings.partitions)
+        return out
+
+    def run_locally(self, out: Outputs) -> Outputs:
+        """Apply ``out.training`` to the learner at once (no Kafka); drift events go to ``out.events``."""
+        now_ms = int(self.clock() * 1000)
+        for _, value in out.training:
+            self._local_offset += 1
+            event = self.learner.apply(self._local_offset, value, now_ms)
+            if event is not None:
+                out.events.append(event)
+        return out
+
+    def _reject(self, out: Outputs, msg: Message, rejected: Rejected, now: float) -> None:
+        self.stats.dead_letters[rejected.reason] += 1
+        self.stats.outcomes["dead_lettered"] += 1
+        out.dead_letters.append((msg.key, dead_letter(msg, rejected, now)))
+
+    # -- reporting ------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The figures published on the metrics topic (JSON-ready)."""
+        learner = self.learner
+        snap = {"type": "metrics", **self.stats.snapshot()}
+        snap["quality"] = self.quality.snapshot()
+        snap["sentiment_quality"] = learner.sentiment_quality.snapshot()
+        snap["lexicon_quality"] = learner.lexicon_quality.snapshot()
+        snap["model"] = {"name": self.model.name, "version": self.model.version, "n_classes": len(self.model.classes),
+                         "drifts": self.model.drifts, "error_rate": self.model.detector.error_rate,
+                         "classes": sorted(map(str, self.model.classes)), "training_offset": learner.offset}
+        snap["pending_labels"] = len(learner.pending)
+        snap["labels_expired"] = learner.pending.expired
+        snap["early_labels"] = len(learner.early)
+        snap["early_labels_expired"] = learner.early.expired
+        snap["at"] = int(self.clock() * 1000)
+        return snap

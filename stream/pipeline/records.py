@@ -1,0 +1,120 @@
+"""The record formats the pipeline reads and writes, in one place.
+
+- :class:`Message`: a raw record as it came from Kafka (any input topic).
+- ``social.posts.dlq``: :func:`dead_letter`.
+- ``interest.predictions``: :func:`prediction_record`.
+- ``interest.training``, the one-partition training log (see :mod:`stream.pipeline.learner`):
+  :func:`training_post`, :func:`training_label`, :func:`training_erase`, read back by
+  :func:`decode_training`.
+
+>>> decode_training(training_label("p1", "travel"))
+{'k': 'label', 'id': 'p1', 'y': 'travel', 's': None}
+>>> decode_training(b"{not json") is None, decode_training(b'{"k": "post"}') is None
+(True, True)
+"""
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from models.features import top_class
+from models.online import Features
+from models.sentiment import Sentiment
+from stream.pipeline.cleaning import CleanPost
+from stream.pipeline.events import Post, Rejected
+
+TRAINING_KINDS = ("post", "label", "erase")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A raw record as it came from Kafka."""
+
+    value: bytes | None
+    key: bytes | None = None
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+    timestamp_ms: int | None = None
+
+
+def dead_letter(msg: Message, rejected: Rejected, now: float) -> bytes:
+    """The dead-letter record: reason, detail, source position and the original bytes.
+
+    >>> rec = orjson.loads(dead_letter(Message(b"{oops", topic="t", partition=1, offset=7),
+    ...                                Rejected("malformed_json", "x"), now=0))
+    >>> rec["reason"], rec["source"], base64.b64decode(rec["original_b64"])
+    ('malformed_json', {'topic': 't', 'partition': 1, 'offset': 7, 'timestamp_ms': None}, b'{oops')
+    """
+    value = msg.value or b""
+    return orjson.dumps({
+        "reason": rejected.reason,
+        "detail": rejected.detail,
+        "source": {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+                   "timestamp_ms": msg.timestamp_ms},
+        "original_b64": base64.b64encode(value).decode("ascii"),
+        "failed_at": int(now * 1000),
+    })
+
+
+def prediction_record(post: Post, clean: CleanPost, scores: dict[Any, float], version: int,
+                      now: float, sentiment: Sentiment | None = None, user_id: str | None = None,
+                      cold_labels: int = 0) -> dict[str, Any]:
+    """The body of an ``interest.predictions`` event (``cold``: the model had learned fewer than
+    ``cold_labels`` labels)."""
+    return {
+        "post_id": post.id,
+        "user_id": post.user_id if user_id is None else user_id,
+        "interest": top_class(scores),
+        "scores": {str(c): round(p, 5) for c, p in scores.items()},
+        "cold": version < cold_labels,
+        "sentiment": sentiment.to_dict() if sentiment is not None else None,
+        "model_version": version,
+        "hashtags": list(clean.hashtags),
+        "platform": post.platform,
+        "campaign": post.campaign,
+        "created_at": post.created_at,
+        "processed_at": int(now * 1000),
+    }
+
+
+def training_post(post_id: str, features: Features, predicted: str | None, label: str | None,
+                  lex: Sequence[float] | None = None, sentiment_predicted: str | None = None,
+                  sentiment: str | None = None) -> bytes:
+    """A ``post`` record of the training log: features, predictions, lexicon scores, known labels."""
+    rec: dict[str, Any] = {"k": "post", "id": post_id, "x": list(features.items()), "p": predicted, "y": label}
+    if lex is not None:
+        rec["l"] = list(lex)
+        rec["sp"] = sentiment_predicted
+        rec["s"] = sentiment
+    return orjson.dumps(rec)
+
+
+def training_label(post_id: str, label: str | None, sentiment: str | None = None) -> bytes:
+    """A ``label`` record of the training log: a delayed interest and/or sentiment label."""
+    return orjson.dumps({"k": "label", "id": post_id, "y": label, "s": sentiment})
+
+
+def training_erase(token: str) -> bytes:
+    """An ``erase`` record: from here on every worker ignores the user's posts
+    (``token`` is :func:`stream.pipeline.privacy.erased_token` of the user's pseudonym, never the id)."""
+    return orjson.dumps({"k": "erase", "u": token})
+
+
+def decode_training(value: bytes) -> dict[str, Any] | None:
+    """One training-log record as a dict, or ``None`` when it is not one this version writes
+    (not JSON, an unknown kind, or a field it needs missing)."""
+    try:
+        rec = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(rec, dict) or rec.get("k") not in TRAINING_KINDS:
+        return None
+    needed = {"post": ("id", "x"), "label": ("id",), "erase": ("u",)}[rec["k"]]
+    if any(key not in rec for key in needed):
+        return None
+    return rec

@@ -1,0 +1,153 @@
+"""Counters of the pipeline, kept as plain numbers on the hot path and exported on demand.
+
+The processor increments plain ints (no lock, no label lookup per event). Prometheus reads them
+through :class:`stream.worker.prometheus.StatsCollector` at scrape time, and the metrics topic
+through :meth:`Stats.snapshot`, so both always show the same figures.
+"""
+from __future__ import annotations
+
+import bisect
+import logging
+import time
+from collections import Counter, deque
+from typing import Any, Callable
+
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def quantile(sorted_values: list[float], q: float) -> float:
+    """The ``q`` quantile of already sorted values (nearest rank); 0 for none.
+
+    >>> quantile([1, 2, 3, 4], 0.5), quantile([1, 2, 3, 4], 0.99), quantile([], 0.5)
+    (2, 4, 0.0)
+    """
+    if not sorted_values:
+        return 0.0
+    rank = max(0, min(len(sorted_values) - 1, int(q * len(sorted_values) + 0.999999) - 1))
+    return sorted_values[rank]
+
+
+class Latency:
+    """A cumulative histogram (for Prometheus) and the most recent values (for quantiles)."""
+
+    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS, recent: int = 10_000):
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)
+        self.sum = 0.0
+        self.count = 0
+        self.recent: deque[float] = deque(maxlen=recent)
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, seconds)] += 1
+        self.sum += seconds
+        self.count += 1
+        self.recent.append(seconds)
+
+    def quantiles(self) -> dict[str, float]:
+        values = sorted(self.recent)
+        return {"p50_ms": quantile(values, 0.5) * 1e3, "p99_ms": quantile(values, 0.99) * 1e3}
+
+
+LOOP_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+STALL_SECONDS = 0.1  # a wake-up this late is a stall of the event loop
+
+
+class LoopLag:
+    """How late the event loop wakes a task that sleeps ``interval`` seconds over and over: every
+    lag is observed, and one over :data:`STALL_SECONDS` is a stall (some callback held the loop).
+
+    >>> import asyncio, time
+    >>> lag = LoopLag(interval=0.01)
+    >>> async def main():
+    ...     probe = asyncio.ensure_future(lag.watch())
+    ...     await asyncio.sleep(0.05)
+    ...     time.sleep(0.25)            # a callback that blocks the loop
+    ...     await asyncio.sleep(0.05)
+    ...     probe.cancel()
+    >>> asyncio.run(main())
+    >>> lag.stalls >= 1 and lag.max_s >= 0.2
+    True
+    """
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.histogram = Latency(LOOP_LAG_BUCKETS, recent=1000)
+        self.stalls = 0
+        self.max_s = 0.0
+
+    def observe(self, lag: float) -> None:
+        lag = max(0.0, lag)
+        self.histogram.observe(lag)
+        self.max_s = max(self.max_s, lag)
+        if lag > STALL_SECONDS:
+            self.stalls += 1
+            log.warning("event loop stalled: a task woke up %.0f ms late", lag * 1000)
+
+    async def watch(self) -> None:
+        """Sleep and measure, for ever (run it as a task)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(self.interval)
+            self.observe(loop.time() - start - self.interval)
+
+
+class Stats:
+    """Everything the pipeline counts."""
+
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self.clock = clock
+        self.started_at = clock()
+        self.outcomes: Counter[str] = Counter()  # posts_in, accepted, predicted, learned, ...
+        self.dead_letters: Counter[str] = Counter()  # by reason
+        self.duplicates: Counter[str] = Counter()  # by kind: id, text
+        self.predicted_interest: Counter[str] = Counter()
+        self.predicted_sentiment: Counter[str] = Counter()
+        self.triggers: Counter[tuple[str, str]] = Counter()  # by (rule, campaign)
+        self.spikes: Counter[tuple[str, str]] = Counter()  # by (segment kind, metric)
+        self.windows_closed: Counter[str] = Counter()  # by window kind
+        # the last closed tumbling window of each interest / campaign / "all" segment:
+        # (segment kind, segment value) -> (volume, mean sentiment, positive share, negative share)
+        self.audience: dict[tuple[str, str], tuple[float, float, float, float]] = {}
+        self.latency = Latency()
+        self.loop = LoopLag()
+        self.drifts = 0  # concept drifts detected (and adapted to)
+        self.first_event_at: float | None = None
+        self.last_event_at: float | None = None
+
+    def saw_events(self, n: int, now: float) -> None:
+        if self.first_event_at is None:
+            self.first_event_at = now
+        self.last_event_at = now
+        self.outcomes["posts_in"] += n
+
+    def events_per_s(self) -> float:
+        """Posts in per second, from the first to the last batch seen."""
+        if self.first_event_at is None or self.last_event_at is None:
+            return 0.0
+        span = self.last_event_at - self.first_event_at
+        return self.outcomes["posts_in"] / span if span > 0 else 0.0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "counts": dict(self.outcomes),
+            "dead_letters": dict(self.dead_letters),
+            "duplicates": dict(self.duplicates),
+            "predicted_interest": dict(self.predicted_interest),
+            "predicted_sentiment": dict(self.predicted_sentiment),
+            "triggers": {f"{rule}|{campaign}": n for (rule, campaign), n in self.triggers.items()},
+            "spikes": {f"{kind}|{metric}": n for (kind, metric), n in self.spikes.items()},
+            "windows_closed": dict(self.windows_closed),
+            "audience": {f"{kind}:{value}" if kind != "all" else "all": list(v)
+                         for (kind, value), v in self.audience.items()},
+            "drifts": self.drifts,
+            "events_per_s": self.events_per_s(),
+            "latency": self.latency.quantiles(),
+            "event_loop": {"stalls": self.loop.stalls, "max_lag_ms": self.loop.max_s * 1e3,
+                           **self.loop.histogram.quantiles()},
+        }

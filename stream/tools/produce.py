@@ -1,0 +1,137 @@
+"""Replay post events into the input topic (kafka-python), with rate limiting and progress."""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, TextIO
+
+import orjson
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from stream.tools.broker import BrokerError
+from stream.tools.data import with_feedback
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Progress:
+    """A progress bar on a terminal, a line every 10 % elsewhere (logs stay readable)."""
+
+    def __init__(self, total: int | None, label: str, out: TextIO = sys.stderr, enabled: bool = True,
+                 start: float | None = None):
+        self.total = total
+        self.label = label
+        self.out = out
+        self.enabled = enabled
+        self.tty = out.isatty()
+        self.start = time.monotonic() if start is None else start  # rates count from here
+        self._last = 0.0
+        self._last_decile = -1
+
+    def update(self, done: int, extra: str = "", force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        rate = done / max(now - self.start, 1e-9)
+        frac = done / self.total if self.total else 0.0
+        if self.tty:
+            if not force and now - self._last < 0.1:
+                return
+            self._last = now
+            bar = "#" * int(frac * 30)
+            total = f"/{self.total}" if self.total else ""
+            self.out.write(f"\r{self.label} [{bar:<30}] {done}{total} {rate:,.0f}/s {extra}  ")
+            self.out.flush()
+        else:
+            decile = int(frac * 10)
+            if force or decile > self._last_decile:
+                self._last_decile = decile
+                self.out.write(f"{self.label}: {done}/{self.total or '?'} ({rate:,.0f}/s) {extra}\n")
+                self.out.flush()
+
+    def close(self, done: int, extra: str = "") -> None:
+        self.update(done, extra, force=True)
+        if self.enabled and self.tty:
+            self.out.write("\n")
+
+
+def ensure_topics(settings: Settings, names: Iterable[str], partitions: int | None = None) -> None:
+    """Create the topics that do not exist yet (with the configured partitions)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="interest-stream-admin")
+    try:
+        existing = set(admin.list_topics())
+        new = [NewTopic(n, partitions or settings.partitions, settings.replication)
+               for n in dict.fromkeys(names) if n not in existing]
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def make_producer(settings: Settings) -> KafkaProducer:
+    return KafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5,
+                         batch_size=256 * 1024, client_id="interest-stream-producer")
+
+
+@dataclass
+class Sent:
+    posts: int = 0
+    feedback: int = 0
+    seconds: float = 0.0
+
+
+def produce(settings: Settings, events: Iterable[dict[str, Any] | bytes], *, rate: float | None = None,
+            limit: int | None = None, feedback_fraction: float = 0.0, feedback_delay: int = 200,
+            progress: bool = True, total: int | None = None) -> Sent:
+    """Send ``events`` (dicts are JSON-encoded, bytes sent as they are) to the posts topic, keyed
+    by post id; with ``feedback_fraction``, that share of labels goes to the feedback topic later."""
+    try:
+        ensure_topics(settings, [settings.topic_posts, settings.topic_feedback])
+        producer = make_producer(settings)
+    except KafkaError as exc:
+        raise BrokerError(f"cannot reach the broker at {settings.broker}: {exc}") from None
+    sent = Sent()
+    bar = Progress(min(total, limit) if total and limit else (limit or total), "produce", enabled=progress)
+    start = time.monotonic()
+
+    def capped() -> Iterable[dict[str, Any] | bytes]:
+        for i, e in enumerate(events):
+            if limit is not None and i >= limit:
+                return
+            yield e
+
+    try:
+        for kind, event in with_feedback(capped(), feedback_fraction, feedback_delay):
+            if isinstance(event, bytes):
+                key, value = None, event
+            else:
+                ident = event.get("post_id" if kind == "feedback" else "id")
+                key = str(ident).encode() if ident is not None else None
+                value = orjson.dumps(event)
+            topic = settings.topic_feedback if kind == "feedback" else settings.topic_posts
+            producer.send(topic, key=key, value=value)
+            if kind == "feedback":
+                sent.feedback += 1
+                continue
+            sent.posts += 1
+            bar.update(sent.posts)
+            if rate:
+                ahead = sent.posts / rate - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+        producer.flush()
+    except KafkaError as exc:
+        raise BrokerError(f"could not produce to {settings.broker}: {exc}") from None
+    finally:
+        producer.close()
+    sent.seconds = time.monotonic() - start
+    bar.close(sent.posts, f"(+{sent.feedback} feedback)")
+    return sent

@@ -1,0 +1,65 @@
+"""The aggregating agents: live audience windows (``audience.partials`` → ``audience.sentiment`` and
+``campaign.triggers``) and user-interest profiles (``user.updates`` → ``user.interests``), each with
+its state in a Faust table whose changelog restores it after a restart or a rebalance.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import faust
+
+from stream.audience.aggregator import Aggregator
+from stream.audience.profiles import ProfileBook
+from stream.audience.records import decode_partials, decode_profile_updates
+from stream.audience.rules import Rule
+from stream.audience.spikes import SpikeParams
+from stream.audience.windows import WindowSpec
+from stream.settings import Settings
+from stream.stats import Stats
+from stream.worker.live import LiveHistory
+from stream.worker.publisher import Publisher
+from stream.worker.replica import Replica
+from stream.worker.tables import BufferedTable
+from stream.worker.topics import Topics
+
+
+def register_audience_agent(app: faust.App, settings: Settings, topics: Topics, stats: Stats,
+                            publisher: Publisher, history: LiveHistory, rules: Sequence[Rule] = ()) -> None:
+    """The audience agent: merges partials into windows, spikes and triggers."""
+    table = BufferedTable(app.Table("audience", default=None, partitions=settings.partitions))
+    spikes = SpikeParams(baseline=settings.spike_history, threshold=settings.spike_threshold,
+                         min_history=min(10, settings.spike_history))
+    aggregator = Aggregator(table, WindowSpec.from_settings(settings), spikes, rules, stats,
+                            settings.window_min_hashtag_volume)
+
+    @app.agent(topics.partials, name="audience")
+    async def audience(stream: faust.StreamT) -> None:
+        async for event in stream.events():  # one event: a batch's partials for this partition
+            m = event.message
+            segments, max_ts = decode_partials(event.value)
+            out = aggregator.on_partials(m.partition, m.offset, segments, max_ts)
+            await table.flush(publisher, m.partition)
+            await publisher.audience(out)
+            history.record_audience(out)
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        name = topics.partials.get_topic_name()
+        aggregator.forget({tp.partition for tp in revoked if tp.topic == name})
+
+
+def register_profiles_agent(app: faust.App, settings: Settings, topics: Topics, stats: Stats,
+                            publisher: Publisher, replica: Replica, is_erased: Callable[[str], bool]) -> None:
+    """The profiles agent: applies profile updates and erasures, publishes profiles and tombstones."""
+    table = BufferedTable(app.Table("profiles", default=None, partitions=settings.partitions))
+    book = ProfileBook(table, settings.profile_half_life, settings.profile_top_k, is_erased=is_erased,
+                       counts=stats.outcomes)
+
+    @app.agent(topics.profile_updates, name="profiles")
+    async def profiles(stream: faust.StreamT) -> None:
+        await replica.ready.wait()  # erasures are known once the training log is caught up
+        async for event in stream.events():  # one event: a batch's updates for this partition's users
+            published = book.apply_batch(decode_profile_updates(event.value), event.message.offset)
+            await table.flush(publisher, event.message.partition)
+            await publisher.send(topics.profiles, published)

@@ -1,0 +1,40 @@
+"""The worker's web pages besides ``/metrics``: ``/ready``, ``/live`` and ``/api/live``."""
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+import orjson
+
+from stream.worker.live import LiveHistory, page_html
+from stream.worker.replica import Replica
+
+
+def assignment_state(app: faust.App) -> dict[str, Any]:
+    """Whether the worker consumes: partitions assigned and no rebalance under way."""
+    try:
+        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+    except Exception:  # the consumer is not started yet
+        assigned = []
+    return {"ready": bool(assigned) and not app.rebalancing, "rebalancing": app.rebalancing,
+            "leader": app.is_leader(), "assigned": assigned}
+
+
+def register_pages(app: faust.App, replica: Replica, history: LiveHistory) -> None:
+    """``/ready`` (200 once the worker consumes and its model has caught up, else 503), the live page
+    and its data."""
+
+    @app.page("/live")
+    async def live(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        return web.html(page_html())
+
+    @app.page("/api/live")
+    async def live_data(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        return web.bytes(orjson.dumps(history.view()), content_type="application/json")
+
+    @app.page("/ready")
+    async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        """200 once this worker consumes its partitions (not rebalancing), else 503."""
+        state = {**assignment_state(app), "model_ready": replica.ready.is_set()}
+        state["ready"] = state["ready"] and state["model_ready"]
+        return web.json(state, status=200 if state["ready"] else 503)
