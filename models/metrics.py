@@ -8,10 +8,12 @@ made *before* the model learned from it.
 >>> s["n"], round(s["accuracy"], 3), round(s["rolling"]["accuracy"], 3)
 (3, 0.667, 0.5)
 """
+
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 
 class Confusion:
@@ -67,8 +69,11 @@ class Confusion:
             f1 += self._precision_recall_f1(c)[2]
             pe += (rows.get(c, 0) / total) * (cols.get(c, 0) / total)
         p0 = self.correct / total if total else 0.0
-        return {"accuracy": p0, "macro_f1": f1 / len(classes) if classes else 0.0,
-                "kappa": (p0 - pe) / (1 - pe) if pe != 1 else 0.0}
+        return {
+            "accuracy": p0,
+            "macro_f1": f1 / len(classes) if classes else 0.0,
+            "kappa": (p0 - pe) / (1 - pe) if pe != 1 else 0.0,
+        }
 
 
 class Prequential:
@@ -137,15 +142,28 @@ class Evaluation:
         self.rows: list[tuple[Hashable, Hashable, float, float, int, dict[str, str]]] = []
         self.unscored = 0
 
-    def update(self, y_true: Hashable, proba: dict[Hashable, float], at_ms: int = 0,
-               segments: dict[str, str | None] | None = None) -> None:
+    def update(
+        self,
+        y_true: Hashable,
+        proba: dict[Hashable, float],
+        at_ms: int = 0,
+        segments: dict[str, str | None] | None = None,
+    ) -> None:
         """One prediction (class probabilities, empty before the model knows any class) and its label."""
         if not proba:
             self.unscored += 1
             return
         y_pred = max(proba, key=proba.__getitem__)
-        self.rows.append((y_true, y_pred, float(proba.get(y_true, 0.0)), float(proba[y_pred]), at_ms,
-                          {k: str(v) for k, v in (segments or {}).items() if v is not None}))
+        self.rows.append(
+            (
+                y_true,
+                y_pred,
+                float(proba.get(y_true, 0.0)),
+                float(proba[y_pred]),
+                at_ms,
+                {k: str(v) for k, v in (segments or {}).items() if v is not None},
+            )
+        )
 
     @staticmethod
     def _confusion(rows: list[Any]) -> Confusion:
@@ -171,19 +189,28 @@ class Evaluation:
         for y, p, _, conf, *_ in rows:
             bins[min(int(conf * self.bins), self.bins - 1)].append((conf, y == p))
         out["calibration"] = {
-            "ece": sum(abs(sum(c for c, _ in b) / len(b) - sum(ok for _, ok in b) / len(b)) * len(b)
-                       for b in bins if b) / len(rows) if rows else 0.0,
-            "bins": [{"confidence": sum(c for c, _ in b) / len(b), "accuracy": sum(ok for _, ok in b) / len(b),
-                      "n": len(b)} for b in bins if b],
+            "ece": sum(abs(sum(c for c, _ in b) / len(b) - sum(ok for _, ok in b) / len(b)) * len(b) for b in bins if b)
+            / len(rows)
+            if rows
+            else 0.0,
+            "bins": [
+                {"confidence": sum(c for c, _ in b) / len(b), "accuracy": sum(ok for _, ok in b) / len(b), "n": len(b)}
+                for b in bins
+                if b
+            ],
         }
         out["per_class"] = overall.per_class()
         size = max(1, -(-len(rows) // self.n_blocks))
-        out["blocks"] = [{**self._figures(rows[i:i + size]), "from_ms": rows[i][4],
-                          "to_ms": rows[min(i + size, len(rows)) - 1][4]} for i in range(0, len(rows), size)]
+        out["blocks"] = [
+            {**self._figures(rows[i : i + size]), "from_ms": rows[i][4], "to_ms": rows[min(i + size, len(rows)) - 1][4]}
+            for i in range(0, len(rows), size)
+        ]
         segments: dict[str, dict[str, list[Any]]] = {}
         for r in rows:
             for name, value in r[5].items():
                 segments.setdefault(name, {}).setdefault(value, []).append(r)
-        out["segments"] = {name: {v: self._figures(rs) for v, rs in sorted(groups.items())}
-                           for name, groups in sorted(segments.items())}
+        out["segments"] = {
+            name: {v: self._figures(rs) for v, rs in sorted(groups.items())}
+            for name, groups in sorted(segments.items())
+        }
         return out

@@ -18,10 +18,12 @@ Probabilities equal River's to floating-point rounding (``tests/unit/test_nb.py`
 >>> {c: round(p, 3) for c, p in model.predict_proba_one({"vote": 1}).items()}
 {'sports': 0.25, 'politics': 0.75}
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 from river import base
 
@@ -109,8 +111,7 @@ class MultinomialNB(base.Classifier):
         base_ll = mass * log_alpha
         uniform = getattr(self, "prior", "empirical") == "uniform"  # checkpoints from before the option
         return {
-            c: (0.0 if uniform else log(n_c / n_docs)) + base_ll + extra[c]
-            - mass * log(self.class_totals[c] + smooth)
+            c: (0.0 if uniform else log(n_c / n_docs)) + base_ll + extra[c] - mass * log(self.class_totals[c] + smooth)
             for c, n_c in self.class_counts.items()
         }
 

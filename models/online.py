@@ -12,9 +12,11 @@ and adapt when the audience drifts.
 >>> m.predict(x), m.version
 ({'sports': 1.0}, 1)
 """
+
 from __future__ import annotations
 
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 from models.drift import DriftDetector
 from models.factory import make_classifier
@@ -91,9 +93,14 @@ class OnlineModel:
     def _replace(self, error_before: float) -> dict[str, Any]:
         replaced_by = "background" if self.background is not None else "fresh"
         self.classifier = self.background if self.background is not None else make_classifier(self.name)
-        event = {"type": "drift", "model": self.name, "version": self.version,
-                 "error_rate_before": error_before, "replaced_by": replaced_by,
-                 "background_labels": self.background_labels}
+        event = {
+            "type": "drift",
+            "model": self.name,
+            "version": self.version,
+            "error_rate_before": error_before,
+            "replaced_by": replaced_by,
+            "background_labels": self.background_labels,
+        }
         self.background = None
         self.background_labels = 0
         self.drifts += 1

@@ -12,6 +12,7 @@ Traceback (most recent call last):
 ...
 models.persistence.CheckpointError: checkpoint signature does not match (tampered, or another key)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -73,9 +74,9 @@ class _Decompressor:
             if not data:
                 if self._at >= len(self._payload):
                     break
-                data, self._at = self._payload[self._at:self._at + self.CHUNK], self._at + self.CHUNK
+                data, self._at = self._payload[self._at : self._at + self.CHUNK], self._at + self.CHUNK
             if self._pos:
-                del self._buffer[:self._pos]  # drop what was read (once per chunk, not per read)
+                del self._buffer[: self._pos]  # drop what was read (once per chunk, not per read)
                 self._pos = 0
             self._buffer += self._z.decompress(data, self.CHUNK)
         return len(self._buffer) - self._pos
@@ -83,14 +84,14 @@ class _Decompressor:
     def read(self, n: int = -1) -> bytes:
         available = self._available(n if n >= 0 else 1 << 62)
         n = available if n < 0 else min(n, available)
-        out = bytes(self._buffer[self._pos:self._pos + n])
+        out = bytes(self._buffer[self._pos : self._pos + n])
         self._pos += n
         return out
 
     def readinto(self, target: Any) -> int:
         view = memoryview(target).cast("B")
         n = min(view.nbytes, self._available(view.nbytes))
-        view[:n] = memoryview(self._buffer)[self._pos:self._pos + n]
+        view[:n] = memoryview(self._buffer)[self._pos : self._pos + n]
         self._pos += n
         return n
 
@@ -123,15 +124,15 @@ def read_meta(blob: bytes) -> tuple[dict[str, Any], bytes]:
     """The header and payload of a checkpoint, unverified (for logs only)."""
     if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 4:
         raise CheckpointError("not a checkpoint record")
-    (n,) = struct.unpack(">I", blob[len(MAGIC):len(MAGIC) + 4])
+    (n,) = struct.unpack(">I", blob[len(MAGIC) : len(MAGIC) + 4])
     start = len(MAGIC) + 4
     try:
-        meta = orjson.loads(blob[start:start + n])
+        meta = orjson.loads(blob[start : start + n])
     except orjson.JSONDecodeError:
         raise CheckpointError("checkpoint header is not JSON") from None
     if not isinstance(meta, dict):
         raise CheckpointError("checkpoint header is not an object")
-    return meta, blob[start + n:]
+    return meta, blob[start + n :]
 
 
 def load(blob: bytes, key: bytes) -> tuple[dict[str, Any], Any]:

@@ -34,12 +34,14 @@ probabilities with the lexicon's, the lexicon's weight falling linearly from 1 t
 >>> s.label, s.cold, -1.0 <= s.score < 0
 ('negative', False, True)
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Hashable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from river import base
@@ -48,8 +50,16 @@ from models.features import stable_hash
 from models.labels import SENTIMENTS
 
 __all__ = [
-    "Features", "LexScores", "Sentiment", "SentimentClassifier", "SentimentModel",
-    "lex_from_list", "lex_to_list", "lexicon_features", "lexicon_label", "lexicon_proba",
+    "Features",
+    "LexScores",
+    "Sentiment",
+    "SentimentClassifier",
+    "SentimentModel",
+    "lex_from_list",
+    "lex_to_list",
+    "lexicon_features",
+    "lexicon_label",
+    "lexicon_proba",
     "lexicon_scores",
 ]
 
@@ -152,8 +162,7 @@ def lexicon_features(lex: Sequence[float]) -> dict[int, float]:
     [16]
     """
     compound, pos, neu, neg = lex
-    f = {0: 1.0, 1: compound, 2: pos, 3: neu, 4: neg,
-         5: 1.0 if pos > 0 else 0.0, 6: 1.0 if neg > 0 else 0.0}
+    f = {0: 1.0, 1: compound, 2: pos, 3: neu, 4: neg, 5: 1.0 if pos > 0 else 0.0, 6: 1.0 if neg > 0 else 0.0}
     if compound == 0.0 and pos == 0.0 and neg == 0.0:
         f[7 + len(BIN_EDGES) + 1] = 1.0  # no lexicon word at all
     else:
@@ -213,8 +222,7 @@ class SentimentClassifier(base.Classifier):
                 i = f & mask if type(f) is int else self._index(f)
                 rows[i] = rows.get(i, 0.0) + float(v)
         n = len(rows)
-        return (np.fromiter(rows.keys(), dtype=np.intp, count=n),
-                np.fromiter(rows.values(), dtype=np.float64, count=n))
+        return (np.fromiter(rows.keys(), dtype=np.intp, count=n), np.fromiter(rows.values(), dtype=np.float64, count=n))
 
     def _add_class(self, y: Hashable) -> None:
         self.classes.append(y)
@@ -299,9 +307,17 @@ class SentimentModel:
         Weigh each label inversely to its class's share so far (see :meth:`weight`).
     """
 
-    def __init__(self, warmup: int = 200, bits: int = 16, word_scale: float = 1.0,
-                 lr: float = 0.03, l2: float = 0.0, balanced: bool = True, interest_words: bool = True,
-                 interest_min_proba: float = 0.95):
+    def __init__(
+        self,
+        warmup: int = 200,
+        bits: int = 16,
+        word_scale: float = 1.0,
+        lr: float = 0.03,
+        l2: float = 0.0,
+        balanced: bool = True,
+        interest_words: bool = True,
+        interest_min_proba: float = 0.95,
+    ):
         self.warmup = warmup
         self.interest_words = interest_words
         self.interest_min_proba = interest_min_proba
@@ -363,8 +379,7 @@ class SentimentModel:
             out[row] = out.get(row, 0.0) + v
         return out
 
-    def arrays(self, x: Features, lex: Sequence[float],
-               interest: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def arrays(self, x: Features, lex: Sequence[float], interest: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`features` as the classifier's row indices and values (equal to
         ``classifier._vector(features(x, lex, interest))``), without building the dict when no rows
         collide."""
@@ -401,8 +416,9 @@ class SentimentModel:
         """The sentiment of a post; ``interest`` as given by :meth:`interest_of`."""
         return self._sentiment(self.proba(x, lex, interest))
 
-    def predict_many(self, xs: Sequence[Features], lexes: Sequence[Sequence[float]],
-                     interests: Sequence[str | None] | None = None) -> list[Sentiment]:
+    def predict_many(
+        self, xs: Sequence[Features], lexes: Sequence[Sequence[float]], interests: Sequence[str | None] | None = None
+    ) -> list[Sentiment]:
         """:meth:`predict` of each post, the learned part computed for all of them in a few array
         operations (equal to one at a time up to the order of float additions)."""
         share = self._share()
@@ -416,8 +432,11 @@ class SentimentModel:
             post_rows, post_values = self.rows(x, lex, interest)
             rows += post_rows
             values += post_values
-        z = np.add.reduceat(self.classifier._w[np.array(rows, dtype=np.intp)] * np.array(values)[:, None],
-                            np.array(starts, dtype=np.intp), axis=0)
+        z = np.add.reduceat(
+            self.classifier._w[np.array(rows, dtype=np.intp)] * np.array(values)[:, None],
+            np.array(starts, dtype=np.intp),
+            axis=0,
+        )
         e = np.exp(z - z.max(axis=1, keepdims=True))
         learned = (e / e.sum(axis=1, keepdims=True)).tolist()
         return [self._sentiment(self._blend(p, lex, share)) for p, lex in zip(learned, lexes, strict=True)]

@@ -20,6 +20,7 @@ that are part of the scores).
 >>> FastVader().polarity_scores(text) == SentimentIntensityAnalyzer().polarity_scores(text)
 True
 """
+
 from __future__ import annotations
 
 import string
@@ -98,8 +99,11 @@ class FastVader(SentimentIntensityAnalyzer):
         valence = lexicon[lw]
         if lw == "no" and i != len(words) - 1 and low[i + 1] in lexicon:
             valence = 0.0
-        if (i > 0 and low[i - 1] == "no") or (i > 1 and low[i - 2] == "no") \
-                or (i > 2 and low[i - 3] == "no" and low[i - 1] in ("or", "nor")):
+        if (
+            (i > 0 and low[i - 1] == "no")
+            or (i > 1 and low[i - 2] == "no")
+            or (i > 2 and low[i - 3] == "no" and low[i - 1] in ("or", "nor"))
+        ):
             valence = lexicon[lw] * N_SCALAR
         if is_cap_diff and words[i].isupper():
             if valence > 0:
@@ -133,8 +137,9 @@ def _negation_check(valence: float, low: list[str], start_i: int, i: int) -> flo
         elif _negated(low[i - 2]):
             valence = valence * N_SCALAR
     if start_i == 2:
-        if low[i - 3] == "never" and (low[i - 2] == "so" or low[i - 2] == "this") or \
-                (low[i - 1] == "so" or low[i - 1] == "this"):
+        if (low[i - 3] == "never" and (low[i - 2] == "so" or low[i - 2] == "this")) or (
+            low[i - 1] == "so" or low[i - 1] == "this"
+        ):
             valence = valence * 1.25
         elif low[i - 3] == "without" and (low[i - 2] == "doubt" or low[i - 1] == "doubt"):
             pass

@@ -1,4 +1,5 @@
 """``python -m stream`` is ``interest-stream``."""
+
 import sys
 
 from stream.cli import main

@@ -1,11 +1,13 @@
 """``interest-stream``: the command line. Bad arguments and settings give one line, not a traceback."""
+
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence
+from typing import NoReturn
 
 import orjson
 
@@ -25,12 +27,14 @@ class Parser(argparse.ArgumentParser):
 
 def _checked(parse: Callable[[str], float], ok: Callable[[float], bool], must: str) -> Callable[[str], float]:
     """An argparse type: ``parse`` the text, then check it, with one-line messages."""
+
     def convert(text: str) -> float:
         try:
             value = parse(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"{text!r} is not a {'whole number' if parse is int else 'number'}") from None
+                f"{text!r} is not a {'whole number' if parse is int else 'number'}"
+            ) from None
         if not ok(value):
             raise argparse.ArgumentTypeError(f"{text} {must}")
         return value
@@ -49,8 +53,12 @@ def _settings_epilog() -> str:
 
 
 def build_parser() -> Parser:
-    p = Parser(prog=PROG, description="Real-time audience-interest stream processor.",
-               epilog=_settings_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(
+        prog=PROG,
+        description="Real-time audience-interest stream processor.",
+        epilog=_settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     w = sub.add_parser("worker", help="run a Faust worker (extra options go to `faust worker`)")
@@ -63,58 +71,104 @@ def build_parser() -> Parser:
     pr.add_argument("file", type=Path, help="the file, or 'tweets' (the demo stream) or 'forum' (forum posts)")
     pr.add_argument("--rate", type=_positive_float, help="events per second (default: as fast as possible)")
     pr.add_argument("--limit", type=_positive_int, help="send at most N posts")
-    pr.add_argument("--feedback-fraction", type=_fraction, default=0.0,
-                    help="share of labelled posts whose labels are sent later as feedback")
-    pr.add_argument("--feedback-delay", type=_positive_int, default=200,
-                    help="posts between a post and its feedback")
+    pr.add_argument(
+        "--feedback-fraction",
+        type=_fraction,
+        default=0.0,
+        help="share of labelled posts whose labels are sent later as feedback",
+    )
+    pr.add_argument("--feedback-delay", type=_positive_int, default=200, help="posts between a post and its feedback")
 
     d = sub.add_parser("demo", help="embedded broker + worker + replay of real tweets, then a summary")
     d.add_argument("--events", type=_positive_int, help="posts to replay (default: all 38,158)")
     d.add_argument("--out", type=Path, default=Path("demo-out"), help="directory of report.json and logs")
-    d.add_argument("--rate", type=_positive_float, default=400.0,
-                   help="posts per second offered; latency is measured at this load (default 400)")
-    d.add_argument("--fault-rate", type=_fraction, default=0.005,
-                   help="share of posts replaced by malformed records, to show the dead-letter path")
-    d.add_argument("--feedback-fraction", type=_fraction, default=0.3,
-                   help="share of labels sent later on the feedback topic")
-    d.add_argument("--keep", action="store_true",
-                   help="leave the broker, worker and live page up after the replay, until Ctrl-C")
+    d.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=400.0,
+        help="posts per second offered; latency is measured at this load (default 400)",
+    )
+    d.add_argument(
+        "--fault-rate",
+        type=_fraction,
+        default=0.005,
+        help="share of posts replaced by malformed records, to show the dead-letter path",
+    )
+    d.add_argument(
+        "--feedback-fraction", type=_fraction, default=0.3, help="share of labels sent later on the feedback topic"
+    )
+    d.add_argument(
+        "--keep", action="store_true", help="leave the broker, worker and live page up after the replay, until Ctrl-C"
+    )
 
     e = sub.add_parser("evaluate", help="run the same cleaning and model offline (no Kafka) and report quality")
-    e.add_argument("--test", type=Path, required=True,
-                   help="events to report on (or 'tweets', 'vader-tweets', 'forum': the named real streams)")
+    e.add_argument(
+        "--test",
+        type=Path,
+        required=True,
+        help="events to report on (or 'tweets', 'vader-tweets', 'forum': the named real streams)",
+    )
     e.add_argument("--train", type=Path, help="events to learn from first (prequentially)")
     e.add_argument("--frozen", action="store_true", help="do not learn on the test stream")
-    e.add_argument("--task", choices=["interest", "sentiment"], default="interest",
-                   help="interest (default) or sentiment: the worker's sentiment beside the lexicon alone")
+    e.add_argument(
+        "--task",
+        choices=["interest", "sentiment"],
+        default="interest",
+        help="interest (default) or sentiment: the worker's sentiment beside the lexicon alone",
+    )
     e.add_argument("--blocks", type=_positive_int, default=10, help="consecutive blocks reported (default 10)")
-    e.add_argument("--holdout", metavar="INTEREST",
-                   help="with --test tweets: learn on the other collections, score frozen on this one")
-    e.add_argument("--later", type=_share, metavar="FRACTION",
-                   help="hold out the last FRACTION of each interest in event time: learn on the rest, "
-                        "score frozen on these later posts")
-    e.add_argument("--baseline", action="store_true",
-                   help="also train a batch TF-IDF + linear SVM on the same posts and score it on the same "
-                        "test posts (needs scikit-learn, a dev dependency)")
-    e.add_argument("--shuffle", type=int, metavar="SEED",
-                   help="replay the events in a seeded random order (for files sorted by label)")
+    e.add_argument(
+        "--holdout",
+        metavar="INTEREST",
+        help="with --test tweets: learn on the other collections, score frozen on this one",
+    )
+    e.add_argument(
+        "--later",
+        type=_share,
+        metavar="FRACTION",
+        help="hold out the last FRACTION of each interest in event time: learn on the rest, "
+        "score frozen on these later posts",
+    )
+    e.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also train a batch TF-IDF + linear SVM on the same posts and score it on the same "
+        "test posts (needs scikit-learn, a dev dependency)",
+    )
+    e.add_argument(
+        "--shuffle",
+        type=int,
+        metavar="SEED",
+        help="replay the events in a seeded random order (for files sorted by label)",
+    )
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     bn = sub.add_parser("bench", help="the pipeline against a naive Faust agent and the raw-client limit")
     bn.add_argument("--events", type=_positive_int, default=20_000, help="events preloaded (default 20,000)")
     bn.add_argument("--out", type=Path, default=Path("bench-out"), help="directory of bench.json and logs")
-    bn.add_argument("--rate", type=_positive_float,
-                    help="posts/s offered in the latency phase (default: half the pipeline's throughput)")
-    bn.add_argument("--memory", type=_positive_int, metavar="N",
-                    help="instead: RSS of the processor and learner along N events (offline, no Kafka)")
+    bn.add_argument(
+        "--rate",
+        type=_positive_float,
+        help="posts/s offered in the latency phase (default: half the pipeline's throughput)",
+    )
+    bn.add_argument(
+        "--memory",
+        type=_positive_int,
+        metavar="N",
+        help="instead: RSS of the processor and learner along N events (offline, no Kafka)",
+    )
     bn.add_argument("--json", action="store_true", help="print one JSON object")
 
     c = sub.add_parser("compare", help="prequential comparison of every model candidate on one stream")
     c.add_argument("file", type=Path, help="events (or 'tweets', 'vader-tweets', 'forum': the named real streams)")
     c.add_argument("--models", default=None, help="comma-separated candidates (default: all)")
     c.add_argument("--limit", type=_positive_int)
-    c.add_argument("--shuffle", type=int, metavar="SEED",
-                   help="replay the events in a seeded random order (for files sorted by label)")
+    c.add_argument(
+        "--shuffle",
+        type=int,
+        metavar="SEED",
+        help="replay the events in a seeded random order (for files sorted by label)",
+    )
     c.add_argument("--json", action="store_true")
     return p
 
@@ -149,18 +203,33 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     if settings.broker is None:
         raise ConfigError("STREAM_BROKER is not set (e.g. STREAM_BROKER=127.0.0.1:9092)")
     events = _events(args.file) if str(args.file) in NAMED_STREAMS else read_events(args.file)
-    sent = produce(settings, events, rate=args.rate, limit=args.limit,
-                   feedback_fraction=args.feedback_fraction, feedback_delay=args.feedback_delay)
-    print(f"sent {sent.posts} posts and {sent.feedback} feedback events to {settings.broker} "
-          f"in {sent.seconds:.1f} s", file=sys.stderr)
+    sent = produce(
+        settings,
+        events,
+        rate=args.rate,
+        limit=args.limit,
+        feedback_fraction=args.feedback_fraction,
+        feedback_delay=args.feedback_delay,
+    )
+    print(
+        f"sent {sent.posts} posts and {sent.feedback} feedback events to {settings.broker} in {sent.seconds:.1f} s",
+        file=sys.stderr,
+    )
     return 0
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from stream.tools.demo import format_report, run_demo
 
-    report = run_demo(settings, args.events, args.out, rate=args.rate, fault_rate=args.fault_rate,
-                      feedback_fraction=args.feedback_fraction, keep=args.keep)
+    report = run_demo(
+        settings,
+        args.events,
+        args.out,
+        rate=args.rate,
+        fault_rate=args.fault_rate,
+        feedback_fraction=args.feedback_fraction,
+        keep=args.keep,
+    )
     if not args.keep:
         print(format_report(report))
     print(f"report: {args.out / 'report.json'}, charts: {args.out / 'report.png'}")
@@ -183,8 +252,10 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.holdout:
         groups = sorted({e.get("interest") for e in test if isinstance(e, dict)} - {None})
         if args.holdout not in groups:
-            raise UsageError(f"{PROG} evaluate: --holdout {args.holdout!r} is not an interest of {args.test} "
-                             f"(choose from {', '.join(groups)})")
+            raise UsageError(
+                f"{PROG} evaluate: --holdout {args.holdout!r} is not an interest of {args.test} "
+                f"(choose from {', '.join(groups)})"
+            )
         train = [e for e in test if isinstance(e, dict) and e.get("interest") != args.holdout]
         test = [e for e in test if isinstance(e, dict) and e.get("interest") == args.holdout]
         frozen = True
@@ -196,26 +267,33 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.baseline and args.task != "interest":
         raise UsageError(f"{PROG} evaluate: --baseline is for --task interest")
     try:
-        report = evaluate(test, train, frozen=frozen, settings=settings, task=args.task, blocks=args.blocks,
-                          baseline=args.baseline)
+        report = evaluate(
+            test, train, frozen=frozen, settings=settings, task=args.task, blocks=args.blocks, baseline=args.baseline
+        )
     except RuntimeError as exc:  # the baseline without scikit-learn
         raise UsageError(f"{PROG} evaluate: {exc}") from None
     if args.json:
         print(orjson.dumps(report).decode())
     elif args.task == "sentiment":
-        print(f"sentiment, {report['mode']} on {args.test}{f' ({args.holdout})' if args.holdout else ''}: "
-              f"n={report['n']}  worker's model: accuracy={report['accuracy']:.4f} "
-              f"macro_f1={report['macro_f1']:.4f}  lexicon alone: accuracy={report['lexicon_accuracy']:.4f} "
-              f"macro_f1={report['lexicon_macro_f1']:.4f}")
+        print(
+            f"sentiment, {report['mode']} on {args.test}{f' ({args.holdout})' if args.holdout else ''}: "
+            f"n={report['n']}  worker's model: accuracy={report['accuracy']:.4f} "
+            f"macro_f1={report['macro_f1']:.4f}  lexicon alone: accuracy={report['lexicon_accuracy']:.4f} "
+            f"macro_f1={report['lexicon_macro_f1']:.4f}"
+        )
         print(format_detail(report["detail"]))
     else:
-        print(f"{report['mode']} on {args.test}: n={report['n']} accuracy={report['accuracy']:.4f} "
-              f"macro_f1={report['macro_f1']:.4f} kappa={report['kappa']:.4f} "
-              f"({report['events_per_s']:,.0f} events/s, model {report['model']})")
+        print(
+            f"{report['mode']} on {args.test}: n={report['n']} accuracy={report['accuracy']:.4f} "
+            f"macro_f1={report['macro_f1']:.4f} kappa={report['kappa']:.4f} "
+            f"({report['events_per_s']:,.0f} events/s, model {report['model']})"
+        )
         print(format_detail(report["detail"]))
         for b in report.get("baseline", []):
-            print(f"batch baseline ({b['model']}, {b['features']}) on the same {b['n']} posts: "
-                  f"accuracy={b['accuracy']:.4f} macro_f1={b['macro_f1']:.4f}")
+            print(
+                f"batch baseline ({b['model']}, {b['features']}) on the same {b['n']} posts: "
+                f"accuracy={b['accuracy']:.4f} macro_f1={b['macro_f1']:.4f}"
+            )
     return 0
 
 
@@ -225,21 +303,30 @@ def format_detail(d: dict) -> str:
 
     lines = []
     if "log_loss" in d:
-        lines.append(f"log-loss {d['log_loss']:.4f}   calibration error (ECE, top class) {d['calibration']['ece']:.4f}"
-                     f"   unscored (no class known yet) {d['unscored']}")
+        lines.append(
+            f"log-loss {d['log_loss']:.4f}   calibration error (ECE, top class) {d['calibration']['ece']:.4f}"
+            f"   unscored (no class known yet) {d['unscored']}"
+        )
     lines.append(f"{'class':14} {'precision':>9} {'recall':>7} {'F1':>7} {'support':>8}")
-    lines += [f"{c:14} {v['precision']:9.4f} {v['recall']:7.4f} {v['f1']:7.4f} {v['support']:8d}"
-              for c, v in d["per_class"].items()]
+    lines += [
+        f"{c:14} {v['precision']:9.4f} {v['recall']:7.4f} {v['f1']:7.4f} {v['support']:8d}"
+        for c, v in d["per_class"].items()
+    ]
     lines.append(f"{'block (event time, UTC)':34} {'n':>6} {'accuracy':>8} {'macro-F1':>8} {'kappa':>7}")
     stamp = lambda ms: _time.strftime("%Y-%m-%d %H:%M", _time.gmtime(ms / 1000))  # noqa: E731
-    lines += [f"{stamp(b['from_ms'])} .. {stamp(b['to_ms'])[11:]:14} {b['n']:6d} {b['accuracy']:8.4f} "
-              f"{b['macro_f1']:8.4f} {b['kappa']:7.4f}" for b in d["blocks"]]
+    lines += [
+        f"{stamp(b['from_ms'])} .. {stamp(b['to_ms'])[11:]:14} {b['n']:6d} {b['accuracy']:8.4f} "
+        f"{b['macro_f1']:8.4f} {b['kappa']:7.4f}"
+        for b in d["blocks"]
+    ]
     for name, groups in d["segments"].items():
         if len(groups) < 2:
             continue  # one value: nothing to compare
         lines.append(f"{name:24} {'n':>6} {'accuracy':>8} {'macro-F1':>8}")
-        lines += [f"  {value:22} {g['n']:6d} {g['accuracy']:8.4f} {g['macro_f1']:8.4f}"
-                  for value, g in sorted(groups.items(), key=lambda kv: -kv[1]["n"])]
+        lines += [
+            f"  {value:22} {g['n']:6d} {g['accuracy']:8.4f} {g['macro_f1']:8.4f}"
+            for value, g in sorted(groups.items(), key=lambda kv: -kv[1]["n"])
+        ]
     return "\n".join(lines)
 
 
@@ -270,8 +357,10 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(f"{'model':11} {'macro-F1':>8} {'accuracy':>8} {'kappa':>7} {'µs/event':>9} {'size MB':>8}  description")
     for r in rows:
-        print(f"{r['model']:11} {r['macro_f1']:8.4f} {r['accuracy']:8.4f} {r['kappa']:7.4f} "
-              f"{r['us_per_event']:9.0f} {r['size_kb'] / 1024:8.1f}  {r['description']}")
+        print(
+            f"{r['model']:11} {r['macro_f1']:8.4f} {r['accuracy']:8.4f} {r['kappa']:7.4f} "
+            f"{r['us_per_event']:9.0f} {r['size_kb'] / 1024:8.1f}  {r['description']}"
+        )
     return 0
 
 
@@ -287,8 +376,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("kafka").setLevel(logging.CRITICAL)  # its failures reach us as exceptions
-        handler = {"broker": cmd_broker, "produce": cmd_produce, "demo": cmd_demo,
-                   "evaluate": cmd_evaluate, "compare": cmd_compare, "bench": cmd_bench}[args.command]
+        handler = {
+            "broker": cmd_broker,
+            "produce": cmd_produce,
+            "demo": cmd_demo,
+            "evaluate": cmd_evaluate,
+            "compare": cmd_compare,
+            "bench": cmd_bench,
+        }[args.command]
         return handler(args, settings)
     except UsageError as exc:
         print(exc, file=sys.stderr)
@@ -296,11 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # one line for every failure the user can act on
+        from stream.audience.rules import RuleError
         from stream.tools.bench import BenchError
         from stream.tools.broker import BrokerError
         from stream.tools.data import DataError
         from stream.tools.demo import DemoError
-        from stream.audience.rules import RuleError
 
         if isinstance(exc, (ConfigError, DataError, BrokerError, DemoError, RuleError, BenchError, OSError)):
             print(f"{PROG}: error: {exc}", file=sys.stderr)

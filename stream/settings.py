@@ -11,12 +11,14 @@ Traceback (most recent call last):
 ...
 stream.settings.ConfigError: STREAM_PARTITIONS='many' is not a whole number
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 PREFIX = "STREAM_"
 
@@ -80,69 +82,105 @@ class Settings:
     topic_predictions: str = _setting("interest.predictions", "One prediction per accepted post.")
     topic_metrics: str = _setting("interest.metrics", "Periodic metrics snapshots (JSON).")
     topic_dlq: str = _setting("social.posts.dlq", "Dead letters: reason, original bytes, source position.")
-    topic_training: str = _setting("interest.training", "The training log (one partition): what the model learns, "
-                                   "in one order for every worker.")
+    topic_training: str = _setting(
+        "interest.training", "The training log (one partition): what the model learns, in one order for every worker."
+    )
     topic_model: str = _setting("interest.model", "Signed model checkpoints (one partition).")
-    topic_audience: str = _setting("audience.sentiment", "Closed windows of audience sentiment per segment, "
-                                   "and volume/sentiment spikes.")
+    topic_audience: str = _setting(
+        "audience.sentiment", "Closed windows of audience sentiment per segment, and volume/sentiment spikes."
+    )
     topic_triggers: str = _setting("campaign.triggers", "Fired campaign triggers (id idempotent on redelivery).")
-    topic_profiles: str = _setting("user.interests", "User-interest profiles keyed by user id (compacted; "
-                                   "a tombstone on erasure).")
+    topic_profiles: str = _setting(
+        "user.interests", "User-interest profiles keyed by user id (compacted; a tombstone on erasure)."
+    )
     topic_erasure: str = _setting("privacy.erasure", "Erasure requests `{user_id}`.")
-    topic_partials: str = _setting("audience.partials", "Internal: partial aggregates keyed by segment, every "
-                                   "`STREAM_AGGREGATE_INTERVAL`.")
+    topic_partials: str = _setting(
+        "audience.partials", "Internal: partial aggregates keyed by segment, every `STREAM_AGGREGATE_INTERVAL`."
+    )
     topic_profile_updates: str = _setting("user.updates", "Internal: profile updates and erasures keyed by user.")
     window_tumbling: int = _setting(60, "Tumbling window of the audience aggregates (s of event time).")
     window_hopping: int = _setting(300, "Hopping window size (s of event time).")
     window_hop: int = _setting(60, "Hopping window step (s).")
-    window_lateness: int = _setting(10, "Allowed lateness (s): a window closes when event time passes its end "
-                                    "plus this; later posts are counted as late and dropped from windows.")
-    window_min_hashtag_volume: int = _setting(5, "Hashtag windows with fewer posts are not published (the long "
-                                              "tail); they still feed spike baselines and trigger rules.")
+    window_lateness: int = _setting(
+        10,
+        "Allowed lateness (s): a window closes when event time passes its end "
+        "plus this; later posts are counted as late and dropped from windows.",
+    )
+    window_min_hashtag_volume: int = _setting(
+        5,
+        "Hashtag windows with fewer posts are not published (the long "
+        "tail); they still feed spike baselines and trigger rules.",
+    )
     spike_threshold: float = _setting(3.5, "Robust z-score (median/MAD of the trailing windows) that is a spike.")
     spike_history: int = _setting(30, "Trailing windows in a segment's spike baseline.")
-    trigger_rules: str | None = _setting(None, "Campaign trigger rules file (TOML, or YAML with PyYAML). Unset: "
-                                         "no triggers. A bad rule stops the worker with a one-line error.")
+    trigger_rules: str | None = _setting(
+        None,
+        "Campaign trigger rules file (TOML, or YAML with PyYAML). Unset: "
+        "no triggers. A bad rule stops the worker with a one-line error.",
+    )
     profile_half_life: float = _setting(86400.0, "Half-life (s of event time) of the user-interest scores.")
     profile_top_k: int = _setting(3, "Interests listed as a user's top interests.")
-    pseudonym_key: str | None = _setting(None, "If set, user ids in every output are replaced by a keyed hash "
-                                         "(HMAC-SHA256) of them.")
-    cold_labels: int = _setting(100, "Interest predictions made before the model has learned this many labels "
-                                "carry `cold: true` (their scores rest on little evidence).")
-    sentiment_warmup: int = _setting(200, "Sentiment labels learned before predictions stop being `cold` "
-                                     "(until then the lexicon dominates).")
-    checkpoint_interval: float = _setting(30.0, "Seconds between checkpoints (written by the Faust leader; "
-                                          "every worker also writes one when it stops cleanly).")
-    checkpoint_key: str = _setting("dev-only-change-me", "HMAC key that signs checkpoints; a checkpoint signed "
-                                   "with another key is refused. Set your own in production.")
+    pseudonym_key: str | None = _setting(
+        None, "If set, user ids in every output are replaced by a keyed hash (HMAC-SHA256) of them."
+    )
+    cold_labels: int = _setting(
+        100,
+        "Interest predictions made before the model has learned this many labels "
+        "carry `cold: true` (their scores rest on little evidence).",
+    )
+    sentiment_warmup: int = _setting(
+        200, "Sentiment labels learned before predictions stop being `cold` (until then the lexicon dominates)."
+    )
+    checkpoint_interval: float = _setting(
+        30.0,
+        "Seconds between checkpoints (written by the Faust leader; "
+        "every worker also writes one when it stops cleanly).",
+    )
+    checkpoint_key: str = _setting(
+        "dev-only-change-me",
+        "HMAC key that signs checkpoints; a checkpoint signed with another key is refused. Set your own in production.",
+    )
     partitions: int = _setting(4, "Partitions of the topics the app creates.")
     replication: int = _setting(1, "Replication factor of the topics the app creates.")
-    model: str = _setting("arow", "Interest model: a name of `models.factory.CANDIDATES` (`arow`, `nb`, ...; "
-                          "`interest-stream compare` runs them all).")
-    drift_adapt: bool = _setting(True, "Detect concept drift (ADWIN on the error stream) and replace the "
-                                 "model by one trained since the warning.")
+    model: str = _setting(
+        "arow",
+        "Interest model: a name of `models.factory.CANDIDATES` (`arow`, `nb`, ...; "
+        "`interest-stream compare` runs them all).",
+    )
+    drift_adapt: bool = _setting(
+        True, "Detect concept drift (ADWIN on the error stream) and replace the model by one trained since the warning."
+    )
     hash_bits: int = _setting(20, "Text features are hashed into 2^bits buckets (bounds model memory).")
     web_host: str = _setting("127.0.0.1", "Interface of the worker's web server (/metrics).")
     web_port: int = _setting(6066, "Port of the worker's web server; Prometheus scrapes /metrics here.")
     batch_size: int = _setting(256, "Largest batch of posts an agent processes at once.")
-    batch_within: float = _setting(0.02, "Longest wait (s) to fill a batch: under load batches fill up anyway "
-                                   "(up to STREAM_BATCH_SIZE); at low load this is the latency it adds.")
-    aggregate_interval: float = _setting(0.5, "Seconds between two sends of the posts' partial audience "
-                                         "aggregates and profile updates (also sent before every offset commit).")
+    batch_within: float = _setting(
+        0.02,
+        "Longest wait (s) to fill a batch: under load batches fill up anyway "
+        "(up to STREAM_BATCH_SIZE); at low load this is the latency it adds.",
+    )
+    aggregate_interval: float = _setting(
+        0.5,
+        "Seconds between two sends of the posts' partial audience "
+        "aggregates and profile updates (also sent before every offset commit).",
+    )
     metrics_interval: float = _setting(5.0, "Seconds between snapshots on the metrics topic.")
     rolling_window: int = _setting(1000, "Events in the rolling prequential metrics.")
     feedback_ttl: float = _setting(3600.0, "Seconds a post's features wait for a delayed label.")
     feedback_capacity: int = _setting(200_000, "Most posts waiting for a delayed label (oldest dropped).")
     dedup_capacity: int = _setting(200_000, "Post ids and text fingerprints remembered for duplicates.")
     max_text_chars: int = _setting(20_000, "Longer texts are truncated before cleaning.")
-    fetch_wait_ms: int = _setting(50, "Longest time the broker may hold a consumer fetch (ms); "
-                                  "Faust's fixed 1500 adds up to 1.5 s of latency at low load.")
+    fetch_wait_ms: int = _setting(
+        50,
+        "Longest time the broker may hold a consumer fetch (ms); "
+        "Faust's fixed 1500 adds up to 1.5 s of latency at low load.",
+    )
     session_timeout: float = _setting(8.0, "Consumer session timeout (s); the broker's join waits half.")
     data_dir: str = _setting(".stream-data", "Directory of the worker's local state.")
     log_level: str = _setting("info", "Log level of the worker.")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read settings from ``env`` (default ``os.environ``); ``overrides`` win."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
@@ -161,9 +199,20 @@ class Settings:
 
         if self.model not in CANDIDATES:
             raise ConfigError(f"STREAM_MODEL={self.model!r} is not one of {', '.join(CANDIDATES)}")
-        positive = ("partitions", "replication", "batch_size", "rolling_window", "feedback_capacity",
-                    "dedup_capacity", "max_text_chars", "window_tumbling", "window_hopping", "window_hop",
-                    "spike_history", "profile_top_k")
+        positive = (
+            "partitions",
+            "replication",
+            "batch_size",
+            "rolling_window",
+            "feedback_capacity",
+            "dedup_capacity",
+            "max_text_chars",
+            "window_tumbling",
+            "window_hopping",
+            "window_hop",
+            "spike_history",
+            "profile_top_k",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"STREAM_{name.upper()}={getattr(self, name)} must be at least 1")
@@ -172,15 +221,24 @@ class Settings:
         if not self.checkpoint_key:
             raise ConfigError("STREAM_CHECKPOINT_KEY is empty (checkpoints must be signed)")
         if self.window_hopping % self.window_hop:
-            raise ConfigError(f"STREAM_WINDOW_HOPPING={self.window_hopping} is not a multiple of "
-                              f"STREAM_WINDOW_HOP={self.window_hop}")
+            raise ConfigError(
+                f"STREAM_WINDOW_HOPPING={self.window_hopping} is not a multiple of STREAM_WINDOW_HOP={self.window_hop}"
+            )
         for name in ("window_lateness", "sentiment_warmup", "cold_labels"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"STREAM_{name.upper()}={getattr(self, name)} must not be negative")
         if self.pseudonym_key is not None and not self.pseudonym_key:
             raise ConfigError("STREAM_PSEUDONYM_KEY is set but empty")
-        for name in ("batch_within", "aggregate_interval", "metrics_interval", "feedback_ttl", "session_timeout",
-                     "checkpoint_interval", "spike_threshold", "profile_half_life"):
+        for name in (
+            "batch_within",
+            "aggregate_interval",
+            "metrics_interval",
+            "feedback_ttl",
+            "session_timeout",
+            "checkpoint_interval",
+            "spike_threshold",
+            "profile_half_life",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"STREAM_{name.upper()}={getattr(self, name)} must be positive")
         if not 8 <= self.hash_bits <= 28:
@@ -190,7 +248,7 @@ class Settings:
         if self.broker is not None and not self.broker.strip():
             raise ConfigError("STREAM_BROKER is set but empty")
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied and validated."""
         new = dataclasses.replace(self, **changes)
         new.validate()

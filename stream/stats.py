@@ -4,14 +4,15 @@ The processor increments plain ints (no lock, no label lookup per event). Promet
 through :class:`stream.worker.prometheus.StatsCollector` at scrape time, and the metrics topic
 through :meth:`Stats.snapshot`, so both always show the same figures.
 """
+
 from __future__ import annotations
 
 import bisect
 import logging
 import time
 from collections import Counter, deque
-from typing import Any, Callable
-
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +144,15 @@ class Stats:
             "triggers": {f"{rule}|{campaign}": n for (rule, campaign), n in self.triggers.items()},
             "spikes": {f"{kind}|{metric}": n for (kind, metric), n in self.spikes.items()},
             "windows_closed": dict(self.windows_closed),
-            "audience": {f"{kind}:{value}" if kind != "all" else "all": list(v)
-                         for (kind, value), v in self.audience.items()},
+            "audience": {
+                f"{kind}:{value}" if kind != "all" else "all": list(v) for (kind, value), v in self.audience.items()
+            },
             "drifts": self.drifts,
             "events_per_s": self.events_per_s(),
             "latency": self.latency.quantiles(),
-            "event_loop": {"stalls": self.loop.stalls, "max_lag_ms": self.loop.max_s * 1e3,
-                           **self.loop.histogram.quantiles()},
+            "event_loop": {
+                "stalls": self.loop.stalls,
+                "max_lag_ms": self.loop.max_s * 1e3,
+                **self.loop.histogram.quantiles(),
+            },
         }

@@ -11,18 +11,19 @@ Each stored state remembers the offset of the last partial applied, so a partial
 crash is not counted twice; triggers carry ids derived from rule, segment and window, so a trigger
 published twice (a crash between publishing and saving) has the same id both times.
 """
+
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, MutableMapping, Sequence
+from typing import Any
 
-from stream.stats import Stats
 from stream.audience.rules import Rule
 from stream.audience.segments import ALL, GAUGE_SEGMENT_KINDS, SEGMENT_KINDS, segment_kind
 from stream.audience.spikes import SPIKE_METRICS, SpikeParams
 from stream.audience.windows import Emitted, SegmentState, Tally, WindowSpec
-
+from stream.stats import Stats
 
 
 @dataclass
@@ -34,8 +35,9 @@ class AudienceOutputs:
     triggers: list[dict[str, Any]] = field(default_factory=list)
 
     def extend(self, emitted: Emitted, min_hashtag_volume: int = 1) -> None:
-        self.windows.extend(w for w in emitted.windows
-                            if w["volume"] >= min_hashtag_volume or not w["segment"].startswith("hashtag:"))
+        self.windows.extend(
+            w for w in emitted.windows if w["volume"] >= min_hashtag_volume or not w["segment"].startswith("hashtag:")
+        )
         self.spikes.extend(emitted.spikes)
         self.triggers.extend(emitted.triggers)
 
@@ -55,8 +57,15 @@ class Aggregator:
         Where windows, spikes and triggers are counted.
     """
 
-    def __init__(self, table: MutableMapping[str, Any], spec: WindowSpec, spikes: SpikeParams,
-                 rules: Sequence[Rule], stats: Stats | None = None, min_hashtag_volume: int = 1):
+    def __init__(
+        self,
+        table: MutableMapping[str, Any],
+        spec: WindowSpec,
+        spikes: SpikeParams,
+        rules: Sequence[Rule],
+        stats: Stats | None = None,
+        min_hashtag_volume: int = 1,
+    ):
         self.table = table
         self.min_hashtag_volume = min_hashtag_volume
         self.spec = spec
@@ -106,8 +115,12 @@ class Aggregator:
             heapq.heappush(self._closing[partition], (due, segment))
 
     def _save(self, segment: str, state: SegmentState, partition: int, offset: int) -> None:
-        self.table[segment] = {"state": state.to_dict(), "partition": partition, "offset": offset,
-                               "watermark": self.watermarks[partition]}
+        self.table[segment] = {
+            "state": state.to_dict(),
+            "partition": partition,
+            "offset": offset,
+            "watermark": self.watermarks[partition],
+        }
         self._schedule(partition, segment, state.next_close_ms(self.spec))
 
     def _advance(self, state: SegmentState, out: AudienceOutputs, partition: int) -> None:
@@ -115,8 +128,9 @@ class Aggregator:
         out.extend(emitted, self.min_hashtag_volume)
         self._count(emitted)
 
-    def on_partials(self, partition: int, offset: int, segments: Mapping[str, Mapping[int, Tally]],
-                    max_ts: int) -> AudienceOutputs:
+    def on_partials(
+        self, partition: int, offset: int, segments: Mapping[str, Mapping[int, Tally]], max_ts: int
+    ) -> AudienceOutputs:
         """Merge one batch's partials (segment → buckets, as
         :func:`~stream.audience.records.decode_partials` reads them) of one partition, then close every
         window of the partition that the watermark has passed."""
@@ -132,8 +146,7 @@ class Aggregator:
                 continue
             state = SegmentState.from_dict(stored["state"] if stored else None, segment)
             # lateness is judged against the watermark before this batch moved it
-            late = state.add(buckets, self.spec,
-                             watermark_ms=before)
+            late = state.add(buckets, self.spec, watermark_ms=before)
             if late:
                 self.stats.outcomes["audience_late_posts"] += late
             self._advance(state, out, partition)
@@ -172,8 +185,12 @@ class Aggregator:
             stats.windows_closed[w["kind"]] += 1
             kind, _, value = w["segment"].partition(":")
             if w["kind"] == "tumbling" and kind in GAUGE_SEGMENT_KINDS:
-                stats.audience[(kind, value or "all")] = (w["volume"], w["mean_sentiment"], w["positive_share"],
-                                                          w["negative_share"])
+                stats.audience[(kind, value or "all")] = (
+                    w["volume"],
+                    w["mean_sentiment"],
+                    w["positive_share"],
+                    w["negative_share"],
+                )
         for s in emitted.spikes:
             stats.spikes[(segment_kind(s["segment"]), s["metric"])] += 1
         for t in emitted.triggers:

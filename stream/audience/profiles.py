@@ -16,11 +16,13 @@ drifts away from it.
 >>> q.scores == p.scores
 True
 """
+
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, MutableMapping
+from typing import Any
 
 import orjson
 
@@ -36,10 +38,10 @@ class Profile:
     posts: int
 
     @classmethod
-    def new(cls) -> "Profile":
+    def new(cls) -> Profile:
         return cls({}, -(2**62), 0)
 
-    def add(self, probabilities: Mapping[str, float], at_ms: int, half_life_s: float) -> "Profile":
+    def add(self, probabilities: Mapping[str, float], at_ms: int, half_life_s: float) -> Profile:
         """The profile with one more post's interest probabilities (any event-time order)."""
         if self.posts == 0 or at_ms >= self.updated_ms:
             factor = 0.0 if self.posts == 0 else 2.0 ** (-(at_ms - self.updated_ms) / 1000 / half_life_s)
@@ -60,7 +62,7 @@ class Profile:
         return {"scores": self.scores, "updated_ms": self.updated_ms, "posts": self.posts}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> "Profile":
+    def from_dict(cls, d: Mapping[str, Any] | None) -> Profile:
         if not d:
             return cls.new()
         return cls(dict(d["scores"]), int(d["updated_ms"]), int(d["posts"]))
@@ -99,8 +101,14 @@ class ProfileBook:
     (('erased', None), False)
     """
 
-    def __init__(self, table: MutableMapping[str, Any], half_life_s: float, top_k: int,
-                 is_erased: Callable[[str], bool], counts: Counter[str] | None = None):
+    def __init__(
+        self,
+        table: MutableMapping[str, Any],
+        half_life_s: float,
+        top_k: int,
+        is_erased: Callable[[str], bool],
+        counts: Counter[str] | None = None,
+    ):
         self.table = table
         self.half_life_s = half_life_s
         self.top_k = top_k

@@ -23,6 +23,7 @@ its own partition and the aggregating agents handle one record per partition and
 >>> [decode_profile_updates(v) for _, v in encode_erasures(["u1"], 1)]
 [{'u1': {'erase': True}}]
 """
+
 from __future__ import annotations
 
 import zlib

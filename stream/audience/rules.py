@@ -26,6 +26,7 @@ Metrics: ``volume``, ``mean_sentiment``, ``positive_share``, ``neutral_share``, 
 >>> rule_fires(rule, w, [])
 {'negative_share': 0.75, 'volume': 8}
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,9 +35,10 @@ import math
 import operator
 import re
 import tomllib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from stream.audience.segments import SEGMENT_KINDS, WINDOW_FIGURES, WINDOW_KINDS
 from stream.audience.spikes import SPIKE_METRICS
@@ -44,7 +46,12 @@ from stream.audience.spikes import SPIKE_METRICS
 SPIKE_CHOICES = (*SPIKE_METRICS, "any")
 _RANGES = {"volume": (0.0, math.inf), "mean_sentiment": (-1.0, 1.0)}  # shares: [0, 1]
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt,
+    ">=": operator.ge,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
 }
 _CONDITION = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\S.*?)\s*$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smhd]?)\s*$")
@@ -71,7 +78,7 @@ class Condition:
     def figure(self, window: Mapping[str, Any]) -> float:
         """The window's value of the metric (an interest the window does not have: 0)."""
         if self.metric.startswith("interest_share."):
-            return float(window.get("interest_share", {}).get(self.metric[len("interest_share."):], 0.0))
+            return float(window.get("interest_share", {}).get(self.metric[len("interest_share.") :], 0.0))
         v = window.get(self.metric)
         return math.nan if v is None else v
 
@@ -153,10 +160,10 @@ def parse_condition(metric: str, text: Any) -> Condition:
     if base not in WINDOW_FIGURES and not (base == "interest_share" and len(metric) > len("interest_share.")):
         raise ValueError(f"unknown metric (known: {', '.join(WINDOW_FIGURES)}, interest_share.<interest>)")
     if not isinstance(text, str):
-        raise ValueError(f"{text!r} is not a condition like \">= 0.6\"")
+        raise ValueError(f'{text!r} is not a condition like ">= 0.6"')
     m = _CONDITION.match(text)
     if not m:
-        raise ValueError(f"{text!r} is not a condition like \">= 0.6\" (operators: >, >=, <, <=, ==, !=)")
+        raise ValueError(f'{text!r} is not a condition like ">= 0.6" (operators: >, >=, <, <=, ==, !=)')
     try:
         value = float(m.group(2))
     except ValueError:
@@ -217,8 +224,10 @@ def parse_rule(raw: Any, index: int, source: str) -> Rule:
     segment = text("segment", True)
     kind, sep, seg_name = segment.partition(":")
     if segment != "all" and not (sep and kind in SEGMENT_KINDS and seg_name):
-        raise fail("segment", f"{segment!r} is not \"all\" or <kind>:<name> or <kind>:* "
-                              f"with kind one of {', '.join(SEGMENT_KINDS)}")
+        raise fail(
+            "segment",
+            f'{segment!r} is not "all" or <kind>:<name> or <kind>:* with kind one of {", ".join(SEGMENT_KINDS)}',
+        )
     window = text("window", False, "tumbling")
     if window not in WINDOW_KINDS:
         raise fail("window", f"{window!r} is not one of {', '.join(WINDOW_KINDS)}")
@@ -233,11 +242,12 @@ def parse_rule(raw: Any, index: int, source: str) -> Rule:
     if spike is not None:
         metric, _, direction = spike.partition(":") if isinstance(spike, str) else ("", "", "")
         if metric not in SPIKE_CHOICES or direction not in ("", "up", "down"):
-            raise fail("spike", f"{spike!r} is not one of {', '.join(SPIKE_CHOICES)}, "
-                                "optionally followed by :up or :down")
+            raise fail(
+                "spike", f"{spike!r} is not one of {', '.join(SPIKE_CHOICES)}, optionally followed by :up or :down"
+            )
     when = raw.get("when", {})
     if not isinstance(when, Mapping):
-        raise fail("when", "is not a table of metric = \"<op> <number>\"")
+        raise fail("when", 'is not a table of metric = "<op> <number>"')
     conditions = []
     for metric, cond in _flatten(when):
         try:
@@ -249,8 +259,7 @@ def parse_rule(raw: Any, index: int, source: str) -> Rule:
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise fail("description", f"{description!r} is not a string")
-    return Rule(name.strip(), campaign, segment, window, support, cooldown, spike, tuple(conditions),
-                description)
+    return Rule(name.strip(), campaign, segment, window, support, cooldown, spike, tuple(conditions), description)
 
 
 def parse_rules(doc: Any, source: str) -> tuple[Rule, ...]:
@@ -294,7 +303,7 @@ def load_rules(path: str | Path) -> tuple[Rule, ...]:
     if path.suffix.lower() in (".yml", ".yaml"):
         if importlib.util.find_spec("yaml") is None:
             raise RuleError(f"{source}: YAML rules need PyYAML (pip install pyyaml); or write them in TOML")
-        import yaml  # noqa: PLC0415 - optional dependency
+        import yaml
 
         try:
             doc = yaml.safe_load(data.decode("utf-8"))
@@ -310,7 +319,9 @@ def load_rules(path: str | Path) -> tuple[Rule, ...]:
     return parse_rules(doc, source)
 
 
-def rule_fires(rule: Rule, window: Mapping[str, Any], spikes: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any] | None:
+def rule_fires(
+    rule: Rule, window: Mapping[str, Any], spikes: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any] | None:
     """The figures that fire ``rule`` on a closed ``window`` record, or ``None``.
 
     ``spikes`` are the spike records of that window. The figures are the metrics the conditions
@@ -348,8 +359,9 @@ def trigger_id(rule: str, segment: str, kind: str, start: int) -> str:
     return hashlib.blake2b(key, digest_size=8).hexdigest()
 
 
-def trigger_record(rule: Rule, window: Mapping[str, Any], figures: Mapping[str, Any],
-                   spikes: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+def trigger_record(
+    rule: Rule, window: Mapping[str, Any], figures: Mapping[str, Any], spikes: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
     """The JSON record of a fired trigger; ``spikes``: the window's spikes (only the ones the rule
     asked for, if it asked for one)."""
     if rule.spike is not None:
@@ -357,8 +369,11 @@ def trigger_record(rule: Rule, window: Mapping[str, Any], figures: Mapping[str, 
     return {
         "type": "trigger",
         "id": trigger_id(rule.name, window["segment"], window["kind"], window["start"]),
-        "rule": rule.name, "campaign": rule.campaign, "segment": window["segment"],
+        "rule": rule.name,
+        "campaign": rule.campaign,
+        "segment": window["segment"],
         "window": {"kind": window["kind"], "start": window["start"], "end": window["end"]},
-        "figures": dict(figures), "spikes": [dict(s) for s in spikes],
+        "figures": dict(figures),
+        "spikes": [dict(s) for s in spikes],
         "fired_at_event_ms": window["end"],
     }

@@ -5,6 +5,7 @@ A *segment* is ``"all"`` or ``"<kind>:<name>"`` with a kind from :data:`SEGMENT_
 >>> segment_kind("interest:travel"), segment_kind("all")
 ('interest', 'all')
 """
+
 from __future__ import annotations
 
 ALL = "all"

@@ -13,11 +13,13 @@ direction and at least ``min_history`` windows are in the baseline.
 >>> robust_z(40, h.volume, floor_abs=1.0, floor_rel=0.1)
 (10.0, 1.0, 30.0)
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import median
-from typing import Any, Sequence
+from typing import Any
 
 MAD_SCALE = 1.4826  # MAD of a normal distribution → its standard deviation
 SPIKE_METRICS = ("volume", "sentiment")
@@ -67,7 +69,8 @@ class SpikeParams:
             raise ValueError(f"spike baseline must be a positive number of windows, not {self.baseline}")
         if not 1 <= self.min_history <= self.baseline:
             raise ValueError(
-                f"spike min_history must be between 1 and baseline ({self.baseline}), not {self.min_history}")
+                f"spike min_history must be between 1 and baseline ({self.baseline}), not {self.min_history}"
+            )
         if not self.threshold > 0:
             raise ValueError(f"spike threshold must be positive, not {self.threshold}")
         if self.volume_floor <= 0 or self.sentiment_floor <= 0 or self.volume_floor_rel < 0:
@@ -76,8 +79,9 @@ class SpikeParams:
             raise ValueError(f"spike sentiment_min_volume must be positive, not {self.sentiment_min_volume}")
 
 
-def robust_z(value: float, history: Sequence[float], floor_abs: float,
-             floor_rel: float = 0.0) -> tuple[float, float, float]:
+def robust_z(
+    value: float, history: Sequence[float], floor_abs: float, floor_rel: float = 0.0
+) -> tuple[float, float, float]:
     """``(median, scale, z)`` of ``value`` against ``history`` (not empty).
 
     ``scale = max(1.4826 * MAD, floor_abs, floor_rel * |median|)``; results rounded to 4 places.
@@ -105,7 +109,7 @@ class Baseline:
     ({'volume': [20, 30, 40], 'sentiment': [0.5, 0.5]}, True)
     """
 
-    __slots__ = ("volume", "sentiment")
+    __slots__ = ("sentiment", "volume")
 
     def __init__(self, volume: list[float] | None = None, sentiment: list[float] | None = None):
         self.volume: list[float] = volume if volume is not None else []
@@ -133,7 +137,7 @@ class Baseline:
         return {"volume": list(self.volume), "sentiment": list(self.sentiment)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "Baseline":
+    def from_dict(cls, d: dict[str, Any] | None) -> Baseline:
         d = d or {}
         return cls(list(d.get("volume", [])), list(d.get("sentiment", [])))
 
@@ -165,15 +169,32 @@ class Spike:
         'all|tumbling|0|volume'
         """
         return {
-            "type": "spike", "segment": self.segment, "kind": self.kind,
-            "window_start": self.window_start, "window_end": self.window_end, "metric": self.metric,
-            "observed": self.observed, "baseline": self.baseline, "scale": self.scale, "z": self.z,
-            "direction": self.direction, "history": self.history, "id": self.id,
+            "type": "spike",
+            "segment": self.segment,
+            "kind": self.kind,
+            "window_start": self.window_start,
+            "window_end": self.window_end,
+            "metric": self.metric,
+            "observed": self.observed,
+            "baseline": self.baseline,
+            "scale": self.scale,
+            "z": self.z,
+            "direction": self.direction,
+            "history": self.history,
+            "id": self.id,
         }
 
 
-def detect(segment: str, kind: str, start: int, end: int, volume: int, mean_sentiment: float | None,
-           history: Baseline, params: SpikeParams) -> list[Spike]:
+def detect(
+    segment: str,
+    kind: str,
+    start: int,
+    end: int,
+    volume: int,
+    mean_sentiment: float | None,
+    history: Baseline,
+    params: SpikeParams,
+) -> list[Spike]:
     """Spikes of one closed window with posts, against ``history`` (the windows before it).
 
     Does not change ``history``: push the window afterwards.
@@ -189,12 +210,41 @@ def detect(segment: str, kind: str, start: int, end: int, volume: int, mean_sent
     if len(history.volume) >= params.min_history:
         med, scale, z = robust_z(volume, history.volume, params.volume_floor, params.volume_floor_rel)
         if z >= params.threshold or (params.volume_down and z <= -params.threshold):
-            out.append(Spike(segment, kind, start, end, "volume", volume, med, scale, z,
-                             "up" if z > 0 else "down", len(history.volume)))
-    if (mean_sentiment is not None and volume >= params.sentiment_min_volume
-            and len(history.sentiment) >= params.min_history):
+            out.append(
+                Spike(
+                    segment,
+                    kind,
+                    start,
+                    end,
+                    "volume",
+                    volume,
+                    med,
+                    scale,
+                    z,
+                    "up" if z > 0 else "down",
+                    len(history.volume),
+                )
+            )
+    if (
+        mean_sentiment is not None
+        and volume >= params.sentiment_min_volume
+        and len(history.sentiment) >= params.min_history
+    ):
         med, scale, z = robust_z(mean_sentiment, history.sentiment, params.sentiment_floor)
         if abs(z) >= params.threshold:
-            out.append(Spike(segment, kind, start, end, "sentiment", mean_sentiment, med, scale, z,
-                             "up" if z > 0 else "down", len(history.sentiment)))
+            out.append(
+                Spike(
+                    segment,
+                    kind,
+                    start,
+                    end,
+                    "sentiment",
+                    mean_sentiment,
+                    med,
+                    scale,
+                    z,
+                    "up" if z > 0 else "down",
+                    len(history.sentiment),
+                )
+            )
     return out

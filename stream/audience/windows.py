@@ -25,14 +25,17 @@ a window's end plus the allowed lateness, closes the window: a record, its spike
 >>> state.add(parts["all"], spec), state.late  # now every window of the 0-60 s bucket is closed
 (1, 1)
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from stream.audience.segments import WINDOW_KINDS
 from stream.audience.rules import Rule, rule_fires, trigger_record
+from stream.audience.segments import WINDOW_KINDS
+
 if TYPE_CHECKING:
     from stream.settings import Settings
 
@@ -62,12 +65,15 @@ class WindowSpec:
         for name in ("tumbling_s", "hopping_size_s", "hopping_step_s", "lateness_s"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "lateness_s" else 1):
-                what = ("a whole number of seconds >= 0" if name == "lateness_s"
-                        else "a positive whole number of seconds")
+                what = (
+                    "a whole number of seconds >= 0" if name == "lateness_s" else "a positive whole number of seconds"
+                )
                 raise ValueError(f"window {name} must be {what}, not {v!r}")
         if self.hopping_size_s % self.hopping_step_s:
-            raise ValueError(f"hopping window size ({self.hopping_size_s} s) must be a multiple of its step "
-                             f"({self.hopping_step_s} s)")
+            raise ValueError(
+                f"hopping window size ({self.hopping_size_s} s) must be a multiple of its step "
+                f"({self.hopping_step_s} s)"
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WindowSpec:
@@ -85,8 +91,10 @@ class WindowSpec:
 
     def kinds(self) -> tuple[tuple[str, int, int], ...]:
         """``(kind, size_ms, step_ms)`` of each window kind."""
-        return (("tumbling", 1000 * self.tumbling_s, 1000 * self.tumbling_s),
-                ("hopping", 1000 * self.hopping_size_s, 1000 * self.hopping_step_s))
+        return (
+            ("tumbling", 1000 * self.tumbling_s, 1000 * self.tumbling_s),
+            ("hopping", 1000 * self.hopping_size_s, 1000 * self.hopping_step_s),
+        )
 
     def bucket(self, ts_ms: int) -> int:
         """Start of the bucket of an event time.
@@ -110,10 +118,17 @@ class Tally:
     (4, 1.0, {'music': 2})
     """
 
-    __slots__ = ("n", "s", "pos", "neu", "neg", "interests")
+    __slots__ = ("interests", "n", "neg", "neu", "pos", "s")
 
-    def __init__(self, n: int = 0, s: float = 0.0, pos: int = 0, neu: int = 0, neg: int = 0,
-                 interests: dict[str, int] | None = None):
+    def __init__(
+        self,
+        n: int = 0,
+        s: float = 0.0,
+        pos: int = 0,
+        neu: int = 0,
+        neg: int = 0,
+        interests: dict[str, int] | None = None,
+    ):
         self.n = n
         self.s = s
         self.pos = pos
@@ -135,7 +150,7 @@ class Tally:
         if interest:
             self.interests[interest] = self.interests.get(interest, 0) + 1
 
-    def merge(self, other: "Tally") -> None:
+    def merge(self, other: Tally) -> None:
         self.n += other.n
         self.s += other.s
         self.pos += other.pos
@@ -144,17 +159,29 @@ class Tally:
         for k, v in other.interests.items():
             self.interests[k] = self.interests.get(k, 0) + v
 
-    def copy(self) -> "Tally":
+    def copy(self) -> Tally:
         return Tally(self.n, self.s, self.pos, self.neu, self.neg, dict(self.interests))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "s": self.s, "pos": self.pos, "neu": self.neu, "neg": self.neg,
-                "interests": dict(self.interests)}
+        return {
+            "n": self.n,
+            "s": self.s,
+            "pos": self.pos,
+            "neu": self.neu,
+            "neg": self.neg,
+            "interests": dict(self.interests),
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Tally":
-        return cls(int(d.get("n", 0)), float(d.get("s", 0.0)), int(d.get("pos", 0)), int(d.get("neu", 0)),
-                   int(d.get("neg", 0)), {str(k): int(v) for k, v in d.get("interests", {}).items()})
+    def from_dict(cls, d: Mapping[str, Any]) -> Tally:
+        return cls(
+            int(d.get("n", 0)),
+            float(d.get("s", 0.0)),
+            int(d.get("pos", 0)),
+            int(d.get("neu", 0)),
+            int(d.get("neg", 0)),
+            {str(k): int(v) for k, v in d.get("interests", {}).items()},
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Tally) and self.to_dict() == other.to_dict()
@@ -224,9 +251,15 @@ class Window:
         t = self.tally
         n = t.n or 1
         return {
-            "type": "window", "segment": self.segment, "kind": self.kind, "start": self.start_ms,
-            "end": self.end_ms, "volume": t.n, "mean_sentiment": self.mean_sentiment,
-            "positive_share": round(t.pos / n, 4), "neutral_share": round(t.neu / n, 4),
+            "type": "window",
+            "segment": self.segment,
+            "kind": self.kind,
+            "start": self.start_ms,
+            "end": self.end_ms,
+            "volume": t.n,
+            "mean_sentiment": self.mean_sentiment,
+            "positive_share": round(t.pos / n, 4),
+            "neutral_share": round(t.neu / n, 4),
             "negative_share": round(t.neg / n, 4),
             "interest_share": {k: round(v / n, 4) for k, v in sorted(t.interests.items())},
             "id": self.id,
@@ -250,6 +283,7 @@ class Emitted:
         >>> Emitted(({"type": "window", "end": 2},), (), ({"type": "trigger", "fired_at_event_ms": 1},)).records()
         [{'type': 'trigger', 'fired_at_event_ms': 1}, {'type': 'window', 'end': 2}]
         """
+
         def key(r: Mapping[str, Any]) -> tuple[int, int]:
             end = r.get("end", r.get("window_end", r.get("fired_at_event_ms", 0)))
             return end, ("window", "spike", "trigger").index(r["type"])
@@ -275,13 +309,23 @@ class SegmentState:
     baseline, at most ``params.baseline`` of them.
     """
 
-    __slots__ = ("segment", "buckets", "next_start", "watermark", "late", "partly_late", "history", "cooldown",
-                 "spec", "born")
+    __slots__ = (
+        "born",
+        "buckets",
+        "cooldown",
+        "history",
+        "late",
+        "next_start",
+        "partly_late",
+        "segment",
+        "spec",
+        "watermark",
+    )
 
     def __init__(self, segment: str):
         self.segment = segment
         self.buckets: dict[int, Tally] = {}
-        self.next_start: dict[str, int | None] = {k: None for k in WINDOW_KINDS}
+        self.next_start: dict[str, int | None] = dict.fromkeys(WINDOW_KINDS)
         self.watermark: int | None = None
         self.late = 0  # posts dropped: every window of their bucket was closed
         self.born: int | None = None  # the earliest bucket with posts: silent windows before it are not
@@ -295,16 +339,21 @@ class SegmentState:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only (str keys), deterministic."""
         return {
-            "v": STATE_VERSION, "segment": self.segment, "spec": self.spec,
+            "v": STATE_VERSION,
+            "segment": self.segment,
+            "spec": self.spec,
             "buckets": {str(b): self.buckets[b].to_dict() for b in sorted(self.buckets)},
-            "next": dict(self.next_start), "watermark": self.watermark, "late": self.late,
-            "partly_late": self.partly_late, "born": self.born,
+            "next": dict(self.next_start),
+            "watermark": self.watermark,
+            "late": self.late,
+            "partly_late": self.partly_late,
+            "born": self.born,
             "history": {k: h.to_dict() for k, h in self.history.items()},
             "cooldown": dict(sorted(self.cooldown.items())),
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None, segment: str) -> "SegmentState":
+    def from_dict(cls, d: Mapping[str, Any] | None, segment: str) -> SegmentState:
         """A state from :meth:`to_dict` output (``None`` or ``{}``: a new segment)."""
         state = cls(segment)
         if not d:
@@ -330,7 +379,7 @@ class SegmentState:
         if self.spec != sig:
             if self.spec is not None:  # the windows changed: their progress and baselines no longer apply
                 self.buckets.clear()
-                self.next_start = {k: None for k in WINDOW_KINDS}
+                self.next_start = dict.fromkeys(WINDOW_KINDS)
                 self.history = {k: Baseline() for k in WINDOW_KINDS}
             self.spec = sig
 
@@ -368,8 +417,10 @@ class SegmentState:
             if not open_:
                 dropped += tally.n
                 continue
-            if any(front is not None and _floor(bucket, step) - size + step < front
-                   for kind, size, step, front in frontiers):
+            if any(
+                front is not None and _floor(bucket, step) - size + step < front
+                for kind, size, step, front in frontiers
+            ):
                 self.partly_late += tally.n  # kept, but some of its windows are closed already
             for kind, size, step, front in frontiers:
                 if self.next_start[kind] is None and front is not None:  # first posts after a watermark
@@ -414,8 +465,9 @@ class SegmentState:
                     total.merge(self.buckets[b])
         return total
 
-    def advance(self, watermark_ms: int, spec: WindowSpec, rules: Sequence[Rule] = (),
-                params: SpikeParams = SpikeParams()) -> Emitted:
+    def advance(
+        self, watermark_ms: int, spec: WindowSpec, rules: Sequence[Rule] = (), params: SpikeParams = SpikeParams()
+    ) -> Emitted:
         """Close every window whose end plus the allowed lateness the watermark has reached
         (``watermark_ms >= end + lateness``); returns their records, spikes and fired triggers.
 
@@ -454,10 +506,11 @@ class SegmentState:
                     continue
                 window = Window(self.segment, kind, ns, ns + size, tally)
                 record = window.to_record()
-                found = [s.to_record() for s in detect(self.segment, kind, ns, ns + size, tally.n,
-                                                        window.mean_sentiment, history, params)]
-                history.push(tally.n, window.mean_sentiment if tally.n >= params.sentiment_min_volume else None,
-                             params)
+                found = [
+                    s.to_record()
+                    for s in detect(self.segment, kind, ns, ns + size, tally.n, window.mean_sentiment, history, params)
+                ]
+                history.push(tally.n, window.mean_sentiment if tally.n >= params.sentiment_min_volume else None, params)
                 end = ns + size
                 windows.append((end, k_index, record))
                 spikes.extend((end, k_index, s) for s in found)
@@ -474,9 +527,11 @@ class SegmentState:
                 self.next_start[kind] = ns
         self._prune(spec, mine)
         order = lambda item: (item[0], item[1])  # noqa: E731 - sort key
-        return Emitted(tuple(r for *_, r in sorted(windows, key=order)),
-                       tuple(r for *_, r in sorted(spikes, key=order)),
-                       tuple(r for *_, r in sorted(triggers, key=order)))
+        return Emitted(
+            tuple(r for *_, r in sorted(windows, key=order)),
+            tuple(r for *_, r in sorted(spikes, key=order)),
+            tuple(r for *_, r in sorted(triggers, key=order)),
+        )
 
     def _prune(self, spec: WindowSpec, rules: Sequence[Rule]) -> None:
         starts = [self.next_start[k] for k in WINDOW_KINDS]

@@ -7,6 +7,7 @@ properties are checked with Hypothesis in ``tests/unit/test_cleaning.py``. Perso
 >>> clean_text("RT @Delta: Ã©t&eacute; #DeflateGate 😂 call +1 (555) 123-4567 http://t.co/x")
 'rt : été deflate gate emoji_face_with_tears_of_joy call'
 """
+
 from __future__ import annotations
 
 import html
@@ -14,7 +15,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from stream.pipeline.events import Post, Rejected, post_from_dict
 
@@ -204,7 +205,7 @@ class CleanPost:
     engagement: tuple[float, float, float, float]  # log1p of likes, shares, replies, followers
 
 
-def clean_post(post: Post, max_chars: int = 20_000) -> Union[CleanPost, Rejected]:
+def clean_post(post: Post, max_chars: int = 20_000) -> CleanPost | Rejected:
     """Clean one validated post; a post with no words left is rejected as ``empty_text``.
 
     >>> p = Post(id="1", user_id="u", text="@bob #GoPats http://t.co/x", created_at=0, likes=-2)
@@ -218,8 +219,7 @@ def clean_post(post: Post, max_chars: int = 20_000) -> Union[CleanPost, Rejected
     text = clean_text(raw, max_chars)
     if not any(ch.isalnum() for ch in text):
         return Rejected("empty_text", "no words left after cleaning")
-    eng = (scale_count(post.likes), scale_count(post.shares), scale_count(post.replies),
-           scale_count(post.followers))
+    eng = (scale_count(post.likes), scale_count(post.shares), scale_count(post.replies), scale_count(post.followers))
     return CleanPost(post, text, tags, eng)
 
 
@@ -235,7 +235,7 @@ def retweet_key(text: str) -> str:
     return t
 
 
-def clean_event(event: dict[str, Any], max_chars: int = 20_000) -> Union[CleanPost, Rejected]:
+def clean_event(event: dict[str, Any], max_chars: int = 20_000) -> CleanPost | Rejected:
     """Validate and clean a post given as a dict (offline tools and tests: the worker's own steps).
 
     >>> clean_event({"id": "1", "user_id": "u", "text": "Go #Pats", "created_at": 0}).text

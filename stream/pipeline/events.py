@@ -10,11 +10,12 @@ Rejected(reason='missing_field', detail='user_id')
 >>> parse_post(b'{"id": 7, "user_id": "u", "text": 5, "created_at": 1}').detail
 'text: expected a string, got int'
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Union
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -127,7 +128,7 @@ def parse_timestamp(v: Any) -> int:
         except ValueError:
             raise _Invalid("bad_timestamp", f"created_at: {v[:40]!r} is not ISO-8601 or epoch") from None
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
         return int(dt.timestamp() * 1000)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
         raise _wrong("created_at", "epoch ms or ISO-8601", v)
@@ -188,7 +189,7 @@ def _post(obj: dict[str, Any]) -> Post:
     )
 
 
-def parse_post(raw: bytes) -> Union[Post, Rejected]:
+def parse_post(raw: bytes) -> Post | Rejected:
     """Decode and validate one post event; never raises."""
     try:
         return _post(_decode(raw))
@@ -198,7 +199,7 @@ def parse_post(raw: bytes) -> Union[Post, Rejected]:
         return Rejected("malformed_json", "nested too deeply")
 
 
-def post_from_dict(obj: dict[str, Any]) -> Union[Post, Rejected]:
+def post_from_dict(obj: dict[str, Any]) -> Post | Rejected:
     """Validate an already decoded event (the offline tools use this)."""
     try:
         return _post(obj)
@@ -206,7 +207,7 @@ def post_from_dict(obj: dict[str, Any]) -> Union[Post, Rejected]:
         return exc.rejected
 
 
-def parse_feedback(raw: bytes) -> Union[Feedback, Rejected]:
+def parse_feedback(raw: bytes) -> Feedback | Rejected:
     """Decode and validate one delayed label; never raises.
 
     >>> parse_feedback(b'{"post_id": "9", "interest": "Sports"}')

@@ -22,24 +22,25 @@ id at most once, and scores each label against the prediction made before learni
 >>> a.model.version, a.model.predict({2: 1.0}) == b.model.predict({2: 1.0}), a.stats.outcomes["learned_duplicate"]
 (2, True, 1)
 """
+
 from __future__ import annotations
 
 import sys
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any, Union
 
 import orjson
 
 from models.metrics import Prequential
 from models.online import Features, OnlineModel
 from models.sentiment import SentimentModel, lexicon_label
-from stream.stats import Stats
-from stream.settings import Settings
 from stream.pipeline.privacy import erased_token
 from stream.pipeline.records import decode_training
 from stream.pipeline.state import RecentKeys, TTLStore
-
+from stream.settings import Settings
+from stream.stats import Stats
 
 PackedFeatures = Union[bytes, Features]
 
@@ -74,8 +75,8 @@ def unpack_features(packed: PackedFeatures) -> Features:
     values = array(packed[:1].decode())
     n = (len(packed) - 1) // (4 + values.itemsize)
     keys = array("I")
-    keys.frombytes(packed[1:1 + 4 * n])
-    values.frombytes(packed[1 + 4 * n:])
+    keys.frombytes(packed[1 : 1 + 4 * n])
+    values.frombytes(packed[1 + 4 * n :])
     return dict(zip(keys, map(float, values), strict=True))
 
 
@@ -88,14 +89,15 @@ class Pending:
     lex: tuple[float, ...] | bytes | None = None  # bytes: packed doubles (see :meth:`Pending.compact`)
     sentiment_predicted: str | None = None
 
-    def compact(self) -> "Pending":
+    def compact(self) -> Pending:
         """The same, smaller, for a post that may wait an hour for its label: features and lexicon
         scores packed into bytes, labels interned (a few hundred bytes instead of ~800)."""
-        return Pending(pack_features(list(self.features.items())) if isinstance(self.features, dict)
-                       else self.features,
-                       sys.intern(self.predicted) if self.predicted else self.predicted,
-                       array("d", self.lex).tobytes() if isinstance(self.lex, tuple) else self.lex,
-                       sys.intern(self.sentiment_predicted) if self.sentiment_predicted else self.sentiment_predicted)
+        return Pending(
+            pack_features(list(self.features.items())) if isinstance(self.features, dict) else self.features,
+            sys.intern(self.predicted) if self.predicted else self.predicted,
+            array("d", self.lex).tobytes() if isinstance(self.lex, tuple) else self.lex,
+            sys.intern(self.sentiment_predicted) if self.sentiment_predicted else self.sentiment_predicted,
+        )
 
     def lexicon(self) -> tuple[float, ...] | None:
         """The lexicon scores, unpacked."""
@@ -119,16 +121,23 @@ class Learner:
         Where the counters go (shared with the predictor in a worker).
     """
 
-    def __init__(self, settings: Settings, model: OnlineModel | None = None, learn: bool = True,
-                 stats: Stats | None = None, sentiment: SentimentModel | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        model: OnlineModel | None = None,
+        learn: bool = True,
+        stats: Stats | None = None,
+        sentiment: SentimentModel | None = None,
+    ):
         self.settings = settings
         self.model = model or OnlineModel(settings.model, settings.hash_bits, adapt=settings.drift_adapt)
         self.learning = learn
         self.stats = stats or Stats()
         self.quality = Prequential(settings.rolling_window)
         self.pending: TTLStore[Pending] = TTLStore(settings.feedback_ttl, settings.feedback_capacity)
-        self.early: TTLStore[tuple[str | None, str | None]] = TTLStore(settings.feedback_ttl,
-                                                                       settings.feedback_capacity)
+        self.early: TTLStore[tuple[str | None, str | None]] = TTLStore(
+            settings.feedback_ttl, settings.feedback_capacity
+        )
         self.learned = RecentKeys(settings.dedup_capacity)
         self.sentiment = sentiment or SentimentModel(warmup=settings.sentiment_warmup)
         self.sentiment_quality = Prequential(settings.rolling_window)
@@ -161,8 +170,9 @@ class Learner:
                     return None
                 post_id = rec["id"]
                 if kind == "post":
-                    pending = Pending(dict(rec["x"]), rec.get("p"), tuple(rec["l"]) if rec.get("l") else None,
-                                      rec.get("sp"))
+                    pending = Pending(
+                        dict(rec["x"]), rec.get("p"), tuple(rec["l"]) if rec.get("l") else None, rec.get("sp")
+                    )
             except (TypeError, ValueError):
                 kind = None
         if rec is None or kind not in ("post", "label") or (kind == "label" and label is None and sentiment is None):
@@ -183,8 +193,9 @@ class Learner:
             return None
         return self._learn(post_id, pending, label, sentiment, "feedback")
 
-    def _learn(self, post_id: str, pending: Pending, label: str | None, sentiment: str | None,
-               source: str) -> bytes | None:
+    def _learn(
+        self, post_id: str, pending: Pending, label: str | None, sentiment: str | None, source: str
+    ) -> bytes | None:
         if post_id in self.learned:
             self.stats.outcomes["learned_duplicate"] += 1  # a post re-predicted after a crash
             return None
@@ -216,8 +227,19 @@ class Learner:
 
     STATE_FORMAT = 2  # raised when the pickled classes change shape (2: packed pending features, Confusion)
 
-    STATE_KEYS = ("model", "quality", "pending", "early", "learned", "offset", "last_record_ms", "sentiment",
-                  "sentiment_quality", "lexicon_quality", "erased")
+    STATE_KEYS = (
+        "model",
+        "quality",
+        "pending",
+        "early",
+        "learned",
+        "offset",
+        "last_record_ms",
+        "sentiment",
+        "sentiment_quality",
+        "lexicon_quality",
+        "erased",
+    )
 
     def restore(self, state: dict[str, Any]) -> None:
         """Take over a checkpointed :meth:`state`; a state from another version of the learner (keys
@@ -228,14 +250,22 @@ class Learner:
         if state.get("format") != self.STATE_FORMAT:
             raise ValueError(f"checkpoint format {state.get('format')}, this version reads {self.STATE_FORMAT}")
         if state["model"].name != self.settings.model:
-            raise ValueError(f"checkpoint holds model {state['model'].name!r}, STREAM_MODEL asks for "
-                             f"{self.settings.model!r}")
+            raise ValueError(
+                f"checkpoint holds model {state['model'].name!r}, STREAM_MODEL asks for {self.settings.model!r}"
+            )
         for key in self.STATE_KEYS:
             setattr(self, key, state[key])
 
     def metadata(self) -> dict[str, Any]:
         """What a checkpoint says about itself."""
         q = self.quality.snapshot()
-        return {"version": self.model.version, "offset": self.offset, "model": self.model.name,
-                "labels_learned": self.model.version, "last_record_ms": self.last_record_ms,
-                "accuracy": q["accuracy"], "macro_f1": q["macro_f1"], "kappa": q["kappa"]}
+        return {
+            "version": self.model.version,
+            "offset": self.offset,
+            "model": self.model.name,
+            "labels_learned": self.model.version,
+            "last_record_ms": self.last_record_ms,
+            "accuracy": q["accuracy"],
+            "macro_f1": q["macro_f1"],
+            "kappa": q["kappa"],
+        }

@@ -17,11 +17,11 @@ True
 >>> parse_erasure(b'{"user": 1}')
 Rejected(reason='missing_field', detail='user_id')
 """
+
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Union
 
 import orjson
 
@@ -46,7 +46,7 @@ def erased_token(user: str) -> str:
     return hashlib.sha256(b"erased:" + user.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def parse_erasure(raw: bytes | None) -> Union[str, Rejected]:
+def parse_erasure(raw: bytes | None) -> str | Rejected:
     """The user id of an erasure request ``{"user_id": ...}``, or why it is unusable."""
     if raw is None:
         return Rejected("missing_value", "null record")

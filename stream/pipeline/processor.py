@@ -5,30 +5,38 @@ The Faust agents hand batches of raw records to :class:`Processor` and publish w
 decode → validate → deduplicate → clean → featurize → predict → training log (learned by the
 :class:`~stream.pipeline.learner.Learner`); every rejection is a dead letter with a reason and the original bytes.
 """
+
 from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import orjson
 
-from models.metrics import Prequential
 from models.features import top_class
+from models.metrics import Prequential
 from models.online import OnlineModel
 from models.sentiment import lexicon_scores
+from stream.audience.records import encode_erasures, encode_partials, encode_profile_updates
+from stream.audience.windows import PostTuple, WindowSpec
 from stream.pipeline.cleaning import CleanPost, clean_post, retweet_key
 from stream.pipeline.events import Post, Rejected, parse_feedback, parse_post
 from stream.pipeline.learner import Learner
-from stream.pipeline.records import training_erase, training_label, training_post
-from stream.stats import Stats
-from stream.pipeline.records import Message, dead_letter, prediction_record
 from stream.pipeline.privacy import erased_token, parse_erasure, pseudonym
-from stream.settings import Settings
+from stream.pipeline.records import (
+    Message,
+    dead_letter,
+    prediction_record,
+    training_erase,
+    training_label,
+    training_post,
+)
 from stream.pipeline.state import RecentKeys
-from stream.audience.records import encode_erasures, encode_partials, encode_profile_updates
-from stream.audience.windows import PostTuple, WindowSpec
+from stream.settings import Settings
+from stream.stats import Stats
 
 MIN_DUPLICATE_WORDS = 3  # shorter texts ("thank you!") are common, not copies
 
@@ -65,8 +73,7 @@ class Processor:
         Seconds since the epoch; injectable for tests.
     """
 
-    def __init__(self, settings: Settings, learner: Learner | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(self, settings: Settings, learner: Learner | None = None, clock: Callable[[], float] = time.time):
         self.settings = settings
         self.clock = clock
         self.stats = learner.stats if learner is not None else Stats(clock)
@@ -133,18 +140,22 @@ class Processor:
         # The whole batch is predicted at once: the model learns only after (from the training log).
         all_scores = model.predict_many([x for *_, x in ready])
         lexes = [lexicon_scores(post.text) for _, post, *_ in ready]
-        sentiments = sentiment_model.predict_many([x for *_, x in ready], lexes,
-                                                  [sentiment_model.interest_of(s) for s in all_scores])
-        for (msg, post, clean, user, x), scores, lex, sentiment in zip(ready, all_scores, lexes, sentiments,
-                                                                       strict=True):
+        sentiments = sentiment_model.predict_many(
+            [x for *_, x in ready], lexes, [sentiment_model.interest_of(s) for s in all_scores]
+        )
+        for (msg, post, clean, user, x), scores, lex, sentiment in zip(
+            ready, all_scores, lexes, sentiments, strict=True
+        ):
             predicted = top_class(scores)
             post_key = post.id.encode()
-            out.training.append((post_key, training_post(post.id, x, predicted, post.interest, lex,
-                                                         sentiment.label, post.sentiment)))
+            out.training.append(
+                (post_key, training_post(post.id, x, predicted, post.interest, lex, sentiment.label, post.sentiment))
+            )
             record = prediction_record(post, clean, scores, model.version, now, sentiment, user, cold_labels)
             out.predictions.append((post_key, orjson.dumps(record)))
-            audience.append((post.created_at, sentiment.score, sentiment.label, predicted, post.campaign,
-                             clean.hashtags))
+            audience.append(
+                (post.created_at, sentiment.score, sentiment.label, predicted, post.campaign, clean.hashtags)
+            )
             if scores:
                 profiles.setdefault(user, []).append((post.created_at, {str(c): p for c, p in scores.items()}))
             stats.outcomes["predicted"] += 1
@@ -221,9 +232,15 @@ class Processor:
         snap["quality"] = self.quality.snapshot()
         snap["sentiment_quality"] = learner.sentiment_quality.snapshot()
         snap["lexicon_quality"] = learner.lexicon_quality.snapshot()
-        snap["model"] = {"name": self.model.name, "version": self.model.version, "n_classes": len(self.model.classes),
-                         "drifts": self.model.drifts, "error_rate": self.model.detector.error_rate,
-                         "classes": sorted(map(str, self.model.classes)), "training_offset": learner.offset}
+        snap["model"] = {
+            "name": self.model.name,
+            "version": self.model.version,
+            "n_classes": len(self.model.classes),
+            "drifts": self.model.drifts,
+            "error_rate": self.model.detector.error_rate,
+            "classes": sorted(map(str, self.model.classes)),
+            "training_offset": learner.offset,
+        }
         snap["pending_labels"] = len(learner.pending)
         snap["labels_expired"] = learner.pending.expired
         snap["early_labels"] = len(learner.early)

@@ -12,6 +12,7 @@
 >>> decode_training(b"{not json") is None, decode_training(b'{"k": "post"}') is None
 (True, True)
 """
+
 from __future__ import annotations
 
 import base64
@@ -51,19 +52,32 @@ def dead_letter(msg: Message, rejected: Rejected, now: float) -> bytes:
     ('malformed_json', {'topic': 't', 'partition': 1, 'offset': 7, 'timestamp_ms': None}, b'{oops')
     """
     value = msg.value or b""
-    return orjson.dumps({
-        "reason": rejected.reason,
-        "detail": rejected.detail,
-        "source": {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
-                   "timestamp_ms": msg.timestamp_ms},
-        "original_b64": base64.b64encode(value).decode("ascii"),
-        "failed_at": int(now * 1000),
-    })
+    return orjson.dumps(
+        {
+            "reason": rejected.reason,
+            "detail": rejected.detail,
+            "source": {
+                "topic": msg.topic,
+                "partition": msg.partition,
+                "offset": msg.offset,
+                "timestamp_ms": msg.timestamp_ms,
+            },
+            "original_b64": base64.b64encode(value).decode("ascii"),
+            "failed_at": int(now * 1000),
+        }
+    )
 
 
-def prediction_record(post: Post, clean: CleanPost, scores: dict[Any, float], version: int,
-                      now: float, sentiment: Sentiment | None = None, user_id: str | None = None,
-                      cold_labels: int = 0) -> dict[str, Any]:
+def prediction_record(
+    post: Post,
+    clean: CleanPost,
+    scores: dict[Any, float],
+    version: int,
+    now: float,
+    sentiment: Sentiment | None = None,
+    user_id: str | None = None,
+    cold_labels: int = 0,
+) -> dict[str, Any]:
     """The body of an ``interest.predictions`` event (``cold``: the model had learned fewer than
     ``cold_labels`` labels)."""
     return {
@@ -82,9 +96,15 @@ def prediction_record(post: Post, clean: CleanPost, scores: dict[Any, float], ve
     }
 
 
-def training_post(post_id: str, features: Features, predicted: str | None, label: str | None,
-                  lex: Sequence[float] | None = None, sentiment_predicted: str | None = None,
-                  sentiment: str | None = None) -> bytes:
+def training_post(
+    post_id: str,
+    features: Features,
+    predicted: str | None,
+    label: str | None,
+    lex: Sequence[float] | None = None,
+    sentiment_predicted: str | None = None,
+    sentiment: str | None = None,
+) -> bytes:
     """A ``post`` record of the training log: features, predictions, lexicon scores, known labels."""
     rec: dict[str, Any] = {"k": "post", "id": post_id, "x": list(features.items()), "p": predicted, "y": label}
     if lex is not None:

@@ -2,10 +2,12 @@
 
 Both structures have a hard capacity, so a long stream cannot grow them without bound.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Generic, Hashable, Iterator, TypeVar
+from collections.abc import Hashable, Iterator
+from typing import Generic, TypeVar
 
 V = TypeVar("V")
 

@@ -17,6 +17,7 @@ CPU µs per event is the process's CPU time over the events; RSS is the process'
 per-stage breakdown times the processor's steps in this process. A benchmark, not a test: the
 figures move with the machine's load.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,17 +27,18 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import orjson
 from kafka import KafkaConsumer
 
+from stream.settings import Settings
 from stream.tools.broker import EmbeddedBroker, free_port
 from stream.tools.demo import WorkerProcess, settings_env
 from stream.tools.produce import produce
-from stream.settings import Settings
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LATENCY_SECONDS = 15  # length of the fixed-load phase
@@ -45,8 +47,11 @@ LATENCY_SECONDS = 15  # length of the fixed-load phase
 def unique(settings: Settings, tag: str) -> Settings:
     """Fresh topic names and group id, so that the three runs share nothing."""
     run = f"{tag}-{uuid.uuid4().hex[:6]}"
-    topics = {f.name: f"bench.{f.name.removeprefix('topic_')}.{run}" for f in dataclasses.fields(Settings)
-              if f.name.startswith("topic_")}
+    topics = {
+        f.name: f"bench.{f.name.removeprefix('topic_')}.{run}"
+        for f in dataclasses.fields(Settings)
+        if f.name.startswith("topic_")
+    }
     return settings.replace(app_id=f"bench-{run}", web_port=free_port(), **topics)
 
 
@@ -68,8 +73,13 @@ class Span:
     """Follows an output topic: count, first and last Kafka timestamps, and per-key timestamps."""
 
     def __init__(self, settings: Settings, topic: str, keep_prefix: bytes | None = None):
-        self.consumer = KafkaConsumer(topic, bootstrap_servers=settings.bootstrap_servers, group_id=None,
-                                      auto_offset_reset="earliest", enable_auto_commit=False)
+        self.consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
         self.count, self.first, self.last = 0, None, None
         self.keep_prefix = keep_prefix
         self.at: dict[bytes, int] = {}
@@ -125,12 +135,15 @@ def settle(pid: int, idle_share: float = 0.2, timeout: float = 120.0) -> float:
     return time.monotonic() - start
 
 
-def relabel(events: Sequence[dict[str, Any]], prefix: str, start_ms: int,
-            step_ms: float = 1000.0) -> list[dict[str, Any]]:
+def relabel(
+    events: Sequence[dict[str, Any]], prefix: str, start_ms: int, step_ms: float = 1000.0
+) -> list[dict[str, Any]]:
     """Copies of ``events`` with new ids and times (so that they are not duplicates of the first ones),
     ``step_ms`` of event time apart."""
-    return [{**e, "id": f"{prefix}{i}", "text": f"{e['text']} {prefix}{i}",
-             "created_at": start_ms + int(i * step_ms)} for i, e in enumerate(events)]
+    return [
+        {**e, "id": f"{prefix}{i}", "text": f"{e['text']} {prefix}{i}", "created_at": start_ms + int(i * step_ms)}
+        for i, e in enumerate(events)
+    ]
 
 
 def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tuple[int, dict[str, float]]:
@@ -139,21 +152,30 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
     from models.sentiment import lexicon_scores
     from stream.pipeline.cleaning import CleanPost, clean_post
     from stream.pipeline.events import Post, parse_post
-    from stream.pipeline.records import training_post
     from stream.pipeline.processor import Processor
-    from stream.pipeline.records import Message
+    from stream.pipeline.records import Message, training_post
 
     proc = Processor(settings)
     raw = [orjson.dumps(e) for e in events]
-    stages = dict.fromkeys(("decode+validate", "clean", "featurize", "predict interest", "sentiment",
-                            "learn (training log)", "publish (serialize)"), 0.0)
+    stages = dict.fromkeys(
+        (
+            "decode+validate",
+            "clean",
+            "featurize",
+            "predict interest",
+            "sentiment",
+            "learn (training log)",
+            "publish (serialize)",
+        ),
+        0.0,
+    )
     clock = time.perf_counter
     model, learner = proc.model, proc.learner
     sentiment_model = learner.sentiment
     n = offset = 0
     for i in range(0, len(raw), 32):  # in slices, as a worker predicts a batch before learning it
         t0 = clock()
-        posts = [p for p in (parse_post(v) for v in raw[i:i + 32]) if isinstance(p, Post)]
+        posts = [p for p in (parse_post(v) for v in raw[i : i + 32]) if isinstance(p, Post)]
         t1 = clock()
         pairs = [(p, c) for p, c in ((p, clean_post(p)) for p in posts) if isinstance(c, CleanPost)]
         t2 = clock()
@@ -165,8 +187,7 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
         sentiments = sentiment_model.predict_many(xs, lexes, [sentiment_model.interest_of(s) for s in all_scores])
         t5 = clock()
         for (post, _), x, scores, lex, sentiment in zip(pairs, xs, all_scores, lexes, sentiments, strict=True):
-            record = training_post(post.id, x, top_class(scores), post.interest, lex, sentiment.label,
-                                   post.sentiment)
+            record = training_post(post.id, x, top_class(scores), post.interest, lex, sentiment.label, post.sentiment)
             learner.apply(offset, record, post.created_at)
             offset += 1
         t6 = clock()
@@ -181,12 +202,13 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
     count = Processor(settings)
     predicted = 0
     for i in range(0, len(raw), 256):
-        predicted += len(count.process_posts([Message(v) for v in raw[i:i + 256]]).predictions)
+        predicted += len(count.process_posts([Message(v) for v in raw[i : i + 256]]).predictions)
     return predicted, per_event
 
 
-def bench_pipeline(settings: Settings, events: Sequence[dict[str, Any]], want: int, out_dir: Path,
-                   rate: float | None = None) -> dict[str, Any]:
+def bench_pipeline(
+    settings: Settings, events: Sequence[dict[str, Any]], want: int, out_dir: Path, rate: float | None = None
+) -> dict[str, Any]:
     s = unique(settings, "pipeline")
     produce(s, events, progress=False)
     span = Span(s, s.topic_predictions, keep_prefix=b"lat")
@@ -195,11 +217,19 @@ def bench_pipeline(settings: Settings, events: Sequence[dict[str, Any]], want: i
         assert worker.proc is not None
         pid = worker.proc.pid
         cpu = {"start": proc_cpu(pid)}
-        follow(span, want, timeout=600, on_first=lambda: cpu.update(start=proc_cpu(pid)),
-               alive=lambda: worker.proc is not None and worker.proc.poll() is None)
+        follow(
+            span,
+            want,
+            timeout=600,
+            on_first=lambda: cpu.update(start=proc_cpu(pid)),
+            alive=lambda: worker.proc is not None and worker.proc.poll() is None,
+        )
         cpu["end"] = proc_cpu(pid)
-        result = {"eps": span.eps(), "events": span.count,
-                  "cpu_us": (cpu["end"] - cpu["start"]) / max(1, span.count) * 1e6}
+        result = {
+            "eps": span.eps(),
+            "events": span.count,
+            "cpu_us": (cpu["end"] - cpu["start"]) / max(1, span.count) * 1e6,
+        }
         # latency at a fixed offered load of half the throughput, once the worker is idle again (its
         # audience, profile and learner agents finish the backlog after the last prediction)
         result["settle_s"] = settle(pid)
@@ -208,8 +238,7 @@ def bench_pipeline(settings: Settings, events: Sequence[dict[str, Any]], want: i
         # Event time advances with the wall clock, as in a live stream. (The backlog, like the demo,
         # is a time-lapse: its tweets are a second of event time apart, so each post closes hundreds
         # of times more audience windows than a live post does.)
-        late = relabel([events[i % len(events)] for i in range(n_lat)], "lat", 1_500_000_000_000,
-                       step_ms=1000.0 / rate)
+        late = relabel([events[i % len(events)] for i in range(n_lat)], "lat", 1_500_000_000_000, step_ms=1000.0 / rate)
         sent_at = Span(s, s.topic_posts, keep_prefix=b"lat")
         produce(s, late, rate=rate, progress=False)
         follow(span, want + n_lat, timeout=120)
@@ -217,10 +246,13 @@ def bench_pipeline(settings: Settings, events: Sequence[dict[str, Any]], want: i
         delays = sorted(span.at[k] - sent_at.at[k] for k in span.at if k in sent_at.at)
         sent_at.close()
         result.update(worker_metrics(s.web_port))
-        result.update(rss_mb=proc_memory_mb(pid), offered_eps=rate,
-                      p50_ms=delays[len(delays) // 2] if delays else None,
-                      p99_ms=delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else None,
-                      latency_samples=len(delays))
+        result.update(
+            rss_mb=proc_memory_mb(pid),
+            offered_eps=rate,
+            p50_ms=delays[len(delays) // 2] if delays else None,
+            p99_ms=delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else None,
+            latency_samples=len(delays),
+        )
     span.close()
     return result
 
@@ -238,20 +270,30 @@ def worker_metrics(port: int) -> dict[str, Any]:
     return {"loop_stalls": int(float(stalls)) if stalls is not None else None}
 
 
-def bench_agent(settings: Settings, events: Sequence[dict[str, Any]], want: int, out_dir: Path,
-                name: str) -> dict[str, Any]:
+def bench_agent(
+    settings: Settings, events: Sequence[dict[str, Any]], want: int, out_dir: Path, name: str
+) -> dict[str, Any]:
     """Run ``python -m stream.bench_<name>`` (a Faust app publishing to ``BENCH_OUTPUT``) on the events."""
     s = unique(settings, name)
     output = f"bench.{name}-out.{uuid.uuid4().hex[:6]}"
     produce(s, events, progress=False)
     span = Span(s, output)
     with open(out_dir / f"{name}.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", f"stream.bench_{name}"], stdout=log,
-                                stderr=subprocess.STDOUT, env={**settings_env(s), "BENCH_OUTPUT": output})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"stream.bench_{name}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**settings_env(s), "BENCH_OUTPUT": output},
+        )
     try:
         cpu = {"start": 0.0}
-        follow(span, want, timeout=900, on_first=lambda: cpu.update(start=proc_cpu(proc.pid)),
-               alive=lambda: proc.poll() is None)
+        follow(
+            span,
+            want,
+            timeout=900,
+            on_first=lambda: cpu.update(start=proc_cpu(proc.pid)),
+            alive=lambda: proc.poll() is None,
+        )
         cpu_end, rss = proc_cpu(proc.pid), proc_memory_mb(proc.pid)
     finally:
         proc.terminate()
@@ -260,8 +302,12 @@ def bench_agent(settings: Settings, events: Sequence[dict[str, Any]], want: int,
         except subprocess.TimeoutExpired:
             proc.kill()
         span.close()
-    return {"eps": span.eps(), "events": span.count, "cpu_us": (cpu_end - cpu["start"]) / max(1, span.count) * 1e6,
-            "rss_mb": rss}
+    return {
+        "eps": span.eps(),
+        "events": span.count,
+        "cpu_us": (cpu_end - cpu["start"]) / max(1, span.count) * 1e6,
+        "rss_mb": rss,
+    }
 
 
 async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
@@ -270,8 +316,14 @@ async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
     from stream.pipeline.processor import Processor
     from stream.pipeline.records import Message
 
-    consumer = AIOKafkaConsumer(s.topic_posts, bootstrap_servers=s.bootstrap_servers, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=50)
+    consumer = AIOKafkaConsumer(
+        s.topic_posts,
+        bootstrap_servers=s.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=50,
+    )
     producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, linger_ms=5)
     await consumer.start()
     await producer.start()
@@ -289,14 +341,17 @@ async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
             for records in batches.values():
                 messages = [Message(r.value, r.key, r.topic, r.partition, r.offset, r.timestamp) for r in records]
                 for i in range(0, len(messages), 256):
-                    out = proc.run_locally(proc.process_posts(messages[i:i + 256]))
+                    out = proc.run_locally(proc.process_posts(messages[i : i + 256]))
                     for key, value in out.predictions:
                         await producer.send(s.topic_predictions, value, key=key)
                     done += len(out.predictions)
         await producer.flush()
         seconds = time.perf_counter() - (started or time.perf_counter())
-        return {"eps": done / seconds if seconds > 0 else 0.0, "events": done,
-                "cpu_us": (time.process_time() - cpu0) / max(1, done) * 1e6}
+        return {
+            "eps": done / seconds if seconds > 0 else 0.0,
+            "events": done,
+            "cpu_us": (time.process_time() - cpu0) / max(1, done) * 1e6,
+        }
     finally:
         await consumer.stop()
         await producer.stop()
@@ -319,8 +374,11 @@ def run_bench(settings: Settings, n_events: int, out_dir: Path, rate: float | No
 
     out_dir.mkdir(parents=True, exist_ok=True)
     base = tweets_stream()
-    events = base[:n_events] if n_events <= len(base) else [
-        *base, *relabel([base[i % len(base)] for i in range(n_events - len(base))], "x", 1_600_000_000_000)]
+    events = (
+        base[:n_events]
+        if n_events <= len(base)
+        else [*base, *relabel([base[i % len(base)] for i in range(n_events - len(base))], "x", 1_600_000_000_000)]
+    )
     want, stages = expected_outputs(settings, events)
     with ExitStack() as stack:
         if settings.broker is None:
@@ -337,15 +395,24 @@ def run_bench(settings: Settings, n_events: int, out_dir: Path, rate: float | No
         floor = bench_agent(settings, events, len(events), out_dir, "floor")
         print(f"bench: floor {floor['eps']:,.0f} events/s", file=sys.stderr)
     report = {
-        "events": n_events, "predictions": want,
-        "pipeline_eps": pipeline["eps"], "naive_eps": naive["eps"], "limit_eps": limit["eps"],
+        "events": n_events,
+        "predictions": want,
+        "pipeline_eps": pipeline["eps"],
+        "naive_eps": naive["eps"],
+        "limit_eps": limit["eps"],
         "floor_eps": floor["eps"],
         "speedup_vs_naive": pipeline["eps"] / naive["eps"] if naive["eps"] else None,
         "fraction_of_limit": pipeline["eps"] / limit["eps"] if limit["eps"] else None,
         "fraction_of_floor": pipeline["eps"] / floor["eps"] if floor["eps"] else None,
-        "p50_ms": pipeline["p50_ms"], "p99_ms": pipeline["p99_ms"], "rss_mb": pipeline["rss_mb"],
+        "p50_ms": pipeline["p50_ms"],
+        "p99_ms": pipeline["p99_ms"],
+        "rss_mb": pipeline["rss_mb"],
         "loop_stalls": pipeline.get("loop_stalls"),
-        "pipeline": pipeline, "naive": naive, "limit": limit, "floor": floor, "stages_us": stages,
+        "pipeline": pipeline,
+        "naive": naive,
+        "limit": limit,
+        "floor": floor,
+        "stages_us": stages,
     }
     (out_dir / "bench.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return report
@@ -359,9 +426,9 @@ def memory_run(settings: Settings, n_events: int, labelled: float = 0.3, reports
     ``n_events / reports`` events, then after a :func:`gc.collect`."""
     import gc
 
-    from stream.tools.data import tweets_stream
     from stream.pipeline.processor import Processor
     from stream.pipeline.records import Message
+    from stream.tools.data import tweets_stream
 
     base = tweets_stream()
     proc = Processor(settings)
@@ -370,8 +437,12 @@ def memory_run(settings: Settings, n_events: int, labelled: float = 0.3, reports
     for i in range(n_events):
         e = base[i % len(base)]
         cycle = i // len(base)
-        event = {**e, "id": f"m{i}", "text": f"{e['text']} v{cycle}",
-                 "created_at": e["created_at"] + cycle * 86_400_000}
+        event = {
+            **e,
+            "id": f"m{i}",
+            "text": f"{e['text']} v{cycle}",
+            "created_at": e["created_at"] + cycle * 86_400_000,
+        }
         if (i * 7919) % 1000 >= labelled * 1000:
             event.pop("interest", None)
             event.pop("sentiment", None)
@@ -382,40 +453,69 @@ def memory_run(settings: Settings, n_events: int, labelled: float = 0.3, reports
             batch = []
         if (i + 1) % step == 0 or i == n_events - 1:
             model = proc.model
-            rows.append({"events": i + 1, "rss_mb": proc_memory_mb(field="VmRSS"), "pending": len(proc.learner.pending),
-                         "drifts": model.drifts, "background_model": model.background is not None,
-                         "seconds": time.perf_counter() - start})
-            print(f"bench --memory: {i + 1:,} events, RSS {rows[-1]['rss_mb']:.0f} MB, "
-                  f"{rows[-1]['pending']:,} posts waiting for a label, {model.drifts} drifts"
-                  f"{', a background model learning' if model.background is not None else ''}", file=sys.stderr)
+            rows.append(
+                {
+                    "events": i + 1,
+                    "rss_mb": proc_memory_mb(field="VmRSS"),
+                    "pending": len(proc.learner.pending),
+                    "drifts": model.drifts,
+                    "background_model": model.background is not None,
+                    "seconds": time.perf_counter() - start,
+                }
+            )
+            print(
+                f"bench --memory: {i + 1:,} events, RSS {rows[-1]['rss_mb']:.0f} MB, "
+                f"{rows[-1]['pending']:,} posts waiting for a label, {model.drifts} drifts"
+                f"{', a background model learning' if model.background is not None else ''}",
+                file=sys.stderr,
+            )
     gc.collect()
-    rows.append({"events": n_events, "rss_mb": proc_memory_mb(field="VmRSS"), "pending": len(proc.learner.pending),
-                 "after_gc": True, "seconds": time.perf_counter() - start})
+    rows.append(
+        {
+            "events": n_events,
+            "rss_mb": proc_memory_mb(field="VmRSS"),
+            "pending": len(proc.learner.pending),
+            "after_gc": True,
+            "seconds": time.perf_counter() - start,
+        }
+    )
     return rows
 
 
 def format_memory(rows: list[dict[str, Any]]) -> str:
     """The RSS of :func:`memory_run` at its first report, its last, and after a garbage collection."""
     first, last, collected = rows[0], rows[-2], rows[-1]
-    return (f"RSS after {first['events']:,} events: {first['rss_mb']:.0f} MB; after {last['events']:,}: "
-            f"{last['rss_mb']:.0f} MB ({last['rss_mb'] / first['rss_mb'] - 1:+.0%}); after a garbage collection: "
-            f"{collected['rss_mb']:.0f} MB; {last['events'] / last['seconds']:,.0f} events/s offline")
+    return (
+        f"RSS after {first['events']:,} events: {first['rss_mb']:.0f} MB; after {last['events']:,}: "
+        f"{last['rss_mb']:.0f} MB ({last['rss_mb'] / first['rss_mb'] - 1:+.0%}); after a garbage collection: "
+        f"{collected['rss_mb']:.0f} MB; {last['events'] / last['seconds']:,.0f} events/s offline"
+    )
 
 
 def format_bench(r: dict[str, Any]) -> str:
-    rows = [("pipeline (worker as shipped)", r["pipeline"]), ("naive Faust agent", r["naive"]),
-            ("limit (plain aiokafka loop)", r["limit"]), ("floor (Faust, forward only)", r["floor"])]
+    rows = [
+        ("pipeline (worker as shipped)", r["pipeline"]),
+        ("naive Faust agent", r["naive"]),
+        ("limit (plain aiokafka loop)", r["limit"]),
+        ("floor (Faust, forward only)", r["floor"]),
+    ]
     lines = [f"{'run':30} {'events/s':>9} {'CPU µs/event':>13} {'peak RSS MB':>12} {'outputs':>8}"]
-    lines += [f"{name:30} {x['eps']:9,.0f} {x['cpu_us']:13,.0f} {x['rss_mb']:12.0f} {x['events']:8d}"
-              for name, x in rows]
+    lines += [
+        f"{name:30} {x['eps']:9,.0f} {x['cpu_us']:13,.0f} {x['rss_mb']:12.0f} {x['events']:8d}" for name, x in rows
+    ]
     p = r["pipeline"]
-    lines.append(f"pipeline / naive: {r['speedup_vs_naive']:.2f}x    pipeline / limit: {r['fraction_of_limit']:.2f}"
-                 f"    pipeline / floor: {r['fraction_of_floor']:.2f}")
-    lines.append(f"pipeline latency at {p['offered_eps']:,.0f} posts/s offered, "
-                 f"post → prediction: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms ({p['latency_samples']} posts; "
-                 f"the worker needed {p['settle_s']:.0f} s after its last backlog prediction to go idle)")
+    lines.append(
+        f"pipeline / naive: {r['speedup_vs_naive']:.2f}x    pipeline / limit: {r['fraction_of_limit']:.2f}"
+        f"    pipeline / floor: {r['fraction_of_floor']:.2f}"
+    )
+    lines.append(
+        f"pipeline latency at {p['offered_eps']:,.0f} posts/s offered, "
+        f"post → prediction: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms ({p['latency_samples']} posts; "
+        f"the worker needed {p['settle_s']:.0f} s after its last backlog prediction to go idle)"
+    )
     lines.append(f"pipeline event-loop stalls over 100 ms (backlog and fixed load): {p.get('loop_stalls')}")
-    lines.append("per-stage cost in this process (µs/event): " + ", ".join(
-        f"{k} {v:.0f}" for k, v in r["stages_us"].items()))
+    lines.append(
+        "per-stage cost in this process (µs/event): " + ", ".join(f"{k} {v:.0f}" for k, v in r["stages_us"].items())
+    )
     lines.append("(limit's RSS is this process's peak, broker clients and data included)")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ as the posts agent publishes. No decoding, model or learning: what Faust and the
 event in this setup, which no pipeline built on them can beat. Not used by the worker; run as
 ``python -m stream.tools.bench_floor`` with the benchmark's ``STREAM_*`` settings and ``BENCH_OUTPUT``.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,8 @@ import sys
 import faust
 from prometheus_client import CollectorRegistry
 
-from stream.worker.app import make_app
 from stream.settings import Settings
+from stream.worker.app import make_app
 
 
 def build(settings: Settings, output: str) -> faust.App:

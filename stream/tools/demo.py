@@ -3,6 +3,7 @@
 Everything the summary shows is read back from Kafka: the worker's own figures from the
 metrics topic, and the predictions and dead letters counted on their topics.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,18 +16,19 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import orjson
 from kafka import KafkaConsumer
 
+from stream.settings import PREFIX, Settings
 from stream.tools.broker import EmbeddedBroker, free_port
 from stream.tools.data import inject_faults, tweets_stream
 from stream.tools.produce import Progress, produce
 from stream.tools.report import write_png
-from stream.settings import PREFIX, Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +54,14 @@ class WorkerProcess:
         self.log_file = log_file
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "WorkerProcess":
+    def start(self) -> WorkerProcess:
         with open(self.log_file, "ab") as out:  # the child keeps its own copy of the handle
-            self.proc = subprocess.Popen([sys.executable, "-m", "stream", "worker"], stdout=out,
-                                         stderr=subprocess.STDOUT, env=settings_env(self.settings))
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "stream", "worker"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=settings_env(self.settings),
+            )
         return self
 
     def wait_ready(self, timeout: float = 90.0) -> None:
@@ -84,7 +90,7 @@ class WorkerProcess:
                 self.proc.wait()
         return self.proc.returncode
 
-    def __enter__(self) -> "WorkerProcess":
+    def __enter__(self) -> WorkerProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -95,9 +101,15 @@ class TopicReader:
     """Reads a topic from the beginning, without a consumer group."""
 
     def __init__(self, settings: Settings, topic: str):
-        self.consumer = KafkaConsumer(topic, bootstrap_servers=settings.bootstrap_servers, group_id=None,
-                                      auto_offset_reset="earliest", enable_auto_commit=False,
-                                      consumer_timeout_ms=200, client_id=f"demo-reader-{topic}")
+        self.consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=200,
+            client_id=f"demo-reader-{topic}",
+        )
 
     def poll(self) -> list[bytes]:
         batches = self.consumer.poll(timeout_ms=200, max_records=10_000)
@@ -107,9 +119,15 @@ class TopicReader:
         self.consumer.close()
 
 
-def wait_processed(settings: Settings, sent_posts: int, sent_feedback: int, timeout: float,
-                   progress: bool = True, since: float | None = None,
-                   collect: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def wait_processed(
+    settings: Settings,
+    sent_posts: int,
+    sent_feedback: int,
+    timeout: float,
+    progress: bool = True,
+    since: float | None = None,
+    collect: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Follow the metrics topic until the worker has seen every post and feedback sent and its
     counts stand still for one interval (records redelivered after a rebalance are counted too).
     Returns the last snapshot; every snapshot read is appended to ``collect``."""
@@ -135,20 +153,25 @@ def wait_processed(settings: Settings, sent_posts: int, sent_feedback: int, time
                 return last
     finally:
         reader.close()
-    raise DemoError(f"the worker did not process all {sent_posts} posts within {timeout:.0f} s "
-                    f"(last snapshot: {last.get('counts')})")
+    raise DemoError(
+        f"the worker did not process all {sent_posts} posts within {timeout:.0f} s "
+        f"(last snapshot: {last.get('counts')})"
+    )
 
 
 def read_outputs(settings: Settings, expect_predictions: int) -> tuple[Counter[str], Counter[str]]:
     """Prediction post ids (with repeats) and dead letters by reason, read back from their topics."""
     predictions = read_records(settings, settings.topic_predictions, at_least=expect_predictions)
     letters = read_records(settings, settings.topic_dlq)
-    return (Counter(r["post_id"] for r in predictions if r is not None),
-            Counter(r["reason"] for r in letters if r is not None))
+    return (
+        Counter(r["post_id"] for r in predictions if r is not None),
+        Counter(r["reason"] for r in letters if r is not None),
+    )
 
 
-def read_records(settings: Settings, topic: str, quiet_polls: int = 5, at_least: int = 0,
-                 keys: bool = False) -> list[Any]:
+def read_records(
+    settings: Settings, topic: str, quiet_polls: int = 5, at_least: int = 0, keys: bool = False
+) -> list[Any]:
     """Every record of ``topic`` as JSON (``None`` for a tombstone; ``(key, value)`` pairs with
     ``keys``), read until ``at_least`` came and the topic has been quiet for ``quiet_polls`` polls."""
     reader = TopicReader(settings, topic)
@@ -201,8 +224,14 @@ def audience_summary(settings: Settings) -> dict[str, Any]:
     }
 
 
-def build_report(snapshot: dict[str, Any], sent: Any, pred_ids: Counter[str], reasons: Counter[str],
-                 wall_s: float, audience: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_report(
+    snapshot: dict[str, Any],
+    sent: Any,
+    pred_ids: Counter[str],
+    reasons: Counter[str],
+    wall_s: float,
+    audience: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     counts = snapshot.get("counts", {})
     quality = snapshot.get("quality", {})
     sentiment_q = snapshot.get("sentiment_quality", {})
@@ -218,20 +247,25 @@ def build_report(snapshot: dict[str, Any], sent: Any, pred_ids: Counter[str], re
         "predictions": counts.get("predicted", 0),
         "predictions_on_topic": sum(pred_ids.values()),
         "distinct_posts_predicted": len(pred_ids),
-        "labels_learned": {"inline": counts.get("learned_inline", 0),
-                           "feedback": counts.get("learned_feedback", 0),
-                           "early_feedback": counts.get("feedback_early", 0)},
+        "labels_learned": {
+            "inline": counts.get("learned_inline", 0),
+            "feedback": counts.get("learned_feedback", 0),
+            "early_feedback": counts.get("feedback_early", 0),
+        },
         "prequential": {k: quality.get(k) for k in ("n", "accuracy", "macro_f1", "kappa")},
         "rolling": quality.get("rolling", {}),
         "model": snapshot.get("model", {}),
         "predicted_interest": snapshot.get("predicted_interest", {}),
         "events_per_s": snapshot.get("events_per_s", 0.0),
         "latency_ms": snapshot.get("latency", {}),
-        "sentiment": {"n": sentiment_q.get("n", 0), "accuracy": sentiment_q.get("accuracy", 0.0),
-                      "macro_f1": sentiment_q.get("macro_f1", 0.0),
-                      "lexicon_accuracy": lexicon_q.get("accuracy", 0.0),
-                      "lexicon_macro_f1": lexicon_q.get("macro_f1", 0.0),
-                      "predicted": snapshot.get("predicted_sentiment", {})},
+        "sentiment": {
+            "n": sentiment_q.get("n", 0),
+            "accuracy": sentiment_q.get("accuracy", 0.0),
+            "macro_f1": sentiment_q.get("macro_f1", 0.0),
+            "lexicon_accuracy": lexicon_q.get("accuracy", 0.0),
+            "lexicon_macro_f1": lexicon_q.get("macro_f1", 0.0),
+            "predicted": snapshot.get("predicted_sentiment", {}),
+        },
         "audience": audience or {},
         "wall_seconds": wall_s,
     }
@@ -250,14 +284,28 @@ def format_report(r: dict[str, Any]) -> str:
         ("prequential accuracy", f"{q['accuracy']:.4f}  (last {roll.get('window')}: {roll.get('accuracy', 0):.4f})"),
         ("prequential macro-F1", f"{q['macro_f1']:.4f}  (last {roll.get('window')}: {roll.get('macro_f1', 0):.4f})"),
         ("prequential kappa", f"{q['kappa']:.4f}  (last {roll.get('window')}: {roll.get('kappa', 0):.4f})"),
-        ("model", f"{r['model'].get('name')} v{r['model'].get('version')}, classes {', '.join(r['model'].get('classes', []))}"),
-        ("sentiment macro-F1 (lexicon)", f"{r['sentiment']['macro_f1']:.4f} ({r['sentiment']['lexicon_macro_f1']:.4f})"
-                                         f"  on {r['sentiment']['n']} labels"),
-        ("mean sentiment by interest", ", ".join(f"{k} {v:+.2f}" for k, v in
-                                                 r["audience"].get("mean_sentiment_by_interest", {}).items())),
-        ("windows / spikes published", f"{r['audience'].get('windows_published', 0)} / {r['audience'].get('spikes', 0)}"),
-        ("campaign triggers fired", f"{r['audience'].get('triggers_fired', 0)}  " + ", ".join(
-            f"{k} {v}" for k, v in sorted(r["audience"].get("triggers_by_rule", {}).items()))),
+        (
+            "model",
+            f"{r['model'].get('name')} v{r['model'].get('version')}, classes {', '.join(r['model'].get('classes', []))}",
+        ),
+        (
+            "sentiment macro-F1 (lexicon)",
+            f"{r['sentiment']['macro_f1']:.4f} ({r['sentiment']['lexicon_macro_f1']:.4f})"
+            f"  on {r['sentiment']['n']} labels",
+        ),
+        (
+            "mean sentiment by interest",
+            ", ".join(f"{k} {v:+.2f}" for k, v in r["audience"].get("mean_sentiment_by_interest", {}).items()),
+        ),
+        (
+            "windows / spikes published",
+            f"{r['audience'].get('windows_published', 0)} / {r['audience'].get('spikes', 0)}",
+        ),
+        (
+            "campaign triggers fired",
+            f"{r['audience'].get('triggers_fired', 0)}  "
+            + ", ".join(f"{k} {v}" for k, v in sorted(r["audience"].get("triggers_by_rule", {}).items())),
+        ),
         ("users profiled", r["audience"].get("users_profiled", 0)),
         ("events/s (worker)", f"{r['events_per_s']:,.0f}"),
         ("latency p50 / p99 (ms)", f"{r['latency_ms'].get('p50_ms', 0):.0f} / {r['latency_ms'].get('p99_ms', 0):.0f}"),
@@ -265,14 +313,17 @@ def format_report(r: dict[str, Any]) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     line = "-" * (width + 50)
-    fired = [f"  {t['rule']} -> {t['campaign']} on {t['segment']}, {t['window']['kind']} window ending "
-             f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(t['window']['end'] / 1000))} UTC: "
-             + ", ".join(f"{k} {v}" for k, v in t["figures"].items())
-             for t in r["audience"].get("triggers", [])[:12]]
+    fired = [
+        f"  {t['rule']} -> {t['campaign']} on {t['segment']}, {t['window']['kind']} window ending "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(t['window']['end'] / 1000))} UTC: "
+        + ", ".join(f"{k} {v}" for k, v in t["figures"].items())
+        for t in r["audience"].get("triggers", [])[:12]
+    ]
     more = len(r["audience"].get("triggers", [])) - len(fired)
     if fired:
-        fired = ["campaign triggers (event time of the replayed tweets):", *fired] + ([f"  ... and {more} more"]
-                                                                                     if more > 0 else [])
+        fired = ["campaign triggers (event time of the replayed tweets):", *fired] + (
+            [f"  ... and {more} more"] if more > 0 else []
+        )
     return "\n".join([line, *(f"{k:<{width}}  {v}" for k, v in rows), *fired, line])
 
 
@@ -292,9 +343,16 @@ def demo_overrides(settings: Settings, env: Mapping[str, str] | None = None) -> 
     return changes
 
 
-def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float | None = 400.0,
-             fault_rate: float = 0.005, feedback_fraction: float = 0.3, progress: bool = True,
-             keep: bool = False) -> dict[str, Any]:
+def run_demo(
+    settings: Settings,
+    events: int | None,
+    out_dir: Path,
+    rate: float | None = 400.0,
+    fault_rate: float = 0.005,
+    feedback_fraction: float = 0.3,
+    progress: bool = True,
+    keep: bool = False,
+) -> dict[str, Any]:
     """Run the whole demo; returns the report, also written to ``out_dir/report.json`` and drawn in
     ``out_dir/report.png``. With ``keep``, the broker and worker stay up (live page) until Ctrl-C."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -307,22 +365,40 @@ def run_demo(settings: Settings, events: int | None, out_dir: Path, rate: float 
             print(f"embedded broker on {broker.bootstrap}", file=sys.stderr)
         else:  # a shared cluster: fresh topic and group names for this run
             run = uuid.uuid4().hex[:8]
-            settings = settings.replace(app_id=f"{settings.app_id}-demo-{run}", **{
-                f.name: f"{getattr(settings, f.name)}.demo-{run}" for f in dataclasses.fields(settings)
-                if f.name.startswith("topic_")})
-        settings = settings.replace(web_port=free_port(), metrics_interval=1.0,
-                                    data_dir=str(out_dir / "worker-data"), **demo_overrides(settings))
+            settings = settings.replace(
+                app_id=f"{settings.app_id}-demo-{run}",
+                **{
+                    f.name: f"{getattr(settings, f.name)}.demo-{run}"
+                    for f in dataclasses.fields(settings)
+                    if f.name.startswith("topic_")
+                },
+            )
+        settings = settings.replace(
+            web_port=free_port(),
+            metrics_interval=1.0,
+            data_dir=str(out_dir / "worker-data"),
+            **demo_overrides(settings),
+        )
         worker = stack.enter_context(WorkerProcess(settings, out_dir / "worker.log"))
         worker.wait_ready()
         web = f"http://{settings.web_host}:{settings.web_port}"
-        print(f"live page: {web}/live   Prometheus metrics: {web}/metrics   (worker log: "
-              f"{out_dir / 'worker.log'})", file=sys.stderr)
+        print(
+            f"live page: {web}/live   Prometheus metrics: {web}/metrics   (worker log: {out_dir / 'worker.log'})",
+            file=sys.stderr,
+        )
         started = time.monotonic()
-        sent = produce(settings, inject_faults(stream, fault_rate), rate=rate, feedback_fraction=feedback_fraction,
-                       progress=progress, total=len(stream))
+        sent = produce(
+            settings,
+            inject_faults(stream, fault_rate),
+            rate=rate,
+            feedback_fraction=feedback_fraction,
+            progress=progress,
+            total=len(stream),
+        )
         snapshots: list[dict[str, Any]] = []
-        snapshot = wait_processed(settings, sent.posts, sent.feedback, timeout=300, progress=progress,
-                                  since=started, collect=snapshots)
+        snapshot = wait_processed(
+            settings, sent.posts, sent.feedback, timeout=300, progress=progress, since=started, collect=snapshots
+        )
         pred_ids, reasons = read_outputs(settings, snapshot["counts"].get("predicted", 0))
         report = build_report(snapshot, sent, pred_ids, reasons, time.monotonic() - wall, audience_summary(settings))
         (out_dir / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))

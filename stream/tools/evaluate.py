@@ -6,16 +6,18 @@ then learned) or, with ``--frozen``, without learning on the test stream. ``--ta
 reports the sentiment the worker publishes beside the lexicon alone, on the same labels.
 ``interest-stream compare FILE`` runs every model candidate over one stream.
 """
+
 from __future__ import annotations
 
 import pickle
 import time
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import orjson
 
-from models.metrics import Evaluation
 from models.factory import BASELINES, CANDIDATES, DESCRIPTIONS
+from models.metrics import Evaluation
 from models.online import OnlineModel
 from models.sentiment import SentimentModel
 from stream.pipeline.learner import Learner
@@ -30,14 +32,17 @@ def _records(events: Iterable[dict[str, Any] | bytes]) -> list[Message]:
     return [Message(e if isinstance(e, bytes) else orjson.dumps(e)) for e in events]
 
 
-def run(processor: Processor, events: Sequence[dict[str, Any] | bytes],
-        on_prediction: Callable[[dict[str, Any]], None] | None = None) -> float:
+def run(
+    processor: Processor,
+    events: Sequence[dict[str, Any] | bytes],
+    on_prediction: Callable[[dict[str, Any]], None] | None = None,
+) -> float:
     """Feed ``events`` through ``processor`` in batches, as a worker does (each batch is predicted,
     then learned); ``on_prediction`` sees every prediction record. Returns the seconds it took."""
     messages = _records(events)
     start = time.perf_counter()
     for i in range(0, len(messages), BATCH):
-        out = processor.process_posts(messages[i:i + BATCH])
+        out = processor.process_posts(messages[i : i + BATCH])
         if on_prediction is not None:
             for _, value in out.predictions:
                 on_prediction(orjson.loads(value))
@@ -46,8 +51,9 @@ def run(processor: Processor, events: Sequence[dict[str, Any] | bytes],
     return time.perf_counter() - start
 
 
-def scorer(events: Sequence[dict[str, Any] | bytes], task: str,
-           evaluation: Evaluation) -> Callable[[dict[str, Any]], None]:
+def scorer(
+    events: Sequence[dict[str, Any] | bytes], task: str, evaluation: Evaluation
+) -> Callable[[dict[str, Any]], None]:
     """A prediction callback that scores each prediction against its event's label (if it has one):
     for ``interest`` the class probabilities, for ``sentiment`` the label published."""
     truth = {str(e["id"]): e for e in events if isinstance(e, dict) and "id" in e}
@@ -61,9 +67,12 @@ def scorer(events: Sequence[dict[str, Any] | bytes], task: str,
             proba = {record["sentiment"]["label"]: 1.0} if record.get("sentiment") else {}
         else:
             proba = record["scores"]
-        evaluation.update(label, proba, int(record.get("created_at") or 0),
-                          {"platform": record.get("platform"), "lang": event.get("lang"),
-                           "campaign": record.get("campaign")})
+        evaluation.update(
+            label,
+            proba,
+            int(record.get("created_at") or 0),
+            {"platform": record.get("platform"), "lang": event.get("lang"), "campaign": record.get("campaign")},
+        )
 
     return score
 
@@ -89,12 +98,12 @@ def split_later(events: Sequence[dict[str, Any]], fraction: float) -> tuple[list
         posts.sort()
         keep = len(posts) - round(len(posts) * fraction)
         held.update(i for _, i in posts[keep:])
-    return ([e for i, e in enumerate(events) if i not in held],
-            [e for i, e in enumerate(events) if i in held])
+    return ([e for i, e in enumerate(events) if i not in held], [e for i, e in enumerate(events) if i in held])
 
 
-def batch_baseline(train: Sequence[dict[str, Any] | bytes], test: Sequence[dict[str, Any] | bytes],
-                   scored_ids: set[str]) -> list[dict[str, Any]]:
+def batch_baseline(
+    train: Sequence[dict[str, Any] | bytes], test: Sequence[dict[str, Any] | bytes], scored_ids: set[str]
+) -> list[dict[str, Any]]:
     """The batch TF-IDF + linear SVM (:func:`models.baseline.batch_svm`) trained on the labelled
     posts of ``train`` as the worker cleans them, scored on the posts of ``test`` the worker scored."""
     from models.baseline import batch_svm
@@ -155,9 +164,15 @@ def sentiment_summary(processor: Processor, seconds: float, n_events: int) -> di
     }
 
 
-def evaluate(test: Sequence[dict[str, Any] | bytes], train: Sequence[dict[str, Any] | bytes] | None = None,
-             frozen: bool = False, settings: Settings | None = None, task: str = "interest",
-             blocks: int = 10, baseline: bool = False) -> dict[str, Any]:
+def evaluate(
+    test: Sequence[dict[str, Any] | bytes],
+    train: Sequence[dict[str, Any] | bytes] | None = None,
+    frozen: bool = False,
+    settings: Settings | None = None,
+    task: str = "interest",
+    blocks: int = 10,
+    baseline: bool = False,
+) -> dict[str, Any]:
     """Learn on ``train`` (if any), then score ``test``; returns the figures of the test stream for
     ``task`` (``interest``, or ``sentiment``: the worker's sentiment beside the lexicon's), and under
     ``detail`` the same predictions scored in full (:class:`models.metrics.Evaluation`: log-loss,
@@ -195,8 +210,11 @@ def evaluate(test: Sequence[dict[str, Any] | bytes], train: Sequence[dict[str, A
     return report
 
 
-def compare(events: Sequence[dict[str, Any] | bytes], names: Iterable[str] = (*BASELINES, *CANDIDATES),
-            settings: Settings | None = None) -> list[dict[str, Any]]:
+def compare(
+    events: Sequence[dict[str, Any] | bytes],
+    names: Iterable[str] = (*BASELINES, *CANDIDATES),
+    settings: Settings | None = None,
+) -> list[dict[str, Any]]:
     """Prequential quality, speed and size of each model candidate on the same stream."""
     settings = settings or Settings.from_env()
     rows = []

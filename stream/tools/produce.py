@@ -1,20 +1,22 @@
 """Replay post events into the input topic (kafka-python), with rate limiting and progress."""
+
 from __future__ import annotations
 
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, TextIO
+from typing import Any, TextIO
 
 import orjson
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from stream.settings import Settings
 from stream.tools.broker import BrokerError
 from stream.tools.data import with_feedback
-from stream.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +24,9 @@ log = logging.getLogger(__name__)
 class Progress:
     """A progress bar on a terminal, a line every 10 % elsewhere (logs stay readable)."""
 
-    def __init__(self, total: int | None, label: str, out: TextIO = sys.stderr, enabled: bool = True,
-                 start: float | None = None):
+    def __init__(
+        self, total: int | None, label: str, out: TextIO = sys.stderr, enabled: bool = True, start: float | None = None
+    ):
         self.total = total
         self.label = label
         self.out = out
@@ -65,8 +68,11 @@ def ensure_topics(settings: Settings, names: Iterable[str], partitions: int | No
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="interest-stream-admin")
     try:
         existing = set(admin.list_topics())
-        new = [NewTopic(n, partitions or settings.partitions, settings.replication)
-               for n in dict.fromkeys(names) if n not in existing]
+        new = [
+            NewTopic(n, partitions or settings.partitions, settings.replication)
+            for n in dict.fromkeys(names)
+            if n not in existing
+        ]
         if new:
             try:
                 admin.create_topics(new)
@@ -77,8 +83,12 @@ def ensure_topics(settings: Settings, names: Iterable[str], partitions: int | No
 
 
 def make_producer(settings: Settings) -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5,
-                         batch_size=256 * 1024, client_id="interest-stream-producer")
+    return KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        linger_ms=5,
+        batch_size=256 * 1024,
+        client_id="interest-stream-producer",
+    )
 
 
 @dataclass
@@ -88,9 +98,17 @@ class Sent:
     seconds: float = 0.0
 
 
-def produce(settings: Settings, events: Iterable[dict[str, Any] | bytes], *, rate: float | None = None,
-            limit: int | None = None, feedback_fraction: float = 0.0, feedback_delay: int = 200,
-            progress: bool = True, total: int | None = None) -> Sent:
+def produce(
+    settings: Settings,
+    events: Iterable[dict[str, Any] | bytes],
+    *,
+    rate: float | None = None,
+    limit: int | None = None,
+    feedback_fraction: float = 0.0,
+    feedback_delay: int = 200,
+    progress: bool = True,
+    total: int | None = None,
+) -> Sent:
     """Send ``events`` (dicts are JSON-encoded, bytes sent as they are) to the posts topic, keyed
     by post id; with ``feedback_fraction``, that share of labels goes to the feedback topic later."""
     try:

@@ -20,20 +20,23 @@ same splits through the worker's own processor (``--holdout``, ``--test vader-tw
 Run ``python -m stream.tools.sentiment_splits`` for the figures as JSON.
 
 """
+
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from river import metrics
 
 from models.features import PostFeaturizer
-from models.sentiment import LexScores, SentimentModel, lexicon_label, lexicon_scores
 from models.labels import SENTIMENTS
+from models.sentiment import LexScores, SentimentModel, lexicon_label, lexicon_scores
 from stream.tools.data import RATING_BAND, VADER_SDIST, data_dirs, find_vader_sdist, rating_label, read_vader_tweets
+
 
 @dataclass(frozen=True, slots=True)
 class Example:
@@ -57,16 +60,27 @@ def prepare(events: Iterable[dict[str, Any]], hash_bits: int = 20) -> list[Examp
         if not isinstance(clean, CleanPost) or clean.post.sentiment is None:
             continue
         post = clean.post
-        out.append(Example(featurizer.transform_one(clean), lexicon_scores(post.text),
-                           post.sentiment, post.interest or ""))
+        out.append(
+            Example(featurizer.transform_one(clean), lexicon_scores(post.text), post.sentiment, post.interest or "")
+        )
     return out
 
 
 def vader_examples(sdist: Path, hash_bits: int = 20) -> list[Example]:
     """VADER's ground-truth tweets as examples (group ``vader-tweets``)."""
-    events = [{"id": str(i), "user_id": "u", "text": text, "created_at": 0, "platform": "twitter",
-               "lang": "en", "sentiment": rating_label(r), "interest": "vader-tweets"}
-              for i, (text, r) in enumerate(read_vader_tweets(sdist))]
+    events = [
+        {
+            "id": str(i),
+            "user_id": "u",
+            "text": text,
+            "created_at": 0,
+            "platform": "twitter",
+            "lang": "en",
+            "sentiment": rating_label(r),
+            "interest": "vader-tweets",
+        }
+        for i, (text, r) in enumerate(read_vader_tweets(sdist))
+    ]
     return prepare(events, hash_bits)
 
 
@@ -108,8 +122,9 @@ def lexicon_figures(examples: Sequence[Example]) -> dict[str, float]:
     return _figures((e.y, lexicon_label(e.lex[0])) for e in examples)
 
 
-def prequential(examples: Sequence[Example], model: SentimentModel,
-                interests: Interests | None = None) -> dict[str, float]:
+def prequential(
+    examples: Sequence[Example], model: SentimentModel, interests: Interests | None = None
+) -> dict[str, float]:
     """Test-then-train over ``examples``; ``model`` (and the interest model) learns every label."""
     interests = interests or Interests()
     pairs = []
@@ -124,8 +139,7 @@ def frozen(examples: Sequence[Example], model: SentimentModel, interests: Intere
     return _figures((e.y, model.predict(e.x, e.lex, interests.of(model, e)).label) for e in examples)
 
 
-def leave_one_collection_out(examples: Sequence[Example],
-                             make_model: Callable[[], SentimentModel]) -> dict[str, Any]:
+def leave_one_collection_out(examples: Sequence[Example], make_model: Callable[[], SentimentModel]) -> dict[str, Any]:
     """For each collection: learn online on the others (stream order), score frozen on it."""
     per: dict[str, Any] = {}
     for held in sorted({e.group for e in examples}):
@@ -133,8 +147,10 @@ def leave_one_collection_out(examples: Sequence[Example],
         learn_all((e for e in examples if e.group != held), model, interests)
         test = [e for e in examples if e.group == held]
         per[held] = {"lexicon": lexicon_figures(test), "model": frozen(test, model, interests)}
-    mean = {who: {k: round(statistics.fmean(v[who][k] for v in per.values()), 4)
-                  for k in ("accuracy", "macro_f1")} for who in ("lexicon", "model")}
+    mean = {
+        who: {k: round(statistics.fmean(v[who][k] for v in per.values()), 4) for k in ("accuracy", "macro_f1")}
+        for who in ("lexicon", "model")
+    }
     return {"per_collection": per, "mean": mean}
 
 
@@ -151,14 +167,18 @@ def timings(examples: Sequence[Example], texts: Sequence[str], model: SentimentM
     for e in examples:
         model.predict(e.x, e.lex, e.group)  # as a post with a sure interest
     t3 = time.perf_counter()
-    return {"lexicon_us": round((t1 - t0) / len(texts) * 1e6, 1),
-            "learn_us": round((t2 - t1) / len(examples) * 1e6, 1),
-            "predict_us": round((t3 - t2) / len(examples) * 1e6, 1)}
+    return {
+        "lexicon_us": round((t1 - t0) / len(texts) * 1e6, 1),
+        "learn_us": round((t2 - t1) / len(examples) * 1e6, 1),
+        "predict_us": round((t3 - t2) / len(examples) * 1e6, 1),
+    }
 
 
-def evaluate(make_model: Callable[[], SentimentModel] = SentimentModel,
-             events: Sequence[dict[str, Any]] | None = None,
-             vader_sdist: Path | None = None) -> dict[str, Any]:
+def evaluate(
+    make_model: Callable[[], SentimentModel] = SentimentModel,
+    events: Sequence[dict[str, Any]] | None = None,
+    vader_sdist: Path | None = None,
+) -> dict[str, Any]:
     """All the figures: prequential on the demo tweets, leave-one-collection-out, and frozen on
     VADER's tweets after learning all the demo tweets (skipped when the sdist is not found)."""
     from stream.tools.data import tweets_stream
@@ -176,9 +196,12 @@ def evaluate(make_model: Callable[[], SentimentModel] = SentimentModel,
         model, interests = make_model(), Interests()
         learn_all(demo, model, interests)
         test = vader_examples(sdist)
-        out["vader_tweets"] = {"lexicon": lexicon_figures(test), "model": frozen(test, model, interests),
-                               "labels": {c: sum(e.y == c for e in test) for c in SENTIMENTS},
-                               "rating_band": RATING_BAND}
+        out["vader_tweets"] = {
+            "lexicon": lexicon_figures(test),
+            "model": frozen(test, model, interests),
+            "labels": {c: sum(e.y == c for e in test) for c in SENTIMENTS},
+            "rating_band": RATING_BAND,
+        }
     sample = demo[:5000]
     out["timings"] = timings(sample, [e["text"] for e in events[:5000]], make_model())
     return out

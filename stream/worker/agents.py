@@ -3,6 +3,7 @@
 Thin loops: each hands a batch of raw records to the :class:`~stream.pipeline.processor.Processor`
 and the :class:`~stream.worker.publisher.Publisher` sends what it returns. Nothing here holds state.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,9 @@ def to_message(event: Any) -> Message:
     return Message(m.value, m.key, m.topic, m.partition, m.offset, int(ts * 1000) if ts else None)
 
 
-def register_input_agents(app: faust.App, settings: Settings, topics: Topics, processor: Processor,
-                          publisher: Publisher, replica: Replica) -> None:
+def register_input_agents(
+    app: faust.App, settings: Settings, topics: Topics, processor: Processor, publisher: Publisher, replica: Replica
+) -> None:
     """The posts, feedback and erasure agents, and the timer (and commit hook) that sends the
     posts' partial aggregates and profile updates."""
 
@@ -43,7 +45,7 @@ def register_input_agents(app: faust.App, settings: Settings, topics: Topics, pr
         gc.freeze()
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
             for i in range(0, len(events), SLICE):
-                batch = [to_message(e) for e in events[i:i + SLICE]]
+                batch = [to_message(e) for e in events[i : i + SLICE]]
                 await publisher.outputs(processor.process_posts(batch))
                 await asyncio.sleep(0)  # sending does not suspend: let the other tasks run
 

@@ -2,6 +2,7 @@
 ``campaign.triggers``) and user-interest profiles (``user.updates`` → ``user.interests``), each with
 its state in a Faust table whose changelog restores it after a restart or a rebalance.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -24,14 +25,23 @@ from stream.worker.tables import BufferedTable
 from stream.worker.topics import Topics
 
 
-def register_audience_agent(app: faust.App, settings: Settings, topics: Topics, stats: Stats,
-                            publisher: Publisher, history: LiveHistory, rules: Sequence[Rule] = ()) -> None:
+def register_audience_agent(
+    app: faust.App,
+    settings: Settings,
+    topics: Topics,
+    stats: Stats,
+    publisher: Publisher,
+    history: LiveHistory,
+    rules: Sequence[Rule] = (),
+) -> None:
     """The audience agent: merges partials into windows, spikes and triggers."""
     table = BufferedTable(app.Table("audience", default=None, partitions=settings.partitions))
-    spikes = SpikeParams(baseline=settings.spike_history, threshold=settings.spike_threshold,
-                         min_history=min(10, settings.spike_history))
-    aggregator = Aggregator(table, WindowSpec.from_settings(settings), spikes, rules, stats,
-                            settings.window_min_hashtag_volume)
+    spikes = SpikeParams(
+        baseline=settings.spike_history, threshold=settings.spike_threshold, min_history=min(10, settings.spike_history)
+    )
+    aggregator = Aggregator(
+        table, WindowSpec.from_settings(settings), spikes, rules, stats, settings.window_min_hashtag_volume
+    )
 
     @app.agent(topics.partials, name="audience")
     async def audience(stream: faust.StreamT) -> None:
@@ -49,12 +59,20 @@ def register_audience_agent(app: faust.App, settings: Settings, topics: Topics, 
         aggregator.forget({tp.partition for tp in revoked if tp.topic == name})
 
 
-def register_profiles_agent(app: faust.App, settings: Settings, topics: Topics, stats: Stats,
-                            publisher: Publisher, replica: Replica, is_erased: Callable[[str], bool]) -> None:
+def register_profiles_agent(
+    app: faust.App,
+    settings: Settings,
+    topics: Topics,
+    stats: Stats,
+    publisher: Publisher,
+    replica: Replica,
+    is_erased: Callable[[str], bool],
+) -> None:
     """The profiles agent: applies profile updates and erasures, publishes profiles and tombstones."""
     table = BufferedTable(app.Table("profiles", default=None, partitions=settings.partitions))
-    book = ProfileBook(table, settings.profile_half_life, settings.profile_top_k, is_erased=is_erased,
-                       counts=stats.outcomes)
+    book = ProfileBook(
+        table, settings.profile_half_life, settings.profile_top_k, is_erased=is_erased, counts=stats.outcomes
+    )
 
     @app.agent(topics.profile_updates, name="profiles")
     async def profiles(stream: faust.StreamT) -> None:

@@ -2,30 +2,31 @@
 
 ``interest-stream worker`` (see :mod:`stream.cli`) calls :func:`main`.
 """
+
 from __future__ import annotations
 
 import gc
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import faust
 from prometheus_client import CollectorRegistry
 
+from stream.audience.rules import load_rules
+from stream.pipeline.processor import Processor
+from stream.settings import Settings
 from stream.worker.agents import register_input_agents
 from stream.worker.aggregates import register_audience_agent, register_profiles_agent
-from stream.worker.publisher import Publisher
-from stream.worker.tasks import register_tasks
-from stream.worker.web import register_pages
 from stream.worker.live import LiveHistory
 from stream.worker.prometheus import StatsCollector, model_gauges
-from stream.pipeline.processor import Processor
+from stream.worker.publisher import Publisher
 from stream.worker.replica import Replica
-from stream.audience.rules import load_rules
 from stream.worker.sensors import setup_sensors
-from stream.settings import Settings
+from stream.worker.tasks import register_tasks
 from stream.worker.topics import Topics, declare_topics
 from stream.worker.transport import InterestApp
+from stream.worker.web import register_pages
 
 
 @dataclass

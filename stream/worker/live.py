@@ -9,6 +9,7 @@ worker's web server at ``/live``; it polls ``/api/live`` every second.
 >>> [p["events_per_s"] for p in h.points]
 [0.0, 250.0]
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -51,21 +52,28 @@ class LiveHistory:
             dt = (snapshot["at"] - prev["at"]) / 1000.0
             if dt > 0:
                 rate = max(0.0, (counts.get("posts_in", 0) - prev["posts_in"]) / dt)
-        self.points.append({
-            "at": snapshot["at"],
-            "posts_in": counts.get("posts_in", 0),
-            "events_per_s": rate,
-            "accuracy": rolling.get("accuracy", 0.0),
-            "macro_f1": rolling.get("macro_f1", 0.0),
-            "kappa": rolling.get("kappa", 0.0),
-            "p99_ms": snapshot.get("latency", {}).get("p99_ms", 0.0),
-        })
+        self.points.append(
+            {
+                "at": snapshot["at"],
+                "posts_in": counts.get("posts_in", 0),
+                "events_per_s": rate,
+                "accuracy": rolling.get("accuracy", 0.0),
+                "macro_f1": rolling.get("macro_f1", 0.0),
+                "kappa": rolling.get("kappa", 0.0),
+                "p99_ms": snapshot.get("latency", {}).get("p99_ms", 0.0),
+            }
+        )
         self.latest = snapshot
 
     def view(self) -> dict[str, Any]:
         """What ``/api/live`` returns."""
-        return {"points": list(self.points), "latest": self.latest, "sentiment": self.sentiment,
-                "spikes": list(self.spikes)[::-1], "triggers": list(self.triggers)[::-1]}
+        return {
+            "points": list(self.points),
+            "latest": self.latest,
+            "sentiment": self.sentiment,
+            "spikes": list(self.spikes)[::-1],
+            "triggers": list(self.triggers)[::-1],
+        }
 
 
 def page_html() -> str:

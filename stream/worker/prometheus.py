@@ -1,5 +1,6 @@
 """The stream's own Prometheus metrics (``stream_*``), read from :class:`~stream.stats.Stats` and the
 learner at scrape time: the hot path only increments plain numbers."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
@@ -39,44 +40,63 @@ class StatsCollector(Collector):
     def collect(self) -> Iterator[Any]:
         s = self.stats
         yield self._counter("events", "Events by outcome.", "outcome", s.outcomes.items())
-        yield self._counter("dead_letters", "Events sent to the dead-letter topic, by reason.",
-                            "reason", s.dead_letters.items())
+        yield self._counter(
+            "dead_letters", "Events sent to the dead-letter topic, by reason.", "reason", s.dead_letters.items()
+        )
         yield self._counter("duplicates", "Duplicate posts dropped, by kind.", "kind", s.duplicates.items())
-        yield self._counter("predictions", "Predictions published, by top interest.", "interest",
-                            s.predicted_interest.items())
-        yield self._counter("sentiment_predictions", "Predictions published, by sentiment.", "sentiment",
-                            s.predicted_sentiment.items())
-        yield self._counter("windows_closed", "Audience windows closed and published, by window kind.", "kind",
-                            s.windows_closed.items())
-        triggers = CounterMetricFamily(f"{self.prefix}_triggers", "Campaign triggers fired.",
-                                       labels=["rule", "campaign"])
+        yield self._counter(
+            "predictions", "Predictions published, by top interest.", "interest", s.predicted_interest.items()
+        )
+        yield self._counter(
+            "sentiment_predictions", "Predictions published, by sentiment.", "sentiment", s.predicted_sentiment.items()
+        )
+        yield self._counter(
+            "windows_closed", "Audience windows closed and published, by window kind.", "kind", s.windows_closed.items()
+        )
+        triggers = CounterMetricFamily(
+            f"{self.prefix}_triggers", "Campaign triggers fired.", labels=["rule", "campaign"]
+        )
         for (rule, campaign), n in s.triggers.items():
             triggers.add_metric([rule, campaign], n)
         yield triggers
-        spikes = CounterMetricFamily(f"{self.prefix}_spikes", "Volume and sentiment spikes detected.",
-                                     labels=["segment_kind", "metric"])
+        spikes = CounterMetricFamily(
+            f"{self.prefix}_spikes", "Volume and sentiment spikes detected.", labels=["segment_kind", "metric"]
+        )
         for (kind, metric), n in s.spikes.items():
             spikes.add_metric([kind, metric], n)
         yield spikes
         names = ("volume", "mean_sentiment", "positive_share", "negative_share")
-        docs = ("Posts in the last closed tumbling window", "Mean sentiment score (-1..1) in the last closed "
-                "tumbling window", "Share of positive posts in the last closed tumbling window",
-                "Share of negative posts in the last closed tumbling window")
+        docs = (
+            "Posts in the last closed tumbling window",
+            "Mean sentiment score (-1..1) in the last closed tumbling window",
+            "Share of positive posts in the last closed tumbling window",
+            "Share of negative posts in the last closed tumbling window",
+        )
         for i, (name, doc) in enumerate(zip(names, docs)):
-            fam = GaugeMetricFamily(f"{self.prefix}_audience_{name}", f"{doc}, per segment (all, interest, "
-                                    "campaign).", labels=["segment_kind", "segment"])
+            fam = GaugeMetricFamily(
+                f"{self.prefix}_audience_{name}",
+                f"{doc}, per segment (all, interest, campaign).",
+                labels=["segment_kind", "segment"],
+            )
             for (kind, value), figures in list(s.audience.items()):
                 fam.add_metric([kind, value], figures[i])
             yield fam
         drifts = CounterMetricFamily(f"{self.prefix}_drifts", "Concept drifts detected in the error stream.")
         drifts.add_metric([], s.drifts)
         yield drifts
-        yield self._histogram("event_latency_seconds", "From the post's Kafka timestamp to its prediction "
-                              "being handed to the producer.", s.latency)
-        yield self._histogram("event_loop_lag_seconds", f"How late the event loop wakes a task that sleeps "
-                              f"{s.loop.interval} s (time other work held it).", s.loop.histogram)
-        stalls = CounterMetricFamily(f"{self.prefix}_event_loop_stalls",
-                                     f"Event-loop wake-ups later than {STALL_SECONDS} s.")
+        yield self._histogram(
+            "event_latency_seconds",
+            "From the post's Kafka timestamp to its prediction being handed to the producer.",
+            s.latency,
+        )
+        yield self._histogram(
+            "event_loop_lag_seconds",
+            f"How late the event loop wakes a task that sleeps {s.loop.interval} s (time other work held it).",
+            s.loop.histogram,
+        )
+        stalls = CounterMetricFamily(
+            f"{self.prefix}_event_loop_stalls", f"Event-loop wake-ups later than {STALL_SECONDS} s."
+        )
         stalls.add_metric([], s.loop.stalls)
         yield stalls
         for name, doc, value in self.gauges():
@@ -101,12 +121,21 @@ def model_gauges(learner: Learner, now: float) -> list[tuple[str, str, float]]:
         ("rolling_accuracy", "Prequential accuracy over the rolling window.", q["rolling"]["accuracy"]),
         ("rolling_macro_f1", "Prequential macro-F1 over the rolling window.", q["rolling"]["macro_f1"]),
         ("rolling_kappa", "Prequential kappa over the rolling window.", q["rolling"]["kappa"]),
-        ("sentiment_accuracy", "Prequential accuracy of the sentiment the worker publishes.",
-         learner.sentiment_quality.snapshot()["accuracy"]),
-        ("sentiment_macro_f1", "Prequential macro-F1 of the sentiment the worker publishes.",
-         learner.sentiment_quality.snapshot()["macro_f1"]),
-        ("lexicon_macro_f1", "Macro-F1 of the lexicon alone on the same labels (the reference).",
-         learner.lexicon_quality.snapshot()["macro_f1"]),
+        (
+            "sentiment_accuracy",
+            "Prequential accuracy of the sentiment the worker publishes.",
+            learner.sentiment_quality.snapshot()["accuracy"],
+        ),
+        (
+            "sentiment_macro_f1",
+            "Prequential macro-F1 of the sentiment the worker publishes.",
+            learner.sentiment_quality.snapshot()["macro_f1"],
+        ),
+        (
+            "lexicon_macro_f1",
+            "Macro-F1 of the lexicon alone on the same labels (the reference).",
+            learner.lexicon_quality.snapshot()["macro_f1"],
+        ),
         ("sentiment_labels", "Sentiment labels the sentiment model has learned.", float(learner.sentiment.n_labels)),
         ("erased_users", "Users erased on request (their posts are ignored).", float(len(learner.erased))),
         ("pending_labels", "Posts whose features wait for a delayed label.", float(len(learner.pending))),

@@ -1,4 +1,5 @@
 """Hands the records of a batch to the worker's producer, without awaiting each delivery."""
+
 from __future__ import annotations
 
 import asyncio

@@ -8,19 +8,20 @@ trails the end of the log (``stream_training_record_age_seconds``). The Faust le
 checkpoint every ``STREAM_CHECKPOINT_INTERVAL`` seconds, and every worker writes one when it stops
 cleanly. A checkpoint that fails its signature is refused with a log line and the previous one is used.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from models.persistence import CheckpointError, dump, load, read_meta
 from stream.pipeline.learner import Learner
-from stream.stats import Latency
 from stream.settings import Settings
+from stream.stats import Latency
 from stream.worker.transport import true_end_offsets
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,14 @@ class Replica:
         self._learning = asyncio.Lock()
 
     def _consumer(self) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers, group_id=None,
-                                enable_auto_commit=False, fetch_max_wait_ms=self.settings.fetch_wait_ms,
-                                max_partition_fetch_bytes=MAX_CHECKPOINT_BYTES,
-                                fetch_max_bytes=MAX_CHECKPOINT_BYTES)
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self.settings.fetch_wait_ms,
+            max_partition_fetch_bytes=MAX_CHECKPOINT_BYTES,
+            fetch_max_bytes=MAX_CHECKPOINT_BYTES,
+        )
 
     async def load_checkpoint(self) -> dict | None:
         """Restore the newest valid checkpoint (the highest offset among the last few records)."""
@@ -73,33 +78,47 @@ class Replica:
                         claimed = read_meta(record.value)[0].get("version")
                     except CheckpointError:
                         claimed = None
-                    log.error("refusing checkpoint at %s offset %d (claims version %s): %s",
-                              self.settings.topic_model, offset, claimed, exc)
+                    log.error(
+                        "refusing checkpoint at %s offset %d (claims version %s): %s",
+                        self.settings.topic_model,
+                        offset,
+                        claimed,
+                        exc,
+                    )
                     continue
                 if best is None or meta["offset"] > best[0]["offset"]:
                     best = (meta, state)
             if best is None:
-                log.info("no checkpoint in %s: the model starts from the training log's beginning",
-                         self.settings.topic_model)
+                log.info(
+                    "no checkpoint in %s: the model starts from the training log's beginning", self.settings.topic_model
+                )
                 return None
             meta, state = best
             try:
                 self.learner.restore(state)  # type: ignore[arg-type]
             except ValueError as exc:
                 self.checkpoints_refused += 1
-                log.error("cannot use the checkpoint of version %s: %s; the model starts from the training "
-                          "log's beginning", meta.get("version"), exc)
+                log.error(
+                    "cannot use the checkpoint of version %s: %s; the model starts from the training log's beginning",
+                    meta.get("version"),
+                    exc,
+                )
                 return None
-            log.info("loaded checkpoint: version %s, training offset %s, macro-F1 %.4f",
-                     meta["version"], meta["offset"], meta["macro_f1"])
+            log.info(
+                "loaded checkpoint: version %s, training offset %s, macro-F1 %.4f",
+                meta["version"],
+                meta["offset"],
+                meta["macro_f1"],
+            )
             return meta
         finally:
             await consumer.stop()
 
     async def run(self) -> None:
         """Load the checkpoint, then follow the training log for ever."""
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap_servers,
-                                          max_request_size=MAX_CHECKPOINT_BYTES, linger_ms=5)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers, max_request_size=MAX_CHECKPOINT_BYTES, linger_ms=5
+        )
         await self._producer.start()
         await self.load_checkpoint()
         consumer = self._consumer()
@@ -110,8 +129,7 @@ class Replica:
             consumer.seek(tp, self.learner.offset + 1)
         else:
             await consumer.seek_to_beginning(tp)
-        end_at_start = (await true_end_offsets(self.settings.bootstrap_servers,
-                                               await consumer.end_offsets([tp])))[tp]
+        end_at_start = (await true_end_offsets(self.settings.bootstrap_servers, await consumer.end_offsets([tp])))[tp]
         if self.learner.offset + 1 >= end_at_start:
             self.ready.set()
         try:
@@ -122,7 +140,7 @@ class Replica:
                     self.staleness.observe(max(0.0, time.time() - records[-1].timestamp / 1000))
                 for start in range(0, len(records), APPLY_SLICE):
                     async with self._learning:
-                        for record in records[start:start + APPLY_SLICE]:
+                        for record in records[start : start + APPLY_SLICE]:
                             event = self.learner.apply(record.offset, record.value, record.timestamp)
                             if event is not None:
                                 await self.on_event(event)
@@ -135,8 +153,10 @@ class Replica:
 
     def status(self) -> dict[str, object]:
         """Staleness and checkpoint counts, for the metrics snapshot."""
-        return {"staleness_ms": self.staleness.quantiles(),
-                "checkpoints": {"written": self.checkpoints_written, "refused": self.checkpoints_refused}}
+        return {
+            "staleness_ms": self.staleness.quantiles(),
+            "checkpoints": {"written": self.checkpoints_written, "refused": self.checkpoints_refused},
+        }
 
     async def checkpoint(self, reason: str) -> None:
         """Write a signed checkpoint of the learner's state to the model topic."""
@@ -148,8 +168,13 @@ class Replica:
             blob = await asyncio.to_thread(dump, self.learner.state(), meta, self.key)
         await self._producer.send_and_wait(self.settings.topic_model, blob, key=b"checkpoint", partition=0)
         self.checkpoints_written += 1
-        log.info("checkpoint (%s): version %d, training offset %d, %.1f MB", reason, meta["version"],
-                 meta["offset"], len(blob) / 1e6)
+        log.info(
+            "checkpoint (%s): version %d, training offset %d, %.1f MB",
+            reason,
+            meta["version"],
+            meta["offset"],
+            len(blob) / 1e6,
+        )
 
     async def close(self) -> None:
         """Write a last checkpoint and stop the producer (clean shutdown)."""

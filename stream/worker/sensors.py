@@ -19,9 +19,11 @@ benchmark's Faust floor, 4.4% of a worker's py-spy samples (this monitor: 6 µs,
 Per-event latencies and "active" gauges are no longer measured (their bookkeeping was the cost):
 ``stream_event_latency_seconds`` measures the post → prediction latency instead.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import faust
 from aiohttp.web import Response
@@ -48,12 +50,14 @@ class LeanPrometheusMonitor(PrometheusMonitor):
         inc = self._received_by_topic.get(tp.topic)
         if inc is None:
             inc = self._received_by_topic[tp.topic] = self._metrics.messages_received_per_topics.labels(
-                topic=tp.topic).inc
+                topic=tp.topic
+            ).inc
         inc()
         gauge = self._read_offset.get(tp)
         if gauge is None:
             gauge = self._read_offset[tp] = self._metrics.messages_received_per_topics_partition.labels(
-                topic=tp.topic, partition=tp.partition)
+                topic=tp.topic, partition=tp.partition
+            )
         gauge.set(offset)
 
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
@@ -85,7 +89,8 @@ class LeanPrometheusMonitor(PrometheusMonitor):
         gauge = self._end_offset.get(tp)
         if gauge is None:
             gauge = self._end_offset[tp] = self._metrics.topic_partition_end_offset.labels(
-                topic=tp.topic, partition=tp.partition)
+                topic=tp.topic, partition=tp.partition
+            )
         gauge.set(offset)
 
     def _clear_partition_related_metrics(self) -> None:
@@ -94,8 +99,9 @@ class LeanPrometheusMonitor(PrometheusMonitor):
             cache.clear()
 
 
-def setup_sensors(app: faust.App, registry: CollectorRegistry, pattern: str = "/metrics",
-                  name_prefix: str = "faust") -> LeanPrometheusMonitor:
+def setup_sensors(
+    app: faust.App, registry: CollectorRegistry, pattern: str = "/metrics", name_prefix: str = "faust"
+) -> LeanPrometheusMonitor:
     """:func:`faust.sensors.prometheus.setup_prometheus_sensors` with :class:`LeanPrometheusMonitor`:
     the app's monitor, and a ``pattern`` page serving ``registry``."""
     monitor = LeanPrometheusMonitor(metrics=FaustMetrics.create(registry, name_prefix))

@@ -1,4 +1,5 @@
 """Faust tables written in bulk."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping

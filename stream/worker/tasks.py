@@ -1,5 +1,6 @@
 """The worker's background tasks and timers: the model replica, checkpoints, the event-loop probe
 and the metrics snapshots."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,8 +16,15 @@ from stream.worker.replica import Replica
 from stream.worker.topics import Topics
 
 
-def register_tasks(app: faust.App, settings: Settings, topics: Topics, processor: Processor,
-                   publisher: Publisher, replica: Replica, history: LiveHistory) -> None:
+def register_tasks(
+    app: faust.App,
+    settings: Settings,
+    topics: Topics,
+    processor: Processor,
+    publisher: Publisher,
+    replica: Replica,
+    history: LiveHistory,
+) -> None:
     """Follow the training log, checkpoint (the leader, and every worker on a clean stop), probe the
     event loop, and publish a metrics snapshot every ``STREAM_METRICS_INTERVAL``."""
 

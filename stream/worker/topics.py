@@ -3,6 +3,7 @@
 Values stay raw bytes: the processor decodes them with orjson and keeps the original bytes for
 the dead-letter topic, instead of letting Faust decode (and drop) what it cannot read.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,15 +31,27 @@ class Topics:
 
     @property
     def outputs(self) -> tuple[faust.TopicT, ...]:
-        return (self.predictions, self.metrics, self.dlq, self.training, self.model, self.audience,
-                self.triggers, self.profiles)
+        return (
+            self.predictions,
+            self.metrics,
+            self.dlq,
+            self.training,
+            self.model,
+            self.audience,
+            self.triggers,
+            self.profiles,
+        )
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
     def topic(name: str, partitions: int | None = None) -> faust.TopicT:
-        return app.topic(name, key_serializer="raw", value_serializer="raw",
-                         partitions=partitions or settings.partitions,
-                         replicas=settings.replication)
+        return app.topic(
+            name,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions or settings.partitions,
+            replicas=settings.replication,
+        )
 
     return Topics(
         posts=topic(settings.topic_posts),

@@ -17,9 +17,11 @@ checked against the log.
   :func:`true_end_offsets` reads from the reported end on and moves it past any record found there;
   on Apache Kafka there is none and the answer is unchanged.
 """
+
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -36,8 +38,9 @@ async def true_end_offsets(bootstrap_servers: Any, reported: Mapping[Any, int]) 
     if not result:
         return result
     tps = {TopicPartition(tp.topic, tp.partition): tp for tp in result}
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
-                             fetch_max_wait_ms=PROBE_WAIT_MS)
+    probe = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=PROBE_WAIT_MS
+    )
     await probe.start()
     try:
         probe.assign(list(tps))
@@ -73,8 +76,11 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
 def transport_class(fetch_max_wait_ms: int, bootstrap_servers: Iterable[str] = ()) -> type[driver.Transport]:
     """The aiokafka transport of Faust, with a worker consumer that waits ``fetch_max_wait_ms`` and
     checks the end offsets it is told (see the module's docstring)."""
-    thread = type("ConsumerThread", (_ConsumerThread,), {"fetch_max_wait_ms": fetch_max_wait_ms,
-                                                         "bootstrap_servers": tuple(bootstrap_servers)})
+    thread = type(
+        "ConsumerThread",
+        (_ConsumerThread,),
+        {"fetch_max_wait_ms": fetch_max_wait_ms, "bootstrap_servers": tuple(bootstrap_servers)},
+    )
 
     class Consumer(driver.Consumer):
         def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:

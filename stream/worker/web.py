@@ -1,4 +1,5 @@
 """The worker's web pages besides ``/metrics``: ``/ready``, ``/live`` and ``/api/live``."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,8 +17,12 @@ def assignment_state(app: faust.App) -> dict[str, Any]:
         assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
     except Exception:  # the consumer is not started yet
         assigned = []
-    return {"ready": bool(assigned) and not app.rebalancing, "rebalancing": app.rebalancing,
-            "leader": app.is_leader(), "assigned": assigned}
+    return {
+        "ready": bool(assigned) and not app.rebalancing,
+        "rebalancing": app.rebalancing,
+        "leader": app.is_leader(),
+        "assigned": assigned,
+    }
 
 
 def register_pages(app: faust.App, replica: Replica, history: LiveHistory) -> None:

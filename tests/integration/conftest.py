@@ -1,12 +1,13 @@
 """Real parts: the embedded Tansu broker over TCP and worker processes. Unique names per test."""
+
 import dataclasses
 import uuid
 from pathlib import Path
 
 import pytest
 
-from stream.tools.broker import EmbeddedBroker, free_port
 from stream.settings import Settings
+from stream.tools.broker import EmbeddedBroker, free_port
 
 
 @pytest.fixture(scope="session")
@@ -19,10 +20,20 @@ def broker(tmp_path_factory):
 def unique_settings(broker: EmbeddedBroker, data_dir: Path, prefix: str = "it", **overrides) -> Settings:
     """Settings whose topic and group names no other test uses."""
     run = uuid.uuid4().hex[:8]
-    topics = {f.name: f"{f.name.removeprefix('topic_')}-{run}" for f in dataclasses.fields(Settings)
-              if f.name.startswith("topic_")}
-    values = dict(broker=broker.bootstrap, app_id=f"{prefix}-{run}", web_port=free_port(), metrics_interval=1.0,
-                  session_timeout=6.0, data_dir=str(data_dir), **topics)
+    topics = {
+        f.name: f"{f.name.removeprefix('topic_')}-{run}"
+        for f in dataclasses.fields(Settings)
+        if f.name.startswith("topic_")
+    }
+    values = dict(
+        broker=broker.bootstrap,
+        app_id=f"{prefix}-{run}",
+        web_port=free_port(),
+        metrics_interval=1.0,
+        session_timeout=6.0,
+        data_dir=str(data_dir),
+        **topics,
+    )
     return Settings(**{**values, **overrides})
 
 
@@ -32,7 +43,7 @@ def make_settings(broker):
     return lambda data_dir, **overrides: unique_settings(broker, data_dir, **overrides)
 
 
-@pytest.fixture()
+@pytest.fixture
 def settings(broker, tmp_path: Path) -> Settings:
     """Settings with topic and group names no other test uses."""
     return unique_settings(broker, tmp_path / "data")

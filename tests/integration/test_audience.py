@@ -1,5 +1,6 @@
 """What users act on, on the real broker: campaign triggers (once, not in cooldown, not again after a
 restart), user-interest profiles and their erasure, and a bad rules file that stops start-up."""
+
 import os
 import subprocess
 import sys
@@ -9,10 +10,10 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
+from stream.pipeline.privacy import pseudonym
 from stream.tools.broker import free_port
 from stream.tools.data import tweets_stream
 from stream.tools.demo import TopicReader, WorkerProcess, read_records, settings_env, wait_processed
-from stream.pipeline.privacy import pseudonym
 from stream.tools.produce import produce
 
 pytestmark = pytest.mark.integration
@@ -45,16 +46,27 @@ def angry_posts(minutes, per_minute=15, start_id=0):
     for m in minutes:
         for j in range(per_minute):
             i = start_id + len(posts)
-            posts.append({"id": f"a{i}", "user_id": f"u{i % 7}", "campaign": "acme",
-                          "text": f"Terrible awful service again, I hate this company. Worst ever {letters(i)}",
-                          "created_at": T0 + m * MINUTE + j * 1000})
+            posts.append(
+                {
+                    "id": f"a{i}",
+                    "user_id": f"u{i % 7}",
+                    "campaign": "acme",
+                    "text": f"Terrible awful service again, I hate this company. Worst ever {letters(i)}",
+                    "created_at": T0 + m * MINUTE + j * 1000,
+                }
+            )
     return posts
 
 
 def closer(minute, i):
     """A post that moves event time on, so that the windows before it close."""
-    return {"id": f"c{i}", "user_id": "u0", "campaign": "acme", "text": f"a plain update about {letters(i)}",
-            "created_at": T0 + minute * MINUTE}
+    return {
+        "id": f"c{i}",
+        "user_id": "u0",
+        "campaign": "acme",
+        "text": f"a plain update about {letters(i)}",
+        "created_at": T0 + minute * MINUTE,
+    }
 
 
 def read_until(settings, topic, done, timeout=60.0):
@@ -79,8 +91,15 @@ def read_everything(settings, topic):
 
 def acme_windows_through(minute):
     def done(records):
-        return any(v and v.get("type") == "window" and v["segment"] == "campaign:acme" and v["kind"] == "tumbling"
-                   and v["start"] >= T0 + minute * MINUTE for _, v in records)
+        return any(
+            v
+            and v.get("type") == "window"
+            and v["segment"] == "campaign:acme"
+            and v["kind"] == "tumbling"
+            and v["start"] >= T0 + minute * MINUTE
+            for _, v in records
+        )
+
     return done
 
 
@@ -105,7 +124,7 @@ def test_a_trigger_fires_once_not_in_cooldown_not_again_after_a_restart(settings
         time.sleep(2)
         triggers = read_everything(settings, settings.topic_triggers)
     assert len(triggers) == 1, triggers
-    (key, first), = triggers
+    ((key, first),) = triggers
     assert first["rule"] == "acme-anger" and first["campaign"] == "acme-recovery"
     assert first["segment"] == "campaign:acme" and key == first["id"].encode()
     assert first["window"] == {"kind": "tumbling", "start": T0, "end": T0 + MINUTE}
@@ -127,20 +146,30 @@ def test_profiles_are_published_and_an_erasure_removes_them(settings, tmp_path):
     settings = settings.replace(pseudonym_key="test-secret", profile_top_k=2)
     alice, bob = pseudonym("alice", "test-secret"), pseudonym("bob", "test-secret")
     warm = tweets_stream()[:60]  # labelled: the model knows the interests before alice and bob post
-    mine = [{"id": f"{who}{i}", "user_id": who, "text": text + f" {letters(i + (who == 'bob') * 50)}",
-             "created_at": T0 + i * 1000}
-            for i, (who, text) in enumerate([
+    mine = [
+        {
+            "id": f"{who}{i}",
+            "user_id": who,
+            "text": text + f" {letters(i + (who == 'bob') * 50)}",
+            "created_at": T0 + i * 1000,
+        }
+        for i, (who, text) in enumerate(
+            [
                 ("alice", "@united my flight got delayed again at the airport"),
                 ("bob", "Patriots and Brady win the Super Bowl #nfl"),
                 ("alice", "@jetblue thanks for the great flight and the free drinks"),
-                ("bob", "What a football game, the Seahawks defense was great")])]
+                ("bob", "What a football game, the Seahawks defense was great"),
+            ]
+        )
+    ]
     with WorkerProcess(settings, tmp_path / "worker.log") as worker:
         worker.wait_ready()
         produce(settings, warm, progress=False)
         wait_processed(settings, len(warm), 0, timeout=90, progress=False)
         produce(settings, mine, progress=False)
-        profiles = read_until(settings, settings.topic_profiles,
-                              lambda r: {alice.encode(), bob.encode()} <= {k for k, _ in r})
+        profiles = read_until(
+            settings, settings.topic_profiles, lambda r: {alice.encode(), bob.encode()} <= {k for k, _ in r}
+        )
         latest = {k: v for k, v in profiles}
         assert latest[alice.encode()]["posts"] == 2 and latest[bob.encode()]["posts"] == 2
         assert len(latest[bob.encode()]["top"]) == 2 and latest[bob.encode()]["user_id"] == bob
@@ -149,19 +178,20 @@ def test_profiles_are_published_and_an_erasure_removes_them(settings, tmp_path):
             producer.send(settings.topic_erasure, orjson.dumps({"user_id": "alice"}))
             producer.send(settings.topic_erasure, b"{not json")  # a bad request: dead letter
             producer.flush()
-        tombstones = read_until(settings, settings.topic_profiles,
-                                lambda r: (alice.encode(), None) in r)
+        tombstones = read_until(settings, settings.topic_profiles, lambda r: (alice.encode(), None) in r)
         time.sleep(2)  # the erasure reaches every worker's model replica through the training log
-        later = [{"id": "alice9", "user_id": "alice", "text": "@united lost my bag again zzzz",
-                  "created_at": T0 + 9000},
-                 {"id": "bob9", "user_id": "bob", "text": "Brady throws another touchdown yyyy",
-                  "created_at": T0 + 9000}]
+        later = [
+            {"id": "alice9", "user_id": "alice", "text": "@united lost my bag again zzzz", "created_at": T0 + 9000},
+            {"id": "bob9", "user_id": "bob", "text": "Brady throws another touchdown yyyy", "created_at": T0 + 9000},
+        ]
         produce(settings, later, progress=False)
         snapshot = wait_processed(settings, len(warm) + len(mine) + 2, 0, timeout=60, progress=False)
-        predictions = read_until(settings, settings.topic_predictions, lambda r: any(
-            v["post_id"] == "bob9" for _, v in r))
-        profiles = read_until(settings, settings.topic_profiles,
-                              lambda r: any(k == bob.encode() and v and v["posts"] == 3 for k, v in r))
+        predictions = read_until(
+            settings, settings.topic_predictions, lambda r: any(v["post_id"] == "bob9" for _, v in r)
+        )
+        profiles = read_until(
+            settings, settings.topic_profiles, lambda r: any(k == bob.encode() and v and v["posts"] == 3 for k, v in r)
+        )
 
     counts = snapshot["counts"]
     assert counts["erasure_requests"] == 1 and counts["erased_user_skipped"] == 1
@@ -178,8 +208,13 @@ def test_a_bad_rules_file_stops_start_up_with_one_line(settings, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(RULES.replace('">= 0.8"', '">= lots"'))
     env = settings_env(settings.replace(trigger_rules=str(bad)))
-    proc = subprocess.run([sys.executable, "-m", "stream", "worker"], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stream", "worker"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

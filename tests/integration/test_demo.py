@@ -1,4 +1,5 @@
 """`interest-stream demo` as a user runs it: its own embedded broker, a worker process, a report."""
+
 import os
 import subprocess
 import sys
@@ -11,9 +12,26 @@ pytestmark = pytest.mark.integration
 
 def test_demo_runs_end_to_end_and_reports_what_it_read_back(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAM_")}
-    res = subprocess.run([sys.executable, "-m", "stream", "demo", "--events", "1500", "--out", str(tmp_path),
-                          "--rate", "2000", "--fault-rate", "0.02"],
-                         capture_output=True, text=True, env=env, timeout=240)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stream",
+            "demo",
+            "--events",
+            "1500",
+            "--out",
+            str(tmp_path),
+            "--rate",
+            "2000",
+            "--fault-rate",
+            "0.02",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     report = orjson.loads((tmp_path / "report.json").read_bytes())
     assert report["events_in"] == report["posts_sent"] == 1500

@@ -3,13 +3,14 @@
 Real worker processes on the embedded broker. The embedded broker has no transactions: delivery is
 at-least-once, so duplicates of a prediction are counted (and bounded), never missing ones.
 """
+
 import json
 import os
-from datetime import datetime
 import signal
 import threading
 import time
 import urllib.request
+from datetime import datetime
 
 import orjson
 import pytest
@@ -18,11 +19,11 @@ from kafka import KafkaProducer
 from models.persistence import dump
 from stream.pipeline.cleaning import clean_post, retweet_key
 from stream.pipeline.events import Rejected, post_from_dict
+from stream.pipeline.processor import Processor
 from stream.tools.broker import free_port
 from stream.tools.data import tweets_stream
 from stream.tools.demo import TopicReader, WorkerProcess
 from stream.tools.evaluate import run
-from stream.pipeline.processor import Processor
 from stream.tools.produce import produce
 from tests.integration.conftest import unique_settings
 
@@ -74,8 +75,7 @@ def scenario(broker, tmp_path_factory):
     """Two workers; the leader (the checkpoint writer) is SIGKILLed while 3,000 posts stream in; the
     other carries on and becomes the leader."""
     tmp = tmp_path_factory.mktemp("failover")
-    settings = unique_settings(broker, tmp / "data", prefix="fo", checkpoint_interval=2.0,
-                               checkpoint_key="test-key")
+    settings = unique_settings(broker, tmp / "data", prefix="fo", checkpoint_interval=2.0, checkpoint_key="test-key")
     events = tweets_stream()[:N_POSTS]
     offline = Processor(settings)
     run(offline, events)
@@ -87,8 +87,11 @@ def scenario(broker, tmp_path_factory):
     # kill the leader: the worker that writes the periodic checkpoints
     leaders = wait_until(lambda: [w for w in (a, b) if ready_state(w).get("leader")], 30, "a leader")
     a, b = (a, b) if leaders[0] is a else (b, a)
-    sender = threading.Thread(target=produce, args=(settings, events),
-                              kwargs={"rate": 300, "feedback_fraction": 0.3, "feedback_delay": 50, "progress": False})
+    sender = threading.Thread(
+        target=produce,
+        args=(settings, events),
+        kwargs={"rate": 300, "feedback_fraction": 0.3, "feedback_delay": 50, "progress": False},
+    )
     sender.start()
     time.sleep(4)
     assert "checkpoint (periodic)" in a.log_file.read_text()  # the one we kill writes the checkpoints
@@ -100,28 +103,43 @@ def scenario(broker, tmp_path_factory):
     reader = TopicReader(settings, settings.topic_predictions)
     predictions = []
     try:
+
         def covered():
             predictions.extend(orjson.loads(v) for v in reader.poll())
             return not unexplained(keys, valid, {p["post_id"] for p in predictions})
+
         try:
             wait_until(covered, 120, "a prediction for every valid post")
         except AssertionError:
             missing = unexplained(keys, valid, {p["post_id"] for p in predictions})
-            raise AssertionError(f"{len(missing)} valid posts have no prediction, e.g. {missing[:10]}; "
-                                 f"survivor: {live(b).get('counts')}") from None
+            raise AssertionError(
+                f"{len(missing)} valid posts have no prediction, e.g. {missing[:10]}; survivor: {live(b).get('counts')}"
+            ) from None
         time.sleep(2)
         predictions.extend(orjson.loads(v) for v in reader.poll())
     finally:
         reader.close()
     distinct = len({p["post_id"] for p in predictions})
-    state = wait_until(lambda: (s := live(b)) and s["model"]["version"] >= distinct and s, 60,
-                       "the surviving worker to learn every label")
+    state = wait_until(
+        lambda: (s := live(b)) and s["model"]["version"] >= distinct and s,
+        60,
+        "the surviving worker to learn every label",
+    )
     time.sleep(2)  # anything learned twice would show now
     state = live(b)
     # the survivor took over the leader role and writes the checkpoints now
     wait_until(lambda: "checkpoint (periodic)" in b.log_file.read_text(), 30, "the new leader's checkpoint")
-    yield {"settings": settings, "valid": valid, "keys": keys, "predictions": predictions, "survivor": b,
-           "survivor_state": state, "killed_at": killed_at, "tmp": tmp, "events": events}
+    yield {
+        "settings": settings,
+        "valid": valid,
+        "keys": keys,
+        "predictions": predictions,
+        "survivor": b,
+        "survivor_state": state,
+        "killed_at": killed_at,
+        "tmp": tmp,
+        "events": events,
+    }
     b.stop()
 
 
@@ -140,12 +158,17 @@ def test_no_post_lost_and_duplicates_bounded(scenario):
     assert duplicates <= 300 * 4 * 2
     # failover: from the SIGKILL until the survivor is assigned the dead worker's partitions
     log = scenario["survivor"].log_file.read_text().splitlines()
-    assigned = [datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-                for line in log if "Setting newly assigned partitions" in line]
+    assigned = [
+        datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        for line in log
+        if "Setting newly assigned partitions" in line
+    ]
     after = [t - scenario["killed_at"] for t in assigned if t > scenario["killed_at"]]
     assert after, "the survivor never took over"
-    print(f"failover: partitions reassigned {after[0]:.1f} s after the SIGKILL; survivor latency "
-          f"{scenario['survivor_state']['latency']}")
+    print(
+        f"failover: partitions reassigned {after[0]:.1f} s after the SIGKILL; survivor latency "
+        f"{scenario['survivor_state']['latency']}"
+    )
     assert after[0] < 30
 
 
@@ -170,7 +193,7 @@ def test_a_restarted_worker_continues_from_the_checkpoint(scenario):
         assert "loaded checkpoint: version" in log
         loaded = int(log.split("loaded checkpoint: version ")[1].split(",")[0])
         assert loaded == version  # the shutdown checkpoint: nothing to relearn
-        more = [dict(e, id=f"{e['id']}-later") for e in tweets_stream()[N_POSTS:N_POSTS + 400]]
+        more = [dict(e, id=f"{e['id']}-later") for e in tweets_stream()[N_POSTS : N_POSTS + 400]]
         produce(settings, more, progress=False)
         wait_until(lambda: live(c).get("counts", {}).get("predicted", 0) >= 380, 60, "the new posts")
         state = live(c)

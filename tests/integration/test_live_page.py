@@ -1,4 +1,5 @@
 """The live page in a real headless browser (Debian's chromium), fed by a real worker."""
+
 import json
 import shutil
 import subprocess
@@ -8,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from stream.settings import Settings
 from stream.tools.data import tweets_stream
 from stream.tools.demo import WorkerProcess, wait_processed
 from stream.tools.produce import produce
-from stream.settings import Settings
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -24,9 +25,18 @@ def chromium() -> str:
 
 
 def browse(url: str, *extra: str) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--window-size=1400,1000", "--virtual-time-budget=4000"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1000",
+        "--virtual-time-budget=4000",
+    ]
     return subprocess.run([chromium(), *flags, *extra, url], capture_output=True, text=True, timeout=120)
 
 

@@ -1,4 +1,5 @@
 """A real Prometheus, started here, scrapes a real worker on the embedded broker."""
+
 import json
 import re
 import shutil
@@ -47,10 +48,18 @@ def test_prometheus_scrapes_the_worker_and_every_ops_metric_exists(settings, tmp
         "rule_files: [alerts.yml]\n"
         "scrape_configs:\n"
         "  - job_name: interest-stream\n"
-        f"    static_configs: [{{targets: ['127.0.0.1:{settings.web_port}']}}]\n")
-    prom = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{prom_port}"],
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb"))
+        f"    static_configs: [{{targets: ['127.0.0.1:{settings.web_port}']}}]\n"
+    )
+    prom = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "prometheus.log", "wb"),
+    )
     try:
         wait_for_port("127.0.0.1", prom_port, timeout=30)
         settings = settings.replace(trigger_rules=str(ROOT / "ops/triggers/rules.toml"))

@@ -1,4 +1,5 @@
 """A real worker process on the real broker: predictions, dead letters and metrics, end to end."""
+
 import base64
 import time
 import urllib.request
@@ -7,10 +8,10 @@ import orjson
 import pytest
 
 from stream.pipeline.cleaning import CleanPost, clean_event, retweet_key
+from stream.pipeline.processor import Processor
 from stream.tools.data import FAULTS, inject_faults, tweets_stream
 from stream.tools.demo import TopicReader, WorkerProcess, wait_processed
 from stream.tools.evaluate import run
-from stream.pipeline.processor import Processor
 from stream.tools.produce import produce
 
 pytestmark = pytest.mark.integration

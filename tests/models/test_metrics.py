@@ -1,4 +1,5 @@
 """The prequential figures equal River's metrics (overall and rolling) on random and real streams."""
+
 import math
 import random
 
@@ -11,8 +12,9 @@ from models.metrics import Prequential
 
 def river_figures(pairs, window):
     overall = (metrics.Accuracy(), metrics.MacroF1(), metrics.CohenKappa())
-    rolling = tuple(utils.Rolling(m, window_size=window) for m in
-                    (metrics.Accuracy(), metrics.MacroF1(), metrics.CohenKappa()))
+    rolling = tuple(
+        utils.Rolling(m, window_size=window) for m in (metrics.Accuracy(), metrics.MacroF1(), metrics.CohenKappa())
+    )
     for y, p in pairs:
         for m in (*overall, *rolling):
             m.update(y, p)
@@ -25,8 +27,10 @@ def close(a, b):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from("abcde")), max_size=60),
-       st.integers(min_value=1, max_value=20))
+@given(
+    st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from("abcde")), max_size=60),
+    st.integers(min_value=1, max_value=20),
+)
 def test_same_figures_as_river(pairs, window):
     q = Prequential(window=window)
     for y, p in pairs:

@@ -1,21 +1,57 @@
 """Properties of the cleaning steps: total, idempotent, and they remove personal data."""
+
 import unicodedata
 
-from hypothesis import example, given, settings, strategies as st
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import stream.pipeline.cleaning as c
 from stream.pipeline.cleaning import (
-    _EMAIL, _MENTION, _PHONE, _URL, clean_post, clean_text, extract_hashtags, fold, normalize_unicode, redact, repair_mojibake,
-    replace_emoji, unescape_html,
+    _EMAIL,
+    _MENTION,
+    _PHONE,
+    _URL,
+    clean_post,
+    clean_text,
+    extract_hashtags,
+    fold,
+    normalize_unicode,
+    redact,
+    repair_mojibake,
+    replace_emoji,
+    unescape_html,
 )
 from stream.pipeline.events import Post, Rejected
 
 texts = st.text(alphabet=st.characters(codec=None), max_size=300)
 # Text shaped like social posts: words, entities, mentions, tags, emoji, broken bytes.
-pieces = st.sampled_from([
-    "hello", "WORLD", "#DeflateGate", "@united", "http://t.co/abc", "a.b@c.org", "+1 555 123 4567", "WWW.x.org", "httpſ://x",
-    "&amp;", "&lt;3", "😂", "❤️", "👍🏽", "Ã©", "â€œ", "\ufffd", "_", " ", "\n", "RT", ":", "2015",
-])
+pieces = st.sampled_from(
+    [
+        "hello",
+        "WORLD",
+        "#DeflateGate",
+        "@united",
+        "http://t.co/abc",
+        "a.b@c.org",
+        "+1 555 123 4567",
+        "WWW.x.org",
+        "httpſ://x",
+        "&amp;",
+        "&lt;3",
+        "😂",
+        "❤️",
+        "👍🏽",
+        "Ã©",
+        "â€œ",
+        "\ufffd",
+        "_",
+        " ",
+        "\n",
+        "RT",
+        ":",
+        "2015",
+    ]
+)
 posty = st.lists(st.one_of(pieces, texts), max_size=20).map(" ".join)
 
 

@@ -10,14 +10,17 @@ def test_defaults_and_env():
     assert (s.batch_within, s.model, s.topic_posts) == (0.5, "pa", "social.posts")
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"STREAM_MODEL": "gpt"}, "STREAM_MODEL='gpt' is not one of"),
-    ({"STREAM_WEB_PORT": "70000"}, "STREAM_WEB_PORT=70000 is not a port number"),
-    ({"STREAM_METRICS_INTERVAL": "0"}, "STREAM_METRICS_INTERVAL=0.0 must be positive"),
-    ({"STREAM_AGGREGATE_INTERVAL": "-1"}, "STREAM_AGGREGATE_INTERVAL=-1.0 must be positive"),
-    ({"STREAM_HASH_BITS": "40"}, "STREAM_HASH_BITS=40 must be between 8 and 28"),
-    ({"STREAM_BROKER": " "}, "STREAM_BROKER is set but empty"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"STREAM_MODEL": "gpt"}, "STREAM_MODEL='gpt' is not one of"),
+        ({"STREAM_WEB_PORT": "70000"}, "STREAM_WEB_PORT=70000 is not a port number"),
+        ({"STREAM_METRICS_INTERVAL": "0"}, "STREAM_METRICS_INTERVAL=0.0 must be positive"),
+        ({"STREAM_AGGREGATE_INTERVAL": "-1"}, "STREAM_AGGREGATE_INTERVAL=-1.0 must be positive"),
+        ({"STREAM_HASH_BITS": "40"}, "STREAM_HASH_BITS=40 must be between 8 and 28"),
+        ({"STREAM_BROKER": " "}, "STREAM_BROKER is set but empty"),
+    ],
+)
 def test_bad_values_are_one_line_errors(env, message):
     with pytest.raises(ConfigError) as err:
         Settings.from_env(env)

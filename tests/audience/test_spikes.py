@@ -1,5 +1,6 @@
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stream.audience.spikes import Baseline, SpikeParams, detect, robust_z
 
@@ -20,7 +21,13 @@ def test_flat_baseline_does_not_give_infinite_z_and_a_burst_fires():
     assert detect("all", "tumbling", 0, 1, 61, None, h, P) == []  # one post more is no spike
     (spike,) = detect("all", "tumbling", 0, 1, 120, None, h, P)
     assert (spike.metric, spike.direction, spike.baseline, spike.scale, spike.z, spike.history) == (
-        "volume", "up", 60.0, 6.0, 10.0, 30)  # scale floored at 0.1 * median
+        "volume",
+        "up",
+        60.0,
+        6.0,
+        10.0,
+        30,
+    )  # scale floored at 0.1 * median
     rec = spike.to_record()
     assert rec["type"] == "spike" and rec["id"] == "all|tumbling|0|volume" and rec["window_end"] == 1
 

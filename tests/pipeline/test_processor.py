@@ -1,4 +1,5 @@
 """The per-event logic without Kafka: predict first, learn after, reject with reasons, lose nothing."""
+
 import base64
 
 import orjson
@@ -6,13 +7,18 @@ import orjson
 from stream.pipeline.learner import Learner
 from stream.pipeline.processor import Processor
 from stream.pipeline.records import Message
-from stream.worker.prometheus import model_gauges
 from stream.settings import Settings
+from stream.worker.prometheus import model_gauges
 
 
 def post(i, text=None, **extra):
-    body = {"id": f"p{i}", "user_id": f"u{i % 3}", "text": text or f"post number {i} about tom brady",
-            "created_at": 1424777752000 + i, **extra}
+    body = {
+        "id": f"p{i}",
+        "user_id": f"u{i % 3}",
+        "text": text or f"post number {i} about tom brady",
+        "created_at": 1424777752000 + i,
+        **extra,
+    }
     return Message(orjson.dumps(body), key=f"p{i}".encode(), topic="social.posts", partition=0, offset=i)
 
 
@@ -47,8 +53,11 @@ def test_predict_then_learn_inline_labels():
 
 def test_each_malformed_record_is_a_dead_letter_with_its_bytes():
     proc = Processor(Settings())
-    bad = [Message(b"{oops", topic="t", partition=2, offset=9), Message(None, offset=10),
-           post(3, text="@someone http://t.co/x")]
+    bad = [
+        Message(b"{oops", topic="t", partition=2, offset=9),
+        Message(None, offset=10),
+        post(3, text="@someone http://t.co/x"),
+    ]
     out = proc.process_posts(bad)
     assert out.predictions == []
     letters = [orjson.loads(v) for _, v in out.dead_letters]
@@ -61,12 +70,15 @@ def test_each_malformed_record_is_a_dead_letter_with_its_bytes():
 
 def test_duplicates_are_dropped_and_counted():
     proc = Processor(Settings())
-    out = proc.process_posts([
-        post(1, text="Brady deflated the footballs again"),
-        post(1, text="same id, other text entirely"),
-        post(2, text="RT @fan: Brady deflated the footballs again"),  # a retweet of post 1
-        post(3, text="thank you"), post(4, text="thank you"),  # short common texts are not copies
-    ])
+    out = proc.process_posts(
+        [
+            post(1, text="Brady deflated the footballs again"),
+            post(1, text="same id, other text entirely"),
+            post(2, text="RT @fan: Brady deflated the footballs again"),  # a retweet of post 1
+            post(3, text="thank you"),
+            post(4, text="thank you"),  # short common texts are not copies
+        ]
+    )
     assert [orjson.loads(v)["post_id"] for _, v in out.predictions] == ["p1", "p3", "p4"]
     assert dict(proc.stats.duplicates) == {"id": 1, "text": 1}
 
@@ -113,13 +125,22 @@ def test_snapshot_and_gauges_are_json_ready():
     local(proc, [post(i, interest="sports" if i % 2 else "travel") for i in range(20)])
     snap = orjson.loads(orjson.dumps(proc.snapshot()))
     assert snap["counts"]["predicted"] == 20 and snap["model"]["classes"] == ["sports", "travel"]
-    assert {name for name, _, _ in model_gauges(proc.learner, proc.clock())} >= {"model_version", "prequential_macro_f1"}
+    assert {name for name, _, _ in model_gauges(proc.learner, proc.clock())} >= {
+        "model_version",
+        "prequential_macro_f1",
+    }
 
 
 def test_malformed_training_records_are_counted_not_learned():
     learner = Learner(Settings())
-    for offset, raw in enumerate([b"{oops", b'{"k": "label", "id": "p1"}', b'{"k": "what", "id": "p1", "y": "a"}',
-                                  b'{"k": "post", "id": "p1", "x": 5, "y": "a"}']):
+    for offset, raw in enumerate(
+        [
+            b"{oops",
+            b'{"k": "label", "id": "p1"}',
+            b'{"k": "what", "id": "p1", "y": "a"}',
+            b'{"k": "post", "id": "p1", "x": 5, "y": "a"}',
+        ]
+    ):
         assert learner.apply(offset, raw, timestamp_ms=0) is None
     assert learner.stats.outcomes["training_malformed"] == 4 and learner.model.version == 0
     assert learner.offset == 3  # skipped, not stuck: the log goes on
@@ -127,8 +148,10 @@ def test_malformed_training_records_are_counted_not_learned():
 
 def test_predictions_are_cold_until_the_model_has_learned_enough_labels():
     proc = Processor(Settings(cold_labels=3))
-    colds = [orjson.loads(local(proc, [post(i, text=f"{w} game tonight", interest="sports")]).predictions[0][1])["cold"]
-             for i, w in enumerate(["patriots", "brady", "seahawks", "football", "touchdown"])]
+    colds = [
+        orjson.loads(local(proc, [post(i, text=f"{w} game tonight", interest="sports")]).predictions[0][1])["cold"]
+        for i, w in enumerate(["patriots", "brady", "seahawks", "football", "touchdown"])
+    ]
     assert colds == [True, True, True, False, False]
 
 
@@ -139,9 +162,16 @@ def test_evaluate_reports_blocks_classes_segments_log_loss_and_a_new_class_mid_s
     events = []
     for i in range(300):
         interest = ["sports", "travel"][i % 2] if i < 150 else ["sports", "travel", "music"][i % 3]
-        events.append({"id": f"e{i}", "user_id": "u", "text": f"{words[interest]} {'abcdefghij'[i % 10]}"
-                       f"{'klmnopqrst'[i // 10 % 10]}", "created_at": 1_000_000 + i * 1000, "interest": interest,
-                       "campaign": "c1" if i % 4 else "c2"})
+        events.append(
+            {
+                "id": f"e{i}",
+                "user_id": "u",
+                "text": f"{words[interest]} {'abcdefghij'[i % 10]}{'klmnopqrst'[i // 10 % 10]}",
+                "created_at": 1_000_000 + i * 1000,
+                "interest": interest,
+                "campaign": "c1" if i % 4 else "c2",
+            }
+        )
     report = evaluate(events, settings=Settings(), blocks=3)
     detail = report["detail"]
     assert detail["n"] == report["n"] and len(detail["blocks"]) == 3
@@ -189,7 +219,7 @@ def test_a_delayed_label_teaches_exactly_what_an_inline_one_does():
     events = tweets_stream()[:400]
     inline, delayed = Processor(Settings()), Processor(Settings())
     for i in range(0, len(events), 32):
-        batch = events[i:i + 32]
+        batch = events[i : i + 32]
         local(inline, [Message(orjson.dumps(e)) for e in batch])
         bare = [{k: v for k, v in e.items() if k not in ("interest", "sentiment")} for e in batch]
         local(delayed, [Message(orjson.dumps(e)) for e in bare])
@@ -212,7 +242,7 @@ def test_sentiment_learns_each_posts_interest_words_and_predicts_with_the_sure_i
     proc = Processor(Settings())
     replica = SentimentModel(warmup=Settings().sentiment_warmup)  # taught by hand what the learner should teach
     for i in range(0, 900, 32):
-        out = local(proc, [Message(orjson.dumps(e)) for e in events[i:min(i + 32, 900)]])
+        out = local(proc, [Message(orjson.dumps(e)) for e in events[i : min(i + 32, 900)]])
         for _, value in out.training:
             rec = orjson.loads(value)
             replica.learn({int(f): v for f, v in rec["x"]}, rec["l"], rec["s"], rec["y"])

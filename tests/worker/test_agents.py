@@ -1,12 +1,13 @@
 """The Faust agents with Faust's own test context (no broker): thin loops around the processor."""
+
 import uuid
 
 import orjson
 import pytest
 
-from stream.worker.publisher import Publisher
-from stream.worker.app import create_app
 from stream.settings import Settings
+from stream.worker.app import create_app
+from stream.worker.publisher import Publisher
 
 
 class RecordingPublisher(Publisher):
@@ -18,7 +19,7 @@ class RecordingPublisher(Publisher):
         self.sent.extend((topic.get_topic_name(), partition, k, v) for k, v in records)
 
 
-@pytest.fixture()
+@pytest.fixture
 def stream(monkeypatch):
     monkeypatch.setattr("stream.worker.app.Publisher", RecordingPublisher)
     RecordingPublisher.sent = []
@@ -44,7 +45,9 @@ async def test_posts_agent_predicts_dead_letters_and_logs_training_records(strea
     assert [p["post_id"] for _, p in published("interest.predictions")] == ["0", "1", "2", "3", "4"]
     assert [d["reason"] for _, d in published("social.posts.dlq")] == ["malformed_json"]
     training = published("interest.training")
-    assert [(part, t["k"], t["id"], t["y"]) for part, t in training] == [(0, "post", str(i), "sports") for i in range(5)]
+    assert [(part, t["k"], t["id"], t["y"]) for part, t in training] == [
+        (0, "post", str(i), "sports") for i in range(5)
+    ]
     assert stream.processor.model.version == 0  # predictors do not learn: the training log's readers do
 
 
@@ -52,5 +55,7 @@ async def test_feedback_agent_appends_labels_to_the_training_log(stream):
     async with stream.app.agents["feedback"].test_context() as feedback:
         await feedback.put(value=orjson.dumps({"post_id": "a", "interest": "technology"}))
         await feedback.put(value=orjson.dumps({"post_id": "b"}))
-    assert [(p, t) for p, t in published("interest.training")] == [(0, {"k": "label", "id": "a", "y": "technology", "s": None})]
+    assert [(p, t) for p, t in published("interest.training")] == [
+        (0, {"k": "label", "id": "a", "y": "technology", "s": None})
+    ]
     assert [d["reason"] for _, d in published("social.posts.dlq")] == ["missing_field"]

@@ -1,11 +1,12 @@
 import json
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from stream.audience.rules import Rule, Condition
-from stream.audience.spikes import SpikeParams
 from stream.audience.records import decode_buckets, encode_buckets
+from stream.audience.rules import Condition, Rule
+from stream.audience.spikes import SpikeParams
 from stream.audience.windows import SegmentState, WindowSpec, partials
 
 SPEC = WindowSpec(tumbling_s=60, hopping_size_s=300, hopping_step_s=60, lateness_s=10)
@@ -32,8 +33,13 @@ def test_spec_validation_and_bucket():
 
 
 def test_partials_segments_and_json_round_trip():
-    parts = partials([post(1_000, 1.0, "positive", "music", "spring", ["a", "b", "a"]),
-                      post(61_000, -1.0, "negative", None, None, [])], SPEC)
+    parts = partials(
+        [
+            post(1_000, 1.0, "positive", "music", "spring", ["a", "b", "a"]),
+            post(61_000, -1.0, "negative", None, None, []),
+        ],
+        SPEC,
+    )
     assert set(parts) == {"all", "interest:music", "campaign:spring", "hashtag:a", "hashtag:b"}
     assert parts["all"][0].n == 1 and parts["all"][60_000].neg == 1 and parts["hashtag:a"][0].n == 1
     assert parts["all"][0].interests == {"music": 1} and parts["all"][60_000].interests == {}
@@ -58,8 +64,7 @@ def test_hopping_windows_cover_each_post_size_over_step_times():
     feed(s, [post(0)], 0)
     out = s.advance(10**7, SPEC)
     hopping = [(w["start"], w["end"]) for w in out.windows if w["kind"] == "hopping"]
-    assert hopping == [(-240_000, 60_000), (-180_000, 120_000), (-120_000, 180_000), (-60_000, 240_000),
-                       (0, 300_000)]
+    assert hopping == [(-240_000, 60_000), (-180_000, 120_000), (-120_000, 180_000), (-60_000, 240_000), (0, 300_000)]
     assert [r["type"] for r in out.records()] == ["window"] * 6
     ends = [r["end"] for r in out.records()]
     assert ends == sorted(ends)
@@ -67,13 +72,31 @@ def test_hopping_windows_cover_each_post_size_over_step_times():
 
 def test_window_record_figures():
     s = SegmentState.from_dict(None, "all")
-    feed(s, [post(1, 1.0, "positive", "music"), post(2, -1.0, "negative", "travel"),
-             post(3, -1.0, "negative", "travel"), post(4, 0.0, "neutral", "travel")], 4)
+    feed(
+        s,
+        [
+            post(1, 1.0, "positive", "music"),
+            post(2, -1.0, "negative", "travel"),
+            post(3, -1.0, "negative", "travel"),
+            post(4, 0.0, "neutral", "travel"),
+        ],
+        4,
+    )
     w = s.advance(70_000, SPEC).windows[0]
-    assert w == {"type": "window", "segment": "all", "kind": "tumbling", "start": 0, "end": 60_000,
-                 "volume": 4, "mean_sentiment": -0.25, "positive_share": 0.25, "neutral_share": 0.25,
-                 "negative_share": 0.5, "interest_share": {"music": 0.25, "travel": 0.75},
-                 "id": "all|tumbling|0"}
+    assert w == {
+        "type": "window",
+        "segment": "all",
+        "kind": "tumbling",
+        "start": 0,
+        "end": 60_000,
+        "volume": 4,
+        "mean_sentiment": -0.25,
+        "positive_share": 0.25,
+        "neutral_share": 0.25,
+        "negative_share": 0.5,
+        "interest_share": {"music": 0.25, "travel": 0.75},
+        "id": "all|tumbling|0",
+    }
 
 
 def test_late_posts_are_dropped_and_counted():
@@ -122,8 +145,7 @@ def test_silent_windows_count_as_zero_volume_and_work_is_capped():
     s.add(partials(burst, SPEC)[seg], SPEC, watermark_ms=wm)
     out = s.advance(wm + 70_000, SPEC, params=params)
     spikes = [x for x in out.spikes if x["kind"] == "tumbling"]
-    assert [(x["metric"], x["direction"], x["observed"], x["baseline"]) for x in spikes] == [
-        ("volume", "up", 12, 0.0)]
+    assert [(x["metric"], x["direction"], x["observed"], x["baseline"]) for x in spikes] == [("volume", "up", 12, 0.0)]
     assert s.next_close_ms(SPEC) == wm + 120_000 + 10_000  # the next hopping window with the burst
 
 
@@ -147,9 +169,15 @@ def test_changed_spec_resets_window_progress():
 # -- property: batching with a save/restore between calls gives the same output ------------------
 
 posts_st = st.lists(
-    st.tuples(st.integers(0, 3_600_000), st.sampled_from([-1.0, 0.0, 1.0]),
-              st.sampled_from(["travel", "sports", None]), st.lists(st.sampled_from("ab"), max_size=2)),
-    min_size=1, max_size=120)
+    st.tuples(
+        st.integers(0, 3_600_000),
+        st.sampled_from([-1.0, 0.0, 1.0]),
+        st.sampled_from(["travel", "sports", None]),
+        st.lists(st.sampled_from("ab"), max_size=2),
+    ),
+    min_size=1,
+    max_size=120,
+)
 
 
 def run(posts, batch, segment, restore, lazy, rules=(), params=SpikeParams(baseline=5, min_history=2)):
@@ -158,7 +186,7 @@ def run(posts, batch, segment, restore, lazy, rules=(), params=SpikeParams(basel
     state, saved, wm = SegmentState.from_dict(None, segment), None, None
     out, late = [], 0
     for i in range(0, len(stream), batch):
-        chunk = stream[i:i + batch]
+        chunk = stream[i : i + batch]
         if restore:
             state = SegmentState.from_dict(json.loads(json.dumps(saved)) if saved else None, segment)
         late += state.add(partials(chunk, SPEC).get(segment, {}), SPEC, watermark_ms=wm)
@@ -176,16 +204,22 @@ def run(posts, batch, segment, restore, lazy, rules=(), params=SpikeParams(basel
 @given(posts_st, st.integers(1, 20), st.sampled_from(["all", "interest:travel", "hashtag:a"]))
 def test_restore_and_lazy_advance_give_identical_output(posts, batch, segment):
     posts = sorted(posts, key=lambda p: p[0] + 9_000 * len(p[3]) + int(p[1] * 11_000))  # roughly in order
-    rules = (Rule("neg", "c", segment, "tumbling", cooldown_ms=120_000,
-                  conditions=(Condition("negative_share", ">=", 0.5),)),
-             Rule("vol", "c", segment, "hopping", spike="volume"))
+    rules = (
+        Rule(
+            "neg", "c", segment, "tumbling", cooldown_ms=120_000, conditions=(Condition("negative_share", ">=", 0.5),)
+        ),
+        Rule("vol", "c", segment, "hopping", spike="volume"),
+    )
     reference = run(posts, batch, segment, restore=False, lazy=False, rules=rules)
     assert run(posts, batch, segment, restore=True, lazy=False, rules=rules) == reference
     assert run(posts, batch, segment, restore=True, lazy=True, rules=rules) == reference
     # every post is in exactly one tumbling window, or was too late
     out, late, partly = reference
-    expected = {"all": len(posts), "interest:travel": sum(p[2] == "travel" for p in posts),
-                "hashtag:a": sum("a" in p[3] for p in posts)}[segment]
+    expected = {
+        "all": len(posts),
+        "interest:travel": sum(p[2] == "travel" for p in posts),
+        "hashtag:a": sum("a" in p[3] for p in posts),
+    }[segment]
     tumbling = sum(r["volume"] for r in out if r["type"] == "window" and r["kind"] == "tumbling")
     assert tumbling + late <= expected <= tumbling + late + partly
     assert json.loads(json.dumps([r for r in out])) == out

@@ -1,29 +1,46 @@
 """The audience path without Kafka: processor → partials per partition → aggregator; profiles; erasure."""
+
 import orjson
 
 from stream.audience.aggregator import Aggregator
-from stream.pipeline.records import training_erase
-from stream.pipeline.privacy import erased_token, pseudonym
-from stream.pipeline.processor import Processor
-from stream.pipeline.records import Message
-from stream.audience.records import decode_partials, route
 from stream.audience.profiles import Profile, ProfileBook
+from stream.audience.records import decode_partials, route
 from stream.audience.rules import parse_rules
-from stream.settings import Settings
 from stream.audience.spikes import SpikeParams
 from stream.audience.windows import Tally, WindowSpec
+from stream.pipeline.privacy import erased_token, pseudonym
+from stream.pipeline.processor import Processor
+from stream.pipeline.records import Message, training_erase
+from stream.settings import Settings
 
 MINUTE = 60_000
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % (60 * MINUTE)
-RULES = parse_rules({"rule": [{"name": "acme-anger", "campaign": "recovery", "segment": "campaign:acme",
-                               "min_support": 5, "cooldown": "30m", "when": {"negative_share": ">= 0.8"}}]},
-                    "test")
+RULES = parse_rules(
+    {
+        "rule": [
+            {
+                "name": "acme-anger",
+                "campaign": "recovery",
+                "segment": "campaign:acme",
+                "min_support": 5,
+                "cooldown": "30m",
+                "when": {"negative_share": ">= 0.8"},
+            }
+        ]
+    },
+    "test",
+)
 
 
 def post(i, minute, text="Terrible awful service, I hate this company", **extra):
-    return {"id": f"p{i}", "user_id": f"u{i % 3}", "text": f"{text} {'abcdefghijklmnopqrstuvwxyz'[i % 26]}"
-            f"{'abcdefghijklmnopqrstuvwxyz'[i // 26 % 26]}", "created_at": T0 + minute * MINUTE + i % 60 * 100,
-            "campaign": "acme", **extra}
+    return {
+        "id": f"p{i}",
+        "user_id": f"u{i % 3}",
+        "text": f"{text} {'abcdefghijklmnopqrstuvwxyz'[i % 26]}{'abcdefghijklmnopqrstuvwxyz'[i // 26 % 26]}",
+        "created_at": T0 + minute * MINUTE + i % 60 * 100,
+        "campaign": "acme",
+        **extra,
+    }
 
 
 def run(processor, aggregator, events, offsets):
@@ -54,8 +71,11 @@ def test_predictions_carry_sentiment_and_partials_fire_a_trigger_once():
     emitted2 = run(proc, agg, [post(99, 10, text="a plain note about the weather")], offsets)
     triggers = emitted["triggers"] + emitted2["triggers"]
     assert [t["window"]["start"] for t in triggers] == [T0]  # minutes 1-3 are within the cooldown
-    acme = [w for w in emitted["windows"] + emitted2["windows"]
-            if w["segment"] == "campaign:acme" and w["kind"] == "tumbling"]
+    acme = [
+        w
+        for w in emitted["windows"] + emitted2["windows"]
+        if w["segment"] == "campaign:acme" and w["kind"] == "tumbling"
+    ]
     assert [w["volume"] for w in acme] == [11, 10, 10, 10]
     assert proc.stats.triggers[("acme-anger", "recovery")] == 1
     assert proc.stats.audience[("campaign", "acme")][0] == 10  # the last closed tumbling window
@@ -67,8 +87,9 @@ def test_a_redelivered_partial_is_not_counted_twice_and_a_restored_table_continu
     table: dict = {}
     agg = Aggregator(table, proc.window_spec, SpikeParams(), RULES, proc.stats)
     proc.process_posts([Message(orjson.dumps(post(i, 0))) for i in range(8)])
-    (partition, value), = [(p, v) for p, v in proc.drain_aggregates().partials
-                           if "campaign:acme" in orjson.loads(v)["segments"]]
+    ((partition, value),) = [
+        (p, v) for p, v in proc.drain_aggregates().partials if "campaign:acme" in orjson.loads(v)["segments"]
+    ]
     segments, max_ts = decode_partials(value)
     agg.on_partials(partition, 0, segments, max_ts)
     agg.on_partials(partition, 0, segments, max_ts)  # redelivered after a crash
@@ -91,7 +112,7 @@ def test_an_erased_user_is_ignored_and_never_named_in_outputs():
     proc = Processor(settings)
     out = proc.process_erasures([Message(b'{"user_id": "u1"}'), Message(b"[]")])
     assert [r for _, r in out.dead_letters] and proc.stats.outcomes["erasure_requests"] == 1
-    (partition, value), = out.profile_updates
+    ((partition, value),) = out.profile_updates
     assert orjson.loads(value) == {"users": {pseudonym("u1", "secret"): {"erase": True}}}
     assert partition == route(pseudonym("u1", "secret"), settings.partitions)
     assert b"u1" not in out.training[0][1]

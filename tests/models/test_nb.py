@@ -1,4 +1,5 @@
 """The hand-written naive Bayes has River's maths: same probabilities on a real stream."""
+
 import itertools
 import math
 
@@ -7,8 +8,8 @@ from river import naive_bayes
 from models.nb import MultinomialNB
 from models.online import OnlineModel
 from stream.pipeline.cleaning import clean_post
-from stream.tools.data import tweets_stream
 from stream.pipeline.events import post_from_dict
+from stream.tools.data import tweets_stream
 
 
 def test_same_predictions_as_river_on_real_tweets():

@@ -1,4 +1,5 @@
 """Bad arguments and settings: one line on stderr, no traceback, a non-zero exit."""
+
 import subprocess
 import sys
 
@@ -12,26 +13,30 @@ def run(*args, env=None):
     import os
 
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "stream", *args], capture_output=True, text=True,
-                          env=full_env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "stream", *args], capture_output=True, text=True, env=full_env, timeout=120
+    )
 
 
-@pytest.mark.parametrize("args, env, expected", [
-    (["demo", "--events", "ten"], None, "argument --events: 'ten' is not a whole number"),
-    (["produce", "x.jsonl", "--rate", "-1"], None, "argument --rate: -1 must be positive"),
-    (["nonsense"], None, "invalid choice: 'nonsense'"),
-    (["evaluate", "--test", "/nonexistent.jsonl"], None, "/nonexistent.jsonl: no such file"),
-    (["evaluate", "--test", "tweets"], {"STREAM_MODEL": "bert"}, "STREAM_MODEL='bert' is not one of"),
-    (["produce", "README.md"], {"STREAM_BROKER": "127.0.0.1:1"}, "unknown format"),
-    (["compare", "tweets", "--models", "nb,gpt"], None, "unknown model 'gpt'"),
-    (["bench", "--events", "0"], None, "argument --events: 0 must be at least 1"),
-    (["evaluate", "--test", "tweets", "--holdout", "cooking"], None, "--holdout 'cooking' is not an interest"),
-    (["evaluate", "--test", "tweets", "--task", "mood"], None, "argument --task: invalid choice: 'mood'"),
-    (["evaluate", "--test", "tweets", "--later", "1"], None, "argument --later: 1 is not strictly between 0 and 1"),
-    (["evaluate", "--test", "tweets", "--later", "0.2", "--holdout", "music"], None, "choose one"),
-    (["evaluate", "--test", "tweets", "--baseline"], None, "--baseline needs posts to train on"),
-    (["evaluate", "--test", "forum", "--task", "sentiment"], None, "forum has no sentiment labels to score"),
-])
+@pytest.mark.parametrize(
+    "args, env, expected",
+    [
+        (["demo", "--events", "ten"], None, "argument --events: 'ten' is not a whole number"),
+        (["produce", "x.jsonl", "--rate", "-1"], None, "argument --rate: -1 must be positive"),
+        (["nonsense"], None, "invalid choice: 'nonsense'"),
+        (["evaluate", "--test", "/nonexistent.jsonl"], None, "/nonexistent.jsonl: no such file"),
+        (["evaluate", "--test", "tweets"], {"STREAM_MODEL": "bert"}, "STREAM_MODEL='bert' is not one of"),
+        (["produce", "README.md"], {"STREAM_BROKER": "127.0.0.1:1"}, "unknown format"),
+        (["compare", "tweets", "--models", "nb,gpt"], None, "unknown model 'gpt'"),
+        (["bench", "--events", "0"], None, "argument --events: 0 must be at least 1"),
+        (["evaluate", "--test", "tweets", "--holdout", "cooking"], None, "--holdout 'cooking' is not an interest"),
+        (["evaluate", "--test", "tweets", "--task", "mood"], None, "argument --task: invalid choice: 'mood'"),
+        (["evaluate", "--test", "tweets", "--later", "1"], None, "argument --later: 1 is not strictly between 0 and 1"),
+        (["evaluate", "--test", "tweets", "--later", "0.2", "--holdout", "music"], None, "choose one"),
+        (["evaluate", "--test", "tweets", "--baseline"], None, "--baseline needs posts to train on"),
+        (["evaluate", "--test", "forum", "--task", "sentiment"], None, "forum has no sentiment labels to score"),
+    ],
+)
 def test_errors_are_one_line(args, env, expected):
     res = run(*args, env=env)
     assert res.returncode != 0
@@ -80,21 +85,28 @@ def test_evaluate_later_posts_against_the_batch_baseline(tmp_path):
 
 
 def test_bench_stage_breakdown_runs_the_processor_offline():
+    from stream.settings import Settings
     from stream.tools.bench import expected_outputs
     from stream.tools.data import tweets_stream
-    from stream.settings import Settings
 
     events = tweets_stream()[:300]
     predicted, stages = expected_outputs(Settings(), events)
     assert 250 < predicted <= 300
-    assert set(stages) == {"decode+validate", "clean", "featurize", "predict interest", "sentiment",
-                           "learn (training log)", "publish (serialize)"}
+    assert set(stages) == {
+        "decode+validate",
+        "clean",
+        "featurize",
+        "predict interest",
+        "sentiment",
+        "learn (training log)",
+        "publish (serialize)",
+    }
     assert all(v > 0 for v in stages.values()), stages
 
 
 def test_bench_memory_run_reports_rss_along_the_stream():
-    from stream.tools.bench import format_memory, memory_run
     from stream.settings import Settings
+    from stream.tools.bench import format_memory, memory_run
 
     rows = memory_run(Settings(feedback_capacity=50), 400, reports=4)
     assert [r["events"] for r in rows] == [100, 200, 300, 400, 400] and rows[-1]["after_gc"]

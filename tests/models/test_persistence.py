@@ -36,8 +36,16 @@ def test_tampered_checkpoints_are_refused_before_unpickling(tmp_path):
 def test_a_learner_continues_from_its_checkpoint():
     settings = Settings()
     proc = Processor(settings)
-    events = [{"id": f"p{i}", "user_id": "u", "text": f"brady deflated {i} balls" if i % 2 else f"my flight {i} late",
-               "created_at": 1, "interest": "sports" if i % 2 else "travel"} for i in range(50)]
+    events = [
+        {
+            "id": f"p{i}",
+            "user_id": "u",
+            "text": f"brady deflated {i} balls" if i % 2 else f"my flight {i} late",
+            "created_at": 1,
+            "interest": "sports" if i % 2 else "travel",
+        }
+        for i in range(50)
+    ]
     proc.run_locally(proc.process_posts([Message(orjson.dumps(e)) for e in events]))
     meta, state = load(dump(proc.learner.state(), proc.learner.metadata(), b"k"), b"k")
     restored = Learner(settings)
@@ -61,8 +69,12 @@ def test_checkpoints_stream_through_the_compressor_and_back(monkeypatch, chunk):
 
     monkeypatch.setattr(persistence._Decompressor, "CHUNK", chunk)
     rng = np.random.default_rng(1)
-    state = {"weights": rng.random((3000, 6), dtype=np.float32), "room": np.ones((5000, 8), np.float32),
-             "lines": ["a\nb", "\n" * 50, "x" * 70_000], "ids": {f"p{i}": (i, b"\x00\n" * 3) for i in range(2000)}}
+    state = {
+        "weights": rng.random((3000, 6), dtype=np.float32),
+        "room": np.ones((5000, 8), np.float32),
+        "lines": ["a\nb", "\n" * 50, "x" * 70_000],
+        "ids": {f"p{i}": (i, b"\x00\n" * 3) for i in range(2000)},
+    }
     meta, back = load(dump(state, {"version": 3}, b"k"), b"k")
     assert meta == {"version": 3} and back["lines"] == state["lines"] and back["ids"] == state["ids"]
     assert all(np.array_equal(back[k], state[k]) and back[k].flags.writeable for k in ("weights", "room"))
@@ -84,5 +96,5 @@ def test_the_decompressor_reads_lines_and_buffers_across_chunks(monkeypatch):
     assert f.readinto(target) == 300 and bytes(target) == data[11:311]
     assert f.read(5) == data[311:316]
     rest = data[316:]
-    assert f.readline() == rest[:rest.index(b"\n") + 1]
+    assert f.readline() == rest[: rest.index(b"\n") + 1]
     assert f.readline() == b"last, no newline" and f.read() == b"" and f.readline() == b""
