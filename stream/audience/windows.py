@@ -496,32 +496,13 @@ class SegmentState:
             while ns <= last:
                 tally = self._aggregate(ns, size, width)
                 if tally.n == 0:  # silent: jump to the next window with posts, counting zeros
-                    later = [b for b in self.buckets if b >= ns]
-                    target = _floor(min(later), step) - size + step if later else last + step
-                    target = min(max(target, ns + step), last + step)
-                    # windows that end before the segment's first post are not silence: no zeros
-                    since = ns if self.born is None else max(ns, _floor(self.born, step) - size + step)
-                    history.push_zeros(max(0, (target - since) // step), params)
-                    ns = target
+                    ns = self._skip_silence(ns, last, size, step, history, params)
                     continue
-                window = Window(self.segment, kind, ns, ns + size, tally)
-                record = window.to_record()
-                found = [
-                    s.to_record()
-                    for s in detect(self.segment, kind, ns, ns + size, tally.n, window.mean_sentiment, history, params)
-                ]
-                history.push(tally.n, window.mean_sentiment if tally.n >= params.sentiment_min_volume else None, params)
                 end = ns + size
+                record, found = self._close(kind, ns, end, tally, history, params)
                 windows.append((end, k_index, record))
                 spikes.extend((end, k_index, s) for s in found)
-                for rule in kind_rules:
-                    fired = self.cooldown.get(rule.name)
-                    if fired is not None and end - fired < rule.cooldown_ms:
-                        continue
-                    figures = rule_fires(rule, record, found)
-                    if figures is not None:
-                        self.cooldown[rule.name] = end
-                        triggers.append((end, k_index, trigger_record(rule, record, figures, found)))
+                triggers.extend((end, k_index, t) for t in self._fire(kind_rules, end, record, found))
                 ns += step
             if ns != first or self.next_start[kind] is not None:  # else earlier posts may still come
                 self.next_start[kind] = ns
@@ -532,6 +513,44 @@ class SegmentState:
             tuple(r for *_, r in sorted(spikes, key=order)),
             tuple(r for *_, r in sorted(triggers, key=order)),
         )
+
+    def _skip_silence(self, ns: int, last: int, size: int, step: int, history: Baseline, params: SpikeParams) -> int:
+        """The start of the next window with posts (at most one past ``last``); the silent windows
+        skipped count as zero volume in the spike baseline."""
+        later = [b for b in self.buckets if b >= ns]
+        target = _floor(min(later), step) - size + step if later else last + step
+        target = min(max(target, ns + step), last + step)
+        # windows that end before the segment's first post are not silence: no zeros
+        since = ns if self.born is None else max(ns, _floor(self.born, step) - size + step)
+        history.push_zeros(max(0, (target - since) // step), params)
+        return target
+
+    def _close(
+        self, kind: str, start: int, end: int, tally: Tally, history: Baseline, params: SpikeParams
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The record of a closed window and its spikes against the baseline, which it then joins."""
+        window = Window(self.segment, kind, start, end, tally)
+        spikes = [
+            s.to_record()
+            for s in detect(self.segment, kind, start, end, tally.n, window.mean_sentiment, history, params)
+        ]
+        history.push(tally.n, window.mean_sentiment if tally.n >= params.sentiment_min_volume else None, params)
+        return window.to_record(), spikes
+
+    def _fire(
+        self, rules: Sequence[Rule], end: int, record: dict[str, Any], spikes: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The triggers a closed window fires: each rule out of its cooldown whose conditions hold."""
+        fired = []
+        for rule in rules:
+            last = self.cooldown.get(rule.name)
+            if last is not None and end - last < rule.cooldown_ms:
+                continue
+            figures = rule_fires(rule, record, spikes)
+            if figures is not None:
+                self.cooldown[rule.name] = end
+                fired.append(trigger_record(rule, record, figures, spikes))
+        return fired
 
     def _prune(self, spec: WindowSpec, rules: Sequence[Rule]) -> None:
         starts = [self.next_start[k] for k in WINDOW_KINDS]
