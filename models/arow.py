@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Hashable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -104,8 +104,8 @@ class AROWClassifier(base.Classifier):
         self.hash_bits = hash_bits
         self.calibration_rate = calibration_rate
         self._mask = (1 << hash_bits) - 1
-        self._classes: list[Hashable] = []
-        self._index: dict[Hashable, int] = {}
+        self._classes: list[base.typing.ClfTarget] = []
+        self._index: dict[base.typing.ClfTarget, int] = {}
         # One row per hashed feature, one column per class: a post's rows are gathered at once.
         # ``_mean`` and ``_var`` are views of the first columns of buffers with room for more classes.
         self._mean_buf = np.zeros((1 << hash_bits, 0), dtype=np.float32)
@@ -120,10 +120,10 @@ class AROWClassifier(base.Classifier):
         return True
 
     @property
-    def classes_(self) -> list[Hashable]:
+    def classes_(self) -> list[base.typing.ClfTarget]:
         return list(self._classes)
 
-    def _vector(self, x: dict[Hashable, float]) -> tuple[np.ndarray, np.ndarray]:
+    def _vector(self, x: Mapping[Any, float]) -> tuple[np.ndarray, np.ndarray]:
         n, mask = len(x), self._mask
         if all(type(k) is int for k in x):  # the featurizer's hashes: no folding needed if in range
             try:
@@ -142,7 +142,7 @@ class AROWClassifier(base.Classifier):
             np.fromiter(folded.values(), dtype=np.float64, count=n),
         )
 
-    def _add_class(self, y: Hashable) -> int:
+    def _add_class(self, y: base.typing.ClfTarget) -> int:
         self._index[y] = len(self._classes)
         self._classes.append(y)
         self._counts.append(0)
@@ -191,7 +191,7 @@ class AROWClassifier(base.Classifier):
         e = np.exp(z - z.max())
         return e / e.sum()
 
-    def learn_one(self, x: dict[Hashable, float], y: Hashable) -> None:
+    def learn_one(self, x: Mapping[Any, float], y: base.typing.ClfTarget) -> None:
         idx, counts = self._vector(x)
         self.n_docs += 1
         self._df[idx] += 1
@@ -226,7 +226,7 @@ class AROWClassifier(base.Classifier):
         self._mean[idx] = mean + np.outer(w, alpha) * var
         self._var[idx] = var - np.outer(w2, beta) * var * var
 
-    def decision_function(self, x: dict[Hashable, float]) -> np.ndarray:
+    def decision_function(self, x: Mapping[Any, float]) -> np.ndarray:
         """One margin per class, in the order of :attr:`classes_`."""
         idx, counts = self._vector(x)
         w = tfidf_unit(counts, self._df[idx], self.n_docs)
@@ -234,7 +234,7 @@ class AROWClassifier(base.Classifier):
 
     many_dicts = True  # predict_proba_many takes a list of dicts (River's takes a DataFrame)
 
-    def predict_proba_many(self, xs: Sequence[dict[Hashable, float]]) -> list[dict[Hashable, float]]:
+    def predict_proba_many(self, xs: Sequence[Mapping[Any, float]]) -> list[dict[base.typing.ClfTarget, float]]:
         """:meth:`predict_proba_one` of each post, computed for all of them in a few array operations
         (a worker predicts a whole batch before the model learns from it)."""
         if not self._classes or not xs:
@@ -256,7 +256,7 @@ class AROWClassifier(base.Classifier):
         classes = self._classes
         return [dict(zip(classes, row, strict=True)) for row in p.tolist()]
 
-    def predict_proba_one(self, x: dict[Hashable, float], **kwargs: Any) -> dict[Hashable, float]:
+    def predict_proba_one(self, x: Mapping[Any, float], **kwargs: Any) -> dict[base.typing.ClfTarget, float]:
         if not self._classes:
             return {}
         p = self._softmax(self.decision_function(x))

@@ -13,6 +13,7 @@ is bounded whatever the vocabulary, and checkpoints mean the same thing in every
 
 from __future__ import annotations
 
+import itertools
 import re
 import zlib
 from collections.abc import Iterable, Mapping
@@ -185,15 +186,18 @@ class PostFeaturizer(base.Transformer):
         words = tokenize(text)
         out = list(words)
         if self.bigrams:
-            out.extend(f"{a} {b}" for a, b in zip(words, words[1:]))
+            out.extend(f"{a} {b}" for a, b in itertools.pairwise(words))
         out.extend("#" + t for t in hashtags)
         out.append("platform=" + platform)
         out.append("lang=" + lang)
-        # Numeric features as log-scale buckets: counts that any classifier can use.
-        out.extend(f"f:{n}={int(v * 1.5)}" for n, v in zip(ENGAGEMENT_NAMES, engagement) if v > 0)
+        # Numeric features as log-scale buckets: counts that any classifier can use. ``engagement``
+        # may hold fewer figures than there are names (none at all for a bare post): no feature for those.
+        out.extend(f"f:{n}={int(v * 1.5)}" for n, v in zip(ENGAGEMENT_NAMES, engagement, strict=False) if v > 0)
         return out
 
-    def transform_one(self, x: Any) -> dict[int, float]:
+    # River types any transformer's output as ``dict[Hashable, Any]``, which (dict being invariant) no
+    # ``dict[int, float]`` is; the hashed keys are ints, and the sentiment model relies on it.
+    def transform_one(self, x: Any) -> dict[int, float]:  # type: ignore[override]
         post = x.post
         counts: dict[int, float] = {}
         mask = self._mask

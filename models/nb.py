@@ -22,7 +22,7 @@ Probabilities equal River's to floating-point rounding (``tests/unit/test_nb.py`
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from river import base
@@ -57,28 +57,28 @@ class MultinomialNB(base.Classifier):
             raise ValueError(f"prior must be 'empirical' or 'uniform', not {prior!r}")
         self.alpha = alpha
         self.prior = prior
-        self.class_counts: dict[Hashable, int] = {}
-        self.class_totals: dict[Hashable, float] = {}
-        self.feature_counts: dict[Hashable, dict[Hashable, float]] = {}
+        self.class_counts: dict[base.typing.ClfTarget, int] = {}
+        self.class_totals: dict[base.typing.ClfTarget, float] = {}
+        self.feature_counts: dict[Hashable, dict[base.typing.ClfTarget, float]] = {}
 
     @property
     def _multiclass(self) -> bool:
         return True
 
     def _more_tags(self) -> set[str]:
-        from river.utils import tags
+        from river.base import tags
 
         return {tags.POSITIVE_INPUT}
 
     @property
-    def classes_(self) -> list[Hashable]:
+    def classes_(self) -> list[base.typing.ClfTarget]:
         return list(self.class_counts)
 
     @property
     def n_terms(self) -> int:
         return len(self.feature_counts)
 
-    def learn_one(self, x: dict[Hashable, float], y: Hashable) -> None:
+    def learn_one(self, x: Mapping[Any, float], y: base.typing.ClfTarget) -> None:
         self.class_counts[y] = self.class_counts.get(y, 0) + 1
         fc = self.feature_counts
         total = 0.0
@@ -91,7 +91,7 @@ class MultinomialNB(base.Classifier):
             total += v
         self.class_totals[y] = self.class_totals.get(y, 0.0) + total
 
-    def joint_log_likelihood(self, x: dict[Hashable, float]) -> dict[Hashable, float]:
+    def joint_log_likelihood(self, x: Mapping[Any, float]) -> dict[base.typing.ClfTarget, float]:
         if not self.class_counts:
             return {}
         log = math.log
@@ -115,7 +115,7 @@ class MultinomialNB(base.Classifier):
             for c, n_c in self.class_counts.items()
         }
 
-    def predict_proba_one(self, x: dict[Hashable, float], **kwargs: Any) -> dict[Hashable, float]:
+    def predict_proba_one(self, x: Mapping[Any, float], **kwargs: Any) -> dict[base.typing.ClfTarget, float]:
         jll = self.joint_log_likelihood(x)
         if not jll:
             return {}

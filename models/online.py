@@ -15,7 +15,6 @@ and adapt when the audience drifts.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from typing import Any
 
 from models.drift import DriftDetector
@@ -47,7 +46,7 @@ class OnlineModel:
         if hasattr(self.classifier, "reserve"):  # fixed-size weights: allocated now, not mid-stream
             self.classifier.reserve()
         self.version = 0
-        self.classes: set[Hashable] = set()
+        self.classes: set[str] = set()
         self.adapt = adapt
         self.detector = DriftDetector()
         self.background: Any = None
@@ -57,23 +56,27 @@ class OnlineModel:
     def features(self, clean_post: Any) -> Features:
         return self.featurizer.transform_one(clean_post)
 
-    def predict(self, x: Features) -> dict[Hashable, float]:
-        """Class probabilities (empty before the first label)."""
-        return self.classifier.predict_proba_one(x)
+    # River types a classifier's features as ``dict[Hashable, Any]`` and its labels as ``bool | str | int``:
+    # no ``dict[int, float]`` is one (dict is invariant), and what a classifier taught only ``str`` labels
+    # predicts is typed with all three. Hence the ignores on the calls below, on those lines only.
 
-    def predict_many(self, xs: list[Features]) -> list[dict[Hashable, float]]:
+    def predict(self, x: Features) -> dict[str, float]:
+        """Class probabilities (empty before the first label)."""
+        return self.classifier.predict_proba_one(x)  # type: ignore[arg-type, return-value]
+
+    def predict_many(self, xs: list[Features]) -> list[dict[str, float]]:
         """:meth:`predict` of each, at once where the classifier can: its ``predict_proba_many``
         over a list of dicts, when it says it takes one (``many_dicts``). River's own
         ``predict_proba_many`` takes a pandas DataFrame (mini-batches): those predict one at a time."""
         if getattr(self.classifier, "many_dicts", False):
-            return self.classifier.predict_proba_many(xs)
+            return self.classifier.predict_proba_many(xs)  # type: ignore[attr-defined]
         predict = self.classifier.predict_proba_one
-        return [predict(x) for x in xs]
+        return [predict(x) for x in xs]  # type: ignore[arg-type, misc]
 
-    def learn(self, x: Features, y: Hashable, predicted: Hashable | None) -> dict[str, Any] | None:
+    def learn(self, x: Features, y: str, predicted: str | None) -> dict[str, Any] | None:
         """Learn one label; ``predicted`` is what the live model said before (``None``: no
         prediction to score). Returns a drift event when the live model was replaced."""
-        self.classifier.learn_one(x, y)
+        self.classifier.learn_one(x, y)  # type: ignore[arg-type]
         self.classes.add(y)
         self.version += 1
         if not self.adapt or predicted is None:

@@ -70,7 +70,7 @@ class _Decompressor:
     def _available(self, n: int) -> int:
         """Decompress until ``n`` bytes are buffered (or the payload ends); how many are."""
         while len(self._buffer) - self._pos < n:
-            data = self._z.unconsumed_tail
+            data: bytes | memoryview = self._z.unconsumed_tail
             if not data:
                 if self._at >= len(self._payload):
                     break

@@ -149,7 +149,7 @@ def lex_from_list(values: Iterable[Any]) -> LexScores:
     out = tuple(float(v) for v in values)
     if len(out) != 4:
         raise ValueError(f"lexicon scores: expected 4 numbers, got {len(out)}")
-    return out  # type: ignore[return-value]
+    return out
 
 
 def lexicon_features(lex: Sequence[float]) -> dict[int, float]:
@@ -198,7 +198,7 @@ class SentimentClassifier(base.Classifier):
         self.lr = lr
         self.l2 = l2
         self._mask = (1 << bits) - 1
-        self.classes: list[Hashable] = []
+        self.classes: list[base.typing.ClfTarget] = []
         # One row per hashed feature, one column per class: weights and AdaGrad's squared-gradient sums.
         self._w = np.zeros((1 << bits, 0))
         self._g = np.zeros((1 << bits, 0))
@@ -214,9 +214,10 @@ class SentimentClassifier(base.Classifier):
 
         return stable_hash(str(f), self._mask)
 
-    def _vector(self, x: Mapping[Hashable, float]) -> tuple[np.ndarray, np.ndarray]:
+    def _vector(self, x: Mapping[Any, float]) -> tuple[np.ndarray, np.ndarray]:
         """Row indices (distinct: colliding features are summed) and values of the non-zero features."""
-        mask, rows = self._mask, {}
+        mask = self._mask
+        rows: dict[int, float] = {}
         for f, v in x.items():
             if v:
                 i = f & mask if type(f) is int else self._index(f)
@@ -224,7 +225,7 @@ class SentimentClassifier(base.Classifier):
         n = len(rows)
         return (np.fromiter(rows.keys(), dtype=np.intp, count=n), np.fromiter(rows.values(), dtype=np.float64, count=n))
 
-    def _add_class(self, y: Hashable) -> None:
+    def _add_class(self, y: base.typing.ClfTarget) -> None:
         self.classes.append(y)
         # A new class starts with the weights of class 0 (so it changes no other prediction).
         first = self._w[:, :1] if self.classes[1:] else np.zeros((self._w.shape[0], 1))
@@ -239,12 +240,12 @@ class SentimentClassifier(base.Classifier):
         """Class probabilities (in ``classes`` order) of the features ``v`` at distinct rows ``idx``."""
         return self._softmax(v @ self._w[idx])
 
-    def predict_proba_one(self, x: Mapping[Hashable, float], **kwargs: Any) -> dict[Hashable, float]:
+    def predict_proba_one(self, x: Mapping[Any, float], **kwargs: Any) -> dict[base.typing.ClfTarget, float]:
         if not self.classes:
             return {}
-        return dict(zip(self.classes, self.proba_arrays(*self._vector(x)).tolist()))
+        return dict(zip(self.classes, self.proba_arrays(*self._vector(x)).tolist(), strict=True))
 
-    def learn_one(self, x: Mapping[Hashable, float], y: Hashable, w: float = 1.0) -> None:
+    def learn_one(self, x: Mapping[Any, float], y: base.typing.ClfTarget, w: float = 1.0) -> None:
         """Learn one example; ``w`` weighs its gradient."""
         if y not in self.classes:
             self._add_class(y)
@@ -399,7 +400,7 @@ class SentimentModel:
         lexp = lexicon_proba(lex[0])
         if share == 0.0:
             return lexp
-        return {c: share * p + (1.0 - share) * lexp[c] for c, p in zip(SENTIMENTS, learned)}
+        return {c: share * p + (1.0 - share) * lexp[c] for c, p in zip(SENTIMENTS, learned, strict=True)}
 
     def proba(self, x: Features, lex: Sequence[float], interest: str | None = None) -> dict[str, float]:
         """Blended class probabilities (over :data:`models.labels.SENTIMENTS`)."""

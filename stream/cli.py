@@ -250,7 +250,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         train, test = split_later([e for e in test if isinstance(e, dict)], args.later)
         frozen = True
     if args.holdout:
-        groups = sorted({e.get("interest") for e in test if isinstance(e, dict)} - {None})
+        groups = sorted({e["interest"] for e in test if isinstance(e, dict) and e.get("interest") is not None})
         if args.holdout not in groups:
             raise UsageError(
                 f"{PROG} evaluate: --holdout {args.holdout!r} is not an interest of {args.test} "

@@ -19,7 +19,7 @@ def run(*args, env=None):
 
 
 @pytest.mark.parametrize(
-    "args, env, expected",
+    ("args", "env", "expected"),
     [
         (["demo", "--events", "ten"], None, "argument --events: 'ten' is not a whole number"),
         (["produce", "x.jsonl", "--rate", "-1"], None, "argument --rate: -1 must be positive"),

@@ -83,7 +83,7 @@ def _within(name: str, prefix: str) -> bool:
 
 def violations(modules: dict[str, list[tuple[str, bool]]]) -> list[str]:
     """Every import that breaks one of :data:`RULES`, as ``"importer -> imported"``."""
-    out = []
+    out: list[str] = []
     for module, imported in modules.items():
         for prefix, forbidden in RULES:
             if _within(module, prefix):

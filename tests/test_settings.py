@@ -1,3 +1,6 @@
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from stream.settings import ConfigError, Settings, describe
@@ -11,7 +14,7 @@ def test_defaults_and_env():
 
 
 @pytest.mark.parametrize(
-    "env, message",
+    ("env", "message"),
     [
         ({"STREAM_MODEL": "gpt"}, "STREAM_MODEL='gpt' is not one of"),
         ({"STREAM_WEB_PORT": "70000"}, "STREAM_WEB_PORT=70000 is not a port number"),
@@ -29,10 +32,10 @@ def test_bad_values_are_one_line_errors(env, message):
 
 def test_frozen_and_documented():
     s = Settings()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.partitions = 3  # type: ignore[misc]
     names = [name for name, _, _ in describe()]
     assert "STREAM_BROKER" in names and all(doc for _, _, doc in describe())
-    table = open("docs/configuration.md", encoding="utf-8").read()
+    table = Path("docs/configuration.md").read_text(encoding="utf-8")
     missing = [n for n in names if f"| `{n}` |" not in table]
     assert not missing, f"settings not in docs/configuration.md: {missing}"

@@ -14,10 +14,14 @@ Segments and users are routed to partitions by :func:`route`, so every table row
 its own partition and the aggregating agents handle one record per partition and interval.
 
 >>> spec = WindowSpec()
->>> [(p, decode_partials(v)) for p, v in encode_partials([(61_000, 0.5, "positive", "sports", None, ())],
-...                                                       spec, partitions=1)]
-[(0, ({'all': {60000: Tally({'n': 1, 's': 0.5, 'pos': 1, 'neu': 0, 'neg': 0, 'interests': {'sports': 1}})}, \
-'interest:sports': {60000: Tally({'n': 1, 's': 0.5, 'pos': 1, 'neu': 0, 'neg': 0, 'interests': {'sports': 1}})}}, 61000))]
+>>> [(p, v)] = encode_partials([(61_000, 0.5, "positive", "sports", None, ())], spec, partitions=1)
+>>> segments, max_ts = decode_partials(v)
+>>> p, sorted(segments), max_ts
+(0, ['all', 'interest:sports'], 61000)
+>>> segments["all"]
+{60000: Tally({'n': 1, 's': 0.5, 'pos': 1, 'neu': 0, 'neg': 0, 'interests': {'sports': 1}})}
+>>> segments["interest:sports"] == segments["all"]
+True
 >>> [(p, decode_profile_updates(v)) for p, v in encode_profile_updates({"u1": [(0, {"music": 1.0})]}, 1)]
 [(0, {'u1': {'posts': [[0, {'music': 1.0}]]}})]
 >>> [decode_profile_updates(v) for _, v in encode_erasures(["u1"], 1)]
@@ -90,7 +94,7 @@ def encode_profile_updates(posts: Mapping[str, ProfilePosts], partitions: int) -
 
 def encode_erasures(users: Iterable[str], partitions: int) -> list[tuple[int, bytes]]:
     """The ``user.updates`` records that delete these users' profiles."""
-    return by_partition(dict.fromkeys(users, {"erase": True}), "users", partitions)
+    return by_partition({user: {"erase": True} for user in users}, "users", partitions)
 
 
 def decode_profile_updates(value: bytes) -> dict[str, dict[str, Any]]:

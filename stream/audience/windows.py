@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 from stream.audience.spikes import Baseline, SpikeParams, detect
 
 STATE_VERSION = 1
+DEFAULT_SPIKE_PARAMS = SpikeParams()  # frozen: one instance serves every default
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,7 +411,7 @@ class SegmentState:
             if tally.n <= 0:
                 continue
             open_ = False
-            for kind, size, step, front in frontiers:
+            for _kind, _size, step, front in frontiers:
                 if front is None or _floor(bucket, step) >= front:
                     open_ = True
                     break
@@ -422,7 +423,7 @@ class SegmentState:
                 for kind, size, step, front in frontiers
             ):
                 self.partly_late += tally.n  # kept, but some of its windows are closed already
-            for kind, size, step, front in frontiers:
+            for kind, _size, _step, front in frontiers:
                 if self.next_start[kind] is None and front is not None:  # first posts after a watermark
                     self.next_start[kind] = front
             if self.born is None or bucket < self.born:
@@ -466,7 +467,11 @@ class SegmentState:
         return total
 
     def advance(
-        self, watermark_ms: int, spec: WindowSpec, rules: Sequence[Rule] = (), params: SpikeParams = SpikeParams()
+        self,
+        watermark_ms: int,
+        spec: WindowSpec,
+        rules: Sequence[Rule] = (),
+        params: SpikeParams = DEFAULT_SPIKE_PARAMS,
     ) -> Emitted:
         """Close every window whose end plus the allowed lateness the watermark has reached
         (``watermark_ms >= end + lateness``); returns their records, spikes and fired triggers.

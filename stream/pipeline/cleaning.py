@@ -230,7 +230,7 @@ def retweet_key(text: str) -> str:
     ('brady speaks', 'brady speaks')
     """
     t = text.strip()
-    while t.startswith("rt ") or t.startswith("rt:"):
+    while t.startswith(("rt ", "rt:")):
         t = t[3:].lstrip(" :")
     return t
 

@@ -3,8 +3,11 @@
 Errors are a branch of the pipeline, not exceptions: :func:`parse_post` returns either a
 :class:`Post` or a :class:`Rejected` that names the reason and the field.
 
->>> parse_post(b'{"id": 7, "user_id": "u1", "text": "hi", "created_at": "2015-02-24T11:35:52Z"}')
-Post(id='7', user_id='u1', text='hi', created_at=1424777752000, platform='unknown', lang='und', hashtags=(), likes=0.0, shares=0.0, replies=0.0, followers=0.0, campaign=None, interest=None, sentiment=None)
+>>> post = parse_post(b'{"id": 7, "user_id": "u1", "text": "hi", "created_at": "2015-02-24T11:35:52Z"}')
+>>> post  # doctest: +ELLIPSIS
+Post(id='7', user_id='u1', text='hi', created_at=1424777752000, platform='unknown', lang='und', ...)
+>>> post.hashtags, post.likes, post.shares, post.replies, post.followers, post.campaign, post.interest, post.sentiment
+((), 0.0, 0.0, 0.0, 0.0, None, None, None)
 >>> parse_post(b'{"id": 7, "text": "hi"}')
 Rejected(reason='missing_field', detail='user_id')
 >>> parse_post(b'{"id": 7, "user_id": "u", "text": 5, "created_at": 1}').detail

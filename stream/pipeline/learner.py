@@ -29,7 +29,7 @@ import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import orjson
 
@@ -42,10 +42,10 @@ from stream.pipeline.state import RecentKeys, TTLStore
 from stream.settings import Settings
 from stream.stats import Stats
 
-PackedFeatures = Union[bytes, Features]
+PackedFeatures = bytes | Features
 
 
-def pack_features(pairs: Sequence[Sequence[Any]]) -> PackedFeatures:
+def pack_features(pairs: Sequence[tuple[Any, Any]]) -> PackedFeatures:
     """Features as ``[(hash, value), ...]`` packed into bytes for a post waiting for its label:
     4 bytes per hash, and 1 byte per value when all are whole counts under 256 (the featurizer's),
     else 8. Anything but integer hashes stays a dict.

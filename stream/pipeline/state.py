@@ -81,7 +81,7 @@ class TTLStore(Generic[V]):
         items = self._items
         limit = now - self.ttl
         while items:
-            key, (t, _) = next(iter(items.items()))
+            _key, (t, _) = next(iter(items.items()))
             if t > limit and len(items) <= self.capacity:
                 break
             items.popitem(last=False)

@@ -194,7 +194,7 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
         for (post, _), scores, sentiment in zip(pairs, all_scores, sentiments, strict=True):
             orjson.dumps({"post_id": post.id, "scores": scores, "sentiment": sentiment.to_dict()})
         t7 = clock()
-        for name, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6)):
+        for name, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6), strict=True):
             stages[name] += dt
         n += len(pairs)
     per_event = {k: v / max(1, n) * 1e6 for k, v in stages.items()}
@@ -225,7 +225,7 @@ def bench_pipeline(
             alive=lambda: worker.proc is not None and worker.proc.poll() is None,
         )
         cpu["end"] = proc_cpu(pid)
-        result = {
+        result: dict[str, Any] = {
             "eps": span.eps(),
             "events": span.count,
             "cpu_us": (cpu["end"] - cpu["start"]) / max(1, span.count) * 1e6,

@@ -26,7 +26,7 @@ def build(settings: Settings, output: str) -> faust.App:
     @app.agent(source, name="floor")
     async def floor(stream: faust.StreamT) -> None:
         send, name = app.producer.send, sink.get_topic_name()
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):  # type: ignore[attr-defined]
             for event in events:
                 await send(name, event.message.key, event.message.value, None, None, None)
 

@@ -48,10 +48,10 @@ def build(settings: Settings, output: str) -> faust.App:
             clean = clean_post(post)
             if not isinstance(clean, CleanPost):
                 continue
-            predicted = model.predict_one(clean.text)
+            predicted = model.predict_one(clean.text)  # type: ignore[arg-type]  # BagOfWords takes a str
             sentiment = lexicon_label(vader.polarity_scores(post.text[:LEXICON_MAX_CHARS])["compound"])
             if post.interest is not None:
-                model.learn_one(clean.text, post.interest)
+                model.learn_one(clean.text, post.interest)  # type: ignore[arg-type]  # BagOfWords takes a str
             await sink.send(
                 key=post.id.encode(),
                 value=json.dumps({"post_id": post.id, "interest": predicted, "sentiment": sentiment}).encode(),

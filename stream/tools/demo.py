@@ -272,7 +272,7 @@ def build_report(
 
 
 def format_report(r: dict[str, Any]) -> str:
-    q, roll = r["prequential"], r["rolling"]
+    q, roll, model = r["prequential"], r["rolling"], r["model"]
     rows = [
         ("posts sent (+ feedback)", f"{r['posts_sent']} (+{r['feedback_sent']})"),
         ("events in", r["events_in"]),
@@ -286,7 +286,7 @@ def format_report(r: dict[str, Any]) -> str:
         ("prequential kappa", f"{q['kappa']:.4f}  (last {roll.get('window')}: {roll.get('kappa', 0):.4f})"),
         (
             "model",
-            f"{r['model'].get('name')} v{r['model'].get('version')}, classes {', '.join(r['model'].get('classes', []))}",
+            f"{model.get('name')} v{model.get('version')}, classes {', '.join(model.get('classes', []))}",
         ),
         (
             "sentiment macro-F1 (lexicon)",
@@ -327,7 +327,7 @@ def format_report(r: dict[str, Any]) -> str:
     return "\n".join([line, *(f"{k:<{width}}  {v}" for k, v in rows), *fired, line])
 
 
-EXAMPLE_RULES = Path(__file__).resolve().parent.parent / "ops" / "triggers" / "rules.toml"
+EXAMPLE_RULES = Path(__file__).resolve().parents[2] / "ops" / "triggers" / "rules.toml"
 REPLAY_LATENESS_S = 300  # the replay compresses ~400 s of event time into a second
 
 

@@ -60,7 +60,9 @@ def scorer(
 
     def score(record: dict[str, Any]) -> None:
         event = truth.get(record["post_id"])
-        label = event.get(task) if event is not None else None
+        if event is None:
+            return
+        label = event.get(task)
         if label is None:
             return
         if task == "sentiment":

@@ -57,9 +57,11 @@ def prepare(events: Iterable[dict[str, Any]], hash_bits: int = 20) -> list[Examp
     out = []
     for event in events:
         clean = clean_event(event)
-        if not isinstance(clean, CleanPost) or clean.post.sentiment is None:
+        if not isinstance(clean, CleanPost):
             continue
         post = clean.post
+        if post.sentiment is None:
+            continue
         out.append(
             Example(featurizer.transform_one(clean), lexicon_scores(post.text), post.sentiment, post.interest or "")
         )
@@ -94,10 +96,10 @@ class Interests:
         self.classifier = make_classifier(name)
 
     def of(self, model: SentimentModel, e: Example) -> str | None:
-        return model.interest_of(self.classifier.predict_proba_one(e.x))
+        return model.interest_of(self.classifier.predict_proba_one(e.x))  # type: ignore[arg-type]  # see OnlineModel
 
     def learn(self, e: Example) -> None:
-        self.classifier.learn_one(e.x, e.group)
+        self.classifier.learn_one(e.x, e.group)  # type: ignore[arg-type]  # see OnlineModel
 
 
 def learn_all(examples: Iterable[Example], model: SentimentModel, interests: Interests) -> None:

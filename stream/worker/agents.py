@@ -43,7 +43,7 @@ def register_input_agents(
         # worker: keep it out of the garbage collector's full passes, which scanned it for 20-95 ms
         # every few seconds (measured) and were most of the event loop's stalls.
         gc.freeze()
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):  # type: ignore[attr-defined]
             for i in range(0, len(events), SLICE):
                 batch = [to_message(e) for e in events[i : i + SLICE]]
                 await publisher.outputs(processor.process_posts(batch))
@@ -63,10 +63,10 @@ def register_input_agents(
 
     @app.agent(topics.feedback, name="feedback")
     async def feedback(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):  # type: ignore[attr-defined]
             await publisher.outputs(processor.process_feedback([to_message(e) for e in events]))
 
     @app.agent(topics.erasure, name="erasure")
     async def erasure(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):  # type: ignore[attr-defined]
             await publisher.outputs(processor.process_erasures([to_message(e) for e in events]))

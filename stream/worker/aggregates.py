@@ -53,7 +53,7 @@ def register_audience_agent(
             await publisher.audience(out)
             history.record_audience(out)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust types receivers as (sender, *args, signal, **kwargs)
     async def forget_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         name = topics.partials.get_topic_name()
         aggregator.forget({tp.partition for tp in revoked if tp.topic == name})

@@ -32,7 +32,7 @@ class StatsCollector(Collector):
 
     def _histogram(self, name: str, doc: str, histogram: Latency) -> HistogramMetricFamily:
         buckets, acc = [], 0
-        for bound, n in zip([*map(str, histogram.buckets), "+Inf"], histogram.counts):
+        for bound, n in zip([*map(str, histogram.buckets), "+Inf"], histogram.counts, strict=True):
             acc += n
             buckets.append((bound, acc))
         return HistogramMetricFamily(f"{self.prefix}_{name}", doc, buckets=buckets, sum_value=histogram.sum)
@@ -72,14 +72,14 @@ class StatsCollector(Collector):
             "Share of positive posts in the last closed tumbling window",
             "Share of negative posts in the last closed tumbling window",
         )
-        for i, (name, doc) in enumerate(zip(names, docs)):
+        for i, (name, doc) in enumerate(zip(names, docs, strict=True)):
             fam = GaugeMetricFamily(
                 f"{self.prefix}_audience_{name}",
                 f"{doc}, per segment (all, interest, campaign).",
                 labels=["segment_kind", "segment"],
             )
-            for (kind, value), figures in list(s.audience.items()):
-                fam.add_metric([kind, value], figures[i])
+            for (kind, segment), figures in list(s.audience.items()):
+                fam.add_metric([kind, segment], figures[i])
             yield fam
         drifts = CounterMetricFamily(f"{self.prefix}_drifts", "Concept drifts detected in the error stream.")
         drifts.add_metric([], s.drifts)

@@ -42,7 +42,7 @@ class Publisher:
         name = topic.get_topic_name()
         for key, value in records:
             fut = await send(name, key, value, partition, None, None)
-            fut.add_done_callback(self._delivered)
+            fut.add_done_callback(self._delivered)  # type: ignore[attr-defined]  # a Future, typed Awaitable
 
     async def audience(self, out: AudienceOutputs) -> None:
         """Closed windows and spikes (keyed by segment) and fired triggers (keyed by trigger id)."""

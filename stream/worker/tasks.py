@@ -43,7 +43,7 @@ def register_tasks(
         if replica.ready.is_set():
             await replica.checkpoint("periodic")
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types receivers as (sender, *args, signal, **kwargs)
     async def last_checkpoint(app: faust.App, **kwargs: Any) -> None:
         if replica.ready.is_set():
             await replica.close()

@@ -1,5 +1,7 @@
 """The audience path without Kafka: processor → partials per partition → aggregator; profiles; erasure."""
 
+from typing import Any
+
 import orjson
 
 from stream.audience.aggregator import Aggregator
@@ -46,7 +48,7 @@ def post(i, minute, text="Terrible awful service, I hate this company", **extra)
 def run(processor, aggregator, events, offsets):
     """Process ``events`` as a worker does, feeding partials to ``aggregator``; returns what it emitted."""
     processor.run_locally(processor.process_posts([Message(orjson.dumps(e)) for e in events]))
-    emitted = {"windows": [], "spikes": [], "triggers": []}
+    emitted: dict[str, list[dict[str, Any]]] = {"windows": [], "spikes": [], "triggers": []}
     for partition, value in processor.drain_aggregates().partials:
         offsets[partition] = offsets.get(partition, -1) + 1
         segments, max_ts = decode_partials(value)
@@ -128,7 +130,8 @@ def test_an_erased_user_is_ignored_and_never_named_in_outputs():
 def test_profile_book_decays_skips_redeliveries_and_erases():
     book = ProfileBook({}, half_life_s=60, top_k=1, is_erased=lambda user: user == "gone")
     assert book.apply("u", {"posts": [[0, {"sports": 1.0}]]}, 0)[0] == "updated"
-    outcome, record = book.apply("u", {"posts": [[120_000, {"music": 1.0}]]}, 1)  # two half-lives later
+    _outcome, record = book.apply("u", {"posts": [[120_000, {"music": 1.0}]]}, 1)  # two half-lives later
+    assert record is not None
     assert record["scores"] == {"music": 1.0, "sports": 0.25} and record["top"][0]["interest"] == "music"
     assert book.apply("u", {"posts": [[0, {"sports": 1.0}]]}, 1) == ("skipped_redelivered", None)
     assert book.apply("gone", {"posts": [[0, {"sports": 1.0}]]}, 2) == ("skipped_erased", None)

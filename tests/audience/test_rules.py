@@ -75,7 +75,7 @@ when = { interest_share.sports = ">= 0.5" }
 
 
 @pytest.mark.parametrize(
-    "body, message",
+    ("body", "message"),
     [
         (
             'name = "r"\ncampaign = "c"\nsegment = "all"\nwhen = { negative_share = ">= x" }',
@@ -143,7 +143,7 @@ def test_each_bad_rule_is_one_line_naming_file_rule_and_field(tmp_path, body, me
 
 
 @pytest.mark.parametrize(
-    "text, message",
+    ("text", "message"),
     [
         ("", "no rules (add [[rule]] tables)"),
         ("# nothing here\n", "no rules (add [[rule]] tables)"),
@@ -225,13 +225,13 @@ def minute(state, m, restore=False):
     posts = [(m * 60_000 + i, -1.0, "negative", "travel", None, ()) for i in range(3)]
     state.add(partials(posts, SPEC)["interest:travel"], SPEC)
     out = state.advance((m + 1) * 60_000 + 10_000, SPEC, (RULE, OTHER), SpikeParams())
-    return state, [t for t in out.triggers]
+    return state, list(out.triggers)
 
 
 @pytest.mark.parametrize("restore", [False, True])
 def test_cooldown_fires_once_then_again_after_it(restore):
     state = SegmentState.from_dict(None, "interest:travel")
-    fired = []
+    fired: list[tuple[int, str, int]] = []
     for m in range(70):
         state, triggers = minute(state, m, restore)
         fired.extend((m, t["rule"], t["window"]["end"]) for t in triggers)

@@ -10,6 +10,7 @@ from stream.audience.spikes import SpikeParams
 from stream.audience.windows import SegmentState, WindowSpec, partials
 
 SPEC = WindowSpec(tumbling_s=60, hopping_size_s=300, hopping_step_s=60, lateness_s=10)
+RUN_PARAMS = SpikeParams(baseline=5, min_history=2)  # the default of run()
 
 
 def post(ts, score=0.0, label="neutral", interest="travel", campaign=None, tags=()):
@@ -180,7 +181,7 @@ posts_st = st.lists(
 )
 
 
-def run(posts, batch, segment, restore, lazy, rules=(), params=SpikeParams(baseline=5, min_history=2)):
+def run(posts, batch, segment, restore, lazy, rules=(), params=RUN_PARAMS):
     labels = {-1.0: "negative", 0.0: "neutral", 1.0: "positive"}
     stream = [(ts, sc, labels[sc], it, None, tags) for ts, sc, it, tags in posts]
     state, saved, wm = SegmentState.from_dict(None, segment), None, None
@@ -222,7 +223,7 @@ def test_restore_and_lazy_advance_give_identical_output(posts, batch, segment):
     }[segment]
     tumbling = sum(r["volume"] for r in out if r["type"] == "window" and r["kind"] == "tumbling")
     assert tumbling + late <= expected <= tumbling + late + partly
-    assert json.loads(json.dumps([r for r in out])) == out
+    assert json.loads(json.dumps(out)) == out
 
 
 def test_a_new_segment_does_not_spike_against_the_time_before_it_existed():

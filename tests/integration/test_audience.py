@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import orjson
 import pytest
@@ -42,7 +43,7 @@ def letters(i: int) -> str:
 
 
 def angry_posts(minutes, per_minute=15, start_id=0):
-    posts = []
+    posts: list[dict[str, Any]] = []
     for m in minutes:
         for j in range(per_minute):
             i = start_id + len(posts)
@@ -72,7 +73,8 @@ def closer(minute, i):
 def read_until(settings, topic, done, timeout=60.0):
     """Records of ``topic`` (``None`` for tombstones, with their keys) until ``done(records)``."""
     reader = TopicReader(settings, topic)
-    records, deadline = [], time.monotonic() + timeout
+    records: list[tuple[bytes | None, Any]] = []
+    deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
             for r in reader.consumer.poll(timeout_ms=200, max_records=10_000).values():
@@ -170,7 +172,7 @@ def test_profiles_are_published_and_an_erasure_removes_them(settings, tmp_path):
         profiles = read_until(
             settings, settings.topic_profiles, lambda r: {alice.encode(), bob.encode()} <= {k for k, _ in r}
         )
-        latest = {k: v for k, v in profiles}
+        latest = dict(profiles)
         assert latest[alice.encode()]["posts"] == 2 and latest[bob.encode()]["posts"] == 2
         assert len(latest[bob.encode()]["top"]) == 2 and latest[bob.encode()]["user_id"] == bob
 

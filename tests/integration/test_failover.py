@@ -11,14 +11,15 @@ import threading
 import time
 import urllib.request
 from datetime import datetime
+from typing import Any
 
 import orjson
 import pytest
 from kafka import KafkaProducer
 
 from models.persistence import dump
-from stream.pipeline.cleaning import clean_post, retweet_key
-from stream.pipeline.events import Rejected, post_from_dict
+from stream.pipeline.cleaning import clean_event, retweet_key
+from stream.pipeline.events import Rejected
 from stream.pipeline.processor import Processor
 from stream.tools.broker import free_port
 from stream.tools.data import tweets_stream
@@ -54,7 +55,7 @@ def wait_until(check, timeout, what):
 
 
 def text_key(event):
-    clean = clean_post(post_from_dict(event))
+    clean = clean_event(event)
     return retweet_key(clean.text) if not isinstance(clean, Rejected) else None
 
 
@@ -101,7 +102,7 @@ def scenario(broker, tmp_path_factory):
     sender.join()
 
     reader = TopicReader(settings, settings.topic_predictions)
-    predictions = []
+    predictions: list[dict[str, Any]] = []
     try:
 
         def covered():
@@ -153,7 +154,7 @@ def test_no_post_lost_and_duplicates_bounded(scenario):
     assert abs(len(set(ids)) - len(scenario["valid"])) < 50
     duplicates = len(ids) - len(set(ids))
     per_10k = duplicates / len(scenario["valid"]) * 10_000
-    print(f"\nduplicates after SIGKILL: {duplicates} ({per_10k:.0f} per 10k posts)")
+    print(f"\nduplicates after SIGKILL: {duplicates} ({per_10k:.0f} per 10k posts)")  # noqa: T201 -- a measured figure, shown with -s
     # at most what the killed worker had processed since its last commit (Faust commits every 2.8 s)
     assert duplicates <= 300 * 4 * 2
     # failover: from the SIGKILL until the survivor is assigned the dead worker's partitions
@@ -165,7 +166,7 @@ def test_no_post_lost_and_duplicates_bounded(scenario):
     ]
     after = [t - scenario["killed_at"] for t in assigned if t > scenario["killed_at"]]
     assert after, "the survivor never took over"
-    print(
+    print(  # noqa: T201 -- a measured figure, shown with -s
         f"failover: partitions reassigned {after[0]:.1f} s after the SIGKILL; survivor latency "
         f"{scenario['survivor_state']['latency']}"
     )
@@ -179,7 +180,7 @@ def test_every_label_learned_exactly_once(scenario):
     distinct = len({p["post_id"] for p in scenario["predictions"]})
     assert state["model"]["version"] == distinct
     assert counts.get("learned_inline", 0) + counts.get("learned_feedback", 0) == distinct
-    print(f"model staleness on the survivor: {state['model']['staleness_ms']}")
+    print(f"model staleness on the survivor: {state['model']['staleness_ms']}")  # noqa: T201 -- a measured figure, shown with -s
 
 
 def test_a_restarted_worker_continues_from_the_checkpoint(scenario):

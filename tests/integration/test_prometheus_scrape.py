@@ -50,16 +50,17 @@ def test_prometheus_scrapes_the_worker_and_every_ops_metric_exists(settings, tmp
         "  - job_name: interest-stream\n"
         f"    static_configs: [{{targets: ['127.0.0.1:{settings.web_port}']}}]\n"
     )
-    prom = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "prometheus.log", "wb"),
-    )
+    with open(tmp_path / "prometheus.log", "wb") as prom_log:  # prometheus writes to its own copy of the fd
+        prom = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=prom_log,
+        )
     try:
         wait_for_port("127.0.0.1", prom_port, timeout=30)
         settings = settings.replace(trigger_rules=str(ROOT / "ops/triggers/rules.toml"))

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.integration
 def read_all(settings, topic, want, timeout=60.0):
     """Records of ``topic`` until ``want`` arrived (or the timeout)."""
     reader = TopicReader(settings, topic)
-    out, deadline = [], time.monotonic() + timeout
+    out: list[bytes] = []
+    deadline = time.monotonic() + timeout
     try:
         while len(out) < want and time.monotonic() < deadline:
             out.extend(reader.poll())

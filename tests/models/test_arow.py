@@ -4,6 +4,7 @@ its room for classes (its quality on real posts is in tests/quality)."""
 import copy
 import math
 import pickle
+from typing import Any
 
 import numpy as np
 from river.checks import check_estimator
@@ -40,7 +41,7 @@ def test_a_class_that_appears_mid_stream_is_learned_and_probabilities_sum_to_one
     for clean in first[100:300]:
         proba = model.predict_proba_one(featurizer.transform_one(clean))
         assert math.isclose(sum(proba.values()), 1.0) and all(0 <= p <= 1 for p in proba.values())
-        hits += max(proba, key=proba.get) == late
+        hits += max(proba, key=proba.__getitem__) == late
     assert hits > 150, hits
 
 
@@ -65,14 +66,15 @@ def test_batch_predictions_equal_one_at_a_time():
     featurizer, model = PostFeaturizer(hash_bits=16), AROWClassifier(hash_bits=16)
     tweets = [featurizer.transform_one(c) for c, _ in cleaned(tweets_stream()[:700])]
     assert model.predict_proba_many(tweets[:5]) == [{}] * 5
-    for x, (_, y) in zip(tweets[:500], cleaned(tweets_stream()[:500])):
+    for x, (_, y) in zip(tweets[:500], cleaned(tweets_stream()[:500]), strict=True):
         model.learn_one(x, y)
-    batch = model.predict_proba_many(tweets[500:] + [{"unseen": 2.0}])
-    one = [model.predict_proba_one(x) for x in tweets[500:] + [{"unseen": 2.0}]]
+    probe: list[dict[Any, float]] = [*tweets[500:], {"unseen": 2.0}]
+    batch = model.predict_proba_many(probe)
+    one = [model.predict_proba_one(x) for x in probe]
     assert len(batch) == len(one) == 201
-    for b, o in zip(batch, one):
+    for b, o in zip(batch, one, strict=True):
         assert b.keys() == o.keys() and all(math.isclose(b[c], o[c], rel_tol=1e-6, abs_tol=1e-9) for c in b)
-    assert [model.predict_proba_one(x) for x in [{}]] == model.predict_proba_many([{}])
+    assert [model.predict_proba_one({})] == model.predict_proba_many([{}])
 
 
 def test_room_for_classes_changes_no_weight_and_survives_a_checkpoint(monkeypatch):
@@ -82,7 +84,9 @@ def test_room_for_classes_changes_no_weight_and_survives_a_checkpoint(monkeypatc
     still loads and learns alike too."""
     import models.arow
 
-    stream = [({f"w{i % 37}": 1.0, f"v{i % 11}": 2.0, i % 5: 1.0}, f"c{i % 19}") for i in range(600)]
+    stream: list[tuple[dict[Any, float], str]] = [
+        ({f"w{i % 37}": 1.0, f"v{i % 11}": 2.0, i % 5: 1.0}, f"c{i % 19}") for i in range(600)
+    ]
     roomy, growing = AROWClassifier(hash_bits=10), AROWClassifier(hash_bits=10)
     with monkeypatch.context() as m:
         m.setattr(models.arow, "CLASS_ROOM", 64)
@@ -97,7 +101,7 @@ def test_room_for_classes_changes_no_weight_and_survives_a_checkpoint(monkeypatc
     old_state = copy.deepcopy({k: v for k, v in growing.__dict__.items() if k not in ("_mean_buf", "_var_buf")})
     earlier = AROWClassifier.__new__(AROWClassifier)
     earlier.__setstate__(old_state)
-    for x, y in stream[300:] + [({"new": 1.0}, "c19")]:  # a new class after unpickling
+    for x, y in [*stream[300:], ({"new": 1.0}, "c19")]:  # a new class after unpickling
         for model in (roomy, growing, restored, earlier):
             model.learn_one(x, y)
     probe = [x for x, _ in stream[:40]] + [{"new": 1.0}]

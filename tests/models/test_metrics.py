@@ -16,14 +16,16 @@ def river_figures(pairs, window):
         utils.Rolling(m, window_size=window) for m in (metrics.Accuracy(), metrics.MacroF1(), metrics.CohenKappa())
     )
     for y, p in pairs:
-        for m in (*overall, *rolling):
+        for m in overall:
             m.update(y, p)
+        for r in rolling:
+            r.update(y, p)
     value = lambda m: float(m.get()) if m.get() == m.get() else 0.0  # noqa: E731
     return [value(m) for m in overall], [value(m) for m in rolling]
 
 
 def close(a, b):
-    return all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12) for x, y in zip(a, b))
+    return all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12) for x, y in zip(a, b, strict=True))
 
 
 @settings(max_examples=200, deadline=None)

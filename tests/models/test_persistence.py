@@ -1,5 +1,7 @@
 """Checkpoints: signed, verified before anything is unpickled, and a learner survives the round trip."""
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -69,7 +71,7 @@ def test_checkpoints_stream_through_the_compressor_and_back(monkeypatch, chunk):
 
     monkeypatch.setattr(persistence._Decompressor, "CHUNK", chunk)
     rng = np.random.default_rng(1)
-    state = {
+    state: dict[str, Any] = {
         "weights": rng.random((3000, 6), dtype=np.float32),
         "room": np.ones((5000, 8), np.float32),
         "lines": ["a\nb", "\n" * 50, "x" * 70_000],

@@ -33,7 +33,7 @@ NEUTRAL = lexicon_scores("The flight leaves at nine")
 
 
 @pytest.mark.parametrize(
-    "compound, label",
+    ("compound", "label"),
     [
         (-1.0, "negative"),
         (-0.05, "negative"),
@@ -62,13 +62,13 @@ def test_lexicon_reads_the_raw_text():
 def test_lexicon_proba_agrees_with_the_label_and_the_compound(c):
     p = lexicon_proba(c)
     assert math.isclose(sum(p.values()), 1.0) and min(p.values()) >= 0
-    assert max(p, key=p.get) == lexicon_label(c)
+    assert max(p, key=p.__getitem__) == lexicon_label(c)
     assert math.isclose(p["positive"] - p["negative"], c, abs_tol=1e-12)
 
 
 def test_lexicon_scores_travel_as_json():
     assert lex_from_list(json.loads(json.dumps(lex_to_list(POSITIVE)))) == pytest.approx(POSITIVE, abs=1e-4)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="expected 4 numbers, got 2"):
         lex_from_list([0.1, 0.2])
 
 
@@ -208,9 +208,11 @@ def test_batch_predictions_equal_one_at_a_time():
     def check(batch):
         interests = [e.group if i % 2 else None for i, e in enumerate(batch)]
         many = model.predict_many([e.x for e in batch], [e.lex for e in batch], interests)
-        one = [model.predict(e.x, e.lex, i) for e, i in zip(batch, interests)]
+        one = [model.predict(e.x, e.lex, i) for e, i in zip(batch, interests, strict=True)]
         assert [s.label for s in many] == [s.label for s in one]
-        assert all(math.isclose(a.score, b.score, abs_tol=1e-12) and a.cold == b.cold for a, b in zip(many, one))
+        assert all(
+            math.isclose(a.score, b.score, abs_tol=1e-12) and a.cold == b.cold for a, b in zip(many, one, strict=True)
+        )
 
     assert model.predict_many([], []) == []
     no_warmup = SentimentModel(warmup=0)  # no label yet: the lexicon answers, even without a warm-up
@@ -219,7 +221,7 @@ def test_batch_predictions_equal_one_at_a_time():
     check(examples[:50])  # cold: the lexicon alone
     for e in examples[:100]:
         model.learn(e.x, e.lex, e.y, e.group)
-    check(examples[:300] + [examples[0].__class__({}, NEUTRAL, "neutral", "")])  # half-way blend, no words
+    check([*examples[:300], examples[0].__class__({}, NEUTRAL, "neutral", "")])  # half-way blend, no words
     for e in examples[100:700]:
         model.learn(e.x, e.lex, e.y, e.group)
     check(examples[700:])

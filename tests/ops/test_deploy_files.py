@@ -37,7 +37,7 @@ def test_compose_refuses_to_run_without_a_checkpoint_key():
 
 
 @pytest.mark.parametrize(
-    "files, brokers, replication",
+    ("files", "brokers", "replication"),
     [
         (["docker-compose.yml"], ["kafka"], "1"),
         (["docker-compose.yml", "docker-compose.cluster.yml"], ["kafka", "kafka-2", "kafka-3"], "3"),

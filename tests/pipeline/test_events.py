@@ -15,7 +15,7 @@ def enc(obj):
 
 
 @pytest.mark.parametrize(
-    "raw, reason, detail",
+    ("raw", "reason", "detail"),
     [
         (b"{not json", "malformed_json", None),
         (b"", "malformed_json", None),
@@ -70,7 +70,8 @@ def test_coercion_and_defaults():
 
 def test_feedback():
     assert parse_feedback(enc({"post_id": 3, "sentiment": "neutral"})) == Feedback("3", None, "neutral")
-    assert parse_feedback(b"null").reason == "not_an_object"
+    rejected = parse_feedback(b"null")
+    assert isinstance(rejected, Rejected) and rejected.reason == "not_an_object"
 
 
 @settings(max_examples=300, deadline=None)

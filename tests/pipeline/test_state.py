@@ -9,7 +9,7 @@ def test_recent_keys_are_bounded():
 
 
 def test_ttl_store_is_bounded_and_expires():
-    store = TTLStore(ttl=5, capacity=3)
+    store: TTLStore[int] = TTLStore(ttl=5, capacity=3)
     for i in range(10):
         store.put(i, i, now=i)
     assert len(store) == 3 and store.expired == 7

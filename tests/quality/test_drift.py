@@ -1,5 +1,7 @@
 """Concept drift on real tweets: the meaning of the labels changes half-way through the stream."""
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -15,9 +17,9 @@ CHANGE, AFTER, WINDOW = 5000, 1500, 1000
 
 def drifting_stream():
     """Labelled tweets; from CHANGE on, every interest label is renamed to the next one."""
-    events = [e for e in tweets_stream()[: CHANGE * 2]]
+    events = list(tweets_stream()[: CHANGE * 2])
     names = sorted({e["interest"] for e in events})
-    shift = {a: b for a, b in zip(names, names[1:] + names[:1])}
+    shift = dict(zip(names, names[1:] + names[:1], strict=True))
     return [dict(e, interest=shift[e["interest"]]) if i >= CHANGE else e for i, e in enumerate(events)]
 
 
@@ -25,7 +27,8 @@ def replay(model, adapt):
     """Per-post correctness (prediction made before learning) and the drift events."""
     proc = Processor(Settings(), Learner(Settings(), OnlineModel(model, 20, adapt=adapt)))
     events = drifting_stream()
-    hits, drifts = [], []
+    hits: list[tuple[int, bool]] = []
+    drifts: list[tuple[int, dict[str, Any]]] = []
     for i, e in enumerate(events):
         out = proc.run_locally(proc.process_posts([Message(orjson.dumps(e))]))
         for _, value in out.predictions:

@@ -1,6 +1,7 @@
 """The Faust agents with Faust's own test context (no broker): thin loops around the processor."""
 
 import uuid
+from typing import Any, ClassVar
 
 import orjson
 import pytest
@@ -13,7 +14,7 @@ from stream.worker.publisher import Publisher
 class RecordingPublisher(Publisher):
     """Collects what the agents publish instead of handing it to a producer."""
 
-    sent: list = []
+    sent: ClassVar[list[tuple[Any, ...]]] = []
 
     async def send(self, topic, records, partition=None):
         self.sent.extend((topic.get_topic_name(), partition, k, v) for k, v in records)

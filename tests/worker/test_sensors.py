@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 from faust.sensors.prometheus import FaustMetrics
 from faust.types import TP
@@ -26,10 +27,11 @@ def test_counts_messages_events_and_sends_under_faust_names() -> None:
     for offset in range(3):
         mon.track_tp_end_offset(posts, 10)
         mon.on_message_in(posts, offset, object())
-        state = mon.on_stream_event_in(posts, offset, object(), object())
-        mon.on_stream_event_out(posts, offset, object(), object(), state)
+        mon.on_stream_event_in(posts, offset, object(), object())
+        mon.on_stream_event_out(posts, offset, object(), object(), None)  # this monitor keeps no per-event state
         mon.on_message_out(posts, offset, object())
-        mon.on_send_completed(None, mon.on_send_initiated(None, "predictions", None, 1, 1), None)
+        mon.on_send_initiated(None, "predictions", None, 1, 1)
+        mon.on_send_completed(None, None, None)
     assert sample(registry, "faust_messages_received_total") == 3
     assert sample(registry, "faust_messages_received_per_topic_total", topic="posts") == 3
     assert sample(registry, "faust_messages_received_per_topics_partition", topic="posts", partition=2) == 2
@@ -47,7 +49,7 @@ def test_lag_gauges_follow_offsets_and_survive_a_rebalance() -> None:
     mon.on_tp_commit({tp: 3})
     assert sample(registry, "faust_topic_partition_end_offset", topic="posts", partition=0) == 5
     assert sample(registry, "faust_topic_partition_offset_commited", topic="posts", partition=0) == 3
-    app = SimpleNamespace(rebalancing_count=1)
+    app: Any = SimpleNamespace(rebalancing_count=1)  # what of the app the monitor reads
     mon.on_rebalance_end(app, mon.on_rebalance_start(app))  # Faust clears per-partition series
     assert sample(registry, "faust_topic_partition_end_offset", topic="posts", partition=0) is None
     mon.track_tp_end_offset(tp, 5)  # the same offset as before the rebalance: set again, not skipped

@@ -3,12 +3,13 @@ the offsets to commit are taken, and sent before they are committed."""
 
 import asyncio
 from types import SimpleNamespace
+from typing import Any
 
 from stream.worker.transport import transport_class
 
 
 def _consumer(log, acked, hook):
-    consumer_class = transport_class(50).Consumer
+    consumer_class: Any = transport_class(50).Consumer  # faust types it as ConsumerT, without _commit_tps
     fake = SimpleNamespace(app=SimpleNamespace(before_commit=hook))
 
     def offsets(tps):
@@ -45,7 +46,7 @@ def test_aggregates_are_drained_before_offsets_are_taken_and_sent_before_the_com
 
 
 def test_without_a_hook_or_anything_acknowledged():
-    log = []
+    log: list[Any] = []
     assert asyncio.run(_consumer(log, {"posts-0"}, None)(["posts-0"])) is True
     assert log == [("offsets", ["posts-0"]), ("attached", ["posts-0"]), ("commit", ["posts-0"])]
     log.clear()
