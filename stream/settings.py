@@ -170,6 +170,53 @@ class Settings:
     feedback_capacity: int = _setting(200_000, "Most posts waiting for a delayed label (oldest dropped).")
     dedup_capacity: int = _setting(200_000, "Post ids and text fingerprints remembered for duplicates.")
     max_text_chars: int = _setting(20_000, "Longer texts are truncated before cleaning.")
+    max_id_chars: int = _setting(
+        256,
+        "Longest post id, user id or feedback post id (after control characters are removed); longer "
+        "is dead-lettered as `field_too_long`.",
+    )
+    max_name_chars: int = _setting(
+        128,
+        "Longest campaign or hashtag; a longer one in the input is dead-lettered as `field_too_long`, "
+        "one found in the text is dropped.",
+    )
+    max_hashtags: int = _setting(
+        64,
+        "Most hashtags of a post: more in the `hashtags` field is `field_too_long`; of those found in the "
+        "text, the first are kept.",
+    )
+    max_classes: int = _setting(
+        32,
+        "Most interest classes the model learns (each costs ~8 MB with `arow`); a post or label of a new "
+        "interest beyond it is dead-lettered as `too_many_classes`.",
+    )
+    max_event_ahead: float = _setting(
+        86400.0,
+        "Seconds a post's `created_at` may be ahead of the worker's clock; later ones are "
+        "dead-lettered as `bad_timestamp` (they would close every window at once).",
+    )
+    max_message_bytes: int = _setting(
+        1_000_000,
+        "Largest record the worker produces (the producer's `max.request.size`; Kafka's default "
+        "broker limit is ~1 MB). Aggregates are split to fit; a record that cannot fit is counted and replaced "
+        "by an `output_too_large` dead letter.",
+    )
+    dlq_original_bytes: int = _setting(
+        65536, "Bytes of the original record kept in a dead letter (with its full size and SHA-256)."
+    )
+    max_segments: int = _setting(
+        10_000,
+        "Distinct campaigns (and, apart, hashtags) a worker gives live-audience windows of their own "
+        "before it sees a flood; past it, only those seen `STREAM_SEGMENT_MIN_POSTS` times (heavy hitters).",
+    )
+    segment_min_posts: int = _setting(
+        3,
+        "Posts a campaign or hashtag needs, once a worker has seen more than `STREAM_MAX_SEGMENTS` of them, "
+        "to get windows of its own.",
+    )
+    top_segments: int = _setting(
+        50, "Campaigns exported as Prometheus series (the busiest); the rest are summed as `other`."
+    )
     fetch_wait_ms: int = _setting(
         50,
         "Longest time the broker may hold a consumer fetch (ms); "
@@ -212,10 +259,26 @@ class Settings:
             "window_hop",
             "spike_history",
             "profile_top_k",
+            "max_id_chars",
+            "max_name_chars",
+            "max_hashtags",
+            "max_classes",
+            "top_segments",
+            "max_segments",
+            "segment_min_posts",
         )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"STREAM_{name.upper()}={getattr(self, name)} must be at least 1")
+        if self.max_message_bytes < 65536:
+            raise ConfigError(f"STREAM_MAX_MESSAGE_BYTES={self.max_message_bytes} must be at least 65536")
+        if not 0 <= self.dlq_original_bytes <= self.max_message_bytes // 2:
+            raise ConfigError(
+                f"STREAM_DLQ_ORIGINAL_BYTES={self.dlq_original_bytes} must be between 0 and half of "
+                f"STREAM_MAX_MESSAGE_BYTES ({self.max_message_bytes // 2})"
+            )
+        if self.max_event_ahead <= 0:
+            raise ConfigError(f"STREAM_MAX_EVENT_AHEAD={self.max_event_ahead} must be positive")
         if not 1 <= self.fetch_wait_ms <= 10_000:
             raise ConfigError(f"STREAM_FETCH_WAIT_MS={self.fetch_wait_ms} must be between 1 and 10000")
         if not self.checkpoint_key:

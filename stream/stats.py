@@ -98,10 +98,65 @@ class LoopLag:
             self.observe(loop.time() - start - self.interval)
 
 
+Figures = tuple[float, float, float, float]  # volume, mean sentiment, positive share, negative share
+
+
+class AudienceGauges:
+    """The last closed tumbling window of ``all``, of each interest and of the ``top`` busiest
+    campaigns, for Prometheus; the windows of every other campaign are summed into ``campaign:other``.
+    Campaigns come from the input, so the series (and the memory behind them) are bounded here.
+
+    >>> g = AudienceGauges(top=1)
+    >>> g.record("campaign", "big", 0, 10, 0.5, 0.6, 0.1); g.record("campaign", "small", 0, 2, -1.0, 0.0, 1.0)
+    >>> g.record("campaign", "tiny", 0, 2, 0.0, 0.5, 0.5)
+    >>> sorted(g.latest)
+    [('campaign', 'big'), ('campaign', 'other')]
+    >>> g["campaign", "other"]
+    (4.0, -0.5, 0.25, 0.75)
+    """
+
+    def __init__(self, top: int = 50):
+        self.top = top
+        self.latest: dict[tuple[str, str], Figures] = {}
+        self.volume: Counter[str] = Counter()  # campaigns' volume so far (the busiest few hundred)
+        self._other_start: int | None = None
+        self._other = [0.0, 0.0, 0.0, 0.0]  # volume, and volume-weighted sentiment, positive, negative
+
+    def __getitem__(self, key: tuple[str, str]) -> Figures:
+        return self.latest[key]
+
+    def items(self) -> list[tuple[tuple[str, str], Figures]]:
+        return list(self.latest.items())
+
+    def record(self, kind: str, name: str, start: int, volume: float, mean: float, pos: float, neg: float) -> None:
+        """A closed tumbling window of the segment ``kind:name`` that starts at ``start`` (ms)."""
+        if kind != "campaign":
+            self.latest[(kind, name)] = (volume, mean, pos, neg)
+            return
+        self.volume[name] += int(volume)
+        if len(self.volume) > 4 * self.top:  # forget the tail, keep the heavy hitters
+            self.volume = Counter(dict(self.volume.most_common(2 * self.top)))
+        top = {n for n, _ in self.volume.most_common(self.top)}
+        if name in top:
+            self.latest[(kind, name)] = (volume, mean, pos, neg)
+        else:
+            if self._other_start != start:  # a newer window: the sum starts again
+                self._other_start, self._other = start, [0.0, 0.0, 0.0, 0.0]
+            o = self._other
+            o[0] += volume
+            o[1] += volume * mean
+            o[2] += volume * pos
+            o[3] += volume * neg
+            n = o[0] or 1.0
+            self.latest[(kind, "other")] = (o[0], o[1] / n, o[2] / n, o[3] / n)
+        for key in [k for k in self.latest if k[0] == "campaign" and k[1] != "other" and k[1] not in top]:
+            del self.latest[key]
+
+
 class Stats:
     """Everything the pipeline counts."""
 
-    def __init__(self, clock: Callable[[], float] = time.time):
+    def __init__(self, clock: Callable[[], float] = time.time, top_segments: int = 50):
         self.clock = clock
         self.started_at = clock()
         self.outcomes: Counter[str] = Counter()  # posts_in, accepted, predicted, learned, ...
@@ -114,7 +169,7 @@ class Stats:
         self.windows_closed: Counter[str] = Counter()  # by window kind
         # the last closed tumbling window of each interest / campaign / "all" segment:
         # (segment kind, segment value) -> (volume, mean sentiment, positive share, negative share)
-        self.audience: dict[tuple[str, str], tuple[float, float, float, float]] = {}
+        self.audience = AudienceGauges(top_segments)
         self.latency = Latency()
         self.loop = LoopLag()
         self.drifts = 0  # concept drifts detected (and adapted to)

@@ -25,6 +25,8 @@ from stream.audience.spikes import SPIKE_METRICS, SpikeParams
 from stream.audience.windows import Emitted, SegmentState, Tally, WindowSpec
 from stream.stats import Stats
 
+EXPIRING_KINDS = ("campaign", "hashtag")  # segments that come from the input, whose rows expire when idle
+
 
 @dataclass
 class AudienceOutputs:
@@ -82,6 +84,14 @@ class Aggregator:
         # the close time each segment is queued for (an entry that differs from it is stale)
         self._closing: dict[int, list[tuple[int, str]]] = {}
         self._due: dict[int, dict[str, int]] = {}
+        # per partition: campaign and hashtag segments with no post held, by the watermark at which
+        # their row is deleted if no post came meanwhile (they come from the input: rows must not pile up)
+        self._expiring: dict[int, list[tuple[int, str]]] = {}
+        longest = max(spec.tumbling_s, spec.hopping_size_s) * 1000
+        step = max(spec.tumbling_s, spec.hopping_step_s) * 1000
+        cooldown = max((r.cooldown_ms for r in self.rules), default=0)
+        # idle this long, a segment's spike baseline is all silence and its rules' cooldowns are over
+        self.idle_ms = longest + spec.lateness_ms + spikes.baseline * step + cooldown
 
     def forget(self, partitions: set[int]) -> None:
         """Drop what is held in memory for partitions this worker no longer owns (a rebalance):
@@ -89,11 +99,13 @@ class Aggregator:
         for partition in partitions:
             self._closing.pop(partition, None)
             self._due.pop(partition, None)
+            self._expiring.pop(partition, None)
             self.watermarks.pop(partition, None)
 
     def _index(self, partition: int) -> None:
         """Rebuild a partition's watermark and closing queue from the table (after a restart)."""
         dues: dict[str, int] = {}
+        expiring: list[tuple[int, str]] = []
         watermark = self.watermarks.get(partition, 0)
         for segment, stored in list(self.table.items()):
             if stored and stored.get("partition") == partition:
@@ -101,9 +113,12 @@ class Aggregator:
                 due = SegmentState.from_dict(stored["state"], segment).next_close_ms(self.spec)
                 if due is not None:
                     dues[segment] = due
+                elif segment_kind(segment) in EXPIRING_KINDS:
+                    expiring.append((stored.get("watermark", 0) + self.idle_ms, segment))
         heap = [(due, segment) for segment, due in dues.items()]
         heapq.heapify(heap)
-        self._closing[partition], self._due[partition] = heap, dues
+        heapq.heapify(expiring)
+        self._closing[partition], self._due[partition], self._expiring[partition] = heap, dues, expiring
         self.watermarks[partition] = watermark
 
     def _schedule(self, partition: int, segment: str, due: int | None) -> None:
@@ -121,7 +136,10 @@ class Aggregator:
             "offset": offset,
             "watermark": self.watermarks[partition],
         }
-        self._schedule(partition, segment, state.next_close_ms(self.spec))
+        due = state.next_close_ms(self.spec)
+        self._schedule(partition, segment, due)
+        if due is None and segment_kind(segment) in EXPIRING_KINDS:
+            heapq.heappush(self._expiring[partition], (self.watermarks[partition] + self.idle_ms, segment))
 
     def _advance(self, state: SegmentState, out: AudienceOutputs, partition: int) -> None:
         emitted = state.advance(self.watermarks[partition], self.spec, self.rules, self.spike_params)
@@ -152,7 +170,23 @@ class Aggregator:
             self._advance(state, out, partition)
             self._save(segment, state, partition, offset)
         self._close_due(partition, out, skip=set(segments))
+        self._expire(partition)
         return out
+
+    def _expire(self, partition: int) -> None:
+        """Delete the rows of campaign and hashtag segments that stayed idle for ``idle_ms``."""
+        heap, watermark = self._expiring[partition], self.watermarks[partition]
+        while heap and heap[0][0] <= watermark:
+            _, segment = heapq.heappop(heap)
+            stored = self.table.get(segment)
+            if not stored or stored.get("partition") != partition:
+                continue
+            if stored.get("watermark", 0) + self.idle_ms > watermark:
+                continue  # saved again since: a later entry is queued
+            if SegmentState.from_dict(stored["state"], segment).next_close_ms(self.spec) is not None:
+                continue
+            del self.table[segment]
+            self.stats.outcomes["segments_expired"] += 1
 
     def _close_due(self, partition: int, out: AudienceOutputs, skip: set[str]) -> None:
         heap, dues, watermark = self._closing[partition], self._due[partition], self.watermarks[partition]
@@ -185,7 +219,10 @@ class Aggregator:
             stats.windows_closed[w["kind"]] += 1
             kind, _, value = w["segment"].partition(":")
             if w["kind"] == "tumbling" and kind in GAUGE_SEGMENT_KINDS:
-                stats.audience[(kind, value or "all")] = (
+                stats.audience.record(
+                    kind,
+                    value or ALL,
+                    w["start"],
                     w["volume"],
                     w["mean_sentiment"],
                     w["positive_share"],

@@ -50,13 +50,41 @@ def route(key: str, partitions: int) -> int:
     return zlib.crc32(key.encode("utf-8", "surrogatepass")) % partitions
 
 
-def by_partition(items: Mapping[str, Any], field: str, partitions: int, **extra: Any) -> list[tuple[int, bytes]]:
-    """``items`` (key → record) grouped into one JSON record ``{field: {key: record}, **extra}`` per
-    partition that owns some of them, in partition order."""
+MAX_RECORD_BYTES = 512 * 1024  # a record is split below this: well under Kafka's default limit (1 MB)
+
+
+def by_partition(
+    items: Mapping[str, Any], field: str, partitions: int, max_bytes: int = MAX_RECORD_BYTES, **extra: Any
+) -> list[tuple[int, bytes]]:
+    """``items`` (key → record) grouped into JSON records ``{field: {key: record}, **extra}``, one per
+    partition that owns some of them (in partition order), split in halves until each is at most
+    ``max_bytes`` long (an item that alone is longer stays one record).
+
+    >>> items = {f"user{i}": {"x": "y" * 100} for i in range(100)}
+    >>> records = by_partition(items, "users", 1, max_bytes=2_000)
+    >>> len(records) > 1, all(len(v) <= 2_000 for _, v in records)
+    (True, True)
+    >>> sorted(k for _, v in records for k in orjson.loads(v)["users"]) == sorted(items)
+    True
+    """
     grouped: dict[int, dict[str, Any]] = {}
     for key, item in items.items():
         grouped.setdefault(route(key, partitions), {})[key] = item
-    return [(p, orjson.dumps({field: group, **extra})) for p, group in sorted(grouped.items())]
+    out: list[tuple[int, bytes]] = []
+
+    def emit(partition: int, group: dict[str, Any]) -> None:
+        value = orjson.dumps({field: group, **extra})
+        if len(value) <= max_bytes or len(group) == 1:
+            out.append((partition, value))
+            return
+        keys = list(group)
+        half = len(keys) // 2
+        emit(partition, {k: group[k] for k in keys[:half]})
+        emit(partition, {k: group[k] for k in keys[half:]})
+
+    for partition, group in sorted(grouped.items()):
+        emit(partition, group)
+    return out
 
 
 def encode_buckets(buckets: Mapping[int, Tally]) -> dict[str, Any]:
@@ -73,12 +101,14 @@ def decode_buckets(buckets: Mapping[str, Any]) -> dict[int, Tally]:
     return {int(b): Tally.from_dict(t) for b, t in buckets.items()}
 
 
-def encode_partials(posts: Sequence[PostTuple], spec: WindowSpec, partitions: int) -> list[tuple[int, bytes]]:
+def encode_partials(
+    posts: Sequence[PostTuple], spec: WindowSpec, partitions: int, max_bytes: int = MAX_RECORD_BYTES
+) -> list[tuple[int, bytes]]:
     """The ``audience.partials`` records of some posts, as ``(partition, value)``; none for no posts."""
     if not posts:
         return []
     segments = {segment: encode_buckets(buckets) for segment, buckets in partials(posts, spec).items()}
-    return by_partition(segments, "segments", partitions, max_ts=max(p[0] for p in posts))
+    return by_partition(segments, "segments", partitions, max_bytes, max_ts=max(p[0] for p in posts))
 
 
 def decode_partials(value: bytes) -> tuple[dict[str, dict[int, Tally]], int]:
@@ -87,9 +117,11 @@ def decode_partials(value: bytes) -> tuple[dict[str, dict[int, Tally]], int]:
     return {str(s): decode_buckets(b) for s, b in record["segments"].items()}, int(record["max_ts"])
 
 
-def encode_profile_updates(posts: Mapping[str, ProfilePosts], partitions: int) -> list[tuple[int, bytes]]:
+def encode_profile_updates(
+    posts: Mapping[str, ProfilePosts], partitions: int, max_bytes: int = MAX_RECORD_BYTES
+) -> list[tuple[int, bytes]]:
     """The ``user.updates`` records of users' new posts (user → ``[(event time ms, probabilities)]``)."""
-    return by_partition({user: {"posts": p} for user, p in posts.items()}, "users", partitions)
+    return by_partition({user: {"posts": p} for user, p in posts.items()}, "users", partitions, max_bytes)
 
 
 def encode_erasures(users: Iterable[str], partitions: int) -> list[tuple[int, bytes]]:

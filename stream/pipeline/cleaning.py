@@ -17,7 +17,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from stream.pipeline.events import Post, Rejected, post_from_dict
+from stream.pipeline.events import DEFAULT_LIMITS, Limits, Post, Rejected, post_from_dict
 
 _CP1252 = {bytes([i]).decode("cp1252", "ignore") or chr(i): i for i in range(0x80, 0x100)}
 # A run of characters that UTF-8 bytes become when misread as cp1252 / latin-1.
@@ -205,7 +205,7 @@ class CleanPost:
     engagement: tuple[float, float, float, float]  # log1p of likes, shares, replies, followers
 
 
-def clean_post(post: Post, max_chars: int = 20_000) -> CleanPost | Rejected:
+def clean_post(post: Post, max_chars: int = 20_000, limits: Limits = DEFAULT_LIMITS) -> CleanPost | Rejected:
     """Clean one validated post; a post with no words left is rejected as ``empty_text``.
 
     >>> p = Post(id="1", user_id="u", text="@bob #GoPats http://t.co/x", created_at=0, likes=-2)
@@ -215,7 +215,9 @@ def clean_post(post: Post, max_chars: int = 20_000) -> CleanPost | Rejected:
     Rejected(reason='empty_text', detail='no words left after cleaning')
     """
     raw = post.text[:max_chars]
-    tags = tuple(dict.fromkeys([*extract_hashtags(raw), *(t.lower().lstrip("#") for t in post.hashtags)]))
+    found = [*extract_hashtags(raw), *(t.lower().lstrip("#") for t in post.hashtags)]
+    # hashtags become segments, table rows and keys: bounded in length and number
+    tags = tuple(dict.fromkeys(t for t in found if t and len(t) <= limits.name_chars))[: limits.hashtags]
     text = clean_text(raw, max_chars)
     if not any(ch.isalnum() for ch in text):
         return Rejected("empty_text", "no words left after cleaning")
@@ -235,7 +237,9 @@ def retweet_key(text: str) -> str:
     return t
 
 
-def clean_event(event: dict[str, Any], max_chars: int = 20_000) -> CleanPost | Rejected:
+def clean_event(
+    event: dict[str, Any], max_chars: int = 20_000, limits: Limits = DEFAULT_LIMITS
+) -> CleanPost | Rejected:
     """Validate and clean a post given as a dict (offline tools and tests: the worker's own steps).
 
     >>> clean_event({"id": "1", "user_id": "u", "text": "Go #Pats", "created_at": 0}).text
@@ -243,5 +247,5 @@ def clean_event(event: dict[str, Any], max_chars: int = 20_000) -> CleanPost | R
     >>> clean_event({"id": "1", "text": "no user"}).reason
     'missing_field'
     """
-    post = post_from_dict(event)
-    return post if isinstance(post, Rejected) else clean_post(post, max_chars)
+    post = post_from_dict(event, limits)
+    return post if isinstance(post, Rejected) else clean_post(post, max_chars, limits)

@@ -36,6 +36,7 @@ import orjson
 from models.metrics import Prequential
 from models.online import Features, OnlineModel
 from models.sentiment import SentimentModel, lexicon_label
+from stream.pipeline.events import LABEL
 from stream.pipeline.privacy import erased_token
 from stream.pipeline.records import decode_training
 from stream.pipeline.state import RecentKeys, TTLStore
@@ -132,7 +133,7 @@ class Learner:
         self.settings = settings
         self.model = model or OnlineModel(settings.model, settings.hash_bits, adapt=settings.drift_adapt)
         self.learning = learn
-        self.stats = stats or Stats()
+        self.stats = stats or Stats(top_segments=settings.top_segments)
         self.quality = Prequential(settings.rolling_window)
         self.pending: TTLStore[Pending] = TTLStore(settings.feedback_ttl, settings.feedback_capacity)
         self.early: TTLStore[tuple[str | None, str | None]] = TTLStore(
@@ -209,6 +210,12 @@ class Learner:
                 self.sentiment.learn(x, lex, sentiment, label)  # the interest label, when known
                 self.stats.outcomes["learned_sentiment"] += 1
         if label is None:
+            return None
+        classes = self.model.classes
+        if label not in classes and (len(classes) >= self.settings.max_classes or not LABEL.fullmatch(label)):
+            # the predictors dead-letter such labels; one that got past them (another worker admitted a
+            # new class at the same time, an old log) never grows the model beyond its bound
+            self.stats.outcomes["labels_refused"] += 1
             return None
         self.quality.update(label, pending.predicted)
         if not self.learning:

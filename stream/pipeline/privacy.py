@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 import orjson
 
-from stream.pipeline.events import Rejected
+from stream.pipeline.events import DEFAULT_LIMITS, Limits, Rejected, strip_controls
 
 
 def pseudonym(user_id: str, key: str | None) -> str:
@@ -46,8 +47,12 @@ def erased_token(user: str) -> str:
     return hashlib.sha256(b"erased:" + user.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def parse_erasure(raw: bytes | None) -> str | Rejected:
-    """The user id of an erasure request ``{"user_id": ...}``, or why it is unusable."""
+def parse_erasure(raw: bytes | None, limits: Limits = DEFAULT_LIMITS) -> str | Rejected:
+    """The user id of an erasure request ``{"user_id": ...}``, or why it is unusable.
+
+    >>> parse_erasure(b'{"user_id": "alice"}'), parse_erasure(b'{"user_id": "' + b"a" * 300 + b'"}').reason
+    ('alice', 'field_too_long')
+    """
     if raw is None:
         return Rejected("missing_value", "null record")
     try:
@@ -61,4 +66,38 @@ def parse_erasure(raw: bytes | None) -> str | Rejected:
         return Rejected("missing_field", "user_id")
     if isinstance(uid, bool) or not isinstance(uid, (str, int)) or not str(uid).strip():
         return Rejected("bad_type", "user_id must be a non-empty string")
-    return str(uid).strip()
+    user = strip_controls(str(uid)).strip()
+    if len(user) > limits.id_chars:
+        return Rejected("field_too_long", f"user_id: {len(user)} characters, at most {limits.id_chars}")
+    return user
+
+
+_USER_ID = re.compile(rb'("user_id"\s*:\s*)("(?:[^"\\]|\\.)*"?|-?[0-9]+)')
+
+
+def pseudonymise_user_ids(raw: bytes, key: str) -> bytes:
+    """``raw`` with every ``"user_id"`` value replaced by its pseudonym: through JSON when ``raw`` is a
+    JSON object, else wherever the bytes still show one (a truncated or malformed record).
+
+    >>> pseudonymise_user_ids(b'{"user_id": "alice", "text": "hi"}', "k") == orjson.dumps(
+    ...     {"user_id": pseudonym("alice", "k"), "text": "hi"})
+    True
+    >>> pseudonymise_user_ids(b'{"user_id": "alice", "text": "oo', "k").startswith(b'{"user_id": "p-')
+    True
+    """
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        obj = None
+    if isinstance(obj, dict):
+        user = obj.get("user_id")
+        if isinstance(user, (str, int)) and not isinstance(user, bool):
+            obj["user_id"] = pseudonym(strip_controls(str(user)).strip(), key)
+            return orjson.dumps(obj)
+        return raw
+
+    def replace(m: re.Match[bytes]) -> bytes:
+        value = m.group(2).strip(b'"').decode("utf-8", "replace")
+        return m.group(1) + b'"' + pseudonym(value, key).encode() + b'"'
+
+    return _USER_ID.sub(replace, raw)

@@ -8,6 +8,7 @@ decode → validate → deduplicate → clean → featurize → predict → trai
 
 from __future__ import annotations
 
+import logging
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ from models.sentiment import lexicon_scores
 from stream.audience.records import encode_erasures, encode_partials, encode_profile_updates
 from stream.audience.windows import PostTuple, WindowSpec
 from stream.pipeline.cleaning import CleanPost, clean_post, retweet_key
-from stream.pipeline.events import Post, Rejected, parse_feedback, parse_post
+from stream.pipeline.events import Limits, Post, Rejected, parse_feedback, parse_post
 from stream.pipeline.learner import Learner
 from stream.pipeline.privacy import erased_token, parse_erasure, pseudonym
 from stream.pipeline.records import (
@@ -34,10 +35,13 @@ from stream.pipeline.records import (
     training_label,
     training_post,
 )
-from stream.pipeline.state import RecentKeys
+from stream.pipeline.state import HeavyHitters, RecentKeys
 from stream.settings import Settings
 from stream.stats import Stats
 
+log = logging.getLogger(__name__)
+
+MISSING_VALUE = Rejected("missing_value", "null record")
 MIN_DUPLICATE_WORDS = 3  # shorter texts ("thank you!") are common, not copies
 
 
@@ -76,11 +80,15 @@ class Processor:
     def __init__(self, settings: Settings, learner: Learner | None = None, clock: Callable[[], float] = time.time):
         self.settings = settings
         self.clock = clock
-        self.stats = learner.stats if learner is not None else Stats(clock)
+        self.stats = learner.stats if learner is not None else Stats(clock, settings.top_segments)
         self.learner = learner or Learner(settings, stats=self.stats)
         self.seen_ids = RecentKeys(settings.dedup_capacity)
         self.seen_texts = RecentKeys(settings.dedup_capacity)
         self.window_spec = WindowSpec.from_settings(settings)
+        self.limits = Limits.from_settings(settings)
+        # campaigns and hashtags come from the input: the audience segments they get are bounded
+        self.campaigns = HeavyHitters(settings.max_segments, settings.segment_min_posts)
+        self.hashtags = HeavyHitters(settings.max_segments, settings.segment_min_posts)
         self._local_offset = -1
         # what the posts since the last drain_aggregates() add to the audience windows and profiles
         self._audience: list[PostTuple] = []
@@ -117,26 +125,34 @@ class Processor:
         learner = self.learner
         model, sentiment_model, erased = self.model, learner.sentiment, learner.erased
         audience, profiles = self._audience, self._profiles
+        limits, now_ms = self.limits, int(now * 1000)
         ready = []  # posts that passed validation, cleaning and de-duplication, with their features
         for msg in messages:
-            post = parse_post(msg.value) if msg.value is not None else Rejected("missing_value", "null record")
-            if isinstance(post, Rejected):
-                self._reject(out, msg, post, now)
-                continue
-            user = pseudonym(post.user_id, key)
-            if erased and learner.is_erased(user):
-                stats.outcomes["erased_user_skipped"] += 1
-                continue
-            clean = clean_post(post, max_chars)
-            if isinstance(clean, Rejected):
-                self._reject(out, msg, clean, now)
-                continue
-            kind = self._duplicate(post, clean)
-            if kind is not None:
-                stats.duplicates[kind] += 1
-                stats.outcomes["duplicates"] += 1
-                continue
-            ready.append((msg, post, clean, user, model.features(clean)))
+            try:
+                post = parse_post(msg.value, limits, now_ms) if msg.value is not None else MISSING_VALUE
+                if isinstance(post, Rejected):
+                    self._reject(out, msg, post, now)
+                    continue
+                if self._new_class_refused(post.interest):
+                    self._reject(out, msg, Rejected("too_many_classes", self._cap_detail(post.interest)), now)
+                    continue
+                user = pseudonym(post.user_id, key)
+                if erased and learner.is_erased(user):
+                    stats.outcomes["erased_user_skipped"] += 1
+                    continue
+                clean = clean_post(post, max_chars, limits)
+                if isinstance(clean, Rejected):
+                    self._reject(out, msg, clean, now)
+                    continue
+                kind = self._duplicate(post, clean)
+                if kind is not None:
+                    stats.duplicates[kind] += 1
+                    stats.outcomes["duplicates"] += 1
+                    continue
+                ready.append((msg, post, clean, user, model.features(clean)))
+            except Exception as exc:  # a bug must cost one post (dead-lettered), never the batch
+                log.exception("a post could not be processed; it goes to the dead-letter topic")
+                self._reject(out, msg, Rejected("internal_error", f"{type(exc).__name__}: {exc}"[:200]), now)
         # The whole batch is predicted at once: the model learns only after (from the training log).
         all_scores = model.predict_many([x for *_, x in ready])
         lexes = [lexicon_scores(post.text) for _, post, *_ in ready]
@@ -153,9 +169,12 @@ class Processor:
             )
             record = prediction_record(post, clean, scores, model.version, now, sentiment, user, cold_labels)
             out.predictions.append((post_key, orjson.dumps(record)))
-            audience.append(
-                (post.created_at, sentiment.score, sentiment.label, predicted, post.campaign, clean.hashtags)
-            )
+            campaign = post.campaign if post.campaign is None or self.campaigns.admit(post.campaign) else None
+            tags = clean.hashtags
+            if tags:
+                admit = self.hashtags.admit
+                tags = tuple(tag for tag in tags if admit(tag))
+            audience.append((post.created_at, sentiment.score, sentiment.label, predicted, campaign, tags))
             if scores:
                 profiles.setdefault(user, []).append((post.created_at, {str(c): p for c, p in scores.items()}))
             stats.outcomes["predicted"] += 1
@@ -172,8 +191,9 @@ class Processor:
         handle a few records per interval, whatever the size of the batches of predictions."""
         out = Outputs()
         audience, profiles, n = self._audience, self._profiles, self.settings.partitions
-        out.partials = encode_partials(audience, self.window_spec, n)
-        out.profile_updates = encode_profile_updates(profiles, n)
+        limit = self.settings.max_message_bytes // 2  # room for the split to stay below the producer's limit
+        out.partials = encode_partials(audience, self.window_spec, n, limit)
+        out.profile_updates = encode_profile_updates(profiles, n, limit)
         self._audience, self._profiles = [], {}
         return out
 
@@ -183,9 +203,11 @@ class Processor:
         now = self.clock()
         for msg in messages:
             self.stats.outcomes["feedback_in"] += 1
-            fb = parse_feedback(msg.value) if msg.value is not None else Rejected("missing_value", "null record")
+            fb = parse_feedback(msg.value, self.limits) if msg.value is not None else MISSING_VALUE
             if isinstance(fb, Rejected):
                 self._reject(out, msg, fb, now)
+            elif self._new_class_refused(fb.interest):
+                self._reject(out, msg, Rejected("too_many_classes", self._cap_detail(fb.interest)), now)
             else:
                 out.training.append((fb.post_id.encode(), training_label(fb.post_id, fb.interest, fb.sentiment)))
         return out
@@ -198,7 +220,7 @@ class Processor:
         key = self.settings.pseudonym_key
         erase: list[str] = []
         for msg in messages:
-            user_id = parse_erasure(msg.value)
+            user_id = parse_erasure(msg.value, self.limits)
             if isinstance(user_id, Rejected):
                 self._reject(out, msg, user_id, now)
                 continue
@@ -219,10 +241,23 @@ class Processor:
                 out.events.append(event)
         return out
 
+    def _new_class_refused(self, label: str | None) -> bool:
+        """Whether ``label`` is a new interest the model has no room for (``STREAM_MAX_CLASSES``)."""
+        classes = self.learner.model.classes
+        return label is not None and label not in classes and len(classes) >= self.settings.max_classes
+
+    def _cap_detail(self, label: str | None) -> str:
+        return (
+            f"interest {label!r} would be class {len(self.learner.model.classes) + 1}, STREAM_MAX_CLASSES is "
+            f"{self.settings.max_classes}"
+        )
+
     def _reject(self, out: Outputs, msg: Message, rejected: Rejected, now: float) -> None:
+        settings = self.settings
         self.stats.dead_letters[rejected.reason] += 1
         self.stats.outcomes["dead_lettered"] += 1
-        out.dead_letters.append((msg.key, dead_letter(msg, rejected, now)))
+        letter = dead_letter(msg, rejected, now, settings.pseudonym_key, settings.dlq_original_bytes)
+        out.dead_letters.append((msg.key[: settings.max_id_chars] if msg.key else msg.key, letter))
 
     # -- reporting ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from models.online import Features
 from models.sentiment import Sentiment
 from stream.pipeline.cleaning import CleanPost
 from stream.pipeline.events import Post, Rejected
+from stream.pipeline.privacy import pseudonymise_user_ids
 
 TRAINING_KINDS = ("post", "label", "erase")
 
@@ -43,15 +45,27 @@ class Message:
     timestamp_ms: int | None = None
 
 
-def dead_letter(msg: Message, rejected: Rejected, now: float) -> bytes:
-    """The dead-letter record: reason, detail, source position and the original bytes.
+def dead_letter(
+    msg: Message, rejected: Rejected, now: float, pseudonym_key: str | None = None, keep_bytes: int = 65536
+) -> bytes:
+    """The dead-letter record: reason, detail, source position, and the original bytes: the first
+    ``keep_bytes`` of them, with the full size and SHA-256. With ``pseudonym_key``, user ids in the
+    kept bytes are replaced by their pseudonyms, as in every other output.
 
     >>> rec = orjson.loads(dead_letter(Message(b"{oops", topic="t", partition=1, offset=7),
     ...                                Rejected("malformed_json", "x"), now=0))
     >>> rec["reason"], rec["source"], base64.b64decode(rec["original_b64"])
     ('malformed_json', {'topic': 't', 'partition': 1, 'offset': 7, 'timestamp_ms': None}, b'{oops')
+    >>> rec = orjson.loads(dead_letter(Message(b"x" * 100), Rejected("malformed_json"), now=0, keep_bytes=10))
+    >>> rec["original_size"], len(base64.b64decode(rec["original_b64"])), rec["original_truncated"]
+    (100, 10, True)
+    >>> rec = orjson.loads(dead_letter(Message(b'{"user_id": "alice", "text": '), Rejected("malformed_json"),
+    ...                                now=0, pseudonym_key="k"))
+    >>> b"alice" in base64.b64decode(rec["original_b64"])
+    False
     """
     value = msg.value or b""
+    kept = value if pseudonym_key is None else pseudonymise_user_ids(value, pseudonym_key)
     return orjson.dumps(
         {
             "reason": rejected.reason,
@@ -62,7 +76,10 @@ def dead_letter(msg: Message, rejected: Rejected, now: float) -> bytes:
                 "offset": msg.offset,
                 "timestamp_ms": msg.timestamp_ms,
             },
-            "original_b64": base64.b64encode(value).decode("ascii"),
+            "original_b64": base64.b64encode(kept[:keep_bytes]).decode("ascii"),
+            "original_size": len(value),
+            "original_sha256": hashlib.sha256(value).hexdigest(),
+            "original_truncated": len(kept) > keep_bytes,
             "failed_at": int(now * 1000),
         }
     )

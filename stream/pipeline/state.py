@@ -86,3 +86,39 @@ class TTLStore(Generic[V]):
                 break
             items.popitem(last=False)
             self.expired += 1
+
+
+class HeavyHitters:
+    """Which keys of an unbounded stream (campaigns, hashtags) get state of their own: all of them
+    while fewer than ``capacity`` distinct keys have been seen; once more have come (a flood of
+    one-off keys), only those seen at least ``threshold`` times, counted with the Misra-Gries
+    algorithm in at most ``capacity`` counters (a key's count never exceeds its true count, so an
+    admitted key was really seen that often).
+
+    >>> hh = HeavyHitters(capacity=2, threshold=2)
+    >>> [hh.admit(k) for k in ("a", "b", "a")]  # room for every key so far
+    [True, True, True]
+    >>> [hh.admit(k) for k in ("c", "d", "a", "a", "e", "a")]  # a flood: one-off keys are refused
+    [False, False, True, True, False, True]
+    >>> hh.saturated, len(hh.counts) <= 2
+    (True, True)
+    """
+
+    def __init__(self, capacity: int, threshold: int):
+        self.capacity = capacity
+        self.threshold = threshold
+        self.counts: dict[str, int] = {}
+        self.saturated = False  # more distinct keys than capacity have come
+
+    def admit(self, key: str) -> bool:
+        counts = self.counts
+        n = counts.get(key)
+        if n is not None:
+            counts[key] = n = n + 1
+        elif len(counts) < self.capacity:
+            counts[key] = n = 1
+        else:  # full: every counter loses one, the ones at zero go (amortised O(1) per key)
+            self.saturated = True
+            self.counts = {k: c - 1 for k, c in counts.items() if c > 1}
+            return False
+        return not self.saturated or n >= self.threshold

@@ -63,6 +63,7 @@ def make_app(settings: Settings, registry: CollectorRegistry) -> InterestApp:
         broker_rebalance_timeout=max(30.0, settings.session_timeout * 2),
         # Batched produce: one request per few ms instead of one per record.
         producer_linger_ms=5,
+        producer_max_request_size=settings.max_message_bytes,
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
         stream_wait_empty=False,
     )
@@ -81,7 +82,8 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     processor = processor or Processor(settings)
     topics = declare_topics(app, settings)
     history = LiveHistory()
-    publisher = Publisher(app, topics, processor.stats)
+    publisher = Publisher(app, topics, processor.stats, settings.max_message_bytes)
+    app.delivery_gate = publisher.delivery_gate  # type: ignore[attr-defined]  # awaited before each commit
 
     async def publish_event(event: bytes) -> None:  # a drift, found while the replica learns
         await publisher.send(topics.metrics, [(None, event)])
@@ -91,7 +93,7 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     register_input_agents(app, settings, topics, processor, publisher, replica)
     register_audience_agent(app, settings, topics, processor.stats, publisher, history, rules)
     register_profiles_agent(app, settings, topics, processor.stats, publisher, replica, processor.learner.is_erased)
-    register_pages(app, replica, history)
+    register_pages(app, replica, history, publisher)
     registry.register(StatsCollector(processor.stats, lambda: model_gauges(processor.learner, processor.clock())))
     return InterestStream(app, settings, processor, topics, registry, history, replica)
 

@@ -20,11 +20,12 @@ from typing import Any
 class LiveHistory:
     """The last ``maxlen`` metrics snapshots, reduced to what the charts need."""
 
-    def __init__(self, maxlen: int = 720, recent: int = 20):
+    def __init__(self, maxlen: int = 720, recent: int = 20, segments: int = 100):
         self.points: deque[dict[str, Any]] = deque(maxlen=maxlen)
         self.latest: dict[str, Any] = {}
         self.triggers: deque[dict[str, Any]] = deque(maxlen=recent)
         self.spikes: deque[dict[str, Any]] = deque(maxlen=recent)
+        self.segments = segments
         self.sentiment: dict[str, dict[str, Any]] = {}  # segment → its last closed tumbling window
 
     def record_audience(self, out: Any) -> None:
@@ -39,7 +40,10 @@ class LiveHistory:
         """
         for w in out.windows:
             if w["kind"] == "tumbling" and w["segment"].startswith(("interest:", "campaign:")):
+                self.sentiment.pop(w["segment"], None)  # re-inserted last: the dict runs oldest first
                 self.sentiment[w["segment"]] = w
+        while len(self.sentiment) > self.segments:  # campaigns come from the input: keep the newest
+            del self.sentiment[next(iter(self.sentiment))]
         self.spikes.extend(out.spikes)
         self.triggers.extend(out.triggers)
 

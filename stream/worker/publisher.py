@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import functools
+import hashlib
 import logging
+import time
 from collections.abc import Sequence
 
 import faust
@@ -19,30 +23,112 @@ log = logging.getLogger(__name__)
 Records = Sequence[tuple[bytes | None, bytes | None]]
 
 
-class Publisher:
-    """Sends records through the app's producer.
+RECORD_OVERHEAD = 512  # bytes a record costs in a produce request beyond its key and value
+FAILED_CAPACITY = 100_000  # undelivered records kept for a retry; past it the worker stops committing
+LOG_EVERY_S = 10.0  # a repeating delivery error is logged at most this often
 
-    Faust flushes the producer before it commits input offsets, so a record is delivered before
-    the post that caused it is marked consumed: at-least-once. A failed delivery is counted as
-    ``publish_errors`` and logged.
+Failed = tuple[str, bytes | None, bytes | None, int | None]  # topic, key, value, partition
+
+
+class Publisher:
+    """Sends records through the app's producer, without awaiting each delivery.
+
+    Nothing it is given can crash the agent that gives it:
+
+    - a record over the producer's limit (``STREAM_MAX_MESSAGE_BYTES``) is not sent; a small
+      ``output_too_large`` dead letter (topic, key, size, SHA-256) takes its place, counted as
+      ``outputs_too_large``;
+    - a send or a delivery that fails is counted (``publish_errors``), logged at a bounded rate and
+      kept; :meth:`delivery_gate`, which the consumer awaits before every offset commit, flushes the
+      producer, sends what failed again, and allows the commit only once everything is delivered. A
+      post is never marked consumed before what it caused is in Kafka: at-least-once.
     """
 
-    def __init__(self, app: faust.App, topics: Topics, stats: Stats):
+    def __init__(self, app: faust.App, topics: Topics, stats: Stats, max_bytes: int = 1_000_000):
         self.app = app
         self.topics = topics
         self.stats = stats
+        self.max_bytes = max_bytes
+        self.failed: list[Failed] = []
+        self.failing_since: float | None = None  # monotonic time of the first failure not yet resent
+        self.dropped = 0  # failures past FAILED_CAPACITY: the worker must not commit again
+        self._logged_at = -LOG_EVERY_S
+        self._unlogged = 0
 
-    def _delivered(self, fut: asyncio.Future) -> None:
+    def _failure(self, record: Failed, exc: BaseException) -> None:
+        self.stats.outcomes["publish_errors"] += 1
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+        if len(self.failed) < FAILED_CAPACITY:
+            self.failed.append(record)
+        else:
+            self.dropped += 1
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_EVERY_S:
+            more = f" (and {self._unlogged} more since the last report)" if self._unlogged else ""
+            log.error(
+                "could not publish a record to %s: %r%s; it is sent again before the next commit", record[0], exc, more
+            )
+            self._logged_at, self._unlogged = now, 0
+        else:
+            self._unlogged += 1
+
+    def _delivered(self, record: Failed, fut: asyncio.Future[object]) -> None:
         if not fut.cancelled() and fut.exception() is not None:
-            self.stats.outcomes["publish_errors"] += 1
-            log.error("could not publish a record: %r", fut.exception())
+            self._failure(record, fut.exception())  # type: ignore[arg-type]
+
+    async def _send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> None:
+        record = (topic, key, value, partition)
+        try:
+            fut = await self.app.producer.send(topic, key, value, partition, None, None)
+        except Exception as exc:  # refused before it was queued (the producer is stopped, ...)
+            self._failure(record, exc)
+            return
+        fut.add_done_callback(functools.partial(self._delivered, record))  # type: ignore[attr-defined]
+
+    async def _too_large(self, topic: str, key: bytes | None, value: bytes | None, size: int) -> None:
+        self.stats.outcomes["outputs_too_large"] += 1
+        self.stats.dead_letters["output_too_large"] += 1
+        log.error("a record of %d bytes for %s is over STREAM_MAX_MESSAGE_BYTES: dead-lettered", size, topic)
+        letter = {
+            "reason": "output_too_large",
+            "detail": f"{size} bytes, STREAM_MAX_MESSAGE_BYTES is {self.max_bytes}",
+            "source": {"topic": topic, "key_b64": base64.b64encode((key or b"")[:256]).decode("ascii")},
+            "original_b64": "",
+            "original_size": size,
+            "original_sha256": hashlib.sha256(value or b"").hexdigest(),
+            "original_truncated": True,
+            "failed_at": int(time.time() * 1000),
+        }
+        await self._send(self.topics.dlq.get_topic_name(), None, orjson.dumps(letter), None)
 
     async def send(self, topic: faust.TopicT, records: Records, partition: int | None = None) -> None:
-        send = self.app.producer.send
         name = topic.get_topic_name()
+        limit = self.max_bytes - RECORD_OVERHEAD
         for key, value in records:
-            fut = await send(name, key, value, partition, None, None)
-            fut.add_done_callback(self._delivered)  # type: ignore[attr-defined]  # a Future, typed Awaitable
+            size = (len(key) if key else 0) + (len(value) if value else 0)
+            if size > limit:
+                await self._too_large(name, key, value, size)
+            else:
+                await self._send(name, key, value, partition)
+
+    async def delivery_gate(self) -> bool:
+        """Whether the input offsets may be committed: the producer flushed, and every record that
+        failed sent again and delivered (the consumer awaits this before each commit)."""
+        await self.app.producer.flush()
+        await asyncio.sleep(0)  # the delivery callbacks of the flushed records
+        if self.failed:
+            retry, self.failed = self.failed, []
+            for record in retry:
+                await self._send(*record)
+            await self.app.producer.flush()
+            await asyncio.sleep(0)
+        if self.failed or self.dropped:
+            return False
+        if self.failing_since is not None:
+            log.info("every record delivered again after %.0f s of failures", time.monotonic() - self.failing_since)
+            self.failing_since = None
+        return True
 
     async def audience(self, out: AudienceOutputs) -> None:
         """Closed windows and spikes (keyed by segment) and fired triggers (keyed by trigger id)."""

@@ -3,6 +3,7 @@ and the metrics snapshots."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import faust
@@ -48,9 +49,12 @@ def register_tasks(
         if replica.ready.is_set():
             await replica.close()
 
+    worker = f"{socket.gethostname()}:{settings.web_port}"
+
     @app.timer(settings.metrics_interval, name="metrics")
     async def metrics() -> None:
         snapshot = processor.snapshot()
+        snapshot["worker"] = worker  # each worker publishes its own figures: consumers sum them by worker
         snapshot["model"].update(replica.status())
         history.record(snapshot)
         await publisher.send(topics.metrics, [(None, orjson.dumps(snapshot))])

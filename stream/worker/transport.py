@@ -8,8 +8,9 @@ checked against the log.
   the partial aggregates of its posts on a timer, not with each batch, so :class:`InterestApp` has a
   ``before_commit`` hook: right before the offsets to commit are taken, it drains what the acknowledged
   posts left (synchronously: no post is acknowledged in between), and the drained records are sent
-  before the producer is flushed and the offsets committed. A post is never marked consumed before
-  the records it caused are delivered.
+  before the producer is flushed and the offsets committed; then the app's ``delivery_gate`` (see
+  :class:`~stream.worker.publisher.Publisher`) sends again whatever failed, and the commit waits until
+  it is delivered. A post is never marked consumed before the records it caused are delivered.
 - Faust restores a table by reading its changelog up to the end offsets the broker reports. The
   embedded broker (Tansu 0.6) reports the *base offset of the last record batch* instead of the
   offset after the last record (measured: 6 records at offsets 0-5 written in batches [0-3], [4-5]
@@ -95,6 +96,9 @@ def transport_class(fetch_max_wait_ms: int, bootstrap_servers: Iterable[str] = (
                 await drained
             if not commit_offsets:
                 return False
+            gate = getattr(self.app, "delivery_gate", None)
+            if gate is not None and not await gate():
+                return False  # something these posts caused is not delivered yet: commit later
             try:
                 await self._handle_attached(commit_offsets)
             except ProducerSendError as exc:

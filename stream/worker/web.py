@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import faust
 import orjson
 
 from stream.worker.live import LiveHistory, page_html
+from stream.worker.publisher import Publisher
 from stream.worker.replica import Replica
 
 
@@ -25,7 +27,7 @@ def assignment_state(app: faust.App) -> dict[str, Any]:
     }
 
 
-def register_pages(app: faust.App, replica: Replica, history: LiveHistory) -> None:
+def register_pages(app: faust.App, replica: Replica, history: LiveHistory, publisher: Publisher) -> None:
     """``/ready`` (200 once the worker consumes and its model has caught up, else 503), the live page
     and its data."""
 
@@ -39,7 +41,14 @@ def register_pages(app: faust.App, replica: Replica, history: LiveHistory) -> No
 
     @app.page("/ready")
     async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-        """200 once this worker consumes its partitions (not rebalancing), else 503."""
-        state = {**assignment_state(app), "model_ready": replica.ready.is_set()}
-        state["ready"] = state["ready"] and state["model_ready"]
+        """200 once this worker consumes its partitions (not rebalancing) and delivers what it
+        produces, else 503."""
+        failing = publisher.failing_since
+        state = {
+            **assignment_state(app),
+            "model_ready": replica.ready.is_set(),
+            "undelivered": len(publisher.failed) + publisher.dropped,
+            "failing_for_s": None if failing is None else round(time.monotonic() - failing, 1),
+        }
+        state["ready"] = state["ready"] and state["model_ready"] and failing is None
         return web.json(state, status=200 if state["ready"] else 503)

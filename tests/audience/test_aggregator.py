@@ -148,3 +148,30 @@ def test_the_closing_queue_holds_one_entry_per_segment():
     out = agg.on_partials(0, 200, {"all": {T0 + 5 * MINUTE: tally}}, T0 + 5 * MINUTE)
     x = [w for w in out.windows if w["segment"] == "interest:x" and w["kind"] == "tumbling"]
     assert [w["volume"] for w in x] == [200]  # closed by the watermark, though it got no partial
+
+
+def test_idle_campaign_and_hashtag_rows_expire_and_busy_ones_stay():
+    """Campaigns and hashtags come from the input: a row whose segment stays idle for ``idle_ms`` of
+    event time is deleted (a tombstone in the worker's changelog); `all` and interests never are."""
+    table: dict = {}
+    agg = Aggregator(table, WindowSpec(), SpikeParams(baseline=3, min_history=3), ())
+    one = Tally(n=1, neu=1)
+    agg.on_partials(0, 0, {"all": {T0: one}, "hashtag:once": {T0: one}, "campaign:busy": {T0: one}}, T0)
+    minute = 0
+    while (minute + 1) * MINUTE < agg.idle_ms + 10 * MINUTE:  # `busy` posts every minute, `once` never again
+        minute += 1
+        at = T0 + minute * MINUTE
+        agg.on_partials(0, minute, {"all": {at: one}, "campaign:busy": {at: one}}, at)
+    assert "hashtag:once" not in table and {"all", "campaign:busy"} <= set(table)
+    assert agg.stats.outcomes["segments_expired"] == 1
+
+
+def test_a_flood_of_one_off_campaigns_and_hashtags_gets_no_segments():
+    settings = Settings(max_segments=50, segment_min_posts=3)
+    proc = Processor(settings)
+    posts = [post(i, 0, campaign=f"one-off-{i}", hashtags=[f"tag{i}"]) for i in range(300)]
+    posts += [post(1000 + i, 0, campaign="acme", hashtags=["real"]) for i in range(5)]
+    proc.process_posts([Message(orjson.dumps(e)) for e in posts])
+    segments = [s for _, v in proc.drain_aggregates().partials for s in decode_partials(v)[0]]
+    assert "campaign:acme" in segments and "hashtag:real" in segments
+    assert len([s for s in segments if s.startswith(("campaign:", "hashtag:"))]) <= 2 * 50 + 2
