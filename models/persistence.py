@@ -1,8 +1,11 @@
-"""Model checkpoints: versioned, with metadata, signed with an HMAC, never unpickled unverified.
+"""Model checkpoints: versioned, with metadata, signed with an HMAC, and data only.
 
-A checkpoint record is ``MAGIC | 4-byte header length | JSON header | zlib(pickle(state))``. The
-header holds the metadata and ``mac``, the HMAC-SHA256 (key from the settings) of everything else:
-the header without ``mac`` and the payload. :func:`load` checks the MAC *before* it unpickles.
+A checkpoint record is ``MAGIC | 4-byte header length | JSON header | zlib(payload)``. The header holds
+the metadata and ``mac``, the HMAC-SHA256 (key from the settings) of everything else: the header
+without ``mac`` and the payload. The payload is :mod:`models.codec`'s encoding of the state (a JSON
+document and the raw bytes of its arrays): reading it builds plain data and instances of the classes
+the caller allows, and runs no code named by the record, signed or not. :func:`load` checks the MAC
+first all the same, and refuses a record of the earlier, pickled format without reading it.
 
 >>> blob = dump({"weights": [1, 2]}, {"version": 7}, key=b"k")
 >>> load(blob, key=b"k")
@@ -17,14 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import pickle
 import struct
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-MAGIC = b"ISCK1"
+from models.codec import CodecError, decode, encode
+
+MAGIC = b"ISCK2"
+PICKLED_MAGIC = b"ISCK1"  # the earlier format: a pickle, never read
 
 
 class CheckpointError(ValueError):
@@ -36,16 +42,16 @@ def _mac(key: bytes, header: bytes, payload: bytes) -> str:
 
 
 class _Compressor:
-    """A file for :func:`pickle.dump` that keeps only the compressed bytes of what is written: the
-    pickled state never exists whole in memory (a worker's state pickles to ~60 MB, mostly weights
-    that compress to a few MB; pickling it to bytes first doubled the worker's RSS for a moment)."""
+    """Keeps only the compressed bytes of what is written: the encoded state never exists whole in
+    memory (a worker's state is ~60-75 MB, mostly weights handed over as buffers without a copy, that
+    compress to a few MB)."""
 
     def __init__(self, level: int = 3):
         self._z = zlib.compressobj(level)
         self._parts: list[bytes] = []
 
     def write(self, data: Any) -> int:
-        view = memoryview(data)  # pickle hands large arrays over as buffers, without a copy
+        view = memoryview(data)  # large arrays come as buffers, without a copy
         self._parts.append(self._z.compress(view))
         return view.nbytes
 
@@ -55,8 +61,7 @@ class _Compressor:
 
 
 class _Decompressor:
-    """The file :func:`pickle.load` reads from: the payload decompressed as it is read, so that the
-    pickled state never exists whole in memory next to the state built from it."""
+    """The payload decompressed as it is read, straight into the buffers of the arrays it holds."""
 
     CHUNK = 1 << 20
 
@@ -95,26 +100,29 @@ class _Decompressor:
         self._pos += n
         return n
 
-    def readline(self) -> bytes:
-        while True:
-            end = self._buffer.find(b"\n", self._pos)
-            if end >= 0:
-                return self.read(end + 1 - self._pos)
-            before = len(self._buffer) - self._pos
-            if self._available(before + 1) == before:  # the end of the payload
-                return self.read()
 
-
-def dump(state: Any, meta: dict[str, Any], key: bytes) -> bytes:
-    """Serialise, compress and sign ``state`` with its metadata (``state`` must not change meanwhile:
-    a worker takes a checkpoint in another thread while its learner waits)."""
+def dump(state: Any, meta: dict[str, Any], key: bytes, allowed: Mapping[str, type] | None = None) -> bytes:
+    """Encode, compress and sign ``state`` with its metadata (``state`` must not change meanwhile: a
+    worker takes a checkpoint in another thread while its learner waits). ``allowed`` names the classes
+    the state may hold (see :mod:`models.codec`); :class:`CheckpointError` for anything else."""
+    try:
+        document, buffers = encode(state, allowed)
+    except CodecError as exc:
+        raise CheckpointError(f"the state cannot be checkpointed: {exc}") from None
     out = _Compressor()
-    pickle.dump(state, out, protocol=5)
+    doc = orjson.dumps(document)
+    out.write(struct.pack(">I", len(doc)))
+    out.write(doc)
+    out.write(struct.pack(">I", len(buffers)))
+    for data in buffers:
+        view = memoryview(data)
+        out.write(struct.pack(">Q", view.nbytes))
+        out.write(view)
     return seal(out.getvalue(), meta, key)
 
 
 def seal(payload: bytes, meta: dict[str, Any], key: bytes) -> bytes:
-    """A checkpoint record of a compressed pickle ``payload``: ``meta`` and the signature prepended."""
+    """A checkpoint record of a compressed ``payload``: ``meta`` and the signature prepended."""
     header = orjson.dumps(meta, option=orjson.OPT_SORT_KEYS)
     signed = orjson.dumps({**meta, "mac": _mac(key, header, payload)}, option=orjson.OPT_SORT_KEYS)
     return MAGIC + struct.pack(">I", len(signed)) + signed + payload
@@ -122,6 +130,8 @@ def seal(payload: bytes, meta: dict[str, Any], key: bytes) -> bytes:
 
 def read_meta(blob: bytes) -> tuple[dict[str, Any], bytes]:
     """The header and payload of a checkpoint, unverified (for logs only)."""
+    if blob.startswith(PICKLED_MAGIC):
+        raise CheckpointError("checkpoint of the earlier, pickled format: not read (a checkpoint runs no code)")
     if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + 4:
         raise CheckpointError("not a checkpoint record")
     (n,) = struct.unpack(">I", blob[len(MAGIC) : len(MAGIC) + 4])
@@ -135,16 +145,37 @@ def read_meta(blob: bytes) -> tuple[dict[str, Any], bytes]:
     return meta, blob[start + n :]
 
 
-def load(blob: bytes, key: bytes) -> tuple[dict[str, Any], Any]:
-    """Verify, then deserialise a checkpoint: ``(meta, state)``; :class:`CheckpointError` if the
-    record is malformed or its signature does not match."""
+def load(blob: bytes, key: bytes, allowed: Mapping[str, type] | None = None) -> tuple[dict[str, Any], Any]:
+    """Verify, then decode a checkpoint: ``(meta, state)``; :class:`CheckpointError` if the record is
+    malformed, of the earlier pickled format, signed with another key, or holds a class outside
+    ``allowed``."""
     meta, payload = read_meta(blob)
     mac = meta.pop("mac", None)
     header = orjson.dumps(meta, option=orjson.OPT_SORT_KEYS)
     if not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(key, header, payload)):
         raise CheckpointError("checkpoint signature does not match (tampered, or another key)")
     try:
-        state = pickle.load(_Decompressor(payload))  # verified: the payload is ours
-    except Exception as exc:  # signed by us yet unreadable: another version of the code
+        reader = _Decompressor(payload)
+        (n,) = struct.unpack(">I", _exactly(reader, 4))
+        document = orjson.loads(_exactly(reader, n))
+        (count,) = struct.unpack(">I", _exactly(reader, 4))
+        buffers: list[bytearray] = []
+        for _ in range(count):
+            (size,) = struct.unpack(">Q", _exactly(reader, 8))
+            data = bytearray(size)  # the arrays are built on these bytes: no second copy
+            if reader.readinto(data) != size:
+                raise CheckpointError("checkpoint payload ends early")
+            buffers.append(data)
+        state = decode(document, buffers, {} if allowed is None else allowed)
+    except CheckpointError:
+        raise
+    except (CodecError, ValueError, struct.error, zlib.error, orjson.JSONDecodeError) as exc:
         raise CheckpointError(f"checkpoint payload cannot be read: {exc}") from None
     return meta, state
+
+
+def _exactly(reader: _Decompressor, n: int) -> bytes:
+    data = reader.read(n)
+    if len(data) != n:
+        raise CheckpointError("checkpoint payload ends early")
+    return data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -364,6 +365,10 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -374,6 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             worker_main([a for a in args.faust_args if a != "--"], settings)
             return 0
+        # SIGTERM ends a tool as Ctrl-C does: the brokers and workers it started are stopped on the way out
+        signal.signal(signal.SIGTERM, _terminated)
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("kafka").setLevel(logging.CRITICAL)  # its failures reach us as exceptions
         handler = {

@@ -214,6 +214,12 @@ class Settings:
         "Posts a campaign or hashtag needs, once a worker has seen more than `STREAM_MAX_SEGMENTS` of them, "
         "to get windows of its own.",
     )
+    delivery_timeout: float = _setting(
+        120.0,
+        "Seconds a worker may go without delivering a record it has to send (a lost or emptied broker) "
+        "before it exits with a one-line error and code 75, for its supervisor to restart it; nothing is "
+        "committed past what was delivered, so the restart loses nothing.",
+    )
     top_segments: int = _setting(
         50, "Campaigns exported as Prometheus series (the busiest); the rest are summed as `other`."
     )
@@ -277,6 +283,8 @@ class Settings:
                 f"STREAM_DLQ_ORIGINAL_BYTES={self.dlq_original_bytes} must be between 0 and half of "
                 f"STREAM_MAX_MESSAGE_BYTES ({self.max_message_bytes // 2})"
             )
+        if self.delivery_timeout < 10:
+            raise ConfigError(f"STREAM_DELIVERY_TIMEOUT={self.delivery_timeout} must be at least 10")
         if self.max_event_ahead <= 0:
             raise ConfigError(f"STREAM_MAX_EVENT_AHEAD={self.max_event_ahead} must be positive")
         if not 1 <= self.fetch_wait_ms <= 10_000:

@@ -113,3 +113,34 @@ def test_bench_memory_run_reports_rss_along_the_stream():
     assert all(r["rss_mb"] > 0 for r in rows)
     assert rows[-2]["pending"] == 50  # unlabelled posts wait, up to the capacity
     assert format_memory(rows).startswith("RSS after 100 events: ")
+
+
+def test_sigterm_to_the_broker_command_stops_the_broker_it_started():
+    """`interest-stream broker` runs the broker binary as a child: SIGTERM must not leave it listening."""
+    import os
+    import signal
+    import socket
+    import time
+
+    from stream.tools.broker import free_port, wait_for_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream", "broker", "--port", str(port)],
+        stderr=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != "STREAM_BROKER"},
+    )
+    try:
+        wait_for_port("127.0.0.1", port, timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) in (0, 130)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) != 0:
+                    break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"the broker still listens on {port} after SIGTERM")
+    finally:
+        proc.kill()

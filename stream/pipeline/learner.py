@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from models.codec import qualified_name
 from models.metrics import Prequential
 from models.online import Features, OnlineModel
 from models.sentiment import SentimentModel, lexicon_label
@@ -232,7 +233,7 @@ class Learner:
         """Everything that must survive a restart."""
         return {"format": self.STATE_FORMAT, **{key: getattr(self, key) for key in self.STATE_KEYS}}
 
-    STATE_FORMAT = 2  # raised when the pickled classes change shape (2: packed pending features, Confusion)
+    STATE_FORMAT = 3  # raised when the checkpointed classes change shape (3: data-only checkpoints)
 
     STATE_KEYS = (
         "model",
@@ -276,3 +277,40 @@ class Learner:
             "macro_f1": q["macro_f1"],
             "kappa": q["kappa"],
         }
+
+
+def _checkpoint_classes() -> dict[str, type]:
+    """The classes a checkpoint of the learner may hold (:mod:`models.codec`): the worker's own models
+    (``arow``, ``nb`` and their balanced forms), the sentiment model, the metrics, the bounded stores.
+    River's stock candidates (``river-nb``, ``logreg``, ``softmax``, ``pa``) hold functions and are not
+    checkpointed: a worker running one rebuilds it from the training log when it starts."""
+    from river import drift
+    from river._river_rust import drift as rust_drift  # ADWIN's window, restored by its own __setstate__
+
+    from models.arow import AROWClassifier
+    from models.drift import DriftDetector
+    from models.features import PostFeaturizer
+    from models.metrics import Confusion
+    from models.nb import MultinomialNB
+    from models.sentiment import SentimentClassifier
+
+    classes = [
+        OnlineModel,
+        PostFeaturizer,
+        AROWClassifier,
+        MultinomialNB,
+        DriftDetector,
+        drift.ADWIN,
+        rust_drift.AdaptiveWindowing,
+        SentimentModel,
+        SentimentClassifier,
+        Prequential,
+        Confusion,
+        TTLStore,
+        RecentKeys,
+        Pending,
+    ]
+    return {qualified_name(c): c for c in classes}
+
+
+CHECKPOINT_CLASSES = _checkpoint_classes()

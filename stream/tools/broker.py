@@ -78,7 +78,7 @@ class EmbeddedBroker:
             self._proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
         try:
             wait_for_port(self.host, self.port)
-        except BrokerError:
+        except BaseException:  # a failure, or Ctrl-C / SIGTERM while starting: the child goes too
             self.stop()
             raise
         if self._proc.poll() is not None:

@@ -64,6 +64,7 @@ def make_app(settings: Settings, registry: CollectorRegistry) -> InterestApp:
         # Batched produce: one request per few ms instead of one per record.
         producer_linger_ms=5,
         producer_max_request_size=settings.max_message_bytes,
+        producer_request_timeout=settings.delivery_timeout,  # a lost send surfaces (Faust's default: 20 min)
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
         stream_wait_empty=False,
     )
@@ -84,6 +85,8 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     history = LiveHistory()
     publisher = Publisher(app, topics, processor.stats, settings.max_message_bytes)
     app.delivery_gate = publisher.delivery_gate  # type: ignore[attr-defined]  # awaited before each commit
+    app.commit_started = publisher.commit_started  # type: ignore[attr-defined]  # told around each commit
+    app.commit_result = publisher.commit_result  # type: ignore[attr-defined]  # told after each commit
 
     async def publish_event(event: bytes) -> None:  # a drift, found while the replica learns
         await publisher.send(topics.metrics, [(None, event)])

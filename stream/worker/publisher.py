@@ -26,6 +26,7 @@ Records = Sequence[tuple[bytes | None, bytes | None]]
 RECORD_OVERHEAD = 512  # bytes a record costs in a produce request beyond its key and value
 FAILED_CAPACITY = 100_000  # undelivered records kept for a retry; past it the worker stops committing
 LOG_EVERY_S = 10.0  # a repeating delivery error is logged at most this often
+STALL_S = 10.0  # records in flight this long without any delivery: the worker is not delivering
 
 Failed = tuple[str, bytes | None, bytes | None, int | None]  # topic, key, value, partition
 
@@ -52,6 +53,9 @@ class Publisher:
         self.failed: list[Failed] = []
         self.failing_since: float | None = None  # monotonic time of the first failure not yet resent
         self.dropped = 0  # failures past FAILED_CAPACITY: the worker must not commit again
+        self.in_flight = 0  # records handed to the producer, not yet delivered or failed
+        self.last_delivered = time.monotonic()
+        self.commit_failing_since: float | None = None
         self._logged_at = -LOG_EVERY_S
         self._unlogged = 0
 
@@ -74,8 +78,34 @@ class Publisher:
             self._unlogged += 1
 
     def _delivered(self, record: Failed, fut: asyncio.Future[object]) -> None:
+        self.in_flight -= 1
         if not fut.cancelled() and fut.exception() is not None:
             self._failure(record, fut.exception())  # type: ignore[arg-type]
+        else:
+            self.last_delivered = time.monotonic()
+
+    def commit_started(self) -> None:
+        """An offset commit begins (the consumer reports each): one that never ends is a broker that
+        takes records (auto-creating topics) yet has lost the consumer group and the input topics."""
+        if self.commit_failing_since is None:
+            self.commit_failing_since = time.monotonic()
+
+    def commit_result(self, committed: bool) -> None:
+        """The outcome of the offset commit last started."""
+        if committed:
+            self.commit_failing_since = None
+
+    def stalled_for(self, now: float | None = None) -> float | None:
+        """Seconds since the last delivery while records wait (failed, or in flight for over
+        :data:`STALL_S`), or since offset commits started to fail (for over :data:`STALL_S`);
+        ``None`` while deliveries and commits keep up."""
+        now = time.monotonic() if now is None else now
+        if self.commit_failing_since is not None and now - self.commit_failing_since >= STALL_S:
+            return now - self.commit_failing_since
+        waiting = self.failed or self.dropped or self.in_flight
+        if not waiting or (not self.failed and not self.dropped and now - self.last_delivered < STALL_S):
+            return None
+        return now - self.last_delivered
 
     async def _send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> None:
         record = (topic, key, value, partition)
@@ -84,6 +114,7 @@ class Publisher:
         except Exception as exc:  # refused before it was queued (the producer is stopped, ...)
             self._failure(record, exc)
             return
+        self.in_flight += 1
         fut.add_done_callback(functools.partial(self._delivered, record))  # type: ignore[attr-defined]
 
     async def _too_large(self, topic: str, key: bytes | None, value: bytes | None, size: int) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from models.persistence import CheckpointError, dump, load, read_meta
-from stream.pipeline.learner import Learner
+from stream.pipeline.learner import CHECKPOINT_CLASSES, Learner
 from stream.settings import Settings
 from stream.stats import Latency
 from stream.worker.transport import true_end_offsets
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 CHECKPOINTS_SCANNED = 10  # newest records of the model topic considered at start
 APPLY_SLICE = 64  # records applied between two yields to the event loop (~10-20 ms of learning)
 MAX_CHECKPOINT_BYTES = 100 * 1024 * 1024
+LOG_CHECK_S = 10.0  # how often an idle replica checks that the training log still holds what it applied
 
 
 class Replica:
@@ -44,6 +45,9 @@ class Replica:
         self.checkpoints_refused = 0
         self.staleness = Latency(recent=2000)  # training record written → applied here
         self._producer: AIOKafkaProducer | None = None
+        self._uncheckpointable = False  # the model cannot be checkpointed (logged once)
+        self.lost: str | None = None  # why the broker's data is gone, once noticed
+        self.check_requested = False  # check the training log now (after a rebalance)
         # Held while records are applied and while a checkpoint is taken: a checkpoint pickles the
         # live state in another thread, so learning waits (predictions go on: they only read it).
         self._learning = asyncio.Lock()
@@ -71,7 +75,7 @@ class Replica:
                 consumer.seek(tp, offset)
                 record = await consumer.getone()
                 try:
-                    meta, state = load(record.value, self.key)
+                    meta, state = load(record.value, self.key, CHECKPOINT_CLASSES)
                 except CheckpointError as exc:
                     self.checkpoints_refused += 1
                     try:
@@ -132,10 +136,14 @@ class Replica:
         end_at_start = (await true_end_offsets(self.settings.bootstrap_servers, await consumer.end_offsets([tp])))[tp]
         if self.learner.offset + 1 >= end_at_start:
             self.ready.set()
+        checked_at = time.monotonic()
         try:
             while True:
                 batches = await consumer.getmany(tp, timeout_ms=200, max_records=2000)
                 records = batches.get(tp, [])
+                if self.check_requested or (not records and time.monotonic() - checked_at > LOG_CHECK_S):
+                    checked_at, self.check_requested = time.monotonic(), False
+                    await self._check_log(consumer, tp)
                 if records and self.ready.is_set():
                     self.staleness.observe(max(0.0, time.time() - records[-1].timestamp / 1000))
                 for start in range(0, len(records), APPLY_SLICE):
@@ -151,6 +159,19 @@ class Replica:
         finally:
             await consumer.stop()
 
+    async def _check_log(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+        """Notice a training log shorter than what the learner applied: the broker lost its data (a
+        memory-only broker restarted, a topic deleted). The worker's positions on every topic are then
+        meaningless, so it must restart (``lost`` is read by the delivery watchdog)."""
+        reported = await consumer.end_offsets([tp])
+        end = (await true_end_offsets(self.settings.bootstrap_servers, reported))[tp]
+        if end <= self.learner.offset and self.lost is None:
+            self.lost = (
+                f"the training log {self.settings.topic_training} ends at offset {end}, but this worker applied "
+                f"it up to {self.learner.offset}: the broker lost its data"
+            )
+            log.critical("%s", self.lost)
+
     def status(self) -> dict[str, object]:
         """Staleness and checkpoint counts, for the metrics snapshot."""
         return {
@@ -164,8 +185,14 @@ class Replica:
             return
         async with self._learning:  # the state does not change while another thread pickles it
             meta = {**self.learner.metadata(), "written_at": int(time.time() * 1000), "reason": reason}
-            # pickled, compressed and signed in a thread (on the event loop it took 60-190 ms)
-            blob = await asyncio.to_thread(dump, self.learner.state(), meta, self.key)
+            # encoded, compressed and signed in a thread (on the event loop it took 60-190 ms)
+            try:
+                blob = await asyncio.to_thread(dump, self.learner.state(), meta, self.key, CHECKPOINT_CLASSES)
+            except CheckpointError as exc:
+                if not self._uncheckpointable:
+                    log.warning("%s: a restarted worker rebuilds the model from the training log", exc)
+                    self._uncheckpointable = True
+                return
         await self._producer.send_and_wait(self.settings.topic_model, blob, key=b"checkpoint", partition=0)
         self.checkpoints_written += 1
         log.info(

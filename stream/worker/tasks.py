@@ -3,7 +3,10 @@ and the metrics snapshots."""
 
 from __future__ import annotations
 
+import logging
+import os
 import socket
+import time
 from typing import Any
 
 import faust
@@ -15,6 +18,42 @@ from stream.worker.live import LiveHistory
 from stream.worker.publisher import Publisher
 from stream.worker.replica import Replica
 from stream.worker.topics import Topics
+
+log = logging.getLogger(__name__)
+
+EXIT_UNDELIVERABLE = 75  # EX_TEMPFAIL: a supervisor restarts the worker
+
+
+class RepeatFilter(logging.Filter):
+    """Lets a message (by logger and template) through at most once per ``every`` seconds, and says
+    how many were held back: a lost broker makes the Kafka clients log the same error every few ms.
+
+    >>> f, record = RepeatFilter(every=60), logging.LogRecord("aiokafka", 40, "", 0, "down: %s", ("x",), None)
+    >>> [f.filter(record) for _ in range(3)], f.held
+    ([True, False, False], {('aiokafka', 'down: %s'): 2})
+    """
+
+    def __init__(self, every: float = 10.0):
+        super().__init__()
+        self.every = every
+        self.last: dict[tuple[str, str], float] = {}
+        self.held: dict[tuple[str, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        if now - self.last.get(key, -self.every) < self.every:
+            self.held[key] = self.held.get(key, 0) + 1
+            return False
+        if len(self.last) > 1000:  # bounded: forget the templates seen so far
+            self.last.clear()
+        self.last[key] = now
+        held = self.held.pop(key, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} more like this in the last {self.every:.0f} s)"
+        return True
 
 
 def register_tasks(
@@ -31,6 +70,8 @@ def register_tasks(
 
     @app.task
     async def loop_lag() -> None:
+        for handler in logging.getLogger().handlers:  # set up by Faust by now: a lost broker floods them
+            handler.addFilter(RepeatFilter())
         await processor.stats.loop.watch()
 
     @app.task
@@ -44,12 +85,36 @@ def register_tasks(
         if replica.ready.is_set():
             await replica.checkpoint("periodic")
 
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def check_the_log(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        replica.check_requested = True  # a rebalance may follow a broker that lost its data
+
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types receivers as (sender, *args, signal, **kwargs)
     async def last_checkpoint(app: faust.App, **kwargs: Any) -> None:
         if replica.ready.is_set():
             await replica.close()
 
     worker = f"{socket.gethostname()}:{settings.web_port}"
+
+    @app.timer(min(5.0, settings.delivery_timeout / 4), name="delivery-watchdog")
+    async def delivery_watchdog() -> None:
+        if replica.lost is not None:
+            log.critical("%s: exiting so that a restart starts from what the broker holds now", replica.lost)
+            logging.shutdown()
+            os._exit(EXIT_UNDELIVERABLE)
+        stalled = publisher.stalled_for()
+        if stalled is not None and stalled > settings.delivery_timeout:
+            waiting = len(publisher.failed) + publisher.dropped + publisher.in_flight
+            log.critical(
+                "nothing delivered to Kafka or committed for %.0f s (%d records waiting; STREAM_DELIVERY_TIMEOUT=%.0f):"
+                " exiting so that a restart reconnects and declares its topics again (nothing past the delivered"
+                " posts was committed)",
+                stalled,
+                waiting,
+                settings.delivery_timeout,
+            )
+            logging.shutdown()
+            os._exit(EXIT_UNDELIVERABLE)
 
     @app.timer(settings.metrics_interval, name="metrics")
     async def metrics() -> None:

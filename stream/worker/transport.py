@@ -104,7 +104,17 @@ def transport_class(fetch_max_wait_ms: int, bootstrap_servers: Iterable[str] = (
             except ProducerSendError as exc:
                 await self.crash(exc)
                 return False
-            return await self._commit_offsets(commit_offsets, start_new_transaction=start_new_transaction)
+            started = getattr(self.app, "commit_started", None)
+            if started is not None:
+                started()  # a commit that hangs (the broker lost the group: aiokafka retries for ever) shows
+            committed = False
+            try:
+                committed = await self._commit_offsets(commit_offsets, start_new_transaction=start_new_transaction)
+            finally:
+                health = getattr(self.app, "commit_result", None)
+                if health is not None:
+                    health(committed)  # repeated failures make the worker not ready, then exit (tasks.py)
+            return committed
 
     return type("Transport", (driver.Transport,), {"Consumer": Consumer})
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import faust
@@ -43,12 +42,13 @@ def register_pages(app: faust.App, replica: Replica, history: LiveHistory, publi
     async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         """200 once this worker consumes its partitions (not rebalancing) and delivers what it
         produces, else 503."""
-        failing = publisher.failing_since
+        stalled = publisher.stalled_for()
         state = {
             **assignment_state(app),
             "model_ready": replica.ready.is_set(),
-            "undelivered": len(publisher.failed) + publisher.dropped,
-            "failing_for_s": None if failing is None else round(time.monotonic() - failing, 1),
+            "undelivered": len(publisher.failed) + publisher.dropped + publisher.in_flight,
+            "stalled_for_s": None if stalled is None else round(stalled, 1),
         }
-        state["ready"] = state["ready"] and state["model_ready"] and failing is None
+        state["lost"] = replica.lost
+        state["ready"] = state["ready"] and state["model_ready"] and stalled is None and replica.lost is None
         return web.json(state, status=200 if state["ready"] else 503)

@@ -6,10 +6,12 @@ at-least-once, so duplicates of a prediction are counted (and bounded), never mi
 
 import json
 import os
+import pickle
 import signal
 import threading
 import time
 import urllib.request
+import zlib
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +19,7 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from models.persistence import dump
+from models.persistence import MAGIC, PICKLED_MAGIC, dump, seal
 from stream.pipeline.cleaning import clean_event, retweet_key
 from stream.pipeline.events import Rejected
 from stream.pipeline.processor import Processor
@@ -205,11 +207,29 @@ def test_a_restarted_worker_continues_from_the_checkpoint(scenario):
         c.stop()
 
 
+class RunsCode:
+    """Unpickling this creates a file: proof that a record read from Kafka ran code."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (self.path, "w"))
+
+
 def test_a_tampered_checkpoint_is_refused_and_the_previous_one_used(scenario):
+    """Two forgeries: one signed with another key, one signed with the worker's own key in the earlier,
+    pickled format (whose payload would create a file when unpickled). Both are refused, nothing runs,
+    and the worker starts from its last real checkpoint."""
     settings, tmp = scenario["settings"], scenario["tmp"]
     forged = dump({"model": "anything"}, {"version": 10**9, "offset": 10**9, "macro_f1": 1.0}, key=b"attacker")
+    ran = tmp / "code-ran"
+    payload = zlib.compress(pickle.dumps({"model": RunsCode(str(ran))}))
+    signed = seal(payload, {"version": 10**9 + 1, "offset": 10**9, "macro_f1": 1.0}, settings.checkpoint_key.encode())
+    pickled = PICKLED_MAGIC + signed[len(MAGIC) :]
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, max_request_size=10**7)
     producer.send(settings.topic_model, forged, key=b"checkpoint", partition=0)
+    producer.send(settings.topic_model, pickled, key=b"checkpoint", partition=0)
     producer.flush()
     producer.close()
     d = worker(settings, tmp, "d")
@@ -217,7 +237,9 @@ def test_a_tampered_checkpoint_is_refused_and_the_previous_one_used(scenario):
         d.wait_ready()
         log = (tmp / "d.log").read_text()
         assert "refusing checkpoint at" in log and "claims version 1000000000" in log
+        assert "pickled format: not read" in log
         loaded = int(log.split("loaded checkpoint: version ")[1].split(",")[0])
         assert 0 < loaded < 10**9
+        assert not ran.exists()
     finally:
         d.stop()

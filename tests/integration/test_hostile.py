@@ -149,10 +149,7 @@ def scenario(make_settings, tmp_path_factory) -> Scenario:
             timeout=90,
         )
         time.sleep(2 * settings.metrics_interval)  # the last snapshots
-        metrics_texts = [
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-            for port in (settings.web_port, second.web_port)
-        ]
+        metrics_texts = [scrape(port) for port in (settings.web_port, second.web_port)]
         snapshot = last_snapshot(settings)
         exit_codes = [w1.proc.poll() if w1.proc else -1, w2.proc.poll() if w2.proc else -1]
         predictions = read_records(settings, settings.topic_predictions, at_least=N_VALID)
@@ -182,6 +179,14 @@ def wait_for(read: Any, done: Any, timeout: float) -> Any:
         time.sleep(2)
         result = read()
     return result
+
+
+def scrape(port: int) -> str:
+    """A worker's /metrics ("" when it is not up: the asserts on exit codes say why)."""
+    try:
+        return str(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
+    except OSError:
+        return ""
 
 
 def last_snapshot(settings: Any) -> dict[str, Any]:

@@ -52,3 +52,29 @@ def test_without_a_hook_or_anything_acknowledged():
     log.clear()
     assert asyncio.run(_consumer(log, set(), lambda: None)([])) is False
     assert log == [("offsets", [])]
+
+
+def test_no_commit_while_the_delivery_gate_says_something_is_undelivered():
+    log: list[Any] = []
+    answers = [False, True]
+
+    async def gate():
+        log.append("gate")
+        return answers.pop(0)
+
+    consumer_class: Any = transport_class(50).Consumer
+    fake = SimpleNamespace(app=SimpleNamespace(before_commit=None, delivery_gate=gate))
+    fake._filter_committable_offsets = lambda tps: {"posts-0": 1}
+
+    async def attached(offsets):
+        log.append("attached")
+
+    async def committed(offsets, start_new_transaction=True):
+        log.append("commit")
+        return True
+
+    fake._handle_attached, fake._commit_offsets = attached, committed
+    assert asyncio.run(consumer_class._commit_tps(fake, ["posts-0"], True)) is False
+    assert log == ["gate"]  # nothing committed: the posts will be committed once their outputs are in Kafka
+    assert asyncio.run(consumer_class._commit_tps(fake, ["posts-0"], True)) is True
+    assert log == ["gate", "gate", "attached", "commit"]
