@@ -26,7 +26,7 @@ from stream.tools.data import tweets_stream
 from stream.tools.demo import WorkerProcess, read_records
 from stream.tools.produce import ensure_topics
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # the scenario runs once, in the first test
 
 KEY = "hostile-test-key"
 RAW_USER = "alice-raw-user-id"
@@ -68,6 +68,8 @@ def hostile_posts(t0: int) -> dict[str, bytes]:
         "huge_hashtags": orjson.dumps({**base, "id": "h-tags", "hashtags": [f"t{i}" * 400 for i in range(400)]}),
         # a post from the far future: it must not become every partition's watermark
         "future": orjson.dumps({**base, "id": "h-future", "created_at": "9999-12-31T00:00:00Z"}),
+        # one rule for every form of timestamp: an ISO date before 1970 is refused like a negative epoch
+        "before_1970": orjson.dumps({**base, "id": "h-1969", "created_at": "1969-12-31T23:59:59Z"}),
         # a malformed record that names a real user: its dead letter must not
         "malformed_with_user": b'{"id": "h-malformed", "user_id": "' + RAW_USER.encode() + b'", "text": "oops',
         # control characters in every field that reaches an output or a label
@@ -135,7 +137,7 @@ def scenario(make_settings, tmp_path_factory) -> Scenario:
         predictions = wait_for(
             lambda: read_records(settings, settings.topic_predictions, at_least=N_VALID),
             lambda recs: valid <= {p["post_id"] for p in recs},
-            timeout=180,
+            timeout=120,
         )
         # erasures: a 1 MB user id first, then real users whose profiles exist by now
         producer.send(settings.topic_erasure, orjson.dumps({"user_id": "e" * 1_000_000}))
@@ -146,7 +148,7 @@ def scenario(make_settings, tmp_path_factory) -> Scenario:
         profiles = wait_for(
             lambda: read_records(settings, settings.topic_profiles, keys=True),
             lambda recs: wanted <= {k for k, v in recs if v is None},
-            timeout=90,
+            timeout=45,
         )
         time.sleep(2 * settings.metrics_interval)  # the last snapshots
         metrics_texts = [scrape(port) for port in (settings.web_port, second.web_port)]
@@ -258,6 +260,7 @@ def test_feedback_and_erasure_survive_oversized_requests(scenario):
 
 def test_a_far_future_post_does_not_stop_the_windows(scenario):
     assert letter_for(scenario, "future")["reason"] == "bad_timestamp"
+    assert letter_for(scenario, "before_1970")["reason"] == "bad_timestamp"
     later = scenario.tweets[len(scenario.tweets) // 3 + 200]["created_at"]
     closed_after = [
         w
