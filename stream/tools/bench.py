@@ -270,6 +270,18 @@ def worker_metrics(port: int) -> dict[str, Any]:
     return {"loop_stalls": int(float(stalls)) if stalls is not None else None}
 
 
+BENCH_AGENTS = ("naive", "floor")
+
+
+def agent_module(name: str) -> str:
+    """The module a bench agent runs as (``python -m``).
+
+    >>> agent_module("naive")
+    'stream.tools.bench_naive'
+    """
+    return f"{__package__}.bench_{name}"
+
+
 def bench_agent(
     settings: Settings, events: Sequence[dict[str, Any]], want: int, out_dir: Path, name: str
 ) -> dict[str, Any]:
@@ -280,7 +292,7 @@ def bench_agent(
     span = Span(s, output)
     with open(out_dir / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", f"stream.bench_{name}"],
+            [sys.executable, "-m", agent_module(name)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**settings_env(s), "BENCH_OUTPUT": output},
