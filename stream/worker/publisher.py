@@ -55,7 +55,7 @@ class Publisher:
         self.dropped = 0  # failures past FAILED_CAPACITY: the worker must not commit again
         self.in_flight = 0  # records handed to the producer, not yet delivered or failed
         self.last_delivered = time.monotonic()
-        self.commit_failing_since: float | None = None
+        self.commit_pending_since: float | None = None
         self._logged_at = -LOG_EVERY_S
         self._unlogged = 0
 
@@ -85,23 +85,23 @@ class Publisher:
             self.last_delivered = time.monotonic()
 
     def commit_started(self) -> None:
-        """An offset commit begins (the consumer reports each): one that never ends is a broker that
-        takes records (auto-creating topics) yet has lost the consumer group and the input topics."""
-        if self.commit_failing_since is None:
-            self.commit_failing_since = time.monotonic()
+        """An offset commit begins (the consumer reports each): one that does not end (the Kafka client
+        retries it for ever) is a broker that takes records, auto-creating topics, yet has lost the
+        consumer group and the input topics."""
+        self.commit_pending_since = time.monotonic()
 
     def commit_result(self, committed: bool) -> None:
-        """The outcome of the offset commit last started."""
-        if committed:
-            self.commit_failing_since = None
+        """The offset commit last started has ended (committed or not: a commit refused at once, such as
+        one for partitions a rebalance took away, is no stall)."""
+        self.commit_pending_since = None
 
     def stalled_for(self, now: float | None = None) -> float | None:
         """Seconds since the last delivery while records wait (failed, or in flight for over
-        :data:`STALL_S`), or since offset commits started to fail (for over :data:`STALL_S`);
+        :data:`STALL_S`), or since an offset commit that has not ended started (for over :data:`STALL_S`);
         ``None`` while deliveries and commits keep up."""
         now = time.monotonic() if now is None else now
-        if self.commit_failing_since is not None and now - self.commit_failing_since >= STALL_S:
-            return now - self.commit_failing_since
+        if self.commit_pending_since is not None and now - self.commit_pending_since >= STALL_S:
+            return now - self.commit_pending_since
         waiting = self.failed or self.dropped or self.in_flight
         if not waiting or (not self.failed and not self.dropped and now - self.last_delivered < STALL_S):
             return None

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import OffsetOutOfRangeError
 
 from models.persistence import CheckpointError, dump, load, read_meta
 from stream.pipeline.learner import CHECKPOINT_CLASSES, Learner
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 CHECKPOINTS_SCANNED = 10  # newest records of the model topic considered at start
 APPLY_SLICE = 64  # records applied between two yields to the event loop (~10-20 ms of learning)
 MAX_CHECKPOINT_BYTES = 100 * 1024 * 1024
-LOG_CHECK_S = 10.0  # how often an idle replica checks that the training log still holds what it applied
 
 
 class Replica:
@@ -47,7 +47,6 @@ class Replica:
         self._producer: AIOKafkaProducer | None = None
         self._uncheckpointable = False  # the model cannot be checkpointed (logged once)
         self.lost: str | None = None  # why the broker's data is gone, once noticed
-        self.check_requested = False  # check the training log now (after a rebalance)
         # Held while records are applied and while a checkpoint is taken: a checkpoint pickles the
         # live state in another thread, so learning waits (predictions go on: they only read it).
         self._learning = asyncio.Lock()
@@ -57,6 +56,7 @@ class Replica:
             bootstrap_servers=self.settings.bootstrap_servers,
             group_id=None,
             enable_auto_commit=False,
+            auto_offset_reset="none",  # a log shorter than what was read is an error, not a silent jump
             fetch_max_wait_ms=self.settings.fetch_wait_ms,
             max_partition_fetch_bytes=MAX_CHECKPOINT_BYTES,
             fetch_max_bytes=MAX_CHECKPOINT_BYTES,
@@ -136,14 +136,14 @@ class Replica:
         end_at_start = (await true_end_offsets(self.settings.bootstrap_servers, await consumer.end_offsets([tp])))[tp]
         if self.learner.offset + 1 >= end_at_start:
             self.ready.set()
-        checked_at = time.monotonic()
         try:
             while True:
-                batches = await consumer.getmany(tp, timeout_ms=200, max_records=2000)
+                try:
+                    batches = await consumer.getmany(tp, timeout_ms=200, max_records=2000)
+                except OffsetOutOfRangeError:
+                    await self._log_shorter(consumer, tp)
+                    continue
                 records = batches.get(tp, [])
-                if self.check_requested or (not records and time.monotonic() - checked_at > LOG_CHECK_S):
-                    checked_at, self.check_requested = time.monotonic(), False
-                    await self._check_log(consumer, tp)
                 if records and self.ready.is_set():
                     self.staleness.observe(max(0.0, time.time() - records[-1].timestamp / 1000))
                 for start in range(0, len(records), APPLY_SLICE):
@@ -159,18 +159,29 @@ class Replica:
         finally:
             await consumer.stop()
 
-    async def _check_log(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
-        """Notice a training log shorter than what the learner applied: the broker lost its data (a
-        memory-only broker restarted, a topic deleted). The worker's positions on every topic are then
-        meaningless, so it must restart (``lost`` is read by the delivery watchdog)."""
-        reported = await consumer.end_offsets([tp])
-        end = (await true_end_offsets(self.settings.bootstrap_servers, reported))[tp]
-        if end <= self.learner.offset and self.lost is None:
+    async def _log_shorter(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+        """The training log ends before the offset the replica reads next. Before the model is ready, the
+        checkpoint is ahead of the log (the topic was deleted or lost): the model is rebuilt from the log's
+        beginning. Once it is ready, the broker lost its data (a memory-only broker restarted): the
+        worker's positions on every topic are meaningless and it must restart (``lost``, read by the
+        delivery watchdog, which exits)."""
+        if not self.ready.is_set():
+            log.error(
+                "the checkpoint (training offset %d) is ahead of the training log %s: the model starts from the "
+                "log's beginning",
+                self.learner.offset,
+                self.settings.topic_training,
+            )
+            self.learner.__init__(self.settings, stats=self.learner.stats)  # type: ignore[misc]
+            await consumer.seek_to_beginning(tp)
+            return
+        if self.lost is None:
             self.lost = (
-                f"the training log {self.settings.topic_training} ends at offset {end}, but this worker applied "
-                f"it up to {self.learner.offset}: the broker lost its data"
+                f"the training log {self.settings.topic_training} ends before offset {self.learner.offset + 1}, "
+                f"which this worker reads next: the broker lost its data"
             )
             log.critical("%s", self.lost)
+        await asyncio.sleep(1.0)
 
     def status(self) -> dict[str, object]:
         """Staleness and checkpoint counts, for the metrics snapshot."""

@@ -85,10 +85,6 @@ def register_tasks(
         if replica.ready.is_set():
             await replica.checkpoint("periodic")
 
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
-    async def check_the_log(app: faust.App, assigned: Any, **kwargs: Any) -> None:
-        replica.check_requested = True  # a rebalance may follow a broker that lost its data
-
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types receivers as (sender, *args, signal, **kwargs)
     async def last_checkpoint(app: faust.App, **kwargs: Any) -> None:
         if replica.ready.is_set():

@@ -22,6 +22,21 @@ class Boom:
         return (open, (self.path, "w"))
 
 
+def posts(n: int, unlabelled_every: int = 0) -> list[Message]:
+    """Posts about two interests; every ``unlabelled_every``-th one without its label."""
+    events = [
+        {
+            "id": f"p{i}",
+            "user_id": "u",
+            "text": f"brady deflated {i} balls" if i % 2 else f"my flight {i} late",
+            "created_at": 1,
+            **({} if unlabelled_every and i % unlabelled_every == 0 else {"interest": "sports" if i % 2 else "travel"}),
+        }
+        for i in range(n)
+    ]
+    return [Message(orjson.dumps(e)) for e in events]
+
+
 def test_tampered_checkpoints_are_refused():
     blob = bytearray(dump({"ok": [1, 2, 3]}, {"version": 1, "offset": 1}, key=b"right"))
     with pytest.raises(CheckpointError, match="signature"):
@@ -71,17 +86,7 @@ def test_a_checkpoint_that_names_a_function_is_refused(tmp_path):
 def test_a_learner_continues_from_its_checkpoint():
     settings = Settings()
     proc = Processor(settings)
-    events = [
-        {
-            "id": f"p{i}",
-            "user_id": "u",
-            "text": f"brady deflated {i} balls" if i % 2 else f"my flight {i} late",
-            "created_at": 1,
-            "interest": "sports" if i % 2 else "travel",
-        }
-        for i in range(50)
-    ]
-    proc.run_locally(proc.process_posts([Message(orjson.dumps(e)) for e in events]))
+    proc.run_locally(proc.process_posts(posts(50)))
     classes = CHECKPOINT_CLASSES
     meta, state = load(dump(proc.learner.state(), proc.learner.metadata(), b"k", classes), b"k", classes)
     restored = Learner(settings)
@@ -132,17 +137,7 @@ def test_every_worker_model_round_trips_and_river_candidates_are_rebuilt_instead
     stock candidates hold functions, are refused by the codec, and are rebuilt from the training log."""
     settings = Settings(model=model)
     proc = Processor(settings)
-    events = [
-        {
-            "id": f"p{i}",
-            "user_id": "u",
-            "text": f"brady deflated {i} balls" if i % 2 else f"my flight {i} late",
-            "created_at": 1,
-            **({"interest": "sports" if i % 2 else "travel"} if i % 3 else {}),  # a third wait for a label
-        }
-        for i in range(90)
-    ]
-    proc.run_locally(proc.process_posts([Message(orjson.dumps(e)) for e in events]))
+    proc.run_locally(proc.process_posts(posts(90, unlabelled_every=3)))  # a third wait for a label
     if model in ("river-nb", "logreg"):
         with pytest.raises(CheckpointError, match="cannot be checkpointed"):
             dump(proc.learner.state(), proc.learner.metadata(), b"k", CHECKPOINT_CLASSES)

@@ -92,3 +92,13 @@ def test_a_record_over_the_limit_is_replaced_by_a_dead_letter():
         assert pub.stats.outcomes["outputs_too_large"] == 1
 
     asyncio.run(scenario())
+
+
+def test_a_commit_that_does_not_end_is_a_stall_and_a_refused_one_is_not():
+    pub, _ = publisher()
+    pub.commit_started()
+    pub.commit_result(False)  # refused at once (partitions revoked): nothing stalls
+    assert pub.stalled_for() is None
+    pub.commit_started()  # and never ends: a broker that lost the consumer group
+    assert pub.stalled_for() is None
+    assert (pub.stalled_for(now=pub.commit_pending_since + 11) or 0) >= 11  # type: ignore[operator]
