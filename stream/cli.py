@@ -158,6 +158,12 @@ def build_parser() -> Parser:
         metavar="N",
         help="instead: RSS of the processor and learner along N events (offline, no Kafka)",
     )
+    bn.add_argument("--audience", action="store_true", help="with --memory: the audience aggregator too")
+    bn.add_argument(
+        "--distinct",
+        action="store_true",
+        help="with --memory: each post with a campaign and a hashtag of its own (implies --audience)",
+    )
     bn.add_argument("--json", action="store_true", help="print one JSON object")
 
     c = sub.add_parser("compare", help="prequential comparison of every model candidate on one stream")
@@ -335,7 +341,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from stream.tools.bench import format_bench, format_memory, memory_run, run_bench
 
     if args.memory:
-        rows = memory_run(settings, args.memory)
+        rows = memory_run(settings, args.memory, audience=args.audience, distinct=args.distinct)
         print(orjson.dumps(rows).decode() if args.json else format_memory(rows))
         return 0
     report = run_bench(settings, args.events, args.out, args.rate)

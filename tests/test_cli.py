@@ -144,3 +144,14 @@ def test_sigterm_to_the_broker_command_stops_the_broker_it_started():
             raise AssertionError(f"the broker still listens on {port} after SIGTERM")
     finally:
         proc.kill()
+
+
+def test_bench_memory_run_with_a_flood_of_one_off_campaigns_keeps_the_audience_bounded():
+    from stream.settings import Settings
+    from stream.tools.bench import memory_run
+
+    rows = memory_run(Settings(max_segments=50, top_segments=5), 600, reports=2, distinct=True)
+    assert rows[-2]["audience_series"] <= 5 + 1 + 1 + 6  # top campaigns, other, all, the interests
+    # 600 one-off campaigns and 600 one-off hashtags: rows for the first 50 of each, the heavy hitters among
+    # the tweets' own hashtags, `all` and the interests
+    assert rows[-2]["audience_rows"] < 200

@@ -430,20 +430,37 @@ def run_bench(settings: Settings, n_events: int, out_dir: Path, rate: float | No
     return report
 
 
-def memory_run(settings: Settings, n_events: int, labelled: float = 0.3, reports: int = 10) -> list[dict[str, Any]]:
+def memory_run(
+    settings: Settings,
+    n_events: int,
+    labelled: float = 0.3,
+    reports: int = 10,
+    audience: bool = False,
+    distinct: bool = False,
+) -> list[dict[str, Any]]:
     """RSS of the worker's processor and learner (offline, no Kafka) along a long stream: the demo
     tweets over and over, each pass with new ids and one extra word (so that nothing is dropped as a
     duplicate), ``labelled`` of them with their label, the rest never labelled (their features wait
-    in the pending store until its capacity or TTL drops them). Returns the RSS every
-    ``n_events / reports`` events, then after a :func:`gc.collect`."""
+    in the pending store until its capacity or TTL drops them). With ``audience``, the audience
+    aggregator (a dict as its table) takes the partials too; with ``distinct``, each post also has a
+    campaign and a hashtag of its own (a flood of one-off names; implies ``audience``). Returns the RSS
+    every ``n_events / reports`` events, then after a :func:`gc.collect`."""
     import gc
 
+    from stream.audience.aggregator import Aggregator
+    from stream.audience.records import decode_partials
+    from stream.audience.spikes import SpikeParams
+    from stream.audience.windows import WindowSpec
     from stream.pipeline.processor import Processor
     from stream.pipeline.records import Message
     from stream.tools.data import tweets_stream
 
     base = tweets_stream()
     proc = Processor(settings)
+    table: dict[str, Any] = {}
+    aggregator = Aggregator(table, WindowSpec.from_settings(settings), SpikeParams(), (), proc.stats)
+    offsets: dict[int, int] = {}
+    audience = audience or distinct
     rows, step, batch = [], max(1, n_events // reports), []
     start = time.perf_counter()
     for i in range(n_events):
@@ -455,13 +472,18 @@ def memory_run(settings: Settings, n_events: int, labelled: float = 0.3, reports
             "text": f"{e['text']} v{cycle}",
             "created_at": e["created_at"] + cycle * 86_400_000,
         }
+        if distinct:
+            event["campaign"], event["hashtags"] = f"brand-{i}", [f"tag{i}"]
         if (i * 7919) % 1000 >= labelled * 1000:
             event.pop("interest", None)
             event.pop("sentiment", None)
         batch.append(Message(orjson.dumps(event)))
         if len(batch) == 32 or i == n_events - 1:
             proc.run_locally(proc.process_posts(batch))
-            proc.drain_aggregates()
+            drained = proc.drain_aggregates()
+            for partition, value in drained.partials if audience else ():
+                offsets[partition] = offsets.get(partition, -1) + 1
+                aggregator.on_partials(partition, offsets[partition], *decode_partials(value))
             batch = []
         if (i + 1) % step == 0 or i == n_events - 1:
             model = proc.model
@@ -472,6 +494,8 @@ def memory_run(settings: Settings, n_events: int, labelled: float = 0.3, reports
                     "pending": len(proc.learner.pending),
                     "drifts": model.drifts,
                     "background_model": model.background is not None,
+                    "audience_rows": len(table),
+                    "audience_series": len(proc.stats.audience.latest),
                     "seconds": time.perf_counter() - start,
                 }
             )
