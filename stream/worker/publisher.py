@@ -55,6 +55,7 @@ class Publisher:
         self.dropped = 0  # failures past FAILED_CAPACITY: the worker must not commit again
         self.in_flight = 0  # records handed to the producer, not yet delivered or failed
         self.last_delivered = time.monotonic()
+        self.busy_since = self.last_delivered  # when the records now in flight started to be
         self.commit_pending_since: float | None = None
         self._logged_at = -LOG_EVERY_S
         self._unlogged = 0
@@ -102,10 +103,12 @@ class Publisher:
         now = time.monotonic() if now is None else now
         if self.commit_pending_since is not None and now - self.commit_pending_since >= STALL_S:
             return now - self.commit_pending_since
-        waiting = self.failed or self.dropped or self.in_flight
-        if not waiting or (not self.failed and not self.dropped and now - self.last_delivered < STALL_S):
-            return None
-        return now - self.last_delivered
+        if self.failed or self.dropped:  # undelivered records: not ready at once
+            return now - max(self.last_delivered, self.failing_since or now)
+        if self.in_flight:  # counted from the later of the last delivery and the first record now in flight
+            stalled = now - max(self.last_delivered, self.busy_since)
+            return stalled if stalled >= STALL_S else None
+        return None
 
     async def _send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> None:
         record = (topic, key, value, partition)
@@ -114,6 +117,8 @@ class Publisher:
         except Exception as exc:  # refused before it was queued (the producer is stopped, ...)
             self._failure(record, exc)
             return
+        if self.in_flight == 0:
+            self.busy_since = time.monotonic()
         self.in_flight += 1
         fut.add_done_callback(functools.partial(self._delivered, record))  # type: ignore[attr-defined]
 

@@ -102,3 +102,17 @@ def test_a_commit_that_does_not_end_is_a_stall_and_a_refused_one_is_not():
     pub.commit_started()  # and never ends: a broker that lost the consumer group
     assert pub.stalled_for() is None
     assert (pub.stalled_for(now=pub.commit_pending_since + 11) or 0) >= 11  # type: ignore[operator]
+
+
+def test_a_send_after_a_long_quiet_is_no_stall():
+    async def scenario() -> None:
+        pub, producer = publisher()
+        pub.last_delivered -= 600  # ten quiet minutes
+        await pub.send(topic("predictions"), list(records(1)))
+        assert pub.stalled_for() is None  # in flight for a moment: fine
+        assert (pub.stalled_for(now=pub.busy_since + 11) or 0) >= 11  # in flight for 11 s: a stall
+        await producer.flush()
+        await asyncio.sleep(0)
+        assert pub.stalled_for() is None and pub.in_flight == 0
+
+    asyncio.run(scenario())
