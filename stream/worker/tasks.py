@@ -24,13 +24,20 @@ log = logging.getLogger(__name__)
 EXIT_UNDELIVERABLE = 75  # EX_TEMPFAIL: a supervisor restarts the worker
 
 
+CLIENT_LOGGERS = ("aiokafka", "kafka", "faust", "mode")  # the libraries' loggers; the stream's own pass
+
+
 class RepeatFilter(logging.Filter):
-    """Lets a message (by logger and template) through at most once per ``every`` seconds, and says
-    how many were held back: a lost broker makes the Kafka clients log the same error every few ms.
+    """Lets a message of the Kafka clients and Faust (by logger and template) through at most once per
+    ``every`` seconds, and says how many were held back: a lost broker makes them log the same error
+    every few ms. The stream's own messages always pass.
 
     >>> f, record = RepeatFilter(every=60), logging.LogRecord("aiokafka", 40, "", 0, "down: %s", ("x",), None)
     >>> [f.filter(record) for _ in range(3)], f.held
     ([True, False, False], {('aiokafka', 'down: %s'): 2})
+    >>> own = logging.LogRecord("stream.worker.replica", 40, "", 0, "refusing %s", ("x",), None)
+    >>> [f.filter(own) for _ in range(2)]
+    [True, True]
     """
 
     def __init__(self, every: float = 10.0):
@@ -40,7 +47,7 @@ class RepeatFilter(logging.Filter):
         self.held: dict[tuple[str, str], int] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
+        if record.levelno < logging.WARNING or not record.name.startswith(CLIENT_LOGGERS):
             return True
         key = (record.name, str(record.msg))
         now = time.monotonic()
