@@ -183,7 +183,7 @@ class Aggregator:
                 continue
             if stored.get("watermark", 0) + self.idle_ms > watermark:
                 continue  # saved again since: a later entry is queued
-            if SegmentState.from_dict(stored["state"], segment).next_close_ms(self.spec) is not None:
+            if stored["state"].get("buckets"):  # posts held: a window is still open
                 continue
             del self.table[segment]
             self.stats.outcomes["segments_expired"] += 1
