@@ -161,26 +161,16 @@ class Learner:
         self.last_record_ms = timestamp_ms
         now = timestamp_ms / 1000.0
         rec = decode_training(value)
-        kind = rec["k"] if rec is not None else None
-        pending = None
-        if rec is not None:
-            label, sentiment = rec.get("y"), rec.get("s")
-            try:
-                if kind == "erase":
-                    self.erased.add(str(rec["u"]))
-                    self.stats.outcomes["erasures_applied"] += 1
-                    return None
-                post_id = rec["id"]
-                if kind == "post":
-                    pending = Pending(
-                        dict(rec["x"]), rec.get("p"), tuple(rec["l"]) if rec.get("l") else None, rec.get("sp")
-                    )
-            except (TypeError, ValueError):
-                kind = None
-        if rec is None or kind not in ("post", "label") or (kind == "label" and label is None and sentiment is None):
+        if rec is None:
             self.stats.outcomes["training_malformed"] += 1
             return None
-        if pending is not None:
+        if rec.kind == "erase":
+            self.erased.add(rec.user)
+            self.stats.outcomes["erasures_applied"] += 1
+            return None
+        post_id, label, sentiment = rec.post_id, rec.label, rec.sentiment
+        if rec.kind == "post":
+            pending = Pending(rec.features or {}, rec.predicted, rec.lex, rec.sentiment_predicted)
             if label is None and sentiment is None:
                 early = self.early.pop(post_id, now)
                 if early is None:  # kept until its label comes: packed
@@ -188,12 +178,12 @@ class Learner:
                     return None
                 return self._learn(post_id, pending, *early, "feedback")
             return self._learn(post_id, pending, label, sentiment, "inline")
-        pending = self.pending.pop(post_id, now)
-        if pending is None:
+        waiting = self.pending.pop(post_id, now)
+        if waiting is None:
             self.early.put(post_id, (label, sentiment), now)
             self.stats.outcomes["feedback_early"] += 1
             return None
-        return self._learn(post_id, pending, label, sentiment, "feedback")
+        return self._learn(post_id, waiting, label, sentiment, "feedback")
 
     def _learn(
         self, post_id: str, pending: Pending, label: str | None, sentiment: str | None, source: str
@@ -263,6 +253,12 @@ class Learner:
             )
         for key in self.STATE_KEYS:
             setattr(self, key, state[key])
+
+    def reset(self) -> None:
+        """Forget everything learned: the state of a fresh learner with the same settings."""
+        fresh = Learner(self.settings, learn=self.learning, stats=self.stats)
+        for key in self.STATE_KEYS:
+            setattr(self, key, getattr(fresh, key))
 
     def metadata(self) -> dict[str, Any]:
         """What a checkpoint says about itself."""

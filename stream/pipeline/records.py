@@ -7,8 +7,8 @@
   :func:`training_post`, :func:`training_label`, :func:`training_erase`, read back by
   :func:`decode_training`.
 
->>> decode_training(training_label("p1", "travel"))
-{'k': 'label', 'id': 'p1', 'y': 'travel', 's': None}
+>>> decode_training(training_label("p1", "travel"))  # doctest: +ELLIPSIS
+TrainingRecord(kind='label', post_id='p1', ..., label='travel', ...)
 >>> decode_training(b"{not json") is None, decode_training(b'{"k": "post"}') is None
 (True, True)
 """
@@ -29,8 +29,6 @@ from models.sentiment import Sentiment
 from stream.pipeline.cleaning import CleanPost
 from stream.pipeline.events import Post, Rejected
 from stream.pipeline.privacy import pseudonymise_user_ids
-
-TRAINING_KINDS = ("post", "label", "erase")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,16 +140,54 @@ def training_erase(token: str) -> bytes:
     return orjson.dumps({"k": "erase", "u": token})
 
 
-def decode_training(value: bytes) -> dict[str, Any] | None:
-    """One training-log record as a dict, or ``None`` when it is not one this version writes
-    (not JSON, an unknown kind, or a field it needs missing)."""
+@dataclass(frozen=True, slots=True)
+class TrainingRecord:
+    """One record of the training log, decoded: a ``post`` (features, predictions, known labels), a
+    delayed ``label`` (interest and/or sentiment), or an ``erase`` (a user's token)."""
+
+    kind: str
+    post_id: str = ""
+    features: Features | None = None
+    predicted: str | None = None
+    label: str | None = None
+    lex: tuple[float, ...] | None = None
+    sentiment_predicted: str | None = None
+    sentiment: str | None = None
+    user: str = ""
+
+
+def decode_training(value: bytes) -> TrainingRecord | None:
+    """One training-log record, or ``None`` when it is not one this version writes (not JSON, an
+    unknown kind, a field missing or of the wrong type, a label record without a label).
+
+    >>> decode_training(training_erase("t1"))
+    TrainingRecord(kind='erase', post_id='', features=None, predicted=None, label=None, lex=None, \
+sentiment_predicted=None, sentiment=None, user='t1')
+    >>> decode_training(b'{"k": "label", "id": "p1", "y": null, "s": null}') is None
+    True
+    """
     try:
         rec = orjson.loads(value)
-    except orjson.JSONDecodeError:
+        kind = rec["k"]
+        if kind == "erase":
+            return TrainingRecord("erase", user=str(rec["u"]))
+        label, sentiment = rec.get("y"), rec.get("s")
+        if kind == "label":
+            if label is None and sentiment is None:
+                return None
+            return TrainingRecord("label", str(rec["id"]), label=label, sentiment=sentiment)
+        if kind == "post":
+            lex = rec.get("l")
+            return TrainingRecord(
+                "post",
+                str(rec["id"]),
+                dict(rec["x"]),
+                rec.get("p"),
+                label,
+                tuple(lex) if lex else None,
+                rec.get("sp"),
+                sentiment,
+            )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
-    if not isinstance(rec, dict) or rec.get("k") not in TRAINING_KINDS:
-        return None
-    needed = {"post": ("id", "x"), "label": ("id",), "erase": ("u",)}[rec["k"]]
-    if any(key not in rec for key in needed):
-        return None
-    return rec
+    return None

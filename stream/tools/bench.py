@@ -146,6 +146,18 @@ def relabel(
     ]
 
 
+STAGES = (
+    "decode+validate",
+    "clean",
+    "featurize",
+    "predict interest",
+    "sentiment",
+    "learn (training log)",
+    "publish (serialize)",
+)
+"""The per-stage costs :func:`expected_outputs` measures, in pipeline order."""
+
+
 def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tuple[int, dict[str, float]]:
     """How many predictions the events give (offline, same processor), and µs per event by stage."""
     from models.features import top_class
@@ -158,15 +170,7 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
     proc = Processor(settings)
     raw = [orjson.dumps(e) for e in events]
     stages = dict.fromkeys(
-        (
-            "decode+validate",
-            "clean",
-            "featurize",
-            "predict interest",
-            "sentiment",
-            "learn (training log)",
-            "publish (serialize)",
-        ),
+        STAGES,
         0.0,
     )
     clock = time.perf_counter

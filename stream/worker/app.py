@@ -84,9 +84,7 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     topics = declare_topics(app, settings)
     history = LiveHistory()
     publisher = Publisher(app, topics, processor.stats, settings.max_message_bytes)
-    app.delivery_gate = publisher.delivery_gate  # type: ignore[attr-defined]  # awaited before each commit
-    app.commit_started = publisher.commit_started  # type: ignore[attr-defined]  # told around each commit
-    app.commit_result = publisher.commit_result  # type: ignore[attr-defined]  # told after each commit
+    app.commit_guard = publisher  # asked before each offset commit, told around it
 
     async def publish_event(event: bytes) -> None:  # a drift, found while the replica learns
         await publisher.send(topics.metrics, [(None, event)])

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
-import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -14,7 +12,9 @@ import faust
 import orjson
 
 from stream.audience.aggregator import AudienceOutputs
+from stream.pipeline.events import Rejected
 from stream.pipeline.processor import Outputs
+from stream.pipeline.records import Message, dead_letter
 from stream.stats import Stats
 from stream.worker.topics import Topics
 
@@ -26,6 +26,7 @@ Records = Sequence[tuple[bytes | None, bytes | None]]
 RECORD_OVERHEAD = 512  # bytes a record costs in a produce request beyond its key and value
 FAILED_CAPACITY = 100_000  # undelivered records kept for a retry; past it the worker stops committing
 LOG_EVERY_S = 10.0  # a repeating delivery error is logged at most this often
+KEPT_KEY_BYTES = 256  # of an oversized record's key, in its dead letter's key
 STALL_S = 10.0  # records in flight this long without any delivery: the worker is not delivering
 
 Failed = tuple[str, bytes | None, bytes | None, int | None]  # topic, key, value, partition
@@ -78,6 +79,30 @@ class Publisher:
         else:
             self._unlogged += 1
 
+    @property
+    def undelivered(self) -> int:
+        """Records handed over and not known to be delivered."""
+        return len(self.failed) + self.dropped + self.in_flight
+
+    def give_up_reason(self, timeout: float, now: float | None = None) -> str | None:
+        """Why the worker should exit (one line), once deliveries or commits stall for over ``timeout``
+        seconds; ``None`` until then.
+
+        >>> pub = Publisher(None, None, None)  # type: ignore[arg-type]
+        >>> pub.commit_started(); pub.give_up_reason(20.0) is None
+        True
+        >>> pub.give_up_reason(20.0, now=pub.commit_pending_since + 25)[:44]
+        'nothing delivered to Kafka or committed for '
+        """
+        stalled = self.stalled_for(now)
+        if stalled is None or stalled <= timeout:
+            return None
+        return (
+            f"nothing delivered to Kafka or committed for {stalled:.0f} s ({self.undelivered} records waiting; "
+            f"STREAM_DELIVERY_TIMEOUT={timeout:.0f}): exiting so that a restart reconnects and declares its "
+            "topics again (nothing past the delivered posts was committed)"
+        )
+
     def _delivered(self, record: Failed, fut: asyncio.Future[object]) -> None:
         self.in_flight -= 1
         if not fut.cancelled() and fut.exception() is not None:
@@ -126,17 +151,9 @@ class Publisher:
         self.stats.outcomes["outputs_too_large"] += 1
         self.stats.dead_letters["output_too_large"] += 1
         log.error("a record of %d bytes for %s is over STREAM_MAX_MESSAGE_BYTES: dead-lettered", size, topic)
-        letter = {
-            "reason": "output_too_large",
-            "detail": f"{size} bytes, STREAM_MAX_MESSAGE_BYTES is {self.max_bytes}",
-            "source": {"topic": topic, "key_b64": base64.b64encode((key or b"")[:256]).decode("ascii")},
-            "original_b64": "",
-            "original_size": size,
-            "original_sha256": hashlib.sha256(value or b"").hexdigest(),
-            "original_truncated": True,
-            "failed_at": int(time.time() * 1000),
-        }
-        await self._send(self.topics.dlq.get_topic_name(), None, orjson.dumps(letter), None)
+        rejected = Rejected("output_too_large", f"{size} bytes, STREAM_MAX_MESSAGE_BYTES is {self.max_bytes}")
+        letter = dead_letter(Message(value, topic=topic), rejected, time.time(), keep_bytes=0)
+        await self._send(self.topics.dlq.get_topic_name(), (key or b"")[:KEPT_KEY_BYTES] or None, letter, None)
 
     async def send(self, topic: faust.TopicT, records: Records, partition: int | None = None) -> None:
         name = topic.get_topic_name()

@@ -172,7 +172,7 @@ class Replica:
                 self.learner.offset,
                 self.settings.topic_training,
             )
-            self.learner.__init__(self.settings, stats=self.learner.stats)  # type: ignore[misc]
+            self.learner.reset()
             await consumer.seek_to_beginning(tp)
             return
         if self.lost is None:

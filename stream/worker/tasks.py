@@ -101,21 +101,13 @@ def register_tasks(
 
     @app.timer(min(5.0, settings.delivery_timeout / 4), name="delivery-watchdog")
     async def delivery_watchdog() -> None:
-        if replica.lost is not None:
-            log.critical("%s: exiting so that a restart starts from what the broker holds now", replica.lost)
-            logging.shutdown()
-            os._exit(EXIT_UNDELIVERABLE)
-        stalled = publisher.stalled_for()
-        if stalled is not None and stalled > settings.delivery_timeout:
-            waiting = len(publisher.failed) + publisher.dropped + publisher.in_flight
-            log.critical(
-                "nothing delivered to Kafka or committed for %.0f s (%d records waiting; STREAM_DELIVERY_TIMEOUT=%.0f):"
-                " exiting so that a restart reconnects and declares its topics again (nothing past the delivered"
-                " posts was committed)",
-                stalled,
-                waiting,
-                settings.delivery_timeout,
-            )
+        reason = (
+            f"{replica.lost}: exiting so that a restart starts from what the broker holds now"
+            if replica.lost is not None
+            else publisher.give_up_reason(settings.delivery_timeout)
+        )
+        if reason is not None:
+            log.critical("%s", reason)
             logging.shutdown()
             os._exit(EXIT_UNDELIVERABLE)
 

@@ -8,7 +8,7 @@ checked against the log.
   the partial aggregates of its posts on a timer, not with each batch, so :class:`InterestApp` has a
   ``before_commit`` hook: right before the offsets to commit are taken, it drains what the acknowledged
   posts left (synchronously: no post is acknowledged in between), and the drained records are sent
-  before the producer is flushed and the offsets committed; then the app's ``delivery_gate`` (see
+  before the producer is flushed and the offsets committed; then the app's ``commit_guard`` (see
   :class:`~stream.worker.publisher.Publisher`) sends again whatever failed, and the commit waits until
   it is delivered. A post is never marked consumed before the records it caused are delivered.
 - Faust restores a table by reading its changelog up to the end offsets the broker reports. The
@@ -22,7 +22,7 @@ checked against the log.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -96,27 +96,36 @@ def transport_class(fetch_max_wait_ms: int, bootstrap_servers: Iterable[str] = (
                 await drained
             if not commit_offsets:
                 return False
-            gate = getattr(self.app, "delivery_gate", None)
-            if gate is not None and not await gate():
+            guard: CommitGuard | None = getattr(self.app, "commit_guard", None)
+            if guard is not None and not await guard.delivery_gate():
                 return False  # something these posts caused is not delivered yet: commit later
             try:
                 await self._handle_attached(commit_offsets)
             except ProducerSendError as exc:
                 await self.crash(exc)
                 return False
-            started = getattr(self.app, "commit_started", None)
-            if started is not None:
-                started()  # a commit that hangs (the broker lost the group: aiokafka retries for ever) shows
+            if guard is not None:
+                guard.commit_started()  # a commit that hangs (a broker that lost the group) shows as a stall
             committed = False
             try:
                 committed = await self._commit_offsets(commit_offsets, start_new_transaction=start_new_transaction)
             finally:
-                health = getattr(self.app, "commit_result", None)
-                if health is not None:
-                    health(committed)  # repeated failures make the worker not ready, then exit (tasks.py)
+                if guard is not None:
+                    guard.commit_result(committed)
             return committed
 
     return type("Transport", (driver.Transport,), {"Consumer": Consumer})
+
+
+class CommitGuard(Protocol):
+    """What the consumer asks before and tells around each offset commit
+    (:class:`~stream.worker.publisher.Publisher` is one)."""
+
+    async def delivery_gate(self) -> bool: ...
+
+    def commit_started(self) -> None: ...
+
+    def commit_result(self, committed: bool) -> None: ...
 
 
 class InterestApp(faust.App):
@@ -125,6 +134,7 @@ class InterestApp(faust.App):
 
     fetch_max_wait_ms: int = 1500
     before_commit: Callable[[], Awaitable[Any] | None] | None = None
+    commit_guard: CommitGuard | None = None
 
     def _new_transport(self) -> Any:
         servers = [f"{u.host}:{u.port}" for u in self.conf.broker_consumer]

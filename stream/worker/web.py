@@ -26,6 +26,21 @@ def assignment_state(app: faust.App) -> dict[str, Any]:
     }
 
 
+def ready_state(app: faust.App, replica: Replica, publisher: Publisher) -> dict[str, Any]:
+    """What ``/ready`` answers: ready once the worker consumes its partitions (no rebalance under way),
+    its model has caught up, it delivers and commits, and its broker still holds what it read."""
+    stalled = publisher.stalled_for()
+    state = {
+        **assignment_state(app),
+        "model_ready": replica.ready.is_set(),
+        "undelivered": publisher.undelivered,
+        "stalled_for_s": None if stalled is None else round(stalled, 1),
+        "lost": replica.lost,
+    }
+    state["ready"] = state["ready"] and state["model_ready"] and stalled is None and replica.lost is None
+    return state
+
+
 def register_pages(app: faust.App, replica: Replica, history: LiveHistory, publisher: Publisher) -> None:
     """``/ready`` (200 once the worker consumes and its model has caught up, else 503), the live page
     and its data."""
@@ -42,13 +57,5 @@ def register_pages(app: faust.App, replica: Replica, history: LiveHistory, publi
     async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         """200 once this worker consumes its partitions (not rebalancing) and delivers what it
         produces, else 503."""
-        stalled = publisher.stalled_for()
-        state = {
-            **assignment_state(app),
-            "model_ready": replica.ready.is_set(),
-            "undelivered": len(publisher.failed) + publisher.dropped + publisher.in_flight,
-            "stalled_for_s": None if stalled is None else round(stalled, 1),
-        }
-        state["lost"] = replica.lost
-        state["ready"] = state["ready"] and state["model_ready"] and stalled is None and replica.lost is None
+        state = ready_state(app, replica, publisher)
         return web.json(state, status=200 if state["ready"] else 503)

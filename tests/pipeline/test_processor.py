@@ -263,3 +263,13 @@ def test_sentiment_learns_each_posts_interest_words_and_predicts_with_the_sure_i
         sure += interest is not None
         differ += expected != sentiment.predict(x, lex)
     assert sure > 20 and differ > 0
+
+
+def test_a_reset_learner_is_a_fresh_one_with_the_same_counters():
+    proc = Processor(Settings())
+    local(proc, [post(i, interest="sports") for i in range(5)])
+    learner, stats = proc.learner, proc.learner.stats
+    assert learner.model.version == 5 and learner.offset == 4
+    learner.reset()  # a checkpoint found ahead of the training log: rebuild from its beginning
+    assert learner.model.version == 0 and learner.offset == -1 and not learner.learned
+    assert learner.stats is stats and proc.learner is learner

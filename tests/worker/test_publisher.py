@@ -86,7 +86,8 @@ def test_a_record_over_the_limit_is_replaced_by_a_dead_letter():
         await pub.send(topic("user.interests"), [(b"u1", b"x" * 100_000), (b"u2", b"small")])
         assert await pub.delivery_gate() is True
         (dlq,) = [orjson.loads(v or b"") for t, _, v, _ in producer.delivered if t == "dlq"]
-        assert dlq["reason"] == "output_too_large" and dlq["original_size"] == 100_002
+        assert dlq["reason"] == "output_too_large" and dlq["detail"].startswith("100002 bytes")  # key and value
+        assert dlq["original_size"] == 100_000  # the value, as in every dead letter
         assert dlq["source"]["topic"] == "user.interests"
         assert [k for t, k, _, _ in producer.delivered if t == "user.interests"] == [b"u2"]
         assert pub.stats.outcomes["outputs_too_large"] == 1

@@ -63,7 +63,8 @@ def test_no_commit_while_the_delivery_gate_says_something_is_undelivered():
         return answers.pop(0)
 
     consumer_class: Any = transport_class(50).Consumer
-    fake = SimpleNamespace(app=SimpleNamespace(before_commit=None, delivery_gate=gate))
+    guard = SimpleNamespace(delivery_gate=gate, commit_started=lambda: None, commit_result=lambda ok: None)
+    fake = SimpleNamespace(app=SimpleNamespace(before_commit=None, commit_guard=guard))
     fake._filter_committable_offsets = lambda tps: {"posts-0": 1}
 
     async def attached(offsets):
