@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 from river import base
 
+from models.delta import changed_rows
+
 __all__ = ["AROWClassifier", "tfidf_unit"]
 
 
@@ -115,6 +117,8 @@ class AROWClassifier(base.Classifier):
         self.n_docs = 0
         self.temperature = temperature
 
+    _touched: list[np.ndarray] | None = None  # rows changed since the last delta (see :meth:`track`)
+
     @property
     def _multiclass(self) -> bool:
         return True
@@ -122,6 +126,47 @@ class AROWClassifier(base.Classifier):
     @property
     def classes_(self) -> list[base.typing.ClfTarget]:
         return list(self._classes)
+
+    # -- replication (see models.delta) -----------------------------------------------------
+    def track(self) -> None:
+        """Remember from now on the rows that learning changes (for :meth:`take_delta`)."""
+        self._touched = []
+
+    def take_delta(self) -> dict[str, Any]:
+        """What a replica needs to predict as this model does now, given it had the previous delta:
+        the classes, their counts, the document count, the temperature, and the rows of means and
+        document frequencies learned since (the variances only matter to learning)."""
+        rows = changed_rows(self._touched)
+        if self._touched is not None:
+            self._touched = []
+        return {
+            "classes": list(self._classes),
+            "counts": list(self._counts),
+            "n_docs": self.n_docs,
+            "temperature": self.temperature,
+            "rows": rows,
+            "mean": self._mean[rows],
+            "df": self._df[rows],
+        }
+
+    def apply_delta(self, delta: dict[str, Any]) -> None:
+        """Overwrite this replica's state with a :meth:`take_delta` of the learner's.
+
+        >>> learner, replica = AROWClassifier(hash_bits=6), AROWClassifier(hash_bits=6)
+        >>> learner.track()
+        >>> learner.learn_one({1: 1.0}, "a"); learner.learn_one({2: 1.0}, "b")
+        >>> replica.apply_delta(learner.take_delta())
+        >>> replica.predict_proba_one({2: 1.0}) == learner.predict_proba_one({2: 1.0})
+        True
+        """
+        for y in delta["classes"][len(self._classes) :]:
+            self._add_class(y)
+        self._counts = list(delta["counts"])
+        self.n_docs = int(delta["n_docs"])
+        self.temperature = float(delta["temperature"])
+        rows = np.asarray(delta["rows"], dtype=np.intp)
+        self._mean[rows] = delta["mean"]
+        self._df[rows] = delta["df"]
 
     def _vector(self, x: Mapping[Any, float]) -> tuple[np.ndarray, np.ndarray]:
         n, mask = len(x), self._mask
@@ -177,6 +222,7 @@ class AROWClassifier(base.Classifier):
         and a model restored from a checkpoint has its room for new classes already."""
         state = self.__dict__.copy()
         del state["_mean"], state["_var"]  # views of the buffers
+        state.pop("_touched", None)  # a replication detail, not the model
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -193,6 +239,8 @@ class AROWClassifier(base.Classifier):
 
     def learn_one(self, x: Mapping[Any, float], y: base.typing.ClfTarget) -> None:
         idx, counts = self._vector(x)
+        if self._touched is not None:
+            self._touched.append(idx)
         self.n_docs += 1
         self._df[idx] += 1
         w = tfidf_unit(counts, self._df[idx], self.n_docs)

@@ -78,6 +78,9 @@ CANDIDATES: dict[str, Callable[[], base.Classifier]] = {
     "softmax": _softmax,
     "pa": _pa,
 }
+# What a worker runs: the models that send sparse deltas to the other workers (models.delta).
+WORKER_MODELS = ("arow", "arow-balanced", "nb", "nb-balanced")
+
 # Reference points for comparisons, not for the worker.
 BASELINES: dict[str, Callable[[], base.Classifier]] = {
     "no-change": dummy.NoChangeClassifier,

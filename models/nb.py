@@ -61,9 +61,46 @@ class MultinomialNB(base.Classifier):
         self.class_totals: dict[base.typing.ClfTarget, float] = {}
         self.feature_counts: dict[Hashable, dict[base.typing.ClfTarget, float]] = {}
 
+    _touched: list[list[Hashable]] | None = None  # features changed since the last delta (see :meth:`track`)
+
     @property
     def _multiclass(self) -> bool:
         return True
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_touched", None)  # a replication detail, not the model
+        return state
+
+    def track(self) -> None:
+        """Remember from now on the features that learning changes (see :mod:`models.delta`)."""
+        self._touched = []
+
+    def take_delta(self) -> dict[str, Any]:
+        """The class counts and totals, and the counts of the features learned since the last call.
+
+        >>> learner, replica = MultinomialNB(), MultinomialNB()
+        >>> learner.track(); learner.learn_one({"a": 1.0}, "x"); learner.learn_one({"b": 2.0}, "y")
+        >>> replica.apply_delta(learner.take_delta())
+        >>> replica.predict_proba_one({"b": 1.0}) == learner.predict_proba_one({"b": 1.0})
+        True
+        """
+        keys = {f for part in self._touched or () for f in part}
+        if self._touched is not None:
+            self._touched = []
+        fc = self.feature_counts
+        return {
+            "class_counts": dict(self.class_counts),
+            "class_totals": dict(self.class_totals),
+            "features": [[f, dict(fc[f])] for f in keys],
+        }
+
+    def apply_delta(self, delta: dict[str, Any]) -> None:
+        """Take over a :meth:`take_delta` of the learner's model (on a read-only replica)."""
+        self.class_counts = dict(delta["class_counts"])
+        self.class_totals = dict(delta["class_totals"])
+        for f, counts in delta["features"]:
+            self.feature_counts[f] = dict(counts)
 
     def _more_tags(self) -> set[str]:
         from river.base import tags
@@ -79,6 +116,8 @@ class MultinomialNB(base.Classifier):
         return len(self.feature_counts)
 
     def learn_one(self, x: Mapping[Any, float], y: base.typing.ClfTarget) -> None:
+        if self._touched is not None:
+            self._touched.append(list(x))
         self.class_counts[y] = self.class_counts.get(y, 0) + 1
         fc = self.feature_counts
         total = 0.0

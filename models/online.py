@@ -53,6 +53,49 @@ class OnlineModel:
         self.background_labels = 0
         self.drifts = 0
 
+    # -- replication (see models.delta) -----------------------------------------------------
+    @property
+    def replicable(self) -> bool:
+        """Whether the classifier can send sparse deltas (the worker's own models; not River's)."""
+        return hasattr(self.classifier, "take_delta")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_tracked", None)  # a replication detail, not the model
+        return state
+
+    def track(self) -> None:
+        """Remember from now on what learning changes (see :meth:`take_delta`)."""
+        self.classifier.track()  # type: ignore[attr-defined]  # the worker's models (``replicable``)
+        self._tracked = self.classifier
+
+    def take_delta(self) -> dict[str, Any] | None:
+        """What a replica needs to predict as this model does now, given the previous delta; ``None``
+        when a delta cannot say it (the live classifier was replaced after a drift, or nothing was
+        tracked): a whole snapshot is due.
+
+        >>> learner, replica = OnlineModel("arow", hash_bits=8), OnlineModel("arow", hash_bits=8)
+        >>> learner.track(); learner.learn({1: 1.0}, "a", None); learner.learn({2: 1.0}, "b", None)
+        >>> replica.apply_delta(learner.take_delta())
+        >>> replica.predict({2: 1.0}) == learner.predict({2: 1.0}), replica.version, sorted(replica.classes)
+        (True, 2, ['a', 'b'])
+        """
+        if self.classifier is not getattr(self, "_tracked", None):
+            return None
+        return {
+            "version": self.version,
+            "classes": sorted(self.classes),
+            "drifts": self.drifts,
+            "classifier": self.classifier.take_delta(),
+        }
+
+    def apply_delta(self, delta: dict[str, Any]) -> None:
+        """Take over a :meth:`take_delta` of the learner's model (on a read-only replica)."""
+        self.version = int(delta["version"])
+        self.classes = set(delta["classes"])
+        self.drifts = int(delta["drifts"])
+        self.classifier.apply_delta(delta["classifier"])  # type: ignore[attr-defined]
+
     def features(self, clean_post: Any) -> Features:
         return self.featurizer.transform_one(clean_post)
 

@@ -14,12 +14,23 @@ first all the same, and refuses a record of the earlier, pickled format without 
 Traceback (most recent call last):
 ...
 models.persistence.CheckpointError: checkpoint signature does not match (tampered, or another key)
+
+On Kafka a record is one :func:`split` part of at most ``max_bytes`` (Kafka's default limit is
+1 MB): a :class:`Reassembler` joins the parts, and :func:`load` verifies the whole.
+
+>>> parts = split(blob, 150, {"kind": "snapshot"})
+>>> len(parts) > 1, all(len(p) <= 150 for p in parts), part_header(parts[0])["kind"]
+(True, True, 'snapshot')
+>>> r = Reassembler()
+>>> [r.add(p) is None for p in parts[:-1]] == [True] * (len(parts) - 1), r.add(parts[-1]) == blob
+(True, True)
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import struct
 import zlib
 from collections.abc import Mapping
@@ -179,3 +190,84 @@ def _exactly(reader: _Decompressor, n: int) -> bytes:
     if len(data) != n:
         raise CheckpointError("checkpoint payload ends early")
     return data
+
+
+PART_MAGIC = b"ISCP1"
+
+
+def split(blob: bytes, max_bytes: int, hint: dict[str, Any] | None = None) -> list[bytes]:
+    """``blob`` as records of at most ``max_bytes`` each: ``PART_MAGIC | 4-byte header length | JSON
+    header | bytes``. The header names the whole (a random ``id``), the part's number, the number of
+    parts and the whole's size, and carries ``hint`` (unverified: what a reader may skip by; the
+    signature of the whole is what is trusted)."""
+    whole = os.urandom(6).hex()
+    size = len(blob)  # no part number is longer than the size: this header is the longest
+    longest = orjson.dumps({**(hint or {}), "id": whole, "part": size, "parts": size, "size": size})
+    room = max_bytes - len(PART_MAGIC) - 4 - len(longest)
+    if room <= 0:
+        raise ValueError(f"a part of at most {max_bytes} bytes has no room for data")
+    n = max(1, -(-len(blob) // room))
+    out = []
+    for i in range(n):
+        header = orjson.dumps({**(hint or {}), "id": whole, "part": i, "parts": n, "size": len(blob)})
+        out.append(PART_MAGIC + struct.pack(">I", len(header)) + header + blob[i * room : (i + 1) * room])
+    return out
+
+
+def part_header(record: bytes) -> dict[str, Any]:
+    """The header of a :func:`split` part (unverified); :class:`CheckpointError` if it is not one."""
+    if record.startswith((MAGIC, PICKLED_MAGIC)):
+        raise CheckpointError("a checkpoint record of an earlier version, not split in parts")
+    if not record.startswith(PART_MAGIC) or len(record) < len(PART_MAGIC) + 4:
+        raise CheckpointError("not a model record")
+    (n,) = struct.unpack(">I", record[len(PART_MAGIC) : len(PART_MAGIC) + 4])
+    try:
+        header = orjson.loads(record[len(PART_MAGIC) + 4 : len(PART_MAGIC) + 4 + n])
+    except orjson.JSONDecodeError:
+        raise CheckpointError("model record header is not JSON") from None
+    if not isinstance(header, dict) or not all(isinstance(header.get(k), int) for k in ("part", "parts", "size")):
+        raise CheckpointError("model record header lacks its part numbers")
+    header["_start"] = len(PART_MAGIC) + 4 + n
+    return header
+
+
+class Reassembler:
+    """Joins the parts of :func:`split` wholes read in order; a whole whose parts stop coming (its
+    writer died) is dropped when another whole starts.
+
+    Parameters
+    ----------
+    max_bytes
+        The largest whole accepted: a header that claims more is refused.
+    """
+
+    def __init__(self, max_bytes: int = 512 * 1024 * 1024):
+        self.max_bytes = max_bytes
+        self._id: str | None = None
+        self._parts: list[bytes] = []
+        self._size = 0
+        self.dropped = 0  # wholes abandoned before their last part
+
+    def add(self, record: bytes) -> bytes | None:
+        """Take one record; the whole blob when this was its last part. Raises :class:`CheckpointError`
+        for a record that is not a part (the caller logs it and goes on)."""
+        header = part_header(record)
+        part, parts, size = header["part"], header["parts"], header["size"]
+        if size > self.max_bytes or not 0 <= part < parts:
+            raise CheckpointError(f"model record claims part {part} of {parts}, {size} bytes")
+        if part == 0:
+            if self._id is not None:
+                self.dropped += 1
+            self._id, self._parts, self._size = header.get("id"), [], size
+        elif header.get("id") != self._id or part != len(self._parts):
+            if self._id is not None and header.get("id") == self._id:
+                self.dropped += 1
+                self._id = None
+            return None  # a part of a whole whose beginning was not read here
+        self._parts.append(record[header["_start"] :])
+        if part < parts - 1:
+            return None
+        whole, self._id, self._parts = b"".join(self._parts), None, []
+        if len(whole) != self._size:
+            raise CheckpointError(f"model record parts add up to {len(whole)} bytes, not {self._size}")
+        return whole

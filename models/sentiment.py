@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 from river import base
 
+from models.delta import changed_rows
 from models.features import stable_hash
 from models.labels import SENTIMENTS
 
@@ -203,9 +204,34 @@ class SentimentClassifier(base.Classifier):
         self._w = np.zeros((1 << bits, 0))
         self._g = np.zeros((1 << bits, 0))
 
+    _touched: list[np.ndarray] | None = None  # rows changed since the last delta (see :meth:`track`)
+
     @property
     def _multiclass(self) -> bool:
         return True
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_touched", None)  # a replication detail, not the model
+        return state
+
+    def track(self) -> None:
+        """Remember from now on the rows that learning changes (see :mod:`models.delta`)."""
+        self._touched = []
+
+    def take_delta(self) -> dict[str, Any]:
+        """The classes and the rows of weights learned since the last call (AdaGrad's sums only
+        matter to learning)."""
+        rows = changed_rows(self._touched)
+        if self._touched is not None:
+            self._touched = []
+        return {"classes": list(self.classes), "rows": rows, "w": self._w[rows]}
+
+    def apply_delta(self, delta: dict[str, Any]) -> None:
+        """Overwrite this replica's weights with a :meth:`take_delta` of the learner's."""
+        for y in delta["classes"][len(self.classes) :]:
+            self._add_class(y)
+        self._w[np.asarray(delta["rows"], dtype=np.intp)] = delta["w"]
 
     def _index(self, f: Hashable) -> int:
         if isinstance(f, int):
@@ -255,6 +281,8 @@ class SentimentClassifier(base.Classifier):
 
     def learn_arrays(self, idx: np.ndarray, v: np.ndarray, y: int, w: float = 1.0) -> None:
         """Learn the features ``v`` at distinct rows ``idx`` with label ``classes[y]`` and weight ``w``."""
+        if self._touched is not None:
+            self._touched.append(idx)
         weights = self._w[idx]
         err = self._softmax(v @ weights)
         err[y] -= 1.0
@@ -331,6 +359,24 @@ class SentimentModel:
         self.classifier = SentimentClassifier(bits=bits, lr=lr, l2=l2)
         self.n_labels = 0
         self._word_rows = (1 << bits) - N_LEX  # rows 0 .. N_LEX-1 are the lexicon's
+
+    def track(self) -> None:
+        """Remember from now on what learning changes (see :mod:`models.delta`)."""
+        self.classifier.track()
+
+    def take_delta(self) -> dict[str, Any]:
+        """The label counts and the classifier's :meth:`SentimentClassifier.take_delta`."""
+        return {
+            "n_labels": self.n_labels,
+            "label_counts": dict(self.label_counts),
+            "classifier": self.classifier.take_delta(),
+        }
+
+    def apply_delta(self, delta: dict[str, Any]) -> None:
+        """Take over a :meth:`take_delta` of the learner's model (on a read-only replica)."""
+        self.n_labels = int(delta["n_labels"])
+        self.label_counts = dict(delta["label_counts"])
+        self.classifier.apply_delta(delta["classifier"])
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Checkpoints from before the per-interest words: the copies start empty and learn from here.

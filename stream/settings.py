@@ -83,9 +83,21 @@ class Settings:
     topic_metrics: str = _setting("interest.metrics", "Periodic metrics snapshots (JSON).")
     topic_dlq: str = _setting("social.posts.dlq", "Dead letters: reason, original bytes, source position.")
     topic_training: str = _setting(
-        "interest.training", "The training log (one partition): what the model learns, in one order for every worker."
+        "interest.training",
+        "The training log (one partition): labelled examples (a post's features joined to its labels) and "
+        "erasures, in the order the learner learns them.",
     )
-    topic_model: str = _setting("interest.model", "Signed model checkpoints (one partition).")
+    topic_model: str = _setting(
+        "interest.model", "The learner's signed snapshots and sparse deltas, in parts of at most 1 MB (one partition)."
+    )
+    topic_learner: str = _setting(
+        "interest.learner",
+        "Internal, empty (one partition): the worker the group assigns its partition holds the learner role.",
+    )
+    topic_feedback_keyed: str = _setting(
+        "interest.feedback.by-post",
+        "Internal: delayed labels that came on another partition than their post's, sent on keyed by post id.",
+    )
     topic_audience: str = _setting(
         "audience.sentiment", "Closed windows of audience sentiment per segment, and volume/sentiment spikes."
     )
@@ -133,8 +145,11 @@ class Settings:
     )
     checkpoint_interval: float = _setting(
         30.0,
-        "Seconds between checkpoints (written by the Faust leader; "
-        "every worker also writes one when it stops cleanly).",
+        "Seconds between the learner's whole snapshots of the model (it also writes one when it takes the "
+        "role, after a drift and when it stops cleanly).",
+    )
+    delta_interval: float = _setting(
+        1.0, "Seconds between the learner's sparse deltas (the rows of the model that changed) to every worker."
     )
     checkpoint_key: str = _setting(
         "dev-only-change-me",
@@ -307,6 +322,7 @@ class Settings:
             "feedback_ttl",
             "session_timeout",
             "checkpoint_interval",
+            "delta_interval",
             "spike_threshold",
             "profile_half_life",
         ):

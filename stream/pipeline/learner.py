@@ -147,6 +147,49 @@ class Learner:
         self.erased: set[str] = set()
         self.offset = -1  # the last training-log offset applied
         self.last_record_ms: int | None = None
+        self._new_erased: list[str] | None = None  # erasures since the last delta, when tracking
+
+    # -- replication: sparse deltas for the read-only replicas (see models.delta) ------------
+    def track(self) -> None:
+        """Remember from now on what learning changes, for :meth:`take_delta`."""
+        self.model.track()
+        self.sentiment.track()
+        self._new_erased = []
+
+    def take_delta(self) -> dict[str, Any] | None:
+        """What a replica that applied the previous delta needs to predict as this learner does now:
+        the changed rows of both models, the erasures, the training offset and the figures. ``None``
+        when a delta cannot say it (the interest model was replaced after a drift): a snapshot is due,
+        and tracking starts again with :meth:`track`."""
+        model = self.model.take_delta()
+        if model is None:
+            return None
+        erased, self._new_erased = self._new_erased or [], []
+        return {
+            "model": model,
+            "sentiment": self.sentiment.take_delta(),
+            "erased": erased,
+            "offset": self.offset,
+            "figures": self.figures(),
+        }
+
+    def figures(self) -> dict[str, Any]:
+        """The model's figures as the metrics snapshot publishes them (JSON-ready)."""
+        model = self.model
+        return {
+            "quality": self.quality.snapshot(),
+            "sentiment_quality": self.sentiment_quality.snapshot(),
+            "lexicon_quality": self.lexicon_quality.snapshot(),
+            "model": {
+                "name": model.name,
+                "version": model.version,
+                "n_classes": len(model.classes),
+                "drifts": model.drifts,
+                "error_rate": model.detector.error_rate,
+                "classes": sorted(map(str, model.classes)),
+                "training_offset": self.offset,
+            },
+        }
 
     def is_erased(self, user: str) -> bool:
         """Whether ``user`` (a pseudonym as published) asked to be erased."""
@@ -166,6 +209,8 @@ class Learner:
             return None
         if rec.kind == "erase":
             self.erased.add(rec.user)
+            if self._new_erased is not None:
+                self._new_erased.append(rec.user)
             self.stats.outcomes["erasures_applied"] += 1
             return None
         post_id, label, sentiment = rec.post_id, rec.label, rec.sentiment
@@ -177,7 +222,7 @@ class Learner:
                     self.pending.put(post_id, pending.compact(), now)
                     return None
                 return self._learn(post_id, pending, *early, "feedback")
-            return self._learn(post_id, pending, label, sentiment, "inline")
+            return self._learn(post_id, pending, label, sentiment, "feedback" if rec.joined else "inline")
         waiting = self.pending.pop(post_id, now)
         if waiting is None:
             self.early.put(post_id, (label, sentiment), now)
@@ -223,7 +268,7 @@ class Learner:
         """Everything that must survive a restart."""
         return {"format": self.STATE_FORMAT, **{key: getattr(self, key) for key in self.STATE_KEYS}}
 
-    STATE_FORMAT = 3  # raised when the checkpointed classes change shape (3: data-only checkpoints)
+    STATE_FORMAT = 4  # raised when the checkpointed classes change shape (4: snapshots in parts, deltas)
 
     STATE_KEYS = (
         "model",
@@ -259,6 +304,8 @@ class Learner:
         fresh = Learner(self.settings, learn=self.learning, stats=self.stats)
         for key in self.STATE_KEYS:
             setattr(self, key, getattr(fresh, key))
+        if self._new_erased is not None:
+            self.track()
 
     def metadata(self) -> dict[str, Any]:
         """What a checkpoint says about itself."""

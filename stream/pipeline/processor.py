@@ -18,21 +18,21 @@ from typing import Any
 import orjson
 
 from models.features import top_class
-from models.metrics import Prequential
 from models.online import OnlineModel
 from models.sentiment import lexicon_scores
 from stream.audience.records import encode_erasures, encode_partials, encode_profile_updates
 from stream.audience.windows import PostTuple, WindowSpec
 from stream.pipeline.cleaning import CleanPost, clean_post, retweet_key
 from stream.pipeline.events import Limits, Post, Rejected, parse_feedback, parse_post
-from stream.pipeline.learner import Learner
+from stream.pipeline.joiner import Joiner
+from stream.pipeline.learner import Learner, Pending
+from stream.pipeline.modelview import ModelView
 from stream.pipeline.privacy import erased_token, parse_erasure, pseudonym
 from stream.pipeline.records import (
     Message,
     dead_letter,
     prediction_record,
     training_erase,
-    training_label,
     training_post,
 )
 from stream.pipeline.state import HeavyHitters, RecentKeys
@@ -40,6 +40,8 @@ from stream.settings import Settings
 from stream.stats import Stats
 
 log = logging.getLogger(__name__)
+
+Predictor = Learner | ModelView  # what the posts are predicted with: a learner's models, or a replica
 
 MISSING_VALUE = Rejected("missing_value", "null record")
 MIN_DUPLICATE_WORDS = 3  # shorter texts ("thank you!") are common, not copies
@@ -58,6 +60,7 @@ class Outputs:
     events: list[bytes] = field(default_factory=list)
     partials: list[tuple[int, bytes]] = field(default_factory=list)
     profile_updates: list[tuple[int, bytes]] = field(default_factory=list)
+    repartition: list[tuple[bytes, bytes]] = field(default_factory=list)  # labels sent on to their post's partition
 
 
 class Processor:
@@ -77,11 +80,21 @@ class Processor:
         Seconds since the epoch; injectable for tests.
     """
 
-    def __init__(self, settings: Settings, learner: Learner | None = None, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        settings: Settings,
+        learner: Learner | None = None,
+        clock: Callable[[], float] = time.time,
+        view: ModelView | None = None,
+    ):
         self.settings = settings
         self.clock = clock
         self.stats = learner.stats if learner is not None else Stats(clock, settings.top_segments)
-        self.learner = learner or Learner(settings, stats=self.stats)
+        # A worker predicts with a read-only view of the cluster's model and has no learner; the
+        # offline tools and the tests learn in-process (``run_locally``) and predict with the learner.
+        self._learner = learner if learner is not None or view is not None else Learner(settings, stats=self.stats)
+        self.view: Predictor = view if view is not None else self._learner  # type: ignore[assignment]
+        self.joiner = Joiner(settings.feedback_ttl, settings.feedback_capacity)
         self.seen_ids = RecentKeys(settings.dedup_capacity)
         self.seen_texts = RecentKeys(settings.dedup_capacity)
         self.window_spec = WindowSpec.from_settings(settings)
@@ -90,17 +103,23 @@ class Processor:
         self.campaigns = HeavyHitters(settings.max_segments, settings.segment_min_posts)
         self.hashtags = HeavyHitters(settings.max_segments, settings.segment_min_posts)
         self._local_offset = -1
+        # post id → partition of the posts topic (the producer's): set by a worker, whose labels must
+        # reach the partition of their post; None offline
+        self.route: Callable[[str], int] | None = None
         # what the posts since the last drain_aggregates() add to the audience windows and profiles
         self._audience: list[PostTuple] = []
         self._profiles: dict[str, list[tuple[int, dict[str, float]]]] = {}
 
     @property
     def model(self) -> OnlineModel:
-        return self.learner.model
+        return self.view.model
 
     @property
-    def quality(self) -> Prequential:
-        return self.learner.quality
+    def learner(self) -> Learner:
+        """The in-process learner (offline tools, tests); a worker's processor has none."""
+        if self._learner is None:
+            raise RuntimeError("this processor predicts with a replica of the cluster's model: it has no learner")
+        return self._learner
 
     # -- the steps -------------------------------------------------------------------------
     def _duplicate(self, post: Post, clean: CleanPost) -> str | None:
@@ -122,8 +141,8 @@ class Processor:
         stats.saw_events(len(messages), now)
         settings = self.settings
         max_chars, key, cold_labels = settings.max_text_chars, settings.pseudonym_key, settings.cold_labels
-        learner = self.learner
-        model, sentiment_model, erased = self.model, learner.sentiment, learner.erased
+        view, joiner = self.view, self.joiner
+        model, sentiment_model, erased = view.model, view.sentiment, view.erased
         audience, profiles = self._audience, self._profiles
         limits, now_ms = self.limits, int(now * 1000)
         ready = []  # posts that passed validation, cleaning and de-duplication, with their features
@@ -137,7 +156,7 @@ class Processor:
                     self._reject(out, msg, Rejected("too_many_classes", self._cap_detail(post.interest)), now)
                     continue
                 user = pseudonym(post.user_id, key)
-                if erased and learner.is_erased(user):
+                if erased and view.is_erased(user):
                     stats.outcomes["erased_user_skipped"] += 1
                     continue
                 clean = clean_post(post, max_chars, limits)
@@ -149,6 +168,8 @@ class Processor:
                     stats.duplicates[kind] += 1
                     stats.outcomes["duplicates"] += 1
                     continue
+                if msg.key != post.id.encode():  # its delayed label, keyed by post id, may not find it
+                    stats.outcomes["posts_not_keyed_by_id"] += 1
                 ready.append((msg, post, clean, user, model.features(clean)))
             except Exception as exc:  # a bug must cost one post (dead-lettered), never the batch
                 log.exception("a post could not be processed; it goes to the dead-letter topic")
@@ -164,9 +185,13 @@ class Processor:
         ):
             predicted = top_class(scores)
             post_key = post.id.encode()
-            out.training.append(
-                (post_key, training_post(post.id, x, predicted, post.interest, lex, sentiment.label, post.sentiment))
-            )
+            if post.interest is not None or post.sentiment is not None:
+                example = training_post(post.id, x, predicted, post.interest, lex, sentiment.label, post.sentiment)
+                out.training.append((post_key, example))
+            else:  # waits here for its delayed label (the feedback of this partition comes here)
+                joined = joiner.post(post.id, Pending(x, predicted, lex, sentiment.label), now)
+                if joined is not None:
+                    out.training.append((post_key, joined.record()))
             record = prediction_record(post, clean, scores, model.version, now, sentiment, user, cold_labels)
             out.predictions.append((post_key, orjson.dumps(record)))
             campaign = post.campaign if post.campaign is None or self.campaigns.admit(post.campaign) else None
@@ -208,8 +233,16 @@ class Processor:
                 self._reject(out, msg, fb, now)
             elif self._new_class_refused(fb.interest):
                 self._reject(out, msg, Rejected("too_many_classes", self._cap_detail(fb.interest)), now)
+            elif self.route is not None and msg.partition is not None and self.route(fb.post_id) != msg.partition:
+                # keyed by something else: its post waits on another partition, maybe in another worker
+                self.stats.outcomes["feedback_repartitioned"] += 1
+                out.repartition.append((fb.post_id.encode(), msg.value))  # type: ignore[arg-type]
             else:
-                out.training.append((fb.post_id.encode(), training_label(fb.post_id, fb.interest, fb.sentiment)))
+                joined = self.joiner.label(fb.post_id, fb.interest, fb.sentiment, now)
+                if joined is None:
+                    self.stats.outcomes["feedback_early"] += 1
+                else:
+                    out.training.append((fb.post_id.encode(), joined.record()))
         return out
 
     def process_erasures(self, messages: Sequence[Message]) -> Outputs:
@@ -233,22 +266,23 @@ class Processor:
 
     def run_locally(self, out: Outputs) -> Outputs:
         """Apply ``out.training`` to the learner at once (no Kafka); drift events go to ``out.events``."""
+        learner = self.learner
         now_ms = int(self.clock() * 1000)
         for _, value in out.training:
             self._local_offset += 1
-            event = self.learner.apply(self._local_offset, value, now_ms)
+            event = learner.apply(self._local_offset, value, now_ms)
             if event is not None:
                 out.events.append(event)
         return out
 
     def _new_class_refused(self, label: str | None) -> bool:
         """Whether ``label`` is a new interest the model has no room for (``STREAM_MAX_CLASSES``)."""
-        classes = self.learner.model.classes
+        classes = self.view.model.classes
         return label is not None and label not in classes and len(classes) >= self.settings.max_classes
 
     def _cap_detail(self, label: str | None) -> str:
         return (
-            f"interest {label!r} would be class {len(self.learner.model.classes) + 1}, STREAM_MAX_CLASSES is "
+            f"interest {label!r} would be class {len(self.view.model.classes) + 1}, STREAM_MAX_CLASSES is "
             f"{self.settings.max_classes}"
         )
 
@@ -262,23 +296,11 @@ class Processor:
     # -- reporting ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """The figures published on the metrics topic (JSON-ready)."""
-        learner = self.learner
-        snap = {"type": "metrics", **self.stats.snapshot()}
-        snap["quality"] = self.quality.snapshot()
-        snap["sentiment_quality"] = learner.sentiment_quality.snapshot()
-        snap["lexicon_quality"] = learner.lexicon_quality.snapshot()
-        snap["model"] = {
-            "name": self.model.name,
-            "version": self.model.version,
-            "n_classes": len(self.model.classes),
-            "drifts": self.model.drifts,
-            "error_rate": self.model.detector.error_rate,
-            "classes": sorted(map(str, self.model.classes)),
-            "training_offset": learner.offset,
-        }
-        snap["pending_labels"] = len(learner.pending)
-        snap["labels_expired"] = learner.pending.expired
-        snap["early_labels"] = len(learner.early)
-        snap["early_labels_expired"] = learner.early.expired
+        snap = {"type": "metrics", **self.stats.snapshot(), **self.view.figures()}
+        pending, early = self.joiner.pending, self.joiner.early
+        snap["pending_labels"] = len(pending)
+        snap["labels_expired"] = pending.expired
+        snap["early_labels"] = len(early)
+        snap["early_labels_expired"] = early.expired
         snap["at"] = int(self.clock() * 1000)
         return snap

@@ -119,13 +119,17 @@ def training_post(
     lex: Sequence[float] | None = None,
     sentiment_predicted: str | None = None,
     sentiment: str | None = None,
+    joined: bool = False,
 ) -> bytes:
-    """A ``post`` record of the training log: features, predictions, lexicon scores, known labels."""
+    """A ``post`` record of the training log: features, predictions, lexicon scores, known labels
+    (``joined``: the labels came later, as feedback, and were joined to the post where it waited)."""
     rec: dict[str, Any] = {"k": "post", "id": post_id, "x": list(features.items()), "p": predicted, "y": label}
     if lex is not None:
         rec["l"] = list(lex)
         rec["sp"] = sentiment_predicted
         rec["s"] = sentiment
+    if joined:
+        rec["j"] = 1
     return orjson.dumps(rec)
 
 
@@ -154,6 +158,7 @@ class TrainingRecord:
     sentiment_predicted: str | None = None
     sentiment: str | None = None
     user: str = ""
+    joined: bool = False
 
 
 def decode_training(value: bytes) -> TrainingRecord | None:
@@ -162,7 +167,7 @@ def decode_training(value: bytes) -> TrainingRecord | None:
 
     >>> decode_training(training_erase("t1"))
     TrainingRecord(kind='erase', post_id='', features=None, predicted=None, label=None, lex=None, \
-sentiment_predicted=None, sentiment=None, user='t1')
+sentiment_predicted=None, sentiment=None, user='t1', joined=False)
     >>> decode_training(b'{"k": "label", "id": "p1", "y": null, "s": null}') is None
     True
     """
@@ -187,6 +192,7 @@ sentiment_predicted=None, sentiment=None, user='t1')
                 tuple(lex) if lex else None,
                 rec.get("sp"),
                 sentiment,
+                joined=bool(rec.get("j")),
             )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None

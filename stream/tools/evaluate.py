@@ -126,7 +126,7 @@ def batch_baseline(
 
 
 def summary(processor: Processor, seconds: float, n_events: int) -> dict[str, Any]:
-    q = processor.quality.snapshot()
+    q = processor.learner.quality.snapshot()
     stats = processor.stats
     return {
         "n": q["n"],

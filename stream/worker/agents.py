@@ -16,8 +16,8 @@ import faust
 from stream.pipeline.processor import Processor
 from stream.pipeline.records import Message
 from stream.settings import Settings
+from stream.worker.modelsync import Follower
 from stream.worker.publisher import Publisher
-from stream.worker.replica import Replica
 from stream.worker.topics import Topics
 
 SLICE = 32  # posts processed between two yields to the event loop
@@ -31,14 +31,14 @@ def to_message(event: Any) -> Message:
 
 
 def register_input_agents(
-    app: faust.App, settings: Settings, topics: Topics, processor: Processor, publisher: Publisher, replica: Replica
+    app: faust.App, settings: Settings, topics: Topics, processor: Processor, publisher: Publisher, replica: Follower
 ) -> None:
     """The posts, feedback and erasure agents, and the timer (and commit hook) that sends the
     posts' partial aggregates and profile updates."""
 
     @app.agent(topics.posts, name="posts")
     async def posts(stream: faust.StreamT) -> None:
-        await replica.ready.wait()  # predict with the checkpointed model, never from scratch
+        await replica.ready.wait()  # predict with the cluster's model, never from scratch
         # Everything built so far (the app, Faust, the models, the replayed state) lives as long as the
         # worker: keep it out of the garbage collector's full passes, which scanned it for 20-95 ms
         # every few seconds (measured) and were most of the event loop's stalls.
@@ -61,7 +61,7 @@ def register_input_agents(
     async def aggregates() -> None:
         await send_aggregates()
 
-    @app.agent(topics.feedback, name="feedback")
+    @app.agent(topics.feedback_in, name="feedback")  # the feedback topic and the labels re-keyed by post id
     async def feedback(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within):  # type: ignore[attr-defined]
             await publisher.outputs(processor.process_feedback([to_message(e) for e in events]))

@@ -19,8 +19,8 @@ from stream.audience.windows import WindowSpec
 from stream.settings import Settings
 from stream.stats import Stats
 from stream.worker.live import LiveHistory
+from stream.worker.modelsync import Follower
 from stream.worker.publisher import Publisher
-from stream.worker.replica import Replica
 from stream.worker.tables import BufferedTable
 from stream.worker.topics import Topics
 
@@ -65,7 +65,7 @@ def register_profiles_agent(
     topics: Topics,
     stats: Stats,
     publisher: Publisher,
-    replica: Replica,
+    replica: Follower,
     is_erased: Callable[[str], bool],
 ) -> None:
     """The profiles agent: applies profile updates and erasures, publishes profiles and tombstones."""
@@ -76,7 +76,7 @@ def register_profiles_agent(
 
     @app.agent(topics.profile_updates, name="profiles")
     async def profiles(stream: faust.StreamT) -> None:
-        await replica.ready.wait()  # erasures are known once the training log is caught up
+        await replica.ready.wait()  # erasures are known once the model replica is caught up
         async for event in stream.events():  # one event: a batch's updates for this partition's users
             published = book.apply_batch(decode_profile_updates(event.value), event.message.offset)
             await table.flush(publisher, event.message.partition)

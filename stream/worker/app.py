@@ -13,19 +13,21 @@ from dataclasses import dataclass
 import faust
 from prometheus_client import CollectorRegistry
 
+from models.factory import WORKER_MODELS
 from stream.audience.rules import load_rules
+from stream.pipeline.modelview import ModelView
 from stream.pipeline.processor import Processor
-from stream.settings import Settings
+from stream.settings import ConfigError, Settings
 from stream.worker.agents import register_input_agents
 from stream.worker.aggregates import register_audience_agent, register_profiles_agent
 from stream.worker.live import LiveHistory
+from stream.worker.modelsync import Follower, LearnerRole
 from stream.worker.prometheus import StatsCollector, model_gauges
 from stream.worker.publisher import Publisher
-from stream.worker.replica import Replica
 from stream.worker.sensors import setup_sensors
 from stream.worker.tasks import register_tasks
 from stream.worker.topics import Topics, declare_topics
-from stream.worker.transport import InterestApp
+from stream.worker.transport import InterestApp, partition_router
 from stream.worker.web import register_pages
 
 
@@ -39,7 +41,8 @@ class InterestStream:
     topics: Topics
     registry: CollectorRegistry
     history: LiveHistory
-    replica: Replica
+    replica: Follower
+    learner: LearnerRole
 
 
 def make_app(settings: Settings, registry: CollectorRegistry) -> InterestApp:
@@ -80,23 +83,30 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     rules = load_rules(settings.trigger_rules) if settings.trigger_rules else ()
     registry = CollectorRegistry(auto_describe=True)
     app = make_app(settings, registry)
-    processor = processor or Processor(settings)
+    processor = processor or Processor(settings, view=ModelView(settings))
+    if not processor.model.replicable:
+        raise ConfigError(
+            f"STREAM_MODEL={settings.model} cannot be replicated to the workers (River's stock models are for "
+            f"`interest-stream evaluate`); the worker runs {', '.join(WORKER_MODELS)}"
+        )
+    processor.route = partition_router(settings.partitions)
     topics = declare_topics(app, settings)
     history = LiveHistory()
     publisher = Publisher(app, topics, processor.stats, settings.max_message_bytes)
     app.commit_guard = publisher  # asked before each offset commit, told around it
 
-    async def publish_event(event: bytes) -> None:  # a drift, found while the replica learns
+    async def publish_event(event: bytes) -> None:  # a drift, found while the learner learns
         await publisher.send(topics.metrics, [(None, event)])
 
-    replica = Replica(settings, processor.learner, publish_event)
-    register_tasks(app, settings, topics, processor, publisher, replica, history)
+    replica = Follower(settings, processor.view)  # type: ignore[arg-type]  # a worker's view is a ModelView
+    learner = LearnerRole(settings, processor.stats, publish_event)
+    register_tasks(app, settings, topics, processor, publisher, replica, learner, history)
     register_input_agents(app, settings, topics, processor, publisher, replica)
     register_audience_agent(app, settings, topics, processor.stats, publisher, history, rules)
-    register_profiles_agent(app, settings, topics, processor.stats, publisher, replica, processor.learner.is_erased)
+    register_profiles_agent(app, settings, topics, processor.stats, publisher, replica, processor.view.is_erased)
     register_pages(app, replica, history, publisher)
-    registry.register(StatsCollector(processor.stats, lambda: model_gauges(processor.learner, processor.clock())))
-    return InterestStream(app, settings, processor, topics, registry, history, replica)
+    registry.register(StatsCollector(processor.stats, lambda: model_gauges(processor, replica.view.offset)))
+    return InterestStream(app, settings, processor, topics, registry, history, replica, learner)
 
 
 def main(argv: Sequence[str] = (), settings: Settings | None = None) -> None:

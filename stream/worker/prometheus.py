@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from stream.pipeline.learner import Learner
+from stream.pipeline.processor import Processor
 from stream.stats import STALL_SECONDS, Latency, Stats
 
 
@@ -103,43 +103,36 @@ class StatsCollector(Collector):
             yield GaugeMetricFamily(f"{self.prefix}_{name}", doc, value=value)
 
 
-def model_gauges(learner: Learner, now: float) -> list[tuple[str, str, float]]:
-    """(name, help, value) of the model's gauges for Prometheus, as of ``now`` (epoch s)."""
-    q = learner.quality.snapshot()
-    model = learner.model
-    staleness = 0.0 if learner.last_record_ms is None else max(0.0, now - learner.last_record_ms / 1000)
+def model_gauges(processor: Processor, training_offset: int) -> list[tuple[str, str, float]]:
+    """(name, help, value) of the model's gauges for Prometheus: the worker's model replica, with the
+    learner's figures as of its last delta, and the posts waiting here for their labels."""
+    figures = processor.view.figures()
+    q, model = figures["quality"], figures["model"]
+    sentiment, lexicon = figures["sentiment_quality"], figures["lexicon_quality"]
+    view, joiner = processor.view, processor.joiner
     return [
-        ("model_version", "Labels the model has learned.", float(model.version)),
-        ("model_classes", "Interest classes the model knows.", float(len(model.classes))),
-        ("model_drifts", "Drifts the model adapted to.", float(model.drifts)),
-        ("model_error_rate", "Error rate over the drift detector's window.", model.detector.error_rate),
-        ("training_offset", "Last offset of the training log applied to the model.", float(learner.offset)),
-        ("training_record_age_seconds", "Age of the newest training record the model has applied.", staleness),
+        ("model_version", "Labels the model has learned.", float(view.model.version)),
+        ("model_classes", "Interest classes the model knows.", float(len(view.model.classes))),
+        ("model_drifts", "Drifts the model adapted to.", float(model["drifts"])),
+        ("model_error_rate", "Error rate over the drift detector's window.", model["error_rate"]),
+        (
+            "training_offset",
+            "Last offset of the training log the learner had applied to this model.",
+            float(training_offset),
+        ),
         ("prequential_accuracy", "Prequential accuracy since start.", q["accuracy"]),
         ("prequential_macro_f1", "Prequential macro-F1 since start.", q["macro_f1"]),
         ("prequential_kappa", "Prequential Cohen's kappa since start.", q["kappa"]),
         ("rolling_accuracy", "Prequential accuracy over the rolling window.", q["rolling"]["accuracy"]),
         ("rolling_macro_f1", "Prequential macro-F1 over the rolling window.", q["rolling"]["macro_f1"]),
         ("rolling_kappa", "Prequential kappa over the rolling window.", q["rolling"]["kappa"]),
-        (
-            "sentiment_accuracy",
-            "Prequential accuracy of the sentiment the worker publishes.",
-            learner.sentiment_quality.snapshot()["accuracy"],
-        ),
-        (
-            "sentiment_macro_f1",
-            "Prequential macro-F1 of the sentiment the worker publishes.",
-            learner.sentiment_quality.snapshot()["macro_f1"],
-        ),
-        (
-            "lexicon_macro_f1",
-            "Macro-F1 of the lexicon alone on the same labels (the reference).",
-            learner.lexicon_quality.snapshot()["macro_f1"],
-        ),
-        ("sentiment_labels", "Sentiment labels the sentiment model has learned.", float(learner.sentiment.n_labels)),
-        ("erased_users", "Users erased on request (their posts are ignored).", float(len(learner.erased))),
-        ("pending_labels", "Posts whose features wait for a delayed label.", float(len(learner.pending))),
-        ("labels_expired", "Posts whose delayed label never came within the TTL.", float(learner.pending.expired)),
-        ("early_labels", "Delayed labels waiting for their post.", float(len(learner.early))),
-        ("early_labels_expired", "Delayed labels whose post never came within the TTL.", float(learner.early.expired)),
+        ("sentiment_accuracy", "Prequential accuracy of the sentiment the worker publishes.", sentiment["accuracy"]),
+        ("sentiment_macro_f1", "Prequential macro-F1 of the sentiment the worker publishes.", sentiment["macro_f1"]),
+        ("lexicon_macro_f1", "Macro-F1 of the lexicon alone on the same labels (the reference).", lexicon["macro_f1"]),
+        ("sentiment_labels", "Sentiment labels the sentiment model has learned.", float(view.sentiment.n_labels)),
+        ("erased_users", "Users erased on request (their posts are ignored).", float(len(view.erased))),
+        ("pending_labels", "Posts waiting here for a delayed label.", float(len(joiner.pending))),
+        ("labels_expired", "Posts whose delayed label never came within the TTL.", float(joiner.pending.expired)),
+        ("early_labels", "Delayed labels waiting here for their post.", float(len(joiner.early))),
+        ("early_labels_expired", "Delayed labels whose post never came within the TTL.", float(joiner.early.expired)),
     ]

@@ -196,6 +196,7 @@ class Publisher:
         await self.send(self.topics.dlq, out.dead_letters)
         # the training log has one order: partition 0, whatever the topic's partition count
         await self.send(self.topics.training, out.training, partition=0)
+        await self.send(self.topics.feedback_keyed, out.repartition)  # keyed by post id: its post's partition
         await self.send(self.topics.metrics, [(None, e) for e in out.events])
         for partition, value in out.partials:
             await self.send(self.topics.partials, [(b"partials", value)], partition=partition)

@@ -1,5 +1,5 @@
-"""The worker's background tasks and timers: the model replica, checkpoints, the event-loop probe
-and the metrics snapshots."""
+"""The worker's background tasks and timers: the model follower, the learner role, the event-loop
+probe and the metrics snapshots."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 
 from stream.pipeline.processor import Processor
 from stream.settings import Settings
 from stream.worker.live import LiveHistory
+from stream.worker.modelsync import Follower, LearnerRole
 from stream.worker.publisher import Publisher
-from stream.worker.replica import Replica
 from stream.worker.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -69,11 +70,12 @@ def register_tasks(
     topics: Topics,
     processor: Processor,
     publisher: Publisher,
-    replica: Replica,
+    replica: Follower,
+    learner: LearnerRole,
     history: LiveHistory,
 ) -> None:
-    """Follow the training log, checkpoint (the leader, and every worker on a clean stop), probe the
-    event loop, and publish a metrics snapshot every ``STREAM_METRICS_INTERVAL``."""
+    """Follow the model topic, hold the learner role while the group assigns it here, probe the event
+    loop, and publish a metrics snapshot every ``STREAM_METRICS_INTERVAL``."""
 
     @app.task
     async def loop_lag() -> None:
@@ -87,15 +89,23 @@ def register_tasks(
             await topic.maybe_declare()
         await replica.run()
 
-    @app.timer(settings.checkpoint_interval, on_leader=True, name="checkpoint")
-    async def checkpoint() -> None:
-        if replica.ready.is_set():
-            await replica.checkpoint("periodic")
+    @app.agent(topics.learner, name="learner-role")
+    async def learner_role(stream: faust.StreamT) -> None:
+        async for _ in stream.events():  # nothing is written there: the assignment of its partition is the role
+            pass
 
-    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust types receivers as (sender, *args, signal, **kwargs)
-    async def last_checkpoint(app: faust.App, **kwargs: Any) -> None:
-        if replica.ready.is_set():
-            await replica.close()
+    role = TP(settings.topic_learner, 0)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust types receivers as (sender, *args, signal, **kwargs)
+    async def take_or_give_up_role(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        if role in app.consumer.assignment():
+            learner.start()
+        elif learner.active:
+            await learner.stop("the group assigned the learner role to another worker")
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def give_up_role(app: faust.App, **kwargs: Any) -> None:
+        await learner.stop("shutdown")
 
     worker = f"{socket.gethostname()}:{settings.web_port}"
 
@@ -116,5 +126,6 @@ def register_tasks(
         snapshot = processor.snapshot()
         snapshot["worker"] = worker  # each worker publishes its own figures: consumers sum them by worker
         snapshot["model"].update(replica.status())
+        snapshot["learner"] = learner.status()
         history.record(snapshot)
         await publisher.send(topics.metrics, [(None, orjson.dumps(snapshot))])

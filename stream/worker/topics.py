@@ -28,6 +28,9 @@ class Topics:
     erasure: faust.TopicT
     partials: faust.TopicT
     profile_updates: faust.TopicT
+    learner: faust.TopicT
+    feedback_keyed: faust.TopicT
+    feedback_in: faust.TopicT  # what the feedback agent reads: the feedback topic and the re-keyed labels
 
     @property
     def outputs(self) -> tuple[faust.TopicT, ...]:
@@ -40,13 +43,14 @@ class Topics:
             self.audience,
             self.triggers,
             self.profiles,
+            self.feedback_keyed,
         )
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
-    def topic(name: str, partitions: int | None = None) -> faust.TopicT:
+    def topic(*names: str, partitions: int | None = None) -> faust.TopicT:
         return app.topic(
-            name,
+            *names,
             key_serializer="raw",
             value_serializer="raw",
             partitions=partitions or settings.partitions,
@@ -67,4 +71,7 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         erasure=topic(settings.topic_erasure),
         partials=topic(settings.topic_partials),
         profile_updates=topic(settings.topic_profile_updates),
+        learner=topic(settings.topic_learner, partitions=1),
+        feedback_keyed=topic(settings.topic_feedback_keyed),
+        feedback_in=topic(settings.topic_feedback, settings.topic_feedback_keyed),
     )

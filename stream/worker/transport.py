@@ -139,3 +139,20 @@ class InterestApp(faust.App):
     def _new_transport(self) -> Any:
         servers = [f"{u.host}:{u.port}" for u in self.conf.broker_consumer]
         return transport_class(self.fetch_max_wait_ms, servers)(self.conf.broker_consumer, self)
+
+
+def partition_router(partitions: int) -> Callable[[str], int]:
+    """The partition the Kafka clients' default partitioner (murmur2, as Java's) gives a record keyed
+    by ``key`` on a topic of ``partitions`` partitions: where a post keyed by its id is, and so where
+    its delayed label must go.
+
+    >>> route = partition_router(4)
+    >>> [route(k) for k in ("p1", "p2", "p3")] == [route(k) for k in ("p1", "p2", "p3")], 0 <= route("x") < 4
+    (True, True)
+    """
+    from aiokafka.partitioner import murmur2
+
+    def route(key: str) -> int:
+        return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+    return route

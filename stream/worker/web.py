@@ -8,8 +8,8 @@ import faust
 import orjson
 
 from stream.worker.live import LiveHistory, page_html
+from stream.worker.modelsync import Follower
 from stream.worker.publisher import Publisher
-from stream.worker.replica import Replica
 
 
 def assignment_state(app: faust.App) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def assignment_state(app: faust.App) -> dict[str, Any]:
     }
 
 
-def ready_state(app: faust.App, replica: Replica, publisher: Publisher) -> dict[str, Any]:
+def ready_state(app: faust.App, replica: Follower, publisher: Publisher) -> dict[str, Any]:
     """What ``/ready`` answers: ready once the worker consumes its partitions (no rebalance under way),
     its model has caught up, it delivers and commits, and its broker still holds what it read."""
     stalled = publisher.stalled_for()
@@ -41,7 +41,7 @@ def ready_state(app: faust.App, replica: Replica, publisher: Publisher) -> dict[
     return state
 
 
-def register_pages(app: faust.App, replica: Replica, history: LiveHistory, publisher: Publisher) -> None:
+def register_pages(app: faust.App, replica: Follower, history: LiveHistory, publisher: Publisher) -> None:
     """``/ready`` (200 once the worker consumes and its model has caught up, else 503), the live page
     and its data."""
 

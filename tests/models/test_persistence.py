@@ -133,8 +133,8 @@ def test_the_decompressor_reads_buffers_across_chunks(monkeypatch):
 
 @pytest.mark.parametrize("model", ["arow", "arow-balanced", "nb", "nb-balanced", "river-nb", "logreg"])
 def test_every_worker_model_round_trips_and_river_candidates_are_rebuilt_instead(model):
-    """The worker's own models (and waiting posts, drift detectors, metrics) come back equal; River's
-    stock candidates hold functions, are refused by the codec, and are rebuilt from the training log."""
+    """The worker's own models (and drift detectors, metrics) come back equal; River's stock
+    candidates hold functions, are refused by the codec, and are rebuilt from the training log."""
     settings = Settings(model=model)
     proc = Processor(settings)
     proc.run_locally(proc.process_posts(posts(90, unlabelled_every=3)))  # a third wait for a label
@@ -145,11 +145,12 @@ def test_every_worker_model_round_trips_and_river_candidates_are_rebuilt_instead
     blob = dump(proc.learner.state(), proc.learner.metadata(), b"k", CHECKPOINT_CLASSES)
     restored = Learner(settings)
     restored.restore(load(blob, b"k", CHECKPOINT_CLASSES)[1])
-    assert len(restored.pending) == len(proc.learner.pending) == 30
+    assert len(proc.joiner.pending) == 30  # waiting in the predictor, not in the learner
     for x in ({1: 1.0}, {2: 1.0, 3: 2.0}):
         assert restored.model.predict(x) == proc.model.predict(x)
-    label = orjson.dumps({"k": "label", "id": "p0", "y": "travel", "s": None})
-    proc.learner.apply(1000, label, 0)
-    restored.apply(1000, label, 0)  # a waiting post learns its label after the restore as before it
+    joined = proc.joiner.label("p0", "travel", None, proc.clock())
+    assert joined is not None
+    proc.learner.apply(1000, joined.record(), 0)
+    restored.apply(1000, joined.record(), 0)  # a joined example learned after the restore as before it
     assert restored.model.version == proc.model.version == 61
     assert restored.quality.snapshot() == proc.learner.quality.snapshot()

@@ -47,7 +47,7 @@ def test_predict_then_learn_inline_labels():
     out = local(proc, [post(2, interest="sports")])
     second = orjson.loads(out.predictions[0][1])
     assert second["interest"] == "sports" and second["scores"] == {"sports": 1.0}
-    assert proc.quality.snapshot()["n"] == 1  # the first (None) prediction is not scored
+    assert proc.learner.quality.snapshot()["n"] == 1  # the first (None) prediction is not scored
     assert proc.model.version == 2
 
 
@@ -88,7 +88,8 @@ def test_delayed_labels_join_the_features_used_at_prediction_time():
     proc = Processor(Settings(feedback_ttl=60), clock=clock)
     local(proc, [post(1, interest="sports")])
     local(proc, [post(2)])  # no label yet: predicted, then waits
-    assert len(proc.learner.pending) == 1 and proc.model.version == 1
+    assert len(proc.joiner.pending) == 1 and proc.model.version == 1
+    assert len(proc.learner.pending) == 0  # the post waits where it was predicted, not in the learner
     feedback(proc, {"post_id": "p2", "interest": "sports"})
     assert proc.model.version == 2 and proc.stats.outcomes["learned_feedback"] == 1
     # a label that overtakes its post waits for it
@@ -99,7 +100,7 @@ def test_delayed_labels_join_the_features_used_at_prediction_time():
     local(proc, [post(4)])
     clock.t += 61
     feedback(proc, {"post_id": "p4", "interest": "sports"})
-    assert proc.model.version == 3 and proc.learner.pending.expired == 1
+    assert proc.model.version == 3 and proc.joiner.pending.expired == 1
     out = proc.process_feedback([Message(b'{"post_id": 5}')])
     assert orjson.loads(out.dead_letters[0][1])["reason"] == "missing_field"
 
@@ -117,7 +118,7 @@ def test_frozen_model_does_not_learn_but_is_scored():
     local(proc, [post(i, interest="sports") for i in range(3)])
     frozen = Processor(Settings(), Learner(Settings(), proc.model, learn=False))
     local(frozen, [post(10 + i, interest="politics") for i in range(3)])
-    assert frozen.model.version == 3 and frozen.quality.snapshot()["accuracy"] == 0.0
+    assert frozen.model.version == 3 and frozen.learner.quality.snapshot()["accuracy"] == 0.0
 
 
 def test_snapshot_and_gauges_are_json_ready():
@@ -125,7 +126,7 @@ def test_snapshot_and_gauges_are_json_ready():
     local(proc, [post(i, interest="sports" if i % 2 else "travel") for i in range(20)])
     snap = orjson.loads(orjson.dumps(proc.snapshot()))
     assert snap["counts"]["predicted"] == 20 and snap["model"]["classes"] == ["sports", "travel"]
-    assert {name for name, _, _ in model_gauges(proc.learner, proc.clock())} >= {
+    assert {name for name, _, _ in model_gauges(proc, proc.learner.offset)} >= {
         "model_version",
         "prequential_macro_f1",
     }

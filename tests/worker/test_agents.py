@@ -9,6 +9,7 @@ import pytest
 from stream.settings import Settings
 from stream.worker.app import create_app
 from stream.worker.publisher import Publisher
+from stream.worker.transport import partition_router
 
 
 class RecordingPublisher(Publisher):
@@ -26,7 +27,7 @@ def stream(monkeypatch):
     RecordingPublisher.sent = []
     settings = Settings(broker="127.0.0.1:9", app_id=f"test-{uuid.uuid4().hex[:8]}", batch_within=0.01)
     s = create_app(settings)
-    s.replica.ready.set()  # no broker here: no checkpoint to load, no training log to follow
+    s.replica.ready.set()  # no broker here: no model topic to follow
     s.app.finalize()
     s.app.flow_control.resume()
     return s
@@ -49,14 +50,23 @@ async def test_posts_agent_predicts_dead_letters_and_logs_training_records(strea
     assert [(part, t["k"], t["id"], t["y"]) for part, t in training] == [
         (0, "post", str(i), "sports") for i in range(5)
     ]
-    assert stream.processor.model.version == 0  # predictors do not learn: the training log's readers do
+    assert stream.processor.model.version == 0  # predictors do not learn: the cluster's one learner does
 
 
-async def test_feedback_agent_appends_labels_to_the_training_log(stream):
+async def test_feedback_is_joined_where_its_post_waits_and_other_partitions_labels_are_sent_on(stream):
+    route = partition_router(stream.settings.partitions)
+    async with stream.app.agents["posts"].test_context() as posts:
+        body = {"id": "a", "user_id": "u", "text": "new phone and a laptop", "created_at": 1}
+        await posts.put(value=orjson.dumps(body), key=b"a", partition=route("a"))
+    assert published("interest.training") == []  # no label yet: the post waits in this worker
     async with stream.app.agents["feedback"].test_context() as feedback:
-        await feedback.put(value=orjson.dumps({"post_id": "a", "interest": "technology"}))
+        await feedback.put(value=orjson.dumps({"post_id": "a", "interest": "technology"}), partition=route("a"))
+        wrong = (route("c") + 1) % stream.settings.partitions  # keyed by something else than the post id
+        await feedback.put(value=orjson.dumps({"post_id": "c", "interest": "music"}), key=b"u", partition=wrong)
         await feedback.put(value=orjson.dumps({"post_id": "b"}))
-    assert [(p, t) for p, t in published("interest.training")] == [
-        (0, {"k": "label", "id": "a", "y": "technology", "s": None})
-    ]
+    [(part, example)] = published("interest.training")
+    assert part == 0 and (example["k"], example["id"], example["y"], example["j"]) == ("post", "a", "technology", 1)
+    assert example["x"] and example["p"] is None  # the features and prediction of the post, joined
+    [(_, key, value)] = [(p, k, v) for t, p, k, v in RecordingPublisher.sent if t == "interest.feedback.by-post"]
+    assert key == b"c" and orjson.loads(value)["post_id"] == "c"  # keyed by post id: its post's partition
     assert [d["reason"] for _, d in published("social.posts.dlq")] == ["missing_field"]

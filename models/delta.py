@@ -1,0 +1,32 @@
+"""Sparse model deltas: what a learner sends its read-only replicas.
+
+A classifier that supports replication has ``track()`` (from now on, remember which rows of its
+weights learning changes), ``take_delta()`` (the rows changed since the last call, with the small
+state that goes with them: classes, counts, document totals, calibration) and ``apply_delta()``
+(on a replica: overwrite those rows). A delta is plain data (numpy arrays, numbers, strings, lists
+and dicts), so it travels in :mod:`models.codec`'s data-only format, and applying it is idempotent:
+applying a delta twice, or a delta whose rows were already applied, leaves the same weights.
+
+Replicas only predict: a delta carries what prediction reads (AROW's means and document
+frequencies, not its variances; the sentiment weights, not AdaGrad's sums), so a replica's
+learning-only state is stale by design and a replica never learns.
+
+>>> import numpy as np
+>>> changed_rows([np.array([5, 1]), np.array([1, 9])]).tolist()
+[1, 5, 9]
+>>> changed_rows([]).tolist()
+[]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def changed_rows(parts: Sequence[np.ndarray] | None) -> np.ndarray:
+    """The distinct row indices of ``parts`` (each the rows of one learned example), sorted."""
+    if not parts:
+        return np.empty(0, dtype=np.int64)
+    return np.unique(np.concatenate(parts)).astype(np.int64)

@@ -1,0 +1,110 @@
+"""A worker's read-only model replica: what its posts are predicted with.
+
+One worker in the cluster learns (see :mod:`stream.pipeline.learner`); every worker predicts with a
+:class:`ModelView` kept current from what the learner publishes on the model topic: a snapshot (the
+learner's whole state, of which the view keeps the two models and the erasures), then sparse deltas
+(the rows of weights, document frequencies and calibration that changed, see :mod:`models.delta`).
+A view holds no learner state: no prequential metrics (their figures come with each delta), no
+waiting labels, no learned post ids.
+
+Snapshots and deltas carry the learner's ``epoch``: a learner that takes over, or one whose model
+was replaced after a drift, starts a new epoch with a snapshot. A view applies the deltas of its
+own epoch only, and loads a snapshot of another epoch: a delta never patches a model it was not
+taken from.
+
+>>> from stream.pipeline.learner import Learner
+>>> from stream.pipeline.records import training_post
+>>> from stream.settings import Settings
+>>> settings = Settings(hash_bits=10)
+>>> learner, view = Learner(settings), ModelView(settings)
+>>> view.load(learner.state(), epoch="e1")
+>>> learner.track()
+>>> _ = learner.apply(0, training_post("p1", {1: 1.0}, None, "sports"), timestamp_ms=0)
+>>> _ = learner.apply(1, training_post("p2", {2: 1.0}, None, "travel"), timestamp_ms=0)
+>>> view.apply(learner.take_delta(), epoch="e1")
+True
+>>> view.model.predict({2: 1.0}) == learner.model.predict({2: 1.0}), view.model.version, view.offset
+(True, 2, 1)
+>>> view.apply(learner.take_delta(), epoch="another")   # not the epoch of its snapshot: skipped
+False
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.metrics import Prequential
+from models.online import OnlineModel
+from models.sentiment import SentimentModel
+from stream.pipeline.privacy import erased_token
+from stream.settings import Settings
+
+
+class ModelView:
+    """The interest and sentiment models, the erasures and the learner's figures, as of the last
+    snapshot and delta applied.
+
+    Parameters
+    ----------
+    settings
+        The model's name, hash bits and sentiment warm-up: a fresh view predicts as a fresh learner.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.model = OnlineModel(settings.model, settings.hash_bits, adapt=False)
+        self.sentiment = SentimentModel(warmup=settings.sentiment_warmup)
+        self.erased: set[str] = set()
+        self.epoch: str | None = None  # of the snapshot loaded; None: a fresh model
+        self.offset = -1  # the training-log offset the learner had applied
+        self.applied_at_ms: int | None = None  # learner's clock when it took the last delta applied
+        self._figures: dict[str, Any] | None = None
+
+    def is_erased(self, user: str) -> bool:
+        """Whether ``user`` (a pseudonym as published) asked to be erased."""
+        return bool(self.erased) and erased_token(user) in self.erased
+
+    def load(self, state: dict[str, Any], epoch: str, figures: dict[str, Any] | None = None) -> None:
+        """Take the models and erasures of a learner's snapshot (:meth:`Learner.state`); raises
+        ``ValueError`` (changing nothing) for a snapshot of another model than ``STREAM_MODEL``."""
+        model = state["model"]
+        if model.name != self.settings.model:
+            raise ValueError(f"snapshot holds model {model.name!r}, STREAM_MODEL asks for {self.settings.model!r}")
+        model.background = None  # the learner's, never used to predict
+        self.model, self.sentiment, self.erased = model, state["sentiment"], set(state["erased"])
+        self.offset, self.epoch, self._figures = int(state["offset"]), epoch, figures
+
+    def apply(self, delta: dict[str, Any], epoch: str) -> bool:
+        """Apply a learner's :meth:`~stream.pipeline.learner.Learner.take_delta` taken in ``epoch``;
+        ``False`` (nothing changed) unless this view holds the snapshot of that epoch: a learner
+        always writes a snapshot before its first delta."""
+        if epoch != self.epoch:
+            return False
+        self.model.apply_delta(delta["model"])
+        self.sentiment.apply_delta(delta["sentiment"])
+        self.erased.update(delta["erased"])
+        self.offset = int(delta["offset"])
+        self._figures = delta.get("figures")
+        return True
+
+    def figures(self) -> dict[str, Any]:
+        """The learner's figures as of the last delta (see ``Learner.figures``); a fresh model's
+        before any."""
+        if self._figures is not None:
+            return self._figures
+        model = self.model
+        empty = Prequential(self.settings.rolling_window).snapshot()
+        return {
+            "quality": empty,
+            "sentiment_quality": empty,
+            "lexicon_quality": empty,
+            "model": {
+                "name": model.name,
+                "version": model.version,
+                "n_classes": len(model.classes),
+                "drifts": model.drifts,
+                "error_rate": 0.0,
+                "classes": sorted(map(str, model.classes)),
+                "training_offset": self.offset,
+            },
+        }
