@@ -49,6 +49,17 @@ _fraction = _checked(float, lambda v: 0 <= v <= 1, "is not between 0 and 1")
 _share = _checked(float, lambda v: 0 < v < 1, "is not strictly between 0 and 1")
 
 
+def _worker_counts(text: str) -> list[int]:
+    """``1,2``: worker counts, the first the baseline (an argparse type with one-line messages)."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of worker counts such as 1,2") from None
+    if len(counts) < 2 or any(not 1 <= c <= 8 for c in counts):
+        raise argparse.ArgumentTypeError(f"{text} must name at least two worker counts between 1 and 8")
+    return counts
+
+
 def _settings_epilog() -> str:
     return "settings (environment):\n" + "\n".join(f"  {n} [{d}]: {m}" for n, d, m in describe())
 
@@ -151,6 +162,13 @@ def build_parser() -> Parser:
         "--rate",
         type=_positive_float,
         help="posts/s offered in the latency phase (default: half the pipeline's throughput)",
+    )
+    bn.add_argument(
+        "--workers",
+        type=_worker_counts,
+        metavar="N,M",
+        help="instead: the cluster's CPU per post with N, then M workers (e.g. 1,2), the learner's rate, "
+        "model staleness and update bandwidth",
     )
     bn.add_argument(
         "--memory",
@@ -340,6 +358,12 @@ def format_detail(d: dict) -> str:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from stream.tools.bench import format_bench, format_memory, memory_run, run_bench
 
+    if args.workers:
+        from stream.tools.bench_scale import format_scale, run_scale
+
+        scale = run_scale(settings, args.events, args.workers, args.out, args.rate)
+        print(orjson.dumps(scale).decode() if args.json else format_scale(scale))
+        return 0
     if args.memory:
         rows = memory_run(settings, args.memory, audience=args.audience, distinct=args.distinct)
         print(orjson.dumps(rows).decode() if args.json else format_memory(rows))

@@ -495,7 +495,7 @@ def memory_run(
                 {
                     "events": i + 1,
                     "rss_mb": proc_memory_mb(field="VmRSS"),
-                    "pending": len(proc.learner.pending),
+                    "pending": len(proc.joiner.pending),
                     "drifts": model.drifts,
                     "background_model": model.background is not None,
                     "audience_rows": len(table),
@@ -514,7 +514,7 @@ def memory_run(
         {
             "events": n_events,
             "rss_mb": proc_memory_mb(field="VmRSS"),
-            "pending": len(proc.learner.pending),
+            "pending": len(proc.joiner.pending),
             "after_gc": True,
             "seconds": time.perf_counter() - start,
         }

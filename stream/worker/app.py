@@ -104,7 +104,7 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     register_input_agents(app, settings, topics, processor, publisher, replica)
     register_audience_agent(app, settings, topics, processor.stats, publisher, history, rules)
     register_profiles_agent(app, settings, topics, processor.stats, publisher, replica, processor.view.is_erased)
-    register_pages(app, replica, history, publisher)
+    register_pages(app, replica, history, publisher, learner)
     registry.register(StatsCollector(processor.stats, lambda: model_gauges(processor, replica.view.offset)))
     return InterestStream(app, settings, processor, topics, registry, history, replica, learner)
 

@@ -244,6 +244,9 @@ class LearnerRole:
         self._producer: AIOKafkaProducer | None = None
         self._first_at: int | None = None  # when the oldest record not yet in a delta was applied
         self._uncheckpointable = False
+        self.lost: str | None = None  # why the broker's data is gone, once noticed
+        self.failures = 0
+        self._written = -1  # the offset of the last model record this learner wrote
 
     @property
     def active(self) -> bool:
@@ -254,7 +257,7 @@ class LearnerRole:
         if not self.active:
             self._stopping = False
             self.caught_up.clear()
-            self._task = asyncio.ensure_future(self._run())
+            self._task = asyncio.ensure_future(self._supervise())
 
     async def stop(self, reason: str = "shutdown") -> None:
         """Give the role up: a last delta and a snapshot, then stop."""
@@ -267,6 +270,27 @@ class LearnerRole:
         except (TimeoutError, Exception):  # a stop must not raise
             task.cancel()
         log.info("learner role given up (%s)", reason)
+
+    async def _supervise(self) -> None:
+        """Run the learner; after a failure, start again from the newest snapshot (5 s later)."""
+        while not self._stopping:
+            try:
+                await self._run()
+                return
+            except OffsetOutOfRangeError:
+                self.lost = (
+                    f"the training log {self.settings.topic_training} ends before offset "
+                    f"{(self.learner.offset if self.learner else -1) + 1}, which the learner applied: the broker lost "
+                    f"its data"
+                )
+                log.critical("%s", self.lost)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.failures += 1
+                log.exception("the learner failed; it starts again from the newest snapshot in 5 s")
+                await asyncio.sleep(5.0)
 
     async def _run(self) -> None:
         settings = self.settings
@@ -318,11 +342,6 @@ class LearnerRole:
                     await self._snapshot(learner, "periodic")
             await self._delta(learner)
             await self._snapshot(learner, "shutdown")
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("the learner failed; it starts again from the newest snapshot")
-            raise
         finally:
             await consumer.stop()
             await self._producer.stop()
@@ -387,6 +406,13 @@ class LearnerRole:
             meta = await self._producer.send_and_wait(self.settings.topic_model, part, key=kind.encode(), partition=0)
             first = meta.offset if first < 0 else first
             self.bytes_sent += len(part)
+            if meta.offset <= self._written and self.lost is None:
+                self.lost = (
+                    f"the model topic {self.settings.topic_model} took a record at offset {meta.offset}, after this "
+                    f"learner wrote offset {self._written}: the broker lost its data"
+                )
+                log.critical("%s", self.lost)
+            self._written = meta.offset
         return first
 
     async def _delta(self, learner: Learner) -> None:

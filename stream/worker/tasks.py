@@ -111,9 +111,10 @@ def register_tasks(
 
     @app.timer(min(5.0, settings.delivery_timeout / 4), name="delivery-watchdog")
     async def delivery_watchdog() -> None:
+        lost = replica.lost or learner.lost
         reason = (
-            f"{replica.lost}: exiting so that a restart starts from what the broker holds now"
-            if replica.lost is not None
+            f"{lost}: exiting so that a restart starts from what the broker holds now"
+            if lost is not None
             else publisher.give_up_reason(settings.delivery_timeout)
         )
         if reason is not None:

@@ -8,7 +8,7 @@ import faust
 import orjson
 
 from stream.worker.live import LiveHistory, page_html
-from stream.worker.modelsync import Follower
+from stream.worker.modelsync import Follower, LearnerRole
 from stream.worker.publisher import Publisher
 
 
@@ -26,22 +26,27 @@ def assignment_state(app: faust.App) -> dict[str, Any]:
     }
 
 
-def ready_state(app: faust.App, replica: Follower, publisher: Publisher) -> dict[str, Any]:
+def ready_state(
+    app: faust.App, replica: Follower, publisher: Publisher, learner: LearnerRole | None = None
+) -> dict[str, Any]:
     """What ``/ready`` answers: ready once the worker consumes its partitions (no rebalance under way),
     its model has caught up, it delivers and commits, and its broker still holds what it read."""
     stalled = publisher.stalled_for()
     state = {
         **assignment_state(app),
         "model_ready": replica.ready.is_set(),
+        "learner": learner is not None and learner.active,  # this worker holds the cluster's learner role
         "undelivered": publisher.undelivered,
         "stalled_for_s": None if stalled is None else round(stalled, 1),
-        "lost": replica.lost,
+        "lost": replica.lost or (learner.lost if learner is not None else None),
     }
-    state["ready"] = state["ready"] and state["model_ready"] and stalled is None and replica.lost is None
+    state["ready"] = state["ready"] and state["model_ready"] and stalled is None and state["lost"] is None
     return state
 
 
-def register_pages(app: faust.App, replica: Follower, history: LiveHistory, publisher: Publisher) -> None:
+def register_pages(
+    app: faust.App, replica: Follower, history: LiveHistory, publisher: Publisher, learner: LearnerRole
+) -> None:
     """``/ready`` (200 once the worker consumes and its model has caught up, else 503), the live page
     and its data."""
 
@@ -57,5 +62,5 @@ def register_pages(app: faust.App, replica: Follower, history: LiveHistory, publ
     async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         """200 once this worker consumes its partitions (not rebalancing) and delivers what it
         produces, else 503."""
-        state = ready_state(app, replica, publisher)
+        state = ready_state(app, replica, publisher, learner)
         return web.json(state, status=200 if state["ready"] else 503)

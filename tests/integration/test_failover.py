@@ -88,8 +88,10 @@ def scenario(broker, tmp_path_factory):
     a, b = worker(settings, tmp, "a"), worker(settings, tmp, "b")
     a.wait_ready(), b.wait_ready()
     # kill the learner: the worker the group assigned the learner role
-    learners = wait_until(
-        lambda: [w for w in (a, b) if "learner role taken" in w.log_file.read_text()], 30, "a learner"
+    learners = wait_until(  # exactly one holds the role once the group is stable
+        lambda: (held := [w for w in (a, b) if ready_state(w).get("learner")]) and len(held) == 1 and held,
+        30,
+        "one learner",
     )
     a, b = (a, b) if learners[0] is a else (b, a)
     sender = threading.Thread(
