@@ -149,6 +149,15 @@ class AROWClassifier(base.Classifier):
             "df": self._df[rows],
         }
 
+    def for_prediction(self) -> None:
+        """Drop what only learning reads (the variances, half the memory): for a replica that predicts
+        and applies deltas, and never learns."""
+        self._var_buf = np.ones((self._var_buf.shape[0], 0), dtype=np.float32)
+        self._var = self._var_buf
+        self._predict_only = True
+
+    _predict_only = False
+
     def apply_delta(self, delta: dict[str, Any]) -> None:
         """Overwrite this replica's state with a :meth:`take_delta` of the learner's.
 
@@ -204,8 +213,13 @@ class AROWClassifier(base.Classifier):
         rows, k = self._mean_buf.shape[0], self._mean.shape[1]
         # Written now, zeros included: np.zeros leaves its pages to be mapped on their first write,
         # which made a fresh worker's first label take 50-80 ms on the event loop (measured).
-        mean, var = np.full((rows, room), 0.0, dtype=np.float32), np.full((rows, room), 1.0, dtype=np.float32)
-        mean[:, :k], var[:, :k] = self._mean, self._var
+        mean = np.full((rows, room), 0.0, dtype=np.float32)
+        mean[:, :k] = self._mean
+        if self._predict_only:  # a replica has no variances
+            var = self._var_buf
+        else:
+            var = np.full((rows, room), 1.0, dtype=np.float32)
+            var[:, :k] = self._var
         self._mean_buf, self._var_buf = mean, var
         self._mean, self._var = mean[:, :k], var[:, :k]
 
@@ -238,41 +252,47 @@ class AROWClassifier(base.Classifier):
         return e / e.sum()
 
     def learn_one(self, x: Mapping[Any, float], y: base.typing.ClfTarget) -> None:
+        if self._predict_only:
+            raise RuntimeError("this model is a replica for prediction (for_prediction): it does not learn")
+        # The maths of the class docstring, written in few numpy calls: on ~40 features × a few classes
+        # each call costs about a microsecond whatever its size, so their number is the cost.
         idx, counts = self._vector(x)
         if self._touched is not None:
             self._touched.append(idx)
         self.n_docs += 1
-        self._df[idx] += 1
-        w = tfidf_unit(counts, self._df[idx], self.n_docs)
+        df = self._df[idx] + 1
+        self._df[idx] = df
+        w = tfidf_unit(counts, df, self.n_docs)
         c = self._index.get(y)
         if c is None:
             c = self._add_class(y)
         mean = self._mean[idx]  # features × classes
         scores = w @ mean
         if self.calibration_rate and len(self._classes) > 1:
-            # Temperature scaling, online: one gradient step on this label's log-loss.
-            p = self._softmax(scores)
-            p[c] -= 1.0
-            self.temperature = min(100.0, max(0.1, self.temperature - self.calibration_rate * float(p @ scores)))
+            # Temperature scaling, online: one gradient step on this label's log-loss, whose gradient
+            # in the temperature is E_p[score] - score[y] (p the softmax of temperature × scores).
+            e = np.exp(self.temperature * (scores - scores.max()))
+            gradient = float(e @ scores) / float(e.sum()) - float(scores[c])
+            self.temperature = min(100.0, max(0.1, self.temperature - self.calibration_rate * gradient))
         self._counts[c] += 1
-        sign = np.full(len(self._classes), -1.0)
-        sign[c] = 1.0
-        margin = sign * scores
+        margin = -scores  # y's own score counts positively, the others' negatively
+        margin[c] = scores[c]
         violated = margin < 1.0
         if not violated.any():
             return
         var = self._var[idx]
         w2 = w * w
         beta = np.where(violated, 1.0 / (w2 @ var + self.r), 0.0)  # classes within the margin: no update
-        alpha = (1.0 - margin) * beta * sign
+        alpha = (margin - 1.0) * beta  # times the sign: -1 for the others...
+        alpha[c] = -alpha[c]  # ... +1 for y
         if self.balanced:
             weight = min(self.n_docs / (len(self._classes) * self._counts[c]), 10.0)
             alpha[c] *= weight
             spread = float(w2 @ var[:, c])
             if spread > 0:  # at most 1 / spread: the variances stay non-negative
                 beta[c] = min(beta[c] * weight, 1.0 / spread)
-        self._mean[idx] = mean + np.outer(w, alpha) * var
-        self._var[idx] = var - np.outer(w2, beta) * var * var
+        self._mean[idx] = mean + (w[:, None] * alpha) * var
+        self._var[idx] = var - (w2[:, None] * beta) * (var * var)
 
     def decision_function(self, x: Mapping[Any, float]) -> np.ndarray:
         """One margin per class, in the order of :attr:`classes_`."""

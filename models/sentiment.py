@@ -66,6 +66,7 @@ __all__ = [
 
 Features = dict[int, float]
 LexScores = tuple[float, float, float, float]  # VADER (compound, pos, neu, neg)
+TINY = 1e-300  # added to AdaGrad's sums: leaves every non-zero sum as it is
 NEUTRAL_BAND = 0.05  # VADER's standard thresholds: compound >= 0.05 positive, <= -0.05 negative
 # Compound bin edges for one-hot lexicon features (the compound is far from linear in the odds).
 BIN_EDGES = (-0.75, -0.5, -0.25, -NEUTRAL_BAND, NEUTRAL_BAND, 0.25, 0.5, 0.75)
@@ -286,13 +287,13 @@ class SentimentClassifier(base.Classifier):
         weights = self._w[idx]
         err = self._softmax(v @ weights)
         err[y] -= 1.0
-        grad = np.outer(v, err * w)
+        grad = v[:, None] * (err * w)
         if self.l2:
             grad += self.l2 * weights
         acc = self._g[idx] + grad * grad
-        step = np.divide(grad, np.sqrt(acc), out=np.zeros_like(grad), where=acc > 0.0)
+        # AdaGrad's step; where the sum is 0 the gradient is 0 too, and so is the step (TINY avoids 0/0)
         self._g[idx] = acc
-        self._w[idx] = weights - self.lr * step
+        self._w[idx] = weights - self.lr * grad / np.sqrt(acc + TINY)
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,7 +153,8 @@ class Settings:
     )
     checkpoint_key: str = _setting(
         "dev-only-change-me",
-        "HMAC key that signs checkpoints; a checkpoint signed with another key is refused. Set your own in production.",
+        "HMAC key that signs the model's snapshots and deltas; one signed with another key is refused. "
+        "Set your own in production.",
     )
     partitions: int = _setting(4, "Partitions of the topics the app creates.")
     replication: int = _setting(1, "Replication factor of the topics the app creates.")

@@ -16,16 +16,23 @@ create() {  # name partitions [--config k=v ...]
 
 week=604800000
 create "${STREAM_TOPIC_POSTS:-social.posts}" "$partitions" --config retention.ms=$week
+# Delayed labels: keyed by post id, as many partitions as the posts (a label reaches its post's worker).
 create "${STREAM_TOPIC_FEEDBACK:-social.feedback}" "$partitions" --config retention.ms=$week
 create "${STREAM_TOPIC_PREDICTIONS:-interest.predictions}" "$partitions" --config retention.ms=$week
 create "${STREAM_TOPIC_METRICS:-interest.metrics}" 1 --config retention.ms=$week
 create "${STREAM_TOPIC_DLQ:-social.posts.dlq}" "$partitions" --config retention.ms=$((4 * week))
-# The training log: one partition (one order for every worker's learner); kept long after the newest
-# checkpoint, which a starting worker replays it from.
+# The training log: one partition (one order for the learner); kept long after the newest snapshot,
+# which a learner that takes over replays it from.
 create "${STREAM_TOPIC_TRAINING:-interest.training}" 1 --config retention.ms=$((4 * week))
-# Checkpoints: one partition, compacted (all share one key: the newest few survive), large records.
-create "${STREAM_TOPIC_MODEL:-interest.model}" 1 --config cleanup.policy=compact \
-  --config max.message.bytes=104857600 --config min.compaction.lag.ms=3600000
+# The learner's snapshots and deltas: one partition, records of at most 1 MB, NOT compacted (deltas
+# share keys); time and size retention, in segments small enough that the newest snapshot (every
+# STREAM_CHECKPOINT_INTERVAL) always stays.
+create "${STREAM_TOPIC_MODEL:-interest.model}" 1 --config retention.ms=$week \
+  --config retention.bytes=2147483648 --config segment.bytes=67108864
+# The learner role: empty, one partition; the worker assigned it learns.
+create "${STREAM_TOPIC_LEARNER:-interest.learner}" 1 --config retention.ms=$week
+# Delayed labels that came on another partition than their post's, sent on keyed by post id.
+create "${STREAM_TOPIC_FEEDBACK_KEYED:-interest.feedback.by-post}" "$partitions" --config retention.ms=$week
 # What users act on: audience windows and spikes, campaign triggers (keyed by trigger id).
 create "${STREAM_TOPIC_AUDIENCE:-audience.sentiment}" "$partitions" --config retention.ms=$((4 * week))
 create "${STREAM_TOPIC_TRIGGERS:-campaign.triggers}" "$partitions" --config retention.ms=$((4 * week))

@@ -12,12 +12,13 @@ was replaced after a drift, starts a new epoch with a snapshot. A view applies t
 own epoch only, and loads a snapshot of another epoch: a delta never patches a model it was not
 taken from.
 
+>>> import copy
 >>> from stream.pipeline.learner import Learner
 >>> from stream.pipeline.records import training_post
 >>> from stream.settings import Settings
 >>> settings = Settings(hash_bits=10)
 >>> learner, view = Learner(settings), ModelView(settings)
->>> view.load(learner.state(), epoch="e1")
+>>> view.load(copy.deepcopy(learner.state()), epoch="e1")  # a worker decodes it from the model topic
 >>> learner.track()
 >>> _ = learner.apply(0, training_post("p1", {1: 1.0}, None, "sports"), timestamp_ms=0)
 >>> _ = learner.apply(1, training_post("p2", {2: 1.0}, None, "travel"), timestamp_ms=0)
@@ -52,7 +53,7 @@ class ModelView:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.model = OnlineModel(settings.model, settings.hash_bits, adapt=False)
+        self.model = _for_prediction(OnlineModel(settings.model, settings.hash_bits, adapt=False))
         self.sentiment = SentimentModel(warmup=settings.sentiment_warmup)
         self.erased: set[str] = set()
         self.epoch: str | None = None  # of the snapshot loaded; None: a fresh model
@@ -65,13 +66,13 @@ class ModelView:
         return bool(self.erased) and erased_token(user) in self.erased
 
     def load(self, state: dict[str, Any], epoch: str, figures: dict[str, Any] | None = None) -> None:
-        """Take the models and erasures of a learner's snapshot (:meth:`Learner.state`); raises
+        """Take the models and erasures of a learner's snapshot (:meth:`Learner.state`, as decoded from
+        the model topic: the view owns them from now on and drops what only learning reads); raises
         ``ValueError`` (changing nothing) for a snapshot of another model than ``STREAM_MODEL``."""
         model = state["model"]
         if model.name != self.settings.model:
             raise ValueError(f"snapshot holds model {model.name!r}, STREAM_MODEL asks for {self.settings.model!r}")
-        model.background = None  # the learner's, never used to predict
-        self.model, self.sentiment, self.erased = model, state["sentiment"], set(state["erased"])
+        self.model, self.sentiment, self.erased = _for_prediction(model), state["sentiment"], set(state["erased"])
         self.offset, self.epoch, self._figures = int(state["offset"]), epoch, figures
 
     def apply(self, delta: dict[str, Any], epoch: str) -> bool:
@@ -108,3 +109,11 @@ class ModelView:
                 "training_offset": self.offset,
             },
         }
+
+
+def _for_prediction(model: OnlineModel) -> OnlineModel:
+    """``model`` without what only learning reads: the background model, AROW's variances."""
+    model.background = None
+    if hasattr(model.classifier, "for_prediction"):
+        model.classifier.for_prediction()
+    return model

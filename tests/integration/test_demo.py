@@ -40,7 +40,10 @@ def test_demo_runs_end_to_end_and_reports_what_it_read_back(tmp_path):
     assert dead >= 5 and report["dead_lettered"] == report["dead_letters_on_topic"]
     assert report["predictions"] + dead + dups == 1500
     assert report["predictions_on_topic"] == report["distinct_posts_predicted"] == report["predictions"]
-    assert report["labels_learned"]["feedback"] > 0 and report["prequential"]["n"] > 1000
+    # every label is learned; the labels of posts predicted before the first model delta reached the
+    # worker's replica (a second into a 2,000 posts/s burst) are not scored
+    assert report["labels_learned"]["inline"] + report["labels_learned"]["feedback"] == report["predictions"]
+    assert report["labels_learned"]["feedback"] > 0 and report["prequential"]["n"] > 500
     assert 0.5 < report["prequential"]["macro_f1"] <= 1
     assert "prequential macro-F1" in res.stdout and "report:" in res.stdout
     png = (tmp_path / "report.png").read_bytes()

@@ -44,7 +44,8 @@ def test_worker_predicts_each_valid_post_once_and_dead_letters_the_rest(settings
     assert n_bad >= 10 and n_valid + n_bad + offline.stats.outcomes["duplicates"] == len(events)
     with WorkerProcess(settings, tmp_path / "worker.log") as worker:
         worker.wait_ready()
-        sent = produce(settings, events, feedback_fraction=0.3, feedback_delay=20, progress=False)
+        # over ~3 s: the worker's replica gets the learner's model every second (STREAM_DELTA_INTERVAL)
+        sent = produce(settings, events, rate=150, feedback_fraction=0.3, feedback_delay=20, progress=False)
         snapshot = wait_processed(settings, sent.posts, sent.feedback, timeout=120, progress=False)
         counts = snapshot["counts"]
         predictions = [orjson.loads(v) for v in read_all(settings, settings.topic_predictions, n_valid)]
@@ -57,8 +58,8 @@ def test_worker_predicts_each_valid_post_once_and_dead_letters_the_rest(settings
     # the same posts as offline; of two copies of one text, the one that came first is kept, and which
     # came first depends on how the four partitions interleave: compare texts, not ids
     assert {text_of[i] for i in ids} == {text_of[i] for i in offline.seen_ids}
-    # the model learns while the stream runs (how many posts come before the 50th label is learned
-    # depends on how fast the worker takes them in, so only that some do after it)
+    # the model learns while the stream runs (how many posts come before the 50th label is learned and in
+    # the replica depends on how fast the worker takes them in, so only that some do after it)
     trained = [p["interest"] for p in predictions if p["model_version"] >= 50]
     assert trained and counts["learned_inline"] + counts["learned_feedback"] >= 300
     assert set(trained) <= {"travel", "sports", "automotive", "technology", "music", "health"}
