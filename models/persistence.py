@@ -112,15 +112,17 @@ class _Decompressor:
         return n
 
 
-def dump(state: Any, meta: dict[str, Any], key: bytes, allowed: Mapping[str, type] | None = None) -> bytes:
-    """Encode, compress and sign ``state`` with its metadata (``state`` must not change meanwhile: a
-    worker takes a checkpoint in another thread while its learner waits). ``allowed`` names the classes
-    the state may hold (see :mod:`models.codec`); :class:`CheckpointError` for anything else."""
+def dump(
+    state: Any, meta: dict[str, Any], key: bytes, allowed: Mapping[str, type] | None = None, level: int = 3
+) -> bytes:
+    """Encode, compress (zlib ``level``) and sign ``state`` with its metadata (``state`` must not change
+    meanwhile: a worker takes a checkpoint in another thread while its learner waits). ``allowed`` names
+    the classes the state may hold (see :mod:`models.codec`); :class:`CheckpointError` for anything else."""
     try:
         document, buffers = encode(state, allowed)
     except CodecError as exc:
         raise CheckpointError(f"the state cannot be checkpointed: {exc}") from None
-    out = _Compressor()
+    out = _Compressor(level)
     doc = orjson.dumps(document)
     out.write(struct.pack(">I", len(doc)))
     out.write(doc)

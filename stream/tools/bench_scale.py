@@ -124,7 +124,8 @@ def run_cluster(
             return all(w.proc is not None and w.proc.poll() is None for w in procs)
 
         span = Span(s, s.topic_predictions)
-        cpu0, t0 = sum(proc_cpu(p) for p in pids), time.monotonic()
+        each0 = [proc_cpu(p) for p in pids]
+        t0 = time.monotonic()
         learner0 = _learner_bytes(ports)
         produce(s, events, progress=False)
         follow(span, want, timeout=900, alive=alive)
@@ -136,7 +137,8 @@ def run_cluster(
             if now != last:
                 last, still_since = now, time.monotonic()
         seconds = time.monotonic() - t0 - SETTLE_SECONDS
-        cpu = sum(proc_cpu(p) for p in pids) - cpu0
+        each = [proc_cpu(p) - c for p, c in zip(pids, each0, strict=True)]
+        cpu = sum(each)
         sent = _learner_bytes(ports) - learner0
         result: dict[str, Any] = {
             "workers": workers,
@@ -144,17 +146,20 @@ def run_cluster(
             "eps": span.eps(),
             "cluster_cpu_s": cpu,
             "cluster_cpu_us_per_event": cpu / max(1, span.count) * 1e6,
+            "worker_cpu_s": each,
             "model_versions": last,
             "update_bytes_per_s": sent / seconds if seconds > 0 else None,
             "rss_mb": [proc_memory_mb(p) for p in pids],
         }
-        if rate:
-            late = relabel(
-                [events[i % len(events)] for i in range(int(rate * FIXED_LOAD_SECONDS))], "fix", 1_500_000_000_000
-            )
+        if rate:  # a fixed load below what the machine can take: CPU per post without saturation
+            repeated = [events[i % len(events)] for i in range(int(rate * FIXED_LOAD_SECONDS))]
+            late = relabel(repeated, "fix", 1_500_000_000_000, step_ms=1000.0 / rate)
+            before, count0 = sum(proc_cpu(p) for p in pids), span.count
             produce(s, late, rate=rate, progress=False)
-            follow(span, want + len(late), timeout=120, alive=alive)
+            follow(span, count0 + len(late), timeout=120, alive=alive)
             time.sleep(2.0)
+            fixed = span.count - count0
+            result["fixed_load_cpu_us_per_event"] = (sum(proc_cpu(p) for p in pids) - before) / max(1, fixed) * 1e6
         staleness = [live(p).get("model", {}).get("staleness_ms", {}) for p in ports]
         result["staleness_ms"] = staleness
         p99 = [q.get("p99_ms") for q in staleness if q.get("p99_ms") is not None]
@@ -193,9 +198,13 @@ def run_scale(
             broker = stack.enter_context(EmbeddedBroker(log_file=out_dir / "broker.log"))
             settings = settings.replace(broker=broker.bootstrap)
         settings = settings.replace(data_dir=str(out_dir / "data"))
+        fixed = rate
         for workers in counts:
-            fixed = rate or (runs[0]["eps"] / 2 if runs else None)
             runs.append(run_cluster(settings, events, want, workers, out_dir, fixed))
+            fixed = fixed or runs[0]["eps"] / 2  # the later counts (and a second pass of the first) at half its rate
+        if not rate:  # the first count at that load too, for the ratio at a fixed load
+            again = run_cluster(settings, events, want, counts[0], out_dir, fixed)
+            runs[0]["fixed_load_cpu_us_per_event"] = again["fixed_load_cpu_us_per_event"]
             r = runs[-1]
             print(
                 f"bench: {workers} worker(s): {r['cluster_cpu_us_per_event']:,.0f} CPU µs per post, "
@@ -213,6 +222,12 @@ def run_scale(
         "learner_labels_per_s": learner["labels_per_s"],
         "learner": learner,
         "model_staleness_p99_ms": max(stale) if stale else None,
+        "fixed_load_eps": fixed,
+        "fixed_load_cpu_ratio": (
+            top["fixed_load_cpu_us_per_event"] / base["fixed_load_cpu_us_per_event"]
+            if "fixed_load_cpu_us_per_event" in base and "fixed_load_cpu_us_per_event" in top
+            else None
+        ),
         "update_bytes_per_s": max((r["update_bytes_per_s"] or 0) for r in runs),
     }
     (out_dir / "scale.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
@@ -226,7 +241,13 @@ def format_scale(r: dict[str, Any]) -> str:
             f"{run['workers']:7d} {run['eps']:8,.0f} {run['cluster_cpu_us_per_event']:20,.0f} "
             f"{','.join(map(str, run['model_versions'])):>20} {','.join(f'{m:.0f}' for m in run['rss_mb']):>14}"
         )
-    lines.append(f"scale_cpu_ratio ({r['runs'][-1]['workers']} workers / 1): {r['scale_cpu_ratio']:.2f}")
+    lines.append(f"scale_cpu_ratio ({r['runs'][-1]['workers']} workers / 1, backlog): {r['scale_cpu_ratio']:.2f}")
+    if r.get("fixed_load_cpu_ratio") is not None:
+        per = " / ".join(f"{run['fixed_load_cpu_us_per_event']:,.0f}" for run in r["runs"])
+        lines.append(
+            f"at a fixed {r['fixed_load_eps']:,.0f} posts/s: cluster CPU µs/post {per}, "
+            f"ratio {r['fixed_load_cpu_ratio']:.2f}"
+        )
     lines.append(
         f"learner: {r['learner_labels_per_s']:,.0f} labels/s on one core "
         f"({r['learner']['us_per_label']:.0f} µs per label, of which taking deltas "

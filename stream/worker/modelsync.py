@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 APPLY_SLICE = 64  # training records applied between two yields to the event loop (a few ms)
 RECORD_OVERHEAD = 1024  # a Kafka record's key, headers and batch framing, within the size limit
+# How long the broker may hold a fetch of the model topic or the training log (the embedded broker holds
+# it that long even when records come): a few fetches a second, each adding at most this to staleness.
+FOLLOW_WAIT_MS = 250
 FETCH_BYTES = 16 * 1024 * 1024
 
 
@@ -55,8 +58,9 @@ def new_epoch() -> str:
 
 
 def encode_delta(delta: dict[str, Any], meta: dict[str, Any], key: bytes) -> bytes:
-    """A delta as a signed, compressed, data-only whole (the same container as a snapshot)."""
-    return dump(delta, meta, key)
+    """A delta as a signed, compressed, data-only whole (the same container as a snapshot; the fastest
+    compression: a delta is sent every second and read once)."""
+    return dump(delta, meta, key, level=1)
 
 
 def _consumer(settings: Settings) -> AIOKafkaConsumer:
@@ -65,7 +69,7 @@ def _consumer(settings: Settings) -> AIOKafkaConsumer:
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="none",  # a log shorter than what was read is an error, not a silent jump
-        fetch_max_wait_ms=settings.fetch_wait_ms,
+        fetch_max_wait_ms=max(settings.fetch_wait_ms, FOLLOW_WAIT_MS),
         max_partition_fetch_bytes=FETCH_BYTES,
         fetch_max_bytes=FETCH_BYTES,
     )

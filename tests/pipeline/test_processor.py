@@ -105,6 +105,20 @@ def test_delayed_labels_join_the_features_used_at_prediction_time():
     assert orjson.loads(out.dead_letters[0][1])["reason"] == "missing_field"
 
 
+def test_a_label_whose_post_waited_in_another_worker_waits_and_expires_counted():
+    """A partition moved (its worker died): the post waited in the old owner, its label comes to the new
+    one, finds nothing, waits as an early label and expires after the TTL, counted; nothing is learned."""
+    clock = Clock()
+    old, new = Processor(Settings(feedback_ttl=60), clock=clock), Processor(Settings(feedback_ttl=60), clock=clock)
+    assert old.process_posts([post(1)]).training == [] and len(old.joiner.pending) == 1
+    assert feedback(new, {"post_id": "p1", "interest": "sports"}).training == []
+    assert new.stats.outcomes["feedback_early"] == 1 and len(new.joiner.early) == 1
+    clock.t += 61
+    local(new, [post(2)])  # the store expires its entries as it is used
+    assert new.joiner.early.expired == 1 and new.snapshot()["early_labels_expired"] == 1
+    assert new.model.version == 0
+
+
 def test_a_post_is_learned_once_even_if_it_comes_again():
     proc = Processor(Settings())
     out = proc.process_posts([post(1, interest="sports")])
