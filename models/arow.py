@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from river import base
 
-from models.delta import changed_rows
+from models.delta import Tracking, changed_rows
 
 __all__ = ["AROWClassifier", "tfidf_unit"]
 
@@ -64,7 +64,7 @@ def tfidf_unit(counts: np.ndarray, df: np.ndarray, n_docs: int) -> np.ndarray:
 CLASS_ROOM = 8  # columns of weights allocated at first (more are added by doubling)
 
 
-class AROWClassifier(base.Classifier):
+class AROWClassifier(Tracking, base.Classifier):
     """One-vs-rest AROW over online TF-IDF, with online temperature scaling.
 
     Parameters
@@ -117,8 +117,6 @@ class AROWClassifier(base.Classifier):
         self.n_docs = 0
         self.temperature = temperature
 
-    _touched: list[np.ndarray] | None = None  # rows changed since the last delta (see :meth:`track`)
-
     @property
     def _multiclass(self) -> bool:
         return True
@@ -128,17 +126,11 @@ class AROWClassifier(base.Classifier):
         return list(self._classes)
 
     # -- replication (see models.delta) -----------------------------------------------------
-    def track(self) -> None:
-        """Remember from now on the rows that learning changes (for :meth:`take_delta`)."""
-        self._touched = []
-
     def take_delta(self) -> dict[str, Any]:
         """What a replica needs to predict as this model does now, given it had the previous delta:
         the classes, their counts, the document count, the temperature, and the rows of means and
         document frequencies learned since (the variances only matter to learning)."""
-        rows = changed_rows(self._touched)
-        if self._touched is not None:
-            self._touched = []
+        rows = changed_rows(self.take_touched())
         return {
             "classes": list(self._classes),
             "counts": list(self._counts),
@@ -234,9 +226,8 @@ class AROWClassifier(base.Classifier):
         """Pickled with its buffers as they are, room included: no copy of the weights is made (a
         checkpoint streams them into its compressor, where the spare columns cost next to nothing),
         and a model restored from a checkpoint has its room for new classes already."""
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         del state["_mean"], state["_var"]  # views of the buffers
-        state.pop("_touched", None)  # a replication detail, not the model
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

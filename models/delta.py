@@ -21,8 +21,38 @@ learning-only state is stale by design and a replica never learns.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+
+class Tracking:
+    """What the replicable classifiers share: from :meth:`track` on, ``_touched`` collects what each
+    learning step changed (row indices, or feature keys), and :meth:`take_touched` hands it over for a
+    delta. It is a replication detail: never part of the pickled or checkpointed state.
+
+    >>> t = Tracking(); t.track(); t._touched.append([1])
+    >>> t.take_touched(), t.take_touched(), "_touched" in t.__getstate__()
+    ([[1]], [], False)
+    """
+
+    _touched: list[Any] | None = None
+
+    def track(self) -> None:
+        """Remember from now on what learning changes."""
+        self._touched = []
+
+    def take_touched(self) -> list[Any]:
+        """What changed since :meth:`track` or the last call."""
+        parts = self._touched or []
+        if self._touched is not None:
+            self._touched = []
+        return parts
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_touched", None)
+        return state
 
 
 def changed_rows(parts: Sequence[np.ndarray] | None) -> np.ndarray:

@@ -27,10 +27,12 @@ from typing import Any
 
 from river import base
 
+from models.delta import Tracking
+
 __all__ = ["MultinomialNB"]
 
 
-class MultinomialNB(base.Classifier):
+class MultinomialNB(Tracking, base.Classifier):
     """Multinomial naive Bayes for count features, same maths as River's.
 
     Parameters
@@ -61,20 +63,9 @@ class MultinomialNB(base.Classifier):
         self.class_totals: dict[base.typing.ClfTarget, float] = {}
         self.feature_counts: dict[Hashable, dict[base.typing.ClfTarget, float]] = {}
 
-    _touched: list[list[Hashable]] | None = None  # features changed since the last delta (see :meth:`track`)
-
     @property
     def _multiclass(self) -> bool:
         return True
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_touched", None)  # a replication detail, not the model
-        return state
-
-    def track(self) -> None:
-        """Remember from now on the features that learning changes (see :mod:`models.delta`)."""
-        self._touched = []
 
     def take_delta(self) -> dict[str, Any]:
         """The class counts and totals, and the counts of the features learned since the last call.
@@ -85,9 +76,7 @@ class MultinomialNB(base.Classifier):
         >>> replica.predict_proba_one({"b": 1.0}) == learner.predict_proba_one({"b": 1.0})
         True
         """
-        keys = {f for part in self._touched or () for f in part}
-        if self._touched is not None:
-            self._touched = []
+        keys = {f for part in self.take_touched() for f in part}
         fc = self.feature_counts
         return {
             "class_counts": dict(self.class_counts),

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 from river import base
 
-from models.delta import changed_rows
+from models.delta import Tracking, changed_rows
 from models.features import stable_hash
 from models.labels import SENTIMENTS
 
@@ -172,7 +172,7 @@ def lexicon_features(lex: Sequence[float]) -> dict[int, float]:
     return f
 
 
-class SentimentClassifier(base.Classifier):
+class SentimentClassifier(Tracking, base.Classifier):
     """Online multinomial logistic regression over sparse features, with AdaGrad steps and a
     fixed-size weight table (features are hashed into ``2**bits`` rows).
 
@@ -205,27 +205,14 @@ class SentimentClassifier(base.Classifier):
         self._w = np.zeros((1 << bits, 0))
         self._g = np.zeros((1 << bits, 0))
 
-    _touched: list[np.ndarray] | None = None  # rows changed since the last delta (see :meth:`track`)
-
     @property
     def _multiclass(self) -> bool:
         return True
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_touched", None)  # a replication detail, not the model
-        return state
-
-    def track(self) -> None:
-        """Remember from now on the rows that learning changes (see :mod:`models.delta`)."""
-        self._touched = []
-
     def take_delta(self) -> dict[str, Any]:
         """The classes and the rows of weights learned since the last call (AdaGrad's sums only
         matter to learning)."""
-        rows = changed_rows(self._touched)
-        if self._touched is not None:
-            self._touched = []
+        rows = changed_rows(self.take_touched())
         return {"classes": list(self.classes), "rows": rows, "w": self._w[rows]}
 
     def apply_delta(self, delta: dict[str, Any]) -> None:
