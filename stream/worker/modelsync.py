@@ -244,42 +244,49 @@ class LearnerRole:
         self.snapshots_sent = 0
         self.caught_up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._stop = asyncio.Event()  # of the current run: each start has its own
         self._producer: AIOKafkaProducer | None = None
         self._first_at: int | None = None  # when the oldest record not yet in a delta was applied
         self._uncheckpointable = False
         self.lost: str | None = None  # why the broker's data is gone, once noticed
         self.failures = 0
         self._written = -1  # the offset of the last model record this learner wrote
+        self._snapshot_offset = -2  # the training offset of the last snapshot written
 
     @property
     def active(self) -> bool:
-        return self._task is not None and not self._task.done()
+        """Whether this worker holds the role (a learner that is giving it up does not)."""
+        return self._task is not None and not self._task.done() and not self._stop.is_set()
 
     def start(self) -> None:
-        """Take the role (a no-op when it is held already)."""
-        if not self.active:
-            self._stopping = False
-            self.caught_up.clear()
-            self._task = asyncio.ensure_future(self._supervise())
+        """Take the role (a no-op when it is held already). A run that is still giving the role up
+        finishes first (its last snapshot), then the new one starts from the newest snapshot."""
+        if self.active:
+            return
+        previous, self._stop = self._task, asyncio.Event()
+        self.caught_up.clear()
+        self._task = asyncio.ensure_future(self._supervise(self._stop, previous))
 
     async def stop(self, reason: str = "shutdown") -> None:
-        """Give the role up: a last delta and a snapshot, then stop."""
-        task, self._task = self._task, None
-        if task is None:
+        """Give the role up: a last delta and a snapshot (10 s at most), then stop."""
+        task = self._task
+        if task is None or task.done() or self._stop.is_set():
             return
-        self._stopping = True
+        self._stop.set()
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=10.0)
         except (TimeoutError, Exception):  # a stop must not raise
             task.cancel()
         log.info("learner role given up (%s)", reason)
 
-    async def _supervise(self) -> None:
-        """Run the learner; after a failure, start again from the newest snapshot (5 s later)."""
-        while not self._stopping:
+    async def _supervise(self, stop: asyncio.Event, previous: asyncio.Task[None] | None) -> None:
+        """Run the learner until ``stop``; after a failure, start again from the newest snapshot (5 s
+        later)."""
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        while not stop.is_set():
             try:
-                await self._run()
+                await self._run(stop)
                 return
             except OffsetOutOfRangeError:
                 self.lost = (
@@ -296,7 +303,7 @@ class LearnerRole:
                 log.exception("the learner failed; it starts again from the newest snapshot in 5 s")
                 await asyncio.sleep(5.0)
 
-    async def _run(self) -> None:
+    async def _run(self, stop: asyncio.Event) -> None:
         settings = self.settings
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap_servers, max_request_size=settings.max_message_bytes, linger_ms=5
@@ -306,8 +313,6 @@ class LearnerRole:
         await consumer.start()
         try:
             learner = self.learner = Learner(settings, stats=self.stats)
-            if not learner.model.replicable:
-                log.error("STREAM_MODEL=%s cannot send deltas: predictors rebuild nothing", settings.model)
             await self._restore(consumer, learner)
             tp = TopicPartition(settings.topic_training, 0)
             consumer.assign([tp])
@@ -317,7 +322,7 @@ class LearnerRole:
                 await consumer.seek_to_beginning(tp)
             end = await _end(settings, consumer, tp)
             started = time.monotonic()
-            while learner.offset + 1 < end and not self._stopping:
+            while learner.offset + 1 < end and not stop.is_set():
                 await self._apply(await consumer.getmany(tp, timeout_ms=200, max_records=2000), tp, learner)
             self.epoch = new_epoch()
             learner.track()
@@ -333,7 +338,7 @@ class LearnerRole:
             interval = settings.delta_interval
             next_delta = time.monotonic() + interval
             next_snapshot = time.monotonic() + settings.checkpoint_interval
-            while not self._stopping:
+            while not stop.is_set():
                 wait_ms = max(1, int(1000 * (next_delta - time.monotonic())))
                 batches = await consumer.getmany(tp, timeout_ms=min(200, wait_ms), max_records=2000)
                 await self._apply(batches, tp, learner)
@@ -343,7 +348,10 @@ class LearnerRole:
                     await self._delta(learner)
                 if now >= next_snapshot:
                     next_snapshot = now + settings.checkpoint_interval
-                    await self._snapshot(learner, "periodic")
+                    if learner.offset != self._snapshot_offset:
+                        await self._snapshot(learner, "periodic")
+                    else:  # nothing learned since: the last snapshot stands, a small mark says the learner lives
+                        await self._send(dump({}, {"kind": "mark", "epoch": self.epoch}, self.key), "mark")
             await self._delta(learner)
             await self._snapshot(learner, "shutdown")
         finally:
@@ -459,6 +467,7 @@ class LearnerRole:
                 self._uncheckpointable = True
             return
         self._first_at = None
+        self._snapshot_offset = learner.offset
         self.snapshot_at = await self._send(blob, "snapshot")
         self.snapshots_sent += 1
         log.info(
