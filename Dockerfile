@@ -8,7 +8,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     STREAM_WEB_HOST=0.0.0.0 \
     STREAM_WEB_PORT=6066 \
-    STREAM_DATA_DIR=/var/lib/interest-stream
+    STREAM_DATA_DIR=/var/lib/interest-stream \
+    NUMBA_CACHE_DIR=/var/lib/interest-stream/numba-cache
 
 WORKDIR /app
 COPY pyproject.toml README.md LICENSE ./
@@ -18,6 +19,8 @@ RUN pip install .
 
 RUN useradd --system --create-home --home-dir /var/lib/interest-stream stream
 USER stream
+# The learner's compiled updates (models/kernels.py), compiled once here instead of at each start.
+RUN cd / && python -c "from models.kernels import warm_up; warm_up()"
 
 EXPOSE 6066
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 from river import base
 
-from models.delta import Tracking, changed_rows
+from models.delta import Tracking, marked_rows
+from models.kernels import NOT_TRACKED, arow_learn
 
 __all__ = ["AROWClassifier", "tfidf_unit"]
 
@@ -126,11 +127,15 @@ class AROWClassifier(Tracking, base.Classifier):
         return list(self._classes)
 
     # -- replication (see models.delta) -----------------------------------------------------
+    def track(self) -> None:
+        """Mark from now on the rows that learning changes (in a boolean array, by the compiled step)."""
+        self._touched = np.zeros(self._df.shape[0], dtype=np.bool_)
+
     def take_delta(self) -> dict[str, Any]:
         """What a replica needs to predict as this model does now, given it had the previous delta:
         the classes, their counts, the document count, the temperature, and the rows of means and
         document frequencies learned since (the variances only matter to learning)."""
-        rows = changed_rows(self.take_touched())
+        rows = marked_rows(self._touched)
         return {
             "classes": list(self._classes),
             "counts": list(self._counts),
@@ -245,18 +250,41 @@ class AROWClassifier(Tracking, base.Classifier):
     def learn_one(self, x: Mapping[Any, float], y: base.typing.ClfTarget) -> None:
         if self._predict_only:
             raise RuntimeError("this model is a replica for prediction (for_prediction): it does not learn")
-        # The maths of the class docstring, written in few numpy calls: on ~40 features × a few classes
-        # each call costs about a microsecond whatever its size, so their number is the cost.
         idx, counts = self._vector(x)
-        if self._touched is not None:
-            self._touched.append(idx)
-        self.n_docs += 1
-        df = self._df[idx] + 1
-        self._df[idx] = df
-        w = tfidf_unit(counts, df, self.n_docs)
+        touched = NOT_TRACKED if self._touched is None else self._touched
         c = self._index.get(y)
         if c is None:
             c = self._add_class(y)
+        self.n_docs += 1
+        self._counts[c] += 1
+        k = len(self._classes)
+        weight = min(self.n_docs / (k * self._counts[c]), 10.0) if self.balanced else 1.0
+        if weight != 1.0:
+            if self._touched is not None:
+                self._touched[idx] = True
+            self._learn_weighted(idx, counts, c, weight)
+            return
+        # the maths below (learn_weighted), compiled: models.kernels
+        self.temperature = arow_learn(
+            idx,
+            counts,
+            self._df,
+            self.n_docs,
+            self._mean_buf,
+            self._var_buf,
+            k,
+            c,
+            self.r,
+            self.temperature,
+            self.calibration_rate,
+            touched,
+        )
+
+    def _learn_weighted(self, idx: np.ndarray, counts: np.ndarray, c: int, weight: float) -> None:
+        """The AROW step with label ``c`` weighed ``weight`` (``balanced``), in numpy."""
+        df = self._df[idx] + 1
+        self._df[idx] = df
+        w = tfidf_unit(counts, df, self.n_docs)
         mean = self._mean[idx]  # features × classes
         scores = w @ mean
         if self.calibration_rate and len(self._classes) > 1:
@@ -265,7 +293,6 @@ class AROWClassifier(Tracking, base.Classifier):
             e = np.exp(self.temperature * (scores - scores.max()))
             gradient = float(e @ scores) / float(e.sum()) - float(scores[c])
             self.temperature = min(100.0, max(0.1, self.temperature - self.calibration_rate * gradient))
-        self._counts[c] += 1
         margin = -scores  # y's own score counts positively, the others' negatively
         margin[c] = scores[c]
         violated = margin < 1.0
@@ -276,12 +303,10 @@ class AROWClassifier(Tracking, base.Classifier):
         beta = np.where(violated, 1.0 / (w2 @ var + self.r), 0.0)  # classes within the margin: no update
         alpha = (margin - 1.0) * beta  # times the sign: -1 for the others...
         alpha[c] = -alpha[c]  # ... +1 for y
-        if self.balanced:
-            weight = min(self.n_docs / (len(self._classes) * self._counts[c]), 10.0)
-            alpha[c] *= weight
-            spread = float(w2 @ var[:, c])
-            if spread > 0:  # at most 1 / spread: the variances stay non-negative
-                beta[c] = min(beta[c] * weight, 1.0 / spread)
+        alpha[c] *= weight
+        spread = float(w2 @ var[:, c])
+        if spread > 0:  # at most 1 / spread: the variances stay non-negative
+            beta[c] = min(beta[c] * weight, 1.0 / spread)
         self._mean[idx] = mean + (w[:, None] * alpha) * var
         self._var[idx] = var - (w2[:, None] * beta) * (var * var)
 

@@ -10,17 +10,10 @@ applying a delta twice, or a delta whose rows were already applied, leaves the s
 Replicas only predict: a delta carries what prediction reads (AROW's means and document
 frequencies, not its variances; the sentiment weights, not AdaGrad's sums), so a replica's
 learning-only state is stale by design and a replica never learns.
-
->>> import numpy as np
->>> changed_rows([np.array([5, 1]), np.array([1, 9])]).tolist()
-[1, 5, 9]
->>> changed_rows([]).tolist()
-[]
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -28,15 +21,16 @@ import numpy as np
 
 class Tracking:
     """What the replicable classifiers share: from :meth:`track` on, ``_touched`` collects what each
-    learning step changed (row indices, or feature keys), and :meth:`take_touched` hands it over for a
-    delta. It is a replication detail: never part of the pickled or checkpointed state.
+    learning step changed (here a list of feature keys, handed over by :meth:`take_touched`; the
+    array models override :meth:`track` with a boolean mask of rows, see :func:`marked_rows`). It is
+    a replication detail: never part of the pickled or checkpointed state.
 
     >>> t = Tracking(); t.track(); t._touched.append([1])
     >>> t.take_touched(), t.take_touched(), "_touched" in t.__getstate__()
     ([[1]], [], False)
     """
 
-    _touched: list[Any] | None = None
+    _touched: Any = None  # a list of what each step changed, or a boolean mask of rows
 
     def track(self) -> None:
         """Remember from now on what learning changes."""
@@ -55,8 +49,15 @@ class Tracking:
         return state
 
 
-def changed_rows(parts: Sequence[np.ndarray] | None) -> np.ndarray:
-    """The distinct row indices of ``parts`` (each the rows of one learned example), sorted."""
-    if not parts:
+def marked_rows(marks: np.ndarray | None) -> np.ndarray:
+    """The rows marked in a boolean array, sorted; the marks are cleared (the next delta starts empty).
+
+    >>> marks = np.zeros(8, dtype=bool); marks[[5, 1]] = True
+    >>> marked_rows(marks).tolist(), bool(marks.any()), marked_rows(None).tolist()
+    ([1, 5], False, [])
+    """
+    if marks is None:
         return np.empty(0, dtype=np.int64)
-    return np.unique(np.concatenate(parts)).astype(np.int64)
+    rows = np.flatnonzero(marks)
+    marks[rows] = False
+    return rows

@@ -46,8 +46,9 @@ from typing import Any
 import numpy as np
 from river import base
 
-from models.delta import Tracking, changed_rows
+from models.delta import Tracking, marked_rows
 from models.features import stable_hash
+from models.kernels import NOT_TRACKED, softmax_adagrad_learn
 from models.labels import SENTIMENTS
 
 __all__ = [
@@ -66,7 +67,6 @@ __all__ = [
 
 Features = dict[int, float]
 LexScores = tuple[float, float, float, float]  # VADER (compound, pos, neu, neg)
-TINY = 1e-300  # added to AdaGrad's sums: leaves every non-zero sum as it is
 NEUTRAL_BAND = 0.05  # VADER's standard thresholds: compound >= 0.05 positive, <= -0.05 negative
 # Compound bin edges for one-hot lexicon features (the compound is far from linear in the odds).
 BIN_EDGES = (-0.75, -0.5, -0.25, -NEUTRAL_BAND, NEUTRAL_BAND, 0.25, 0.5, 0.75)
@@ -212,8 +212,12 @@ class SentimentClassifier(Tracking, base.Classifier):
     def take_delta(self) -> dict[str, Any]:
         """The classes and the rows of weights learned since the last call (AdaGrad's sums only
         matter to learning)."""
-        rows = changed_rows(self.take_touched())
+        rows = marked_rows(self._touched)
         return {"classes": list(self.classes), "rows": rows, "w": self._w[rows]}
+
+    def track(self) -> None:
+        """Mark from now on the rows that learning changes (in a boolean array, by the compiled step)."""
+        self._touched = np.zeros(self._w.shape[0], dtype=np.bool_)
 
     def apply_delta(self, delta: dict[str, Any]) -> None:
         """Overwrite this replica's weights with a :meth:`take_delta` of the learner's."""
@@ -269,18 +273,10 @@ class SentimentClassifier(Tracking, base.Classifier):
 
     def learn_arrays(self, idx: np.ndarray, v: np.ndarray, y: int, w: float = 1.0) -> None:
         """Learn the features ``v`` at distinct rows ``idx`` with label ``classes[y]`` and weight ``w``."""
-        if self._touched is not None:
-            self._touched.append(idx)
-        weights = self._w[idx]
-        err = self._softmax(v @ weights)
-        err[y] -= 1.0
-        grad = v[:, None] * (err * w)
-        if self.l2:
-            grad += self.l2 * weights
-        acc = self._g[idx] + grad * grad
-        # AdaGrad's step; where the sum is 0 the gradient is 0 too, and so is the step (TINY avoids 0/0)
-        self._g[idx] = acc
-        self._w[idx] = weights - self.lr * grad / np.sqrt(acc + TINY)
+        # softmax(v · W[idx]) minus the one-hot label is the error; grad = v ⊗ error × w (+ l2 W[idx]);
+        # AdaGrad: G[idx] += grad², W[idx] -= lr grad / sqrt(G[idx]); compiled (models.kernels)
+        touched = NOT_TRACKED if self._touched is None else self._touched
+        softmax_adagrad_learn(idx, v, y, w, self._w, self._g, self.lr, self.l2, touched)
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,9 @@ def learner_rate(settings: Settings, events: Sequence[dict[str, Any]]) -> dict[s
     for i in range(0, len(events), 256):
         out = predictor.process_posts([Message(orjson.dumps(e)) for e in events[i : i + 256]])
         records += [value for _, value in out.training]
+    from models.kernels import warm_up
+
+    warm_up()  # compiled before the clock starts, as a worker does before its event loop
     learner = Learner(settings)
     learner.track()
     delta_s = 0.0

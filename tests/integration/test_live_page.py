@@ -56,7 +56,9 @@ def test_live_page_fills_with_data_from_a_running_worker(settings, tmp_path):
     settings = settings.replace(trigger_rules=str(tmp_path / "rules.toml"))
     with WorkerProcess(settings, tmp_path / "worker.log") as worker:
         worker.wait_ready()
-        sent = produce(settings, tweets_stream()[:600], progress=False)
+        # over ~4 s: the worker's replica gets the learner's model every second, and a post predicted
+        # before the first delta has no interest yet
+        sent = produce(settings, tweets_stream()[:600], rate=150, progress=False)
         wait_processed(settings, sent.posts, sent.feedback, timeout=120, progress=False)
         base = f"http://127.0.0.1:{settings.web_port}"
         data = json.loads(urllib.request.urlopen(base + "/api/live").read())

@@ -1,0 +1,171 @@
+"""The learning steps of the worker's two models, compiled (numba).
+
+A label updates ~40 rows of a few columns; written with numpy that is a few dozen calls, each costing
+1–3.5 µs on small arrays whatever their size, so the call overhead was most of a label's cost. These
+loops do the same arithmetic in one compiled call (the maths is in :mod:`models.arow` and
+:mod:`models.sentiment`; ``tests/models`` checks them against the numpy formulas).
+
+Compiled code is cached next to this module (``cache=True``): the first call in a fresh install
+compiles for a few seconds, which a worker does before its event loop starts (:func:`warm_up`).
+
+>>> import numpy as np
+>>> df, mean, var = np.zeros(4, np.int32), np.zeros((4, 2), np.float32), np.ones((4, 2), np.float32)
+>>> t = arow_learn(np.array([1, 2]), np.array([1.0, 2.0]), df, 1, mean, var, 2, 0, 0.1, 5.0, 0.0, NOT_TRACKED)
+>>> df.tolist(), bool(mean[1, 0] > 0 > mean[1, 1]), t
+([0, 1, 1, 0], True, 5.0)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+__all__ = ["NOT_TRACKED", "arow_learn", "softmax_adagrad_learn", "warm_up"]
+
+NOT_TRACKED = np.zeros(0, dtype=np.bool_)  # the ``touched`` of a model that is not tracked
+
+
+@numba.njit(cache=True)
+def arow_learn(
+    idx: np.ndarray,
+    counts: np.ndarray,
+    df: np.ndarray,
+    n_docs: int,
+    mean: np.ndarray,
+    var: np.ndarray,
+    k: int,
+    c: int,
+    r: float,
+    temperature: float,
+    calibration_rate: float,
+    touched: np.ndarray,
+) -> float:  # pragma: no cover - compiled; covered through AROWClassifier.learn_one
+    """One one-vs-rest AROW step on label ``c`` of ``k`` classes, in place: document frequencies
+    ``df`` and the rows ``idx`` of ``mean`` and ``var`` (their first ``k`` columns), marked in
+    ``touched`` (unless it is empty). ``n_docs`` counts this document. Returns the temperature after
+    one online calibration step (unchanged when ``calibration_rate`` is 0 or there is one class)."""
+    n = idx.shape[0]
+    if touched.shape[0]:
+        for i in range(n):
+            touched[idx[i]] = True
+    w = np.empty(n)
+    norm = 0.0
+    for i in range(n):  # sub-linear TF-IDF, unit length
+        j = idx[i]
+        d = df[j] + 1
+        df[j] = d
+        v = counts[i]
+        x = math.log1p(abs(v))
+        if v < 0:
+            x = -x
+        x *= math.log((1.0 + n_docs) / (1.0 + d)) + 1.0
+        w[i] = x
+        norm += x * x
+    if norm > 0.0:
+        norm = math.sqrt(norm)
+        for i in range(n):
+            w[i] /= norm
+    scores = np.zeros(k)
+    spread = np.zeros(k)
+    for i in range(n):
+        j = idx[i]
+        wi = w[i]
+        w2 = wi * wi
+        for col in range(k):
+            scores[col] += wi * mean[j, col]
+            spread[col] += w2 * var[j, col]
+    if calibration_rate > 0.0 and k > 1:  # gradient of the log-loss in the temperature: E_p[score] - score[c]
+        top = scores.max()
+        total = 0.0
+        weighted = 0.0
+        for col in range(k):
+            e = math.exp(temperature * (scores[col] - top))
+            total += e
+            weighted += e * scores[col]
+        temperature = min(100.0, max(0.1, temperature - calibration_rate * (weighted / total - scores[c])))
+    alpha = np.zeros(k)
+    beta = np.zeros(k)
+    update = False
+    for col in range(k):
+        sign = 1.0 if col == c else -1.0
+        margin = sign * scores[col]
+        if margin < 1.0:  # classes within the margin: no update
+            b = 1.0 / (spread[col] + r)
+            beta[col] = b
+            alpha[col] = (1.0 - margin) * b * sign
+            update = True
+    if update:
+        for i in range(n):
+            j = idx[i]
+            wi = w[i]
+            w2 = wi * wi
+            for col in range(k):
+                s = var[j, col]
+                mean[j, col] += wi * alpha[col] * s
+                var[j, col] = s - w2 * beta[col] * s * s
+    return temperature
+
+
+@numba.njit(cache=True)
+def softmax_adagrad_learn(
+    idx: np.ndarray,
+    v: np.ndarray,
+    y: int,
+    weight: float,
+    w: np.ndarray,
+    g: np.ndarray,
+    lr: float,
+    l2: float,
+    touched: np.ndarray,
+) -> None:  # pragma: no cover - compiled; covered through SentimentClassifier.learn_arrays
+    """One AdaGrad step of multinomial logistic regression on label ``y``, in place: the rows ``idx``
+    of the weights ``w`` and of AdaGrad's squared-gradient sums ``g``, for features ``v`` weighed
+    ``weight``; the rows are marked in ``touched`` (unless it is empty)."""
+    n = idx.shape[0]
+    if touched.shape[0]:
+        for i in range(n):
+            touched[idx[i]] = True
+    k = w.shape[1]
+    z = np.zeros(k)
+    for i in range(n):
+        j = idx[i]
+        for col in range(k):
+            z[col] += v[i] * w[j, col]
+    top = z.max()
+    total = 0.0
+    for col in range(k):
+        z[col] = math.exp(z[col] - top)
+        total += z[col]
+    for col in range(k):
+        z[col] = z[col] / total - (1.0 if col == y else 0.0)  # the error, softmax minus one-hot
+    for i in range(n):
+        j = idx[i]
+        for col in range(k):
+            grad = v[i] * z[col] * weight + l2 * w[j, col]
+            acc = g[j, col] + grad * grad
+            g[j, col] = acc
+            if acc > 0.0:
+                w[j, col] -= lr * grad / math.sqrt(acc)
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) both kernels for the types the models pass: a worker calls it
+    before its event loop runs, so that the first label does not hold the loop for seconds."""
+    idx, values = np.array([0, 1], dtype=np.intp), np.array([1.0, 1.0])
+    arow_learn(
+        idx,
+        values,
+        np.zeros(2, np.int32),
+        1,
+        np.zeros((2, 2), np.float32),
+        np.ones((2, 2), np.float32),
+        2,
+        0,
+        0.1,
+        5.0,
+        0.05,
+        NOT_TRACKED,
+    )
+    softmax_adagrad_learn(idx, values, 0, 1.0, np.zeros((2, 3)), np.zeros((2, 3)), 0.1, 0.0, NOT_TRACKED)

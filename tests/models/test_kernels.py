@@ -1,0 +1,85 @@
+"""The compiled learning steps do the models' maths: checked against the same maths in numpy, on
+real posts."""
+
+import numpy as np
+
+from models.arow import AROWClassifier, tfidf_unit
+from models.features import PostFeaturizer
+from models.sentiment import SentimentModel, lexicon_scores
+from stream.pipeline.cleaning import CleanPost, clean_event
+from stream.tools.data import tweets_stream
+
+
+def examples(n=1500):
+    featurizer = PostFeaturizer(hash_bits=16)
+    return [
+        (featurizer.transform_one(c), e["interest"], e["text"], e["sentiment"])
+        for e in tweets_stream()[:n]
+        if isinstance(c := clean_event(e), CleanPost)
+    ]
+
+
+def numpy_arow_step(model: AROWClassifier, x, y) -> None:
+    """One AROW step in numpy: the formulas of models/arow.py, one array operation at a time."""
+    idx, counts = model._vector(x)
+    c = model._index.get(y)
+    if c is None:
+        c = model._add_class(y)
+    model.n_docs += 1
+    model._counts[c] += 1
+    model._df[idx] += 1
+    w = tfidf_unit(counts, model._df[idx], model.n_docs)
+    mean, var = model._mean[idx], model._var[idx]
+    scores = w @ mean
+    if model.calibration_rate and len(model._classes) > 1:
+        z = model.temperature * scores
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        p[c] -= 1.0
+        model.temperature = min(100.0, max(0.1, model.temperature - model.calibration_rate * float(p @ scores)))
+    sign = np.full(len(model._classes), -1.0)
+    sign[c] = 1.0
+    margin = sign * scores
+    beta = np.where(margin < 1.0, 1.0 / ((w * w) @ var + model.r), 0.0)
+    alpha = (1.0 - margin) * beta * sign
+    model._mean[idx] = mean + np.outer(w, alpha) * var
+    model._var[idx] = var - np.outer(w * w, beta) * var * var
+
+
+def test_the_compiled_arow_step_is_the_numpy_maths():
+    compiled, reference = AROWClassifier(hash_bits=16), AROWClassifier(hash_bits=16)
+    for x, y, _, _ in examples():
+        compiled.learn_one(x, y)
+        numpy_arow_step(reference, x, y)
+    k = len(compiled._classes)
+    assert compiled._classes == reference._classes and k >= 5
+    assert np.array_equal(compiled._df, reference._df)
+    np.testing.assert_allclose(compiled._mean_buf[:, :k], reference._mean_buf[:, :k], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(compiled._var_buf[:, :k], reference._var_buf[:, :k], rtol=1e-4, atol=1e-6)
+    assert abs(compiled.temperature - reference.temperature) < 1e-6
+
+
+def test_the_compiled_sentiment_step_is_the_numpy_maths():
+    compiled, reference = SentimentModel(), SentimentModel()
+    ref = reference.classifier
+    for x, y, text, sentiment in examples(800):
+        lex = lexicon_scores(text)
+        compiled.learn(x, lex, sentiment, y)
+        # the same label, the numpy way
+        if not ref.classes:
+            for c in ("negative", "neutral", "positive"):
+                ref._add_class(c)
+        reference.label_counts[sentiment] += 1
+        reference.n_labels += 1
+        idx, v = reference.arrays(x, lex, y)
+        weights = ref._w[idx]
+        z = v @ weights
+        err = np.exp(z - z.max())
+        err /= err.sum()
+        err[ref.classes.index(sentiment)] -= 1.0
+        grad = np.outer(v, err * reference.weight(sentiment))
+        acc = ref._g[idx] + grad * grad
+        ref._g[idx] = acc
+        ref._w[idx] = weights - ref.lr * np.divide(grad, np.sqrt(acc), out=np.zeros_like(grad), where=acc > 0)
+    np.testing.assert_allclose(compiled.classifier._w, ref._w, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(compiled.classifier._g, ref._g, rtol=1e-9, atol=1e-12)
