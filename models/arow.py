@@ -34,8 +34,7 @@ from typing import Any
 import numpy as np
 from river import base
 
-from models.delta import Tracking, marked_rows
-from models.kernels import NOT_TRACKED, arow_learn
+from models.delta import NOT_TRACKED, Tracking, marked_rows
 
 __all__ = ["AROWClassifier", "tfidf_unit"]
 
@@ -264,7 +263,9 @@ class AROWClassifier(Tracking, base.Classifier):
                 self._touched[idx] = True
             self._learn_weighted(idx, counts, c, weight)
             return
-        # the maths below (learn_weighted), compiled: models.kernels
+        from models.kernels import arow_learn  # compiled (numba): loaded by learners only
+
+        # the maths below (learn_weighted), compiled
         self.temperature = arow_learn(
             idx,
             counts,

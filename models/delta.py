@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+NOT_TRACKED = np.zeros(0, dtype=np.bool_)  # the mask of rows a model that is not tracked marks nothing in
+
 
 class Tracking:
     """What the replicable classifiers share: from :meth:`track` on, ``_touched`` collects what each

@@ -5,10 +5,13 @@ A label updates ~40 rows of a few columns; written with numpy that is a few doze
 loops do the same arithmetic in one compiled call (the maths is in :mod:`models.arow` and
 :mod:`models.sentiment`; ``tests/models`` checks them against the numpy formulas).
 
-Compiled code is cached next to this module (``cache=True``): the first call in a fresh install
-compiles for a few seconds, which a worker does before its event loop starts (:func:`warm_up`).
+Compiled code is cached next to this module (``cache=True``, or in ``NUMBA_CACHE_DIR``): the first
+call in a fresh install compiles for a few seconds. The models import this module only when they
+learn: numba and the compiled code take ~150 MB, which a worker that only predicts does not load; the
+learner loads them in a thread when it takes the role (:func:`warm_up`).
 
 >>> import numpy as np
+>>> from models.delta import NOT_TRACKED
 >>> df, mean, var = np.zeros(4, np.int32), np.zeros((4, 2), np.float32), np.ones((4, 2), np.float32)
 >>> t = arow_learn(np.array([1, 2]), np.array([1.0, 2.0]), df, 1, mean, var, 2, 0, 0.1, 5.0, 0.0, NOT_TRACKED)
 >>> df.tolist(), bool(mean[1, 0] > 0 > mean[1, 1]), t
@@ -22,9 +25,9 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["NOT_TRACKED", "arow_learn", "softmax_adagrad_learn", "warm_up"]
+from models.delta import NOT_TRACKED
 
-NOT_TRACKED = np.zeros(0, dtype=np.bool_)  # the ``touched`` of a model that is not tracked
+__all__ = ["arow_learn", "softmax_adagrad_learn", "warm_up"]
 
 
 @numba.njit(cache=True)

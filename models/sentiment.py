@@ -46,9 +46,8 @@ from typing import Any
 import numpy as np
 from river import base
 
-from models.delta import Tracking, marked_rows
+from models.delta import NOT_TRACKED, Tracking, marked_rows
 from models.features import stable_hash
-from models.kernels import NOT_TRACKED, softmax_adagrad_learn
 from models.labels import SENTIMENTS
 
 __all__ = [
@@ -275,6 +274,8 @@ class SentimentClassifier(Tracking, base.Classifier):
         """Learn the features ``v`` at distinct rows ``idx`` with label ``classes[y]`` and weight ``w``."""
         # softmax(v · W[idx]) minus the one-hot label is the error; grad = v ⊗ error × w (+ l2 W[idx]);
         # AdaGrad: G[idx] += grad², W[idx] -= lr grad / sqrt(G[idx]); compiled (models.kernels)
+        from models.kernels import softmax_adagrad_learn  # compiled (numba): loaded by learners only
+
         touched = NOT_TRACKED if self._touched is None else self._touched
         softmax_adagrad_learn(idx, v, y, w, self._w, self._g, self.lr, self.l2, touched)
 

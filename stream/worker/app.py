@@ -14,7 +14,6 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from models.factory import WORKER_MODELS
-from models.kernels import warm_up
 from stream.audience.rules import load_rules
 from stream.pipeline.modelview import ModelView
 from stream.pipeline.processor import Processor
@@ -114,7 +113,6 @@ def main(argv: Sequence[str] = (), settings: Settings | None = None) -> None:
     """Run a worker; ``argv`` are extra ``faust worker`` options."""
     settings = settings or Settings.from_env()
     stream = create_app(settings)
-    warm_up()  # the learner's compiled updates, before the event loop runs (seconds, the first time)
     args = list(argv)
     if not any(a in ("-l", "--loglevel") or a.startswith("--loglevel=") for a in args):
         args = ["--loglevel", settings.log_level, *args]
