@@ -64,18 +64,21 @@ class WorkerProcess:
             )
         return self
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        """Block until the worker's ``/ready`` says it consumes its partitions."""
+    def wait_ready(self, timeout: float = 90.0, learner: bool = False) -> None:
+        """Block until the worker's ``/ready`` says it consumes its partitions (and, with ``learner``,
+        that it holds the learner role and has caught up: a worker alone in its group takes it)."""
         url = f"http://{self.settings.web_host}:{self.settings.web_port}/ready"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise DemoError(f"the worker exited with code {self.proc.returncode}; see {self.log_file}")
             try:
-                urllib.request.urlopen(url, timeout=1).read()
-                return
-            except OSError:
-                time.sleep(0.2)
+                state = orjson.loads(urllib.request.urlopen(url, timeout=1).read())
+                if not learner or state.get("learner"):
+                    return
+            except (OSError, orjson.JSONDecodeError):
+                pass
+            time.sleep(0.2)
         raise DemoError(f"the worker was not ready ({url}) within {timeout:.0f} s; see {self.log_file}")
 
     def stop(self, timeout: float = 30.0) -> int | None:
@@ -380,7 +383,7 @@ def run_demo(
             **demo_overrides(settings),
         )
         worker = stack.enter_context(WorkerProcess(settings, out_dir / "worker.log"))
-        worker.wait_ready()
+        worker.wait_ready(learner=True)
         web = f"http://{settings.web_host}:{settings.web_port}"
         print(
             f"live page: {web}/live   Prometheus metrics: {web}/metrics   (worker log: {out_dir / 'worker.log'})",

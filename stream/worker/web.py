@@ -35,7 +35,8 @@ def ready_state(
     state = {
         **assignment_state(app),
         "model_ready": replica.ready.is_set(),
-        "learner": learner is not None and learner.active,  # this worker holds the cluster's learner role
+        # this worker holds the cluster's learner role and has caught up with the training log
+        "learner": learner is not None and learner.active and learner.caught_up.is_set(),
         "undelivered": publisher.undelivered,
         "stalled_for_s": None if stalled is None else round(stalled, 1),
         "lost": replica.lost or (learner.lost if learner is not None else None),

@@ -55,7 +55,7 @@ def test_live_page_fills_with_data_from_a_running_worker(settings, tmp_path):
     (tmp_path / "rules.toml").write_text(RULE)
     settings = settings.replace(trigger_rules=str(tmp_path / "rules.toml"))
     with WorkerProcess(settings, tmp_path / "worker.log") as worker:
-        worker.wait_ready()
+        worker.wait_ready(learner=True)
         # over ~4 s: the worker's replica gets the learner's model every second, and a post predicted
         # before the first delta has no interest yet
         sent = produce(settings, tweets_stream()[:600], rate=150, progress=False)

@@ -43,7 +43,7 @@ def test_worker_predicts_each_valid_post_once_and_dead_letters_the_rest(settings
     n_bad = offline.stats.outcomes["dead_lettered"]
     assert n_bad >= 10 and n_valid + n_bad + offline.stats.outcomes["duplicates"] == len(events)
     with WorkerProcess(settings, tmp_path / "worker.log") as worker:
-        worker.wait_ready()
+        worker.wait_ready(learner=True)
         # over ~3 s: the worker's replica gets the learner's model every second (STREAM_DELTA_INTERVAL)
         sent = produce(settings, events, rate=150, feedback_fraction=0.3, feedback_delay=20, progress=False)
         snapshot = wait_processed(settings, sent.posts, sent.feedback, timeout=120, progress=False)
