@@ -135,7 +135,7 @@ def scenario(broker, tmp_path_factory):
     time.sleep(2)  # anything learned twice would show now
     state = live(b)
     # the survivor took the learner role over and writes the snapshots now
-    wait_until(lambda: "snapshot (periodic)" in b.log_file.read_text(), 30, "the new learner's snapshot")
+    wait_until(lambda: "snapshot (takeover)" in b.log_file.read_text(), 30, "the new learner's snapshot")
     yield {
         "settings": settings,
         "valid": valid,
