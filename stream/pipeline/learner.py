@@ -1,16 +1,17 @@
-"""The training log and its learner: one model, the same in every worker.
+"""The training log and its learner: one model, learned once per cluster.
 
-Predictors (the posts agent of every worker) do not learn. They append what learning needs to the
-training topic, which has **one partition**, so it has one order:
+Predictors (the posts agent of every worker) do not learn. They send what learning needs to the
+training topic, which has **one partition**, so it has one order: ``post`` records of labelled
+examples (a post's id, the features it was predicted with, the predictions, its labels: inline, or
+joined to a delayed label in the worker where the post waited, see :mod:`stream.pipeline.joiner`) and
+``erase`` records.
 
-- ``post`` records: a post's id, the features it was predicted with, the prediction, and its label if
-  the post came with one;
-- ``label`` records: a delayed label from the feedback topic.
-
-Every worker's :class:`Learner` applies that log in order, with time taken from the records, so every
-worker holds the same model after the same offset: a replicated state machine. The learner joins
-delayed labels to the features kept from ``post`` records (either may come first), learns each post
-id at most once, and scores each label against the prediction made before learning (prequential).
+The :class:`Learner` of the worker that holds the learner role applies that log in order, with time
+taken from the records, so replaying the same log from a snapshot gives the same model (a learner that
+takes over does exactly that). It learns each post id at most once, scores each label against the
+prediction made before learning (prequential), adapts to drift, and hands the rows it changed to the
+replicas as sparse deltas (:meth:`Learner.take_delta`). It still joins ``label`` records to unlabelled
+``post`` records, as a training log of the earlier format holds them.
 
 >>> from stream.pipeline.records import training_label, training_post
 >>> from stream.settings import Settings
