@@ -161,12 +161,14 @@ STAGES = (
 def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tuple[int, dict[str, float]]:
     """How many predictions the events give (offline, same processor), and µs per event by stage."""
     from models.features import top_class
+    from models.kernels import warm_up
     from models.sentiment import lexicon_scores
     from stream.pipeline.cleaning import CleanPost, clean_post
     from stream.pipeline.events import Post, parse_post
     from stream.pipeline.processor import Processor
     from stream.pipeline.records import Message, training_post
 
+    warm_up()  # the learner's compiled updates, compiled (or loaded) before the clock starts
     proc = Processor(settings)
     raw = [orjson.dumps(e) for e in events]
     stages = dict.fromkeys(
