@@ -14,7 +14,6 @@ worker's memory: when a partition moves to another worker (a crash, a rebalance)
 the posts that waited in the old one find nothing in the new one, wait as early labels and expire,
 counted.
 
->>> from stream.pipeline.learner import Pending
 >>> j = Joiner(ttl=60, capacity=10)
 >>> j.post("p1", Pending({1: 1.0}, "sports"), now=0) is None     # waits for its label
 True
@@ -29,11 +28,78 @@ True
 
 from __future__ import annotations
 
+import sys
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from stream.pipeline.learner import Pending, unpack_features
+from models.online import Features
 from stream.pipeline.records import training_post
 from stream.pipeline.state import TTLStore
+
+PackedFeatures = bytes | Features
+
+
+def pack_features(pairs: Sequence[tuple[Any, Any]]) -> PackedFeatures:
+    """Features as ``[(hash, value), ...]`` packed into bytes for a post waiting for its label:
+    4 bytes per hash, and 1 byte per value when all are whole counts under 256 (the featurizer's),
+    else 8. Anything but integer hashes stays a dict.
+
+    >>> packed = pack_features([(7, 1.0), (2**27, 2.0)])
+    >>> len(packed), unpack_features(packed)
+    (11, {7: 1.0, 134217728: 2.0})
+    >>> unpack_features(pack_features([(7, 0.5)]))
+    {7: 0.5}
+    >>> pack_features([("word", 1.0)])
+    {'word': 1.0}
+    """
+    try:
+        keys = array("I", [k for k, _ in pairs])
+        values = [v for _, v in pairs]
+        small = all(v == int(v) and 0 <= v < 256 for v in values)
+        packed = array("B", [int(v) for v in values]) if small else array("d", values)
+    except (TypeError, OverflowError, ValueError):
+        return dict(pairs)
+    return packed.typecode.encode() + keys.tobytes() + packed.tobytes()
+
+
+def unpack_features(packed: PackedFeatures) -> Features:
+    """The dict :func:`pack_features` packed."""
+    if not isinstance(packed, bytes):
+        return packed
+    values = array(packed[:1].decode())
+    n = (len(packed) - 1) // (4 + values.itemsize)
+    keys = array("I")
+    keys.frombytes(packed[1 : 1 + 4 * n])
+    values.frombytes(packed[1 + 4 * n :])
+    return dict(zip(keys, map(float, values), strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What a post left behind for its delayed labels: features, lexicon scores, the predictions made."""
+
+    features: PackedFeatures
+    predicted: str | None
+    lex: tuple[float, ...] | bytes | None = None  # bytes: packed doubles (see :meth:`Pending.compact`)
+    sentiment_predicted: str | None = None
+
+    def compact(self) -> Pending:
+        """The same, smaller, for a post that may wait an hour for its label: features and lexicon
+        scores packed into bytes, labels interned (a few hundred bytes instead of ~800)."""
+        return Pending(
+            pack_features(list(self.features.items())) if isinstance(self.features, dict) else self.features,
+            sys.intern(self.predicted) if self.predicted else self.predicted,
+            array("d", self.lex).tobytes() if isinstance(self.lex, tuple) else self.lex,
+            sys.intern(self.sentiment_predicted) if self.sentiment_predicted else self.sentiment_predicted,
+        )
+
+    def lexicon(self) -> tuple[float, ...] | None:
+        """The lexicon scores, unpacked."""
+        if isinstance(self.lex, bytes):
+            return tuple(array("d", self.lex))
+        return self.lex
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +139,19 @@ class Joiner:
         Seconds either half waits for the other.
     capacity
         Most entries of each kind (the oldest are dropped, counted as expired).
+    pending, early
+        Stores to use instead of new ones (the learner's, for a training log of the earlier format).
     """
 
-    def __init__(self, ttl: float, capacity: int):
-        self.pending: TTLStore[Pending] = TTLStore(ttl, capacity)
-        self.early: TTLStore[tuple[str | None, str | None]] = TTLStore(ttl, capacity)
+    def __init__(
+        self,
+        ttl: float,
+        capacity: int,
+        pending: TTLStore[Pending] | None = None,
+        early: TTLStore[tuple[str | None, str | None]] | None = None,
+    ):
+        self.pending: TTLStore[Pending] = TTLStore(ttl, capacity) if pending is None else pending
+        self.early: TTLStore[tuple[str | None, str | None]] = TTLStore(ttl, capacity) if early is None else early
 
     def post(self, post_id: str, pending: Pending, now: float) -> Joined | None:
         """A post without labels: joined with its early label if one waits, else kept (packed)."""

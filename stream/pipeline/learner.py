@@ -26,87 +26,21 @@ replicas as sparse deltas (:meth:`Learner.take_delta`). It still joins ``label``
 
 from __future__ import annotations
 
-import sys
-from array import array
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from models.codec import qualified_name
 from models.metrics import Prequential
-from models.online import Features, OnlineModel
+from models.online import OnlineModel
 from models.sentiment import SentimentModel, lexicon_label
 from stream.pipeline.events import LABEL
+from stream.pipeline.joiner import Joiner, Pending, unpack_features
 from stream.pipeline.privacy import erased_token
 from stream.pipeline.records import decode_training
 from stream.pipeline.state import RecentKeys, TTLStore
 from stream.settings import Settings
 from stream.stats import Stats
-
-PackedFeatures = bytes | Features
-
-
-def pack_features(pairs: Sequence[tuple[Any, Any]]) -> PackedFeatures:
-    """Features as ``[(hash, value), ...]`` packed into bytes for a post waiting for its label:
-    4 bytes per hash, and 1 byte per value when all are whole counts under 256 (the featurizer's),
-    else 8. Anything but integer hashes stays a dict.
-
-    >>> packed = pack_features([(7, 1.0), (2**27, 2.0)])
-    >>> len(packed), unpack_features(packed)
-    (11, {7: 1.0, 134217728: 2.0})
-    >>> unpack_features(pack_features([(7, 0.5)]))
-    {7: 0.5}
-    >>> pack_features([("word", 1.0)])
-    {'word': 1.0}
-    """
-    try:
-        keys = array("I", [k for k, _ in pairs])
-        values = [v for _, v in pairs]
-        small = all(v == int(v) and 0 <= v < 256 for v in values)
-        packed = array("B", [int(v) for v in values]) if small else array("d", values)
-    except (TypeError, OverflowError, ValueError):
-        return dict(pairs)
-    return packed.typecode.encode() + keys.tobytes() + packed.tobytes()
-
-
-def unpack_features(packed: PackedFeatures) -> Features:
-    """The dict :func:`pack_features` packed."""
-    if not isinstance(packed, bytes):
-        return packed
-    values = array(packed[:1].decode())
-    n = (len(packed) - 1) // (4 + values.itemsize)
-    keys = array("I")
-    keys.frombytes(packed[1 : 1 + 4 * n])
-    values.frombytes(packed[1 + 4 * n :])
-    return dict(zip(keys, map(float, values), strict=True))
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """What a post left behind for its delayed labels: features, lexicon scores, the predictions made."""
-
-    features: PackedFeatures
-    predicted: str | None
-    lex: tuple[float, ...] | bytes | None = None  # bytes: packed doubles (see :meth:`Pending.compact`)
-    sentiment_predicted: str | None = None
-
-    def compact(self) -> Pending:
-        """The same, smaller, for a post that may wait an hour for its label: features and lexicon
-        scores packed into bytes, labels interned (a few hundred bytes instead of ~800)."""
-        return Pending(
-            pack_features(list(self.features.items())) if isinstance(self.features, dict) else self.features,
-            sys.intern(self.predicted) if self.predicted else self.predicted,
-            array("d", self.lex).tobytes() if isinstance(self.lex, tuple) else self.lex,
-            sys.intern(self.sentiment_predicted) if self.sentiment_predicted else self.sentiment_predicted,
-        )
-
-    def lexicon(self) -> tuple[float, ...] | None:
-        """The lexicon scores, unpacked."""
-        if isinstance(self.lex, bytes):
-            return tuple(array("d", self.lex))
-        return self.lex
 
 
 class Learner:
@@ -217,19 +151,16 @@ class Learner:
         post_id, label, sentiment = rec.post_id, rec.label, rec.sentiment
         if rec.kind == "post":
             pending = Pending(rec.features or {}, rec.predicted, rec.lex, rec.sentiment_predicted)
-            if label is None and sentiment is None:
-                early = self.early.pop(post_id, now)
-                if early is None:  # kept until its label comes: packed
-                    self.pending.put(post_id, pending.compact(), now)
-                    return None
-                return self._learn(post_id, pending, *early, "feedback")
-            return self._learn(post_id, pending, label, sentiment, "feedback" if rec.joined else "inline")
-        waiting = self.pending.pop(post_id, now)
-        if waiting is None:
-            self.early.put(post_id, (label, sentiment), now)
-            self.stats.outcomes["feedback_early"] += 1
+            if label is not None or sentiment is not None:
+                return self._learn(post_id, pending, label, sentiment, "feedback" if rec.joined else "inline")
+        # the earlier log format: unlabelled posts and delayed labels, joined here
+        join = Joiner(self.settings.feedback_ttl, self.settings.feedback_capacity, self.pending, self.early)
+        joined = join.post(post_id, pending, now) if rec.kind == "post" else join.label(post_id, label, sentiment, now)
+        if joined is None:
+            if rec.kind == "label":
+                self.stats.outcomes["feedback_early"] += 1
             return None
-        return self._learn(post_id, waiting, label, sentiment, "feedback")
+        return self._learn(post_id, joined.pending, joined.label, joined.sentiment, "feedback")
 
     def _learn(
         self, post_id: str, pending: Pending, label: str | None, sentiment: str | None, source: str

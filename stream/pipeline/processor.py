@@ -24,8 +24,8 @@ from stream.audience.records import encode_erasures, encode_partials, encode_pro
 from stream.audience.windows import PostTuple, WindowSpec
 from stream.pipeline.cleaning import CleanPost, clean_post, retweet_key
 from stream.pipeline.events import Limits, Post, Rejected, parse_feedback, parse_post
-from stream.pipeline.joiner import Joiner
-from stream.pipeline.learner import Learner, Pending
+from stream.pipeline.joiner import Joiner, Pending
+from stream.pipeline.learner import Learner
 from stream.pipeline.modelview import ModelView
 from stream.pipeline.privacy import erased_token, parse_erasure, pseudonym
 from stream.pipeline.records import (
