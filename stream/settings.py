@@ -169,11 +169,10 @@ class Settings:
     hash_bits: int = _setting(20, "Text features are hashed into 2^bits buckets (bounds model memory).")
     web_host: str = _setting("127.0.0.1", "Interface of the worker's web server (/metrics).")
     web_port: int = _setting(6066, "Port of the worker's web server; Prometheus scrapes /metrics here.")
-    batch_size: int = _setting(256, "Largest batch of posts an agent processes at once.")
-    batch_within: float = _setting(
-        0.02,
-        "Longest wait (s) to fill a batch: under load batches fill up anyway "
-        "(up to STREAM_BATCH_SIZE); at low load this is the latency it adds.",
+    batch_size: int = _setting(
+        64,
+        "Most records an agent processes between two yields to the event loop (each fetch is "
+        "processed in slices of this size).",
     )
     aggregate_interval: float = _setting(
         0.5,
@@ -317,7 +316,6 @@ class Settings:
         if self.pseudonym_key is not None and not self.pseudonym_key:
             raise ConfigError("STREAM_PSEUDONYM_KEY is set but empty")
         for name in (
-            "batch_within",
             "aggregate_interval",
             "metrics_interval",
             "feedback_ttl",

@@ -31,7 +31,6 @@ _MENTION = re.compile(r"(?<![\w@])@\w+")
 _PHONE = re.compile(r"(?<![\w+])(?:\+?\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]?\d{3,4}[ .-]?\d{3,4}(?!\w)")
 _HASHTAG = re.compile(r"(?<![\w#])#(\w+)")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
-_SPACE = re.compile(r"\s+")
 _DIGITS3 = re.compile(r"\d{3}")  # every phone number match has three digits in a row
 # Pictographs, dingbats, symbols, flags, skin tones, joiners and variation selectors.
 _EMOJI = re.compile(
@@ -163,7 +162,16 @@ def fold(text: str) -> str:
     'hello world'
     """
     text = text.casefold()
-    return _SPACE.sub(" ", text if text.isascii() else unicodedata.normalize("NFKC", text)).strip()
+    return collapse_space(text if text.isascii() else unicodedata.normalize("NFKC", text))
+
+
+def collapse_space(text: str) -> str:
+    """Runs of white space (any Unicode space, as ``\\s`` in a regex) as one space, none at the ends.
+
+    >>> collapse_space(" a\\u00a0\\t b\\n")
+    'a b'
+    """
+    return " ".join(text.split())
 
 
 def clean_text(text: str, max_chars: int = 20_000) -> str:
@@ -171,9 +179,9 @@ def clean_text(text: str, max_chars: int = 20_000) -> str:
     text = text[:max_chars]
     text = repair_mojibake(text)
     text = unescape_html(text)
-    text = _SPACE.sub(" ", normalize_unicode(text))
+    text = collapse_space(normalize_unicode(text))
     for _ in range(4):  # removing one item can bring two others together: repeat until stable
-        redacted = _SPACE.sub(" ", redact(text))
+        redacted = collapse_space(redact(text))
         if redacted == text:
             break
         text = redacted

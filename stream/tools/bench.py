@@ -7,8 +7,12 @@ the framework floor, measured in the same run on the same preloaded events.
   ``BagOfWords | MultinomialNB``, the lexicon, ``await topic.send()`` per event;
 - **limit**: the pipeline's processor in a plain aiokafka loop in this process (``getmany``, batches,
   sends without awaiting each), learning in-process: no framework, no training topic, no tables;
-- **floor**: ``stream.tools.bench_floor``, the worker's Faust app forwarding each post unchanged in the
-  pipeline's batches: no work at all, so the most events/s any Faust pipeline set up like this gets.
+- **floor**: ``stream.tools.bench_floor``, the worker's Faust app forwarding each post unchanged, a
+  fetch at a time as the posts agent takes them: no work at all, so the most events/s any Faust
+  pipeline set up like this gets;
+- **peer**: ``stream.tools.bench_peer``, what a user would pick instead: a Quix Streams application
+  (confluent-kafka underneath) with River's stock ``BagOfWords | MultinomialNB``, predict then learn
+  per post, a regex cleaner, one prediction record per post (needs the ``dev`` extra; skipped without it).
 
 Throughput is the output records over the span of their Kafka timestamps, with the input preloaded
 (a backlog, consumed as fast as each can). Latency is measured on the pipeline afterwards, at a fixed
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib.util
 import os
 import subprocess
 import sys
@@ -276,7 +281,7 @@ def worker_metrics(port: int) -> dict[str, Any]:
     return {"loop_stalls": int(float(stalls)) if stalls is not None else None}
 
 
-BENCH_AGENTS = ("naive", "floor")
+BENCH_AGENTS = ("naive", "floor", "peer")
 
 
 def agent_module(name: str) -> str:
@@ -325,6 +330,7 @@ def bench_agent(
         "events": span.count,
         "cpu_us": (cpu_end - cpu["start"]) / max(1, span.count) * 1e6,
         "rss_mb": rss,
+        "topic": output,
     }
 
 
@@ -412,6 +418,15 @@ def run_bench(settings: Settings, n_events: int, out_dir: Path, rate: float | No
         print(f"bench: naive {naive['eps']:,.0f} events/s", file=sys.stderr)
         floor = bench_agent(settings, events, len(events), out_dir, "floor")
         print(f"bench: floor {floor['eps']:,.0f} events/s", file=sys.stderr)
+        peer: dict[str, Any] | None = None
+        if importlib.util.find_spec("quixstreams") is None:
+            print(
+                "bench: peer skipped: Quix Streams is not installed (pip install 'interest-stream[dev]')",
+                file=sys.stderr,
+            )
+        else:
+            peer = bench_agent(settings, events, len(events), out_dir, "peer")
+            print(f"bench: peer {peer['eps']:,.0f} events/s", file=sys.stderr)
     report = {
         "events": n_events,
         "predictions": want,
@@ -419,6 +434,8 @@ def run_bench(settings: Settings, n_events: int, out_dir: Path, rate: float | No
         "naive_eps": naive["eps"],
         "limit_eps": limit["eps"],
         "floor_eps": floor["eps"],
+        "peer_eps": peer["eps"] if peer else None,
+        "speedup_vs_peer": pipeline["eps"] / peer["eps"] if peer and peer["eps"] else None,
         "speedup_vs_naive": pipeline["eps"] / naive["eps"] if naive["eps"] else None,
         "fraction_of_limit": pipeline["eps"] / limit["eps"] if limit["eps"] else None,
         "fraction_of_floor": pipeline["eps"] / floor["eps"] if floor["eps"] else None,
@@ -430,6 +447,7 @@ def run_bench(settings: Settings, n_events: int, out_dir: Path, rate: float | No
         "naive": naive,
         "limit": limit,
         "floor": floor,
+        "peer": peer,
         "stages_us": stages,
     }
     (out_dir / "bench.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
@@ -540,12 +558,15 @@ def format_bench(r: dict[str, Any]) -> str:
         ("naive Faust agent", r["naive"]),
         ("limit (plain aiokafka loop)", r["limit"]),
         ("floor (Faust, forward only)", r["floor"]),
+        *([("peer (Quix Streams + River)", r["peer"])] if r.get("peer") else []),
     ]
     lines = [f"{'run':30} {'events/s':>9} {'CPU µs/event':>13} {'peak RSS MB':>12} {'outputs':>8}"]
     lines += [
         f"{name:30} {x['eps']:9,.0f} {x['cpu_us']:13,.0f} {x['rss_mb']:12.0f} {x['events']:8d}" for name, x in rows
     ]
     p = r["pipeline"]
+    if r.get("speedup_vs_peer") is not None:
+        lines.append(f"pipeline / peer: {r['speedup_vs_peer']:.2f}x")
     lines.append(
         f"pipeline / naive: {r['speedup_vs_naive']:.2f}x    pipeline / limit: {r['fraction_of_limit']:.2f}"
         f"    pipeline / floor: {r['fraction_of_floor']:.2f}"

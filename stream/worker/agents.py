@@ -2,14 +2,16 @@
 
 Thin loops: each hands a batch of raw records to the :class:`~stream.pipeline.processor.Processor`
 and the :class:`~stream.worker.publisher.Publisher` sends what it returns. Nothing here holds state.
+Each value of their streams is the list of records of one partition from one fetch (see
+:mod:`stream.worker.transport`); Faust acknowledges it once the loop body is done with it, and its
+offsets are committed only after what its records caused is delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Iterator, Sequence
 
 import faust
 
@@ -20,14 +22,15 @@ from stream.worker.modelsync import Follower
 from stream.worker.publisher import Publisher
 from stream.worker.topics import Topics
 
-SLICE = 32  # posts processed between two yields to the event loop
 
+def slices(records: Sequence[Message], size: int) -> Iterator[Sequence[Message]]:
+    """``records`` in slices of at most ``size``.
 
-def to_message(event: Any) -> Message:
-    """The raw record of a Faust event."""
-    m = event.message
-    ts = getattr(m, "timestamp", None)
-    return Message(m.value, m.key, m.topic, m.partition, m.offset, int(ts * 1000) if ts else None)
+    >>> [len(s) for s in slices(list(range(5)), 2)]
+    [2, 2, 1]
+    """
+    for start in range(0, len(records), size):
+        yield records[start : start + size]
 
 
 def register_input_agents(
@@ -43,9 +46,8 @@ def register_input_agents(
         # worker: keep it out of the garbage collector's full passes, which scanned it for 20-95 ms
         # every few seconds (measured) and were most of the event loop's stalls.
         gc.freeze()
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):  # type: ignore[attr-defined]
-            for i in range(0, len(events), SLICE):
-                batch = [to_message(e) for e in events[i : i + SLICE]]
+        async for records in stream:
+            for batch in slices(records, settings.batch_size):
                 await publisher.outputs(processor.process_posts(batch))
                 await asyncio.sleep(0)  # sending does not suspend: let the other tasks run
 
@@ -63,10 +65,13 @@ def register_input_agents(
 
     @app.agent(topics.feedback_in, name="feedback")  # the feedback topic and the labels re-keyed by post id
     async def feedback(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):  # type: ignore[attr-defined]
-            await publisher.outputs(processor.process_feedback([to_message(e) for e in events]))
+        async for records in stream:
+            for batch in slices(records, settings.batch_size):
+                await publisher.outputs(processor.process_feedback(batch))
+                await asyncio.sleep(0)
 
     @app.agent(topics.erasure, name="erasure")
     async def erasure(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within):  # type: ignore[attr-defined]
-            await publisher.outputs(processor.process_erasures([to_message(e) for e in events]))
+        async for records in stream:
+            for batch in slices(records, settings.batch_size):
+                await publisher.outputs(processor.process_erasures(batch))

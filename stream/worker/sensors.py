@@ -30,6 +30,8 @@ from aiohttp.web import Response
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from stream.worker.transport import BatchMessage
+
 __all__ = ["LeanPrometheusMonitor", "setup_sensors"]
 
 
@@ -39,20 +41,21 @@ class LeanPrometheusMonitor(PrometheusMonitor):
 
     def __init__(self, metrics: FaustMetrics, **kwargs: Any) -> None:
         super().__init__(metrics, **kwargs)
-        self._received_by_topic: dict[str, Callable[[], None]] = {}
+        self._received_by_topic: dict[str, Callable[[float], None]] = {}
         self._sent_by_topic: dict[str, Callable[[], None]] = {}
         self._read_offset: dict[Any, Any] = {}
         self._end_offset: dict[Any, Any] = {}
 
     def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
-        self.messages_received_total += 1
-        self._metrics.messages_received.inc()
+        n = len(message.value) if type(message) is BatchMessage else 1  # type: ignore[arg-type]  # a fetch: records
+        self.messages_received_total += n
+        self._metrics.messages_received.inc(n)
         inc = self._received_by_topic.get(tp.topic)
         if inc is None:
             inc = self._received_by_topic[tp.topic] = self._metrics.messages_received_per_topics.labels(
                 topic=tp.topic
             ).inc
-        inc()
+        inc(n)
         gauge = self._read_offset.get(tp)
         if gauge is None:
             gauge = self._read_offset[tp] = self._metrics.messages_received_per_topics_partition.labels(

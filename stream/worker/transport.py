@@ -1,5 +1,20 @@
-"""Faust's Kafka transport with two changes: the consumer's fetch wait, and end offsets that are
-checked against the log.
+"""Everything of the worker that reaches below Faust's public API, pinned to one Faust version
+(:data:`FAUST_VERSION`; ``pyproject.toml`` pins the same, and ``tests/worker/test_transport.py`` fails
+when an upgrade changes what this module relies on). Faust's Kafka transport with four changes:
+records delivered a fetch at a time, the consumer's fetch wait, end offsets checked against the log,
+and a hook before each offset commit.
+
+- **A fetch at a time.** Faust turns every record into a message, runs it through its conductor,
+  schema and channel queue, creates tasks to await it, and acknowledges it, one at a time: 170-270 µs
+  per record measured in the bench's Faust floor, more than the posts' own work. For the topics named
+  in ``InterestApp.batched_topics`` (the posts, feedback and erasure agents' inputs), the consumer
+  instead hands Faust one :class:`RecordBatch` per partition and fetch: one Faust message whose value
+  is the list of the records as :class:`~stream.pipeline.records.Message` (read with
+  :class:`BatchSchema`), and whose offset is its last record's. When the agent acknowledges it,
+  :class:`BatchMessage` marks the offsets before the last as a *gap* of the partition (the mechanism
+  Faust has for offsets with no record, such as transaction markers), so the commit covers the whole
+  batch, and nothing of it before it is acknowledged. Faust's own checks around each message
+  (flow control, rebalance generation, buffer pressure) now run per batch.
 
 - Faust 0.15 hard-codes ``fetch_max_wait_ms=1500`` for its worker consumer. A broker holds a fetch
   until that wait runs out when there is little data, so at moderate load every post waits up to
@@ -28,8 +43,118 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as driver
+from faust.types.tuples import ConsumerMessage
 
+from stream.pipeline.records import Message
+
+FAUST_VERSION = "0.15.3"
+"""The Faust release this module is written against (and ``pyproject.toml`` pins)."""
 PROBE_WAIT_MS = 50
+
+
+class FaustVersionError(RuntimeError):
+    """The installed Faust is not the one this module is written against."""
+
+
+def check_faust_version(version: str | None = None) -> None:
+    """Refuse (one line) a Faust release other than :data:`FAUST_VERSION`.
+
+    >>> check_faust_version(FAUST_VERSION)
+    >>> check_faust_version("0.16.0")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    stream.worker.transport.FaustVersionError: faust-streaming 0.16.0 is installed; the worker's ...
+    """
+    version = faust.__version__ if version is None else version
+    if version != FAUST_VERSION:
+        raise FaustVersionError(
+            f"faust-streaming {version} is installed; the worker's transport is written for {FAUST_VERSION} "
+            f"(pip install 'faust-streaming=={FAUST_VERSION}')"
+        )
+
+
+class RecordBatch:
+    """The records of one partition from one fetch, in the shape of the Kafka client's record, which
+    Faust turns into one message (:meth:`BatchingConsumer._to_message`)."""
+
+    __slots__ = ("first_offset", "offset", "partition", "serialized_value_size", "timestamp", "topic", "value")
+    timestamp_type = 0
+    headers: tuple[()] = ()
+    key = None
+    checksum = None
+    serialized_key_size = 0
+
+    def __init__(self, records: list[Any]) -> None:
+        first, last = records[0], records[-1]
+        self.topic, self.partition, self.offset, self.timestamp = (
+            last.topic,
+            last.partition,
+            last.offset,
+            last.timestamp,
+        )
+        self.first_offset = first.offset
+        self.value = [Message(r.value, r.key, r.topic, r.partition, r.offset, r.timestamp) for r in records]
+        self.serialized_value_size = sum(r.serialized_value_size for r in records)
+
+
+class BatchMessage(ConsumerMessage):
+    """Faust's message for a :class:`RecordBatch`: its value is the list of records, and acknowledging
+    it acknowledges every offset from the batch's first to its last."""
+
+    first_offset: int = -1
+
+    def on_final_ack(self, consumer: Any) -> bool:
+        gap = consumer._gap[self.tp]
+        if self.first_offset < self.offset:  # the offsets before the last: a gap, filled up to the last
+            gap.addi(self.first_offset, self.offset)
+            gap.merge_overlaps()  # with the one Faust's fetch loop adds, as Faust does with its own
+        # Faust's fetch loop counts the last offset in the gap it sees before a message: it is acknowledged
+        # below, and twice in Faust's list of acknowledged offsets would stop each commit at it.
+        gap.chop(self.offset, self.offset + 1)
+        return bool(consumer.ack(self))
+
+
+class BatchSchema(faust.Schema):
+    """Reads a :class:`BatchMessage` as it is: no key, the list of records as the value."""
+
+    def loads_key(self, app: Any, message: Any, *, loads: Any = None, serializer: Any = None) -> Any:
+        return None
+
+    def loads_value(self, app: Any, message: Any, *, loads: Any = None, serializer: Any = None) -> Any:
+        return message.value
+
+
+class BatchingConsumer(driver.Consumer):
+    """Faust's aiokafka consumer, delivering the records of the app's ``batched_topics`` as one
+    :class:`BatchMessage` per partition and fetch (see the module's docstring)."""
+
+    async def _wait_next_records(self, timeout: float) -> Any:
+        records, active = await super()._wait_next_records(timeout)
+        batched: frozenset[str] = getattr(self.app, "batched_topics", frozenset())
+        if records and batched:
+            records = {tp: [RecordBatch(rs)] if rs and tp.topic in batched else rs for tp, rs in records.items()}
+        return records, active
+
+    def _to_message(self, tp: Any, record: Any) -> Any:
+        if type(record) is not RecordBatch:
+            return super()._to_message(tp, record)
+        fields: tuple[Any, ...] = (
+            record.topic,
+            record.partition,
+            record.offset,
+            record.timestamp / 1000.0 if record.timestamp is not None else None,
+            record.timestamp_type,
+            record.headers,
+            None,
+            record.value,
+            None,
+            0,
+            record.serialized_value_size,
+            tp,
+        )
+        message = BatchMessage(*fields, generation_id=self.app.consumer_generation_id)  # type: ignore[misc]
+        message.first_offset = record.first_offset
+        return message
 
 
 async def true_end_offsets(bootstrap_servers: Any, reported: Mapping[Any, int]) -> dict[Any, int]:
@@ -83,7 +208,7 @@ def transport_class(fetch_max_wait_ms: int, bootstrap_servers: Iterable[str] = (
         {"fetch_max_wait_ms": fetch_max_wait_ms, "bootstrap_servers": tuple(bootstrap_servers)},
     )
 
-    class Consumer(driver.Consumer):
+    class Consumer(BatchingConsumer):
         def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
             return thread(self, loop=self.loop, beacon=self.beacon)
 
@@ -135,8 +260,10 @@ class InterestApp(faust.App):
     fetch_max_wait_ms: int = 1500
     before_commit: Callable[[], Awaitable[Any] | None] | None = None
     commit_guard: CommitGuard | None = None
+    batched_topics: frozenset[str] = frozenset()  # delivered a fetch at a time (see the module's docstring)
 
     def _new_transport(self) -> Any:
+        check_faust_version()
         servers = [f"{u.host}:{u.port}" for u in self.conf.broker_consumer]
         return transport_class(self.fetch_max_wait_ms, servers)(self.conf.broker_consumer, self)
 

@@ -3,7 +3,9 @@ the offsets to commit are taken, and sent before they are committed."""
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
+
+import pytest
 
 from stream.worker.transport import transport_class
 
@@ -79,3 +81,97 @@ def test_no_commit_while_the_delivery_gate_says_something_is_undelivered():
     assert log == ["gate"]  # nothing committed: the posts will be committed once their outputs are in Kafka
     assert asyncio.run(consumer_class._commit_tps(fake, ["posts-0"], True)) is True
     assert log == ["gate", "gate", "attached", "commit"]
+
+
+# Delivery a fetch at a time, run through Faust's own fetch loop and offset bookkeeping.
+
+
+def _record(topic, partition, offset):
+    from aiokafka.structs import ConsumerRecord
+
+    return ConsumerRecord(topic, partition, offset, 1_000 + offset, 0, None, b"v%d" % offset, None, 2, 0, ())
+
+
+async def _drain(fetches, committed=None):
+    """The consumer of a worker's app (nothing started), its batched topic ``posts``, and the messages
+    Faust's fetch loop (``Consumer._drain_messages``) hands on for ``fetches``."""
+    from faust.types import TP
+    from prometheus_client import CollectorRegistry
+
+    from stream.settings import Settings
+    from stream.worker.app import make_app
+    from stream.worker.topics import batched_topic
+
+    settings = Settings(broker="127.0.0.1:9", app_id="test-transport")
+    app = make_app(settings, CollectorRegistry())
+    app.topics.add(batched_topic(app, settings, "posts"))
+    app.topics.add(app.topic("other", value_serializer="raw"))
+    await cast(Any, app.topics)._update_indices()  # what Faust does before subscribing: acks enabled for both
+    consumer: Any = app.consumer  # Faust's aiokafka consumer: its internals are what is tested here
+    tps = {TP("posts", 0), TP("other", 0)}
+    for tp in tps:
+        consumer._committed_offset[tp] = consumer._read_offset[tp] = committed
+    fetcher = SimpleNamespace(_stopped=asyncio.Event())
+    fetches = list(fetches)
+
+    async def getmany(active_partitions, timeout):
+        if not fetches:
+            fetcher._stopped.set()
+            return {}
+        return {TP(t, p): [_record(t, p, o) for o in offsets] for (t, p), offsets in fetches.pop(0).items()}
+
+    consumer._getmany, consumer._get_active_partitions = getmany, lambda: tps
+    consumer.highwater = lambda tp: 100
+    delivered = []
+
+    async def on_message(message):
+        consumer.track_message(message)  # as Faust's conductor and channel do
+        message.incref()
+        delivered.append(message)
+
+    consumer.callback = on_message
+    await consumer._drain_messages(fetcher)
+    return consumer, delivered
+
+
+def test_a_fetch_of_a_batched_topic_is_one_message_whose_value_is_its_records():
+    from stream.pipeline.records import Message
+    from stream.worker.transport import BatchMessage
+
+    _, delivered = asyncio.run(_drain([{("posts", 0): range(10, 13), ("other", 0): range(10, 12)}], committed=10))
+    [batch] = [m for m in delivered if m.topic == "posts"]
+    assert isinstance(batch, BatchMessage) and (batch.first_offset, batch.offset) == (10, 12)
+    assert cast(Any, batch.value) == [Message(b"v%d" % o, None, "posts", 0, o, 1_000 + o) for o in (10, 11, 12)]
+    others = [m for m in delivered if m.topic == "other"]  # not batched: a message per record, as Faust's
+    assert [(m.offset, m.value) for m in others] == [(10, b"v10"), (11, b"v11")]
+    assert not any(isinstance(m, BatchMessage) for m in others)
+
+
+@pytest.mark.parametrize("committed", [None, 10])  # a partition never committed, and one read from its commit
+def test_a_batch_is_committed_whole_once_acknowledged_and_never_before(committed):
+    from faust.types import TP
+
+    fetches = [{("posts", 0): range(10, 13)}, {("posts", 0): range(13, 16)}, {("posts", 0): [16]}]
+    consumer, (a, b, c) = asyncio.run(_drain(fetches, committed))
+    tp = TP("posts", 0)
+    assert consumer._new_offset(tp) is None  # fetched, none processed: nothing to commit
+    a.ack(consumer)  # the agent is done with the first fetch (and acknowledges in order)
+    assert consumer._new_offset(tp) == 13
+    consumer._committed_offset[tp] = 13  # as Faust's commit records it
+    b.ack(consumer)
+    c.ack(consumer)
+    assert consumer._new_offset(tp) == 17  # both batches, every offset, in one commit
+    assert consumer._acked[tp] == []  # nothing left over to hold the next commit back
+
+
+def test_faust_is_the_version_the_transport_is_written_for():
+    import tomllib
+    from pathlib import Path
+
+    import faust
+
+    from stream.worker.transport import FAUST_VERSION
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert f"faust-streaming=={FAUST_VERSION}" in pyproject["project"]["dependencies"]
+    assert faust.__version__ == FAUST_VERSION
