@@ -171,8 +171,13 @@ class Settings:
     web_port: int = _setting(6066, "Port of the worker's web server; Prometheus scrapes /metrics here.")
     batch_size: int = _setting(
         64,
-        "Most records an agent processes between two yields to the event loop (each fetch is "
+        "Most records an agent processes between two yields to the event loop (what it takes is "
         "processed in slices of this size).",
+    )
+    batch_within: float = _setting(
+        0.02,
+        "Longest wait (s) to gather the fetches of several partitions into one batch: under load "
+        "fetches are large anyway; at low load this is the latency it adds.",
     )
     aggregate_interval: float = _setting(
         0.5,
@@ -316,6 +321,7 @@ class Settings:
         if self.pseudonym_key is not None and not self.pseudonym_key:
             raise ConfigError("STREAM_PSEUDONYM_KEY is set but empty")
         for name in (
+            "batch_within",
             "aggregate_interval",
             "metrics_interval",
             "feedback_ttl",

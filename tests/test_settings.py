@@ -7,10 +7,10 @@ from stream.settings import ConfigError, Settings, describe
 
 
 def test_defaults_and_env():
-    s = Settings.from_env({"STREAM_BROKER": "a:1,b:2", "STREAM_BATCH_SIZE": "32", "STREAM_MODEL": "pa"})
+    s = Settings.from_env({"STREAM_BROKER": "a:1,b:2", "STREAM_BATCH_WITHIN": "0.5", "STREAM_MODEL": "pa"})
     assert s.bootstrap_servers == ["a:1", "b:2"]
     assert s.broker_url == "kafka://a:1;kafka://b:2"
-    assert (s.batch_size, s.model, s.topic_posts) == (32, "pa", "social.posts")
+    assert (s.batch_within, s.model, s.topic_posts) == (0.5, "pa", "social.posts")
 
 
 @pytest.mark.parametrize(

@@ -244,6 +244,9 @@ def bench_pipeline(
         # latency at a fixed offered load of half the throughput, once the worker is idle again (its
         # audience, profile and learner agents finish the backlog after the last prediction)
         result["settle_s"] = settle(pid)
+        # The learner (in this one worker) learns from the training log behind the predictions: its
+        # share of the backlog is only done once the worker is idle again. CPU per post with it:
+        result["cpu_us_settled"] = (proc_cpu(pid) - cpu["start"]) / max(1, span.count) * 1e6
         rate = rate or max(10.0, result["eps"] / 2)
         n_lat = int(rate * LATENCY_SECONDS)
         # Event time advances with the wall clock, as in a live stream. (The backlog, like the demo,
@@ -576,7 +579,10 @@ def format_bench(r: dict[str, Any]) -> str:
         f"post → prediction: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms ({p['latency_samples']} posts; "
         f"the worker needed {p['settle_s']:.0f} s after its last backlog prediction to go idle)"
     )
-    lines.append(f"pipeline event-loop stalls over 100 ms (backlog and fixed load): {p.get('loop_stalls')}")
+    lines.append(
+        f"pipeline CPU per post with the learner caught up (it learns behind the predictions): "
+        f"{p['cpu_us_settled']:,.0f} µs; event-loop stalls over 100 ms (backlog and fixed load): {p.get('loop_stalls')}"
+    )
     lines.append(
         "per-stage cost in this process (µs/event): " + ", ".join(f"{k} {v:.0f}" for k, v in r["stages_us"].items())
     )

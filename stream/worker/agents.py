@@ -3,15 +3,17 @@
 Thin loops: each hands a batch of raw records to the :class:`~stream.pipeline.processor.Processor`
 and the :class:`~stream.worker.publisher.Publisher` sends what it returns. Nothing here holds state.
 Each value of their streams is the list of records of one partition from one fetch (see
-:mod:`stream.worker.transport`); Faust acknowledges it once the loop body is done with it, and its
-offsets are committed only after what its records caused is delivered.
+:mod:`stream.worker.transport`); the agents take what the fetches of all partitions bring within
+``STREAM_BATCH_WITHIN`` (at low load a fetch has a record or two, and each batch has a fixed cost),
+Faust acknowledges it once the loop body is done with it, and its offsets are committed only after
+what its records caused is delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 
 import faust
 
@@ -22,15 +24,23 @@ from stream.worker.modelsync import Follower
 from stream.worker.publisher import Publisher
 from stream.worker.topics import Topics
 
+FETCHES = 16  # fetches (of any partitions) an agent takes at once
 
-def slices(records: Sequence[Message], size: int) -> Iterator[Sequence[Message]]:
-    """``records`` in slices of at most ``size``.
 
-    >>> [len(s) for s in slices(list(range(5)), 2)]
+def slices(fetches: Sequence[Sequence[Message]], size: int) -> Iterator[Sequence[Message]]:
+    """The records of ``fetches``, in order, in slices of at most ``size``.
+
+    >>> [len(s) for s in slices([[1, 2, 3], [4], [5]], 2)]
     [2, 2, 1]
     """
+    records = fetches[0] if len(fetches) == 1 else [r for fetch in fetches for r in fetch]
     for start in range(0, len(records), size):
         yield records[start : start + size]
+
+
+def take(stream: faust.StreamT, settings: Settings) -> AsyncIterator[list[Sequence[Message]]]:
+    """The fetches that reach ``stream`` within ``STREAM_BATCH_WITHIN`` (at most :data:`FETCHES`)."""
+    return stream.take(FETCHES, within=settings.batch_within)
 
 
 def register_input_agents(
@@ -46,8 +56,8 @@ def register_input_agents(
         # worker: keep it out of the garbage collector's full passes, which scanned it for 20-95 ms
         # every few seconds (measured) and were most of the event loop's stalls.
         gc.freeze()
-        async for records in stream:
-            for batch in slices(records, settings.batch_size):
+        async for fetches in take(stream, settings):
+            for batch in slices(fetches, settings.batch_size):
                 await publisher.outputs(processor.process_posts(batch))
                 await asyncio.sleep(0)  # sending does not suspend: let the other tasks run
 
@@ -65,13 +75,13 @@ def register_input_agents(
 
     @app.agent(topics.feedback_in, name="feedback")  # the feedback topic and the labels re-keyed by post id
     async def feedback(stream: faust.StreamT) -> None:
-        async for records in stream:
-            for batch in slices(records, settings.batch_size):
+        async for fetches in take(stream, settings):
+            for batch in slices(fetches, settings.batch_size):
                 await publisher.outputs(processor.process_feedback(batch))
                 await asyncio.sleep(0)
 
     @app.agent(topics.erasure, name="erasure")
     async def erasure(stream: faust.StreamT) -> None:
-        async for records in stream:
-            for batch in slices(records, settings.batch_size):
+        async for fetches in take(stream, settings):
+            for batch in slices(fetches, settings.batch_size):
                 await publisher.outputs(processor.process_erasures(batch))

@@ -1,4 +1,6 @@
-"""Hands the records of a batch to the worker's producer, without awaiting each delivery."""
+"""Hands the records of a batch to the worker's producer, without awaiting each delivery: one Kafka
+record batch per output partition, built at once, instead of one send (and one delivery future) per
+record."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import functools
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import faust
 import orjson
@@ -17,6 +20,7 @@ from stream.pipeline.processor import Outputs
 from stream.pipeline.records import Message, dead_letter
 from stream.stats import Stats
 from stream.worker.topics import Topics
+from stream.worker.transport import kafka_producer, key_partition
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ class Publisher:
         self.commit_pending_since: float | None = None
         self._logged_at = -LOG_EVERY_S
         self._unlogged = 0
+        self._next_partition = -1  # the last partition an unkeyed record went to
 
     def _failure(self, record: Failed, exc: BaseException) -> None:
         self.stats.outcomes["publish_errors"] += 1
@@ -103,13 +108,6 @@ class Publisher:
             "topics again (nothing past the delivered posts was committed)"
         )
 
-    def _delivered(self, record: Failed, fut: asyncio.Future[object]) -> None:
-        self.in_flight -= 1
-        if not fut.cancelled() and fut.exception() is not None:
-            self._failure(record, fut.exception())  # type: ignore[arg-type]
-        else:
-            self.last_delivered = time.monotonic()
-
     def commit_started(self) -> None:
         """An offset commit begins (the consumer reports each): one that does not end (the Kafka client
         retries it for ever) is a broker that takes records, auto-creating topics, yet has lost the
@@ -135,17 +133,54 @@ class Publisher:
             return stalled if stalled >= STALL_S else None
         return None
 
+    @property
+    def producer(self) -> Any:
+        """The Kafka client under the app's producer (started with the app)."""
+        return kafka_producer(self.app)
+
+    def _in_flight(self, records: int) -> None:
+        if self.in_flight == 0:
+            self.busy_since = time.monotonic()
+        self.in_flight += records
+
     async def _send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> None:
+        """One record on its own (a dead letter for an oversized record, and records sent again)."""
         record = (topic, key, value, partition)
         try:
-            fut = await self.app.producer.send(topic, key, value, partition, None, None)
+            fut = await self.producer.send(topic, value, key=key, partition=partition)
         except Exception as exc:  # refused before it was queued (the producer is stopped, ...)
             self._failure(record, exc)
             return
-        if self.in_flight == 0:
-            self.busy_since = time.monotonic()
-        self.in_flight += 1
-        fut.add_done_callback(functools.partial(self._delivered, record))  # type: ignore[attr-defined]
+        self._in_flight(1)
+        fut.add_done_callback(functools.partial(self._delivered, [record]))
+
+    async def _send_batch(self, topic: str, partition: int, records: list[tuple[bytes | None, bytes | None]]) -> None:
+        """``records`` to one partition, in as few Kafka record batches as their size allows."""
+        producer, start = self.producer, 0
+        while start < len(records):
+            batch = producer.create_batch()
+            batch.append(key=records[start][0], value=records[start][1], timestamp=None)  # a first always fits
+            end = start + 1
+            while end < len(records) and batch.append(key=records[end][0], value=records[end][1], timestamp=None):
+                end += 1
+            sent = [(topic, k, v, partition) for k, v in records[start:end]]
+            start = end
+            try:
+                fut = await producer.send_batch(batch, topic, partition=partition)
+            except Exception as exc:  # refused before it was queued
+                for record in sent:
+                    self._failure(record, exc)
+                continue
+            self._in_flight(len(sent))
+            fut.add_done_callback(functools.partial(self._delivered, sent))
+
+    def _delivered(self, records: Sequence[Failed], fut: asyncio.Future[object]) -> None:
+        self.in_flight -= len(records)
+        if not fut.cancelled() and fut.exception() is not None:
+            for record in records:
+                self._failure(record, fut.exception())  # type: ignore[arg-type]
+        else:
+            self.last_delivered = time.monotonic()
 
     async def _too_large(self, topic: str, key: bytes | None, value: bytes | None, size: int) -> None:
         self.stats.outcomes["outputs_too_large"] += 1
@@ -156,25 +191,43 @@ class Publisher:
         await self._send(self.topics.dlq.get_topic_name(), (key or b"")[:KEPT_KEY_BYTES] or None, letter, None)
 
     async def send(self, topic: faust.TopicT, records: Records, partition: int | None = None) -> None:
+        """Hand ``records`` to the producer: to ``partition``, or to the partition the Kafka clients'
+        default partitioner gives each key (unkeyed records in turn to each partition)."""
         name = topic.get_topic_name()
         limit = self.max_bytes - RECORD_OVERHEAD
+        by_partition: dict[int, list[tuple[bytes | None, bytes | None]]] = {}
+        count = 0
         for key, value in records:
             size = (len(key) if key else 0) + (len(value) if value else 0)
             if size > limit:
                 await self._too_large(name, key, value, size)
-            else:
-                await self._send(name, key, value, partition)
+                continue
+            p = partition
+            if p is None:
+                if not count:
+                    try:
+                        count = len(await self.producer.partitions_for(name))
+                    except Exception as exc:  # no metadata: sent again, one by one, before the next commit
+                        self._failure((name, key, value, None), exc)
+                        continue
+                if key is None:
+                    p = self._next_partition = (self._next_partition + 1) % count
+                else:
+                    p = key_partition(key, count)
+            by_partition.setdefault(p, []).append((key, value))
+        for p, batch in by_partition.items():
+            await self._send_batch(name, p, batch)
 
     async def delivery_gate(self) -> bool:
         """Whether the input offsets may be committed: the producer flushed, and every record that
         failed sent again and delivered (the consumer awaits this before each commit)."""
-        await self.app.producer.flush()
+        await self.producer.flush()
         await asyncio.sleep(0)  # the delivery callbacks of the flushed records
         if self.failed:
             retry, self.failed = self.failed, []
             for record in retry:
                 await self._send(*record)
-            await self.app.producer.flush()
+            await self.producer.flush()
             await asyncio.sleep(0)
         if self.failed or self.dropped:
             return False

@@ -11,10 +11,9 @@ and a hook before each offset commit.
   instead hands Faust one :class:`RecordBatch` per partition and fetch: one Faust message whose value
   is the list of the records as :class:`~stream.pipeline.records.Message` (read with
   :class:`BatchSchema`), and whose offset is its last record's. When the agent acknowledges it,
-  :class:`BatchMessage` marks the offsets before the last as a *gap* of the partition (the mechanism
-  Faust has for offsets with no record, such as transaction markers), so the commit covers the whole
-  batch, and nothing of it before it is acknowledged. Faust's own checks around each message
-  (flow control, rebalance generation, buffer pressure) now run per batch.
+  :class:`BatchMessage` acknowledges every offset it covers, as Faust would have one by one, so the
+  commit covers the whole batch, and nothing of it before it is acknowledged. Faust's own checks
+  around each message (flow control, rebalance generation, buffer pressure) now run per batch.
 
 - Faust 0.15 hard-codes ``fetch_max_wait_ms=1500`` for its worker consumer. A broker holds a fetch
   until that wait runs out when there is little data, so at moderate load every post waits up to
@@ -41,6 +40,7 @@ from typing import Any, Protocol
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import murmur2
 from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as driver
 from faust.types.tuples import ConsumerMessage
@@ -99,19 +99,19 @@ class RecordBatch:
 
 class BatchMessage(ConsumerMessage):
     """Faust's message for a :class:`RecordBatch`: its value is the list of records, and acknowledging
-    it acknowledges every offset from the batch's first to its last."""
+    it acknowledges every offset from ``first_offset`` (the batch's first, or the one after the
+    partition's last read, if there is a hole in between) to its last."""
 
     first_offset: int = -1
 
     def on_final_ack(self, consumer: Any) -> bool:
-        gap = consumer._gap[self.tp]
-        if self.first_offset < self.offset:  # the offsets before the last: a gap, filled up to the last
-            gap.addi(self.first_offset, self.offset)
-            gap.merge_overlaps()  # with the one Faust's fetch loop adds, as Faust does with its own
-        # Faust's fetch loop counts the last offset in the gap it sees before a message: it is acknowledged
-        # below, and twice in Faust's list of acknowledged offsets would stop each commit at it.
-        gap.chop(self.offset, self.offset + 1)
-        return bool(consumer.ack(self))
+        if not consumer.ack(self):  # the last offset, through Faust's checks (acks enabled, not committed)
+            return False
+        if self.first_offset < self.offset:  # and the others, as Faust's ack would add each
+            before = range(self.first_offset, self.offset)
+            consumer._acked[self.tp].extend(before)
+            consumer._acked_index[self.tp].update(before)
+        return True
 
 
 class BatchSchema(faust.Schema):
@@ -153,7 +153,11 @@ class BatchingConsumer(driver.Consumer):
             tp,
         )
         message = BatchMessage(*fields, generation_id=self.app.consumer_generation_id)  # type: ignore[misc]
-        message.first_offset = record.first_offset
+        read = self._read_offset[tp]  # the last offset read before (or, after a seek, the next to read)
+        message.first_offset = record.first_offset if read is None else min(record.first_offset, read + 1)
+        # Faust's fetch loop takes the offsets between the one it read last and a message's as a gap;
+        # the batch acknowledges them itself, and both at once would stop each commit at the overlap.
+        self._read_offset[tp] = record.offset - 1
         return message
 
 
@@ -242,6 +246,14 @@ def transport_class(fetch_max_wait_ms: int, bootstrap_servers: Iterable[str] = (
     return type("Transport", (driver.Transport,), {"Consumer": Consumer})
 
 
+def kafka_producer(app: faust.App) -> Any:
+    """The Kafka client (aiokafka's ``AIOKafkaProducer``) under the app's Faust producer, once the app
+    has started it: :class:`~stream.worker.publisher.Publisher` hands it whole batches of records
+    (``create_batch``/``send_batch``), which Faust's producer does not offer. Faust's ``flush`` flushes
+    the same client."""
+    return app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+
 class CommitGuard(Protocol):
     """What the consumer asks before and tells around each offset commit
     (:class:`~stream.worker.publisher.Publisher` is one)."""
@@ -268,18 +280,27 @@ class InterestApp(faust.App):
         return transport_class(self.fetch_max_wait_ms, servers)(self.conf.broker_consumer, self)
 
 
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition the Kafka clients' default partitioner (murmur2, as Java's) gives a record keyed
+    by ``key`` on a topic of ``partitions`` partitions.
+
+    >>> key_partition(b"p1", 4) == key_partition(b"p1", 4), 0 <= key_partition(b"x", 4) < 4
+    (True, True)
+    """
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 def partition_router(partitions: int) -> Callable[[str], int]:
     """The partition the Kafka clients' default partitioner (murmur2, as Java's) gives a record keyed
     by ``key`` on a topic of ``partitions`` partitions: where a post keyed by its id is, and so where
     its delayed label must go.
 
     >>> route = partition_router(4)
-    >>> [route(k) for k in ("p1", "p2", "p3")] == [route(k) for k in ("p1", "p2", "p3")], 0 <= route("x") < 4
-    (True, True)
+    >>> route("p1") == key_partition(b"p1", 4)
+    True
     """
-    from aiokafka.partitioner import murmur2
 
     def route(key: str) -> int:
-        return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+        return key_partition(key.encode(), partitions)
 
     return route

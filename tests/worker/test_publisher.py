@@ -11,32 +11,64 @@ from stream.stats import Stats
 from stream.worker.publisher import Publisher
 
 
+class Batch:
+    """A record batch of at most three records (aiokafka's ``BatchBuilder`` fills up by size)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes | None, bytes | None]] = []
+
+    def append(self, *, key, value, timestamp):
+        if len(self.records) == 3:
+            return None
+        self.records.append((key, value))
+        return object()  # the record's metadata
+
+
 class Producer:
-    """A producer whose sends can be refused at once, or fail at delivery (at the next flush)."""
+    """aiokafka's producer as the publisher uses it, whose sends can be refused at once, or fail at
+    delivery (at the next flush): ``lose`` counts lost deliveries (a batch's records are lost with it)."""
 
     def __init__(self) -> None:
         self.delivered: list[tuple[str, bytes | None, bytes | None, int | None]] = []
-        self.pending: list[tuple[asyncio.Future[None], Any]] = []
+        self.pending: list[tuple[asyncio.Future[None], list[Any]]] = []
+        self.batches: list[tuple[str, int, int]] = []  # topic, partition, records of each batch sent
         self.refuse = 0  # the next sends raise
         self.lose = 0  # the next deliveries fail
 
-    async def send(self, topic, key, value, partition, timestamp, headers):
+    def _ensure_producer(self) -> "Producer":  # the Kafka client under Faust's producer: this one
+        return self
+
+    def _queue(self, records: list[Any]) -> asyncio.Future[None]:
         if self.refuse:
             self.refuse -= 1
             raise RuntimeError("producer refused")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.pending.append((fut, (topic, key, value, partition)))
+        self.pending.append((fut, records))
         return fut
+
+    async def send(self, topic, value=None, key=None, partition=None):
+        return self._queue([(topic, key, value, partition)])
+
+    def create_batch(self) -> Batch:
+        return Batch()
+
+    async def send_batch(self, batch, topic, *, partition):
+        fut = self._queue([(topic, k, v, partition) for k, v in batch.records])
+        self.batches.append((topic, partition, len(batch.records)))
+        return fut
+
+    async def partitions_for(self, topic):
+        return {0, 1, 2, 3}
 
     async def flush(self) -> None:
         pending, self.pending = self.pending, []
-        for fut, record in pending:
+        for fut, records in pending:
             if self.lose:
                 self.lose -= 1
                 fut.set_exception(RuntimeError("broker gone"))
             else:
                 fut.set_result(None)
-                self.delivered.append(record)
+                self.delivered.extend(records)
 
 
 def topic(name: str) -> Any:
@@ -45,7 +77,7 @@ def topic(name: str) -> Any:
 
 def publisher(max_bytes: int = 1_000_000) -> tuple[Publisher, Producer]:
     producer = Producer()
-    app: Any = SimpleNamespace(producer=producer)
+    app: Any = SimpleNamespace(producer=producer)  # Faust's producer, and the client under it
     topics: Any = SimpleNamespace(dlq=topic("dlq"))
     return Publisher(app, topics, Stats(), max_bytes), producer
 
@@ -57,13 +89,33 @@ def records(n: int) -> Iterator[tuple[bytes, bytes]]:
 def test_failed_deliveries_hold_the_commit_until_they_are_sent_again():
     async def scenario() -> None:
         pub, producer = publisher()
-        producer.lose = 7  # all five lost, and two of them again when the gate sends them again at once
+        producer.lose = 100  # every batch lost...
         await pub.send(topic("predictions"), list(records(5)))
-        assert await pub.delivery_gate() is False  # no commit
-        assert pub.stats.outcomes["publish_errors"] == 7 and pub.failing_since is not None and len(pub.failed) == 2
+        assert await pub.delivery_gate() is False  # ...no commit
+        assert pub.stats.outcomes["publish_errors"] >= 5 and pub.failing_since is not None and pub.failed
+        producer.lose = 0
         assert await pub.delivery_gate() is True  # sent again, delivered: commit
         assert sorted(v or b"" for _, _, v, _ in producer.delivered) == sorted(v for _, v in records(5))
-        assert pub.failing_since is None and not pub.failed
+        assert pub.failing_since is None and not pub.failed and pub.in_flight == 0
+
+    asyncio.run(scenario())
+
+
+def test_records_go_in_batches_to_the_partition_of_their_key():
+    from stream.worker.transport import key_partition
+
+    async def scenario() -> None:
+        pub, producer = publisher()
+        await pub.send(topic("predictions"), list(records(20)))
+        await pub.send(topic("metrics"), [(None, b"a"), (None, b"b")])
+        await pub.send(topic("training"), [(None, b"t1"), (None, b"t2")], partition=0)
+        assert await pub.delivery_gate() is True
+        keyed = [(k, p) for t, k, _, p in producer.delivered if t == "predictions"]
+        assert sorted(keyed) == sorted((k, key_partition(k, 4)) for k, _ in records(20))
+        assert all(n <= 3 for _, _, n in producer.batches)  # full batches are sent, new ones started
+        assert len([b for b in producer.batches if b[0] == "predictions"]) < 20  # not one per record
+        assert len({p for t, _, _, p in producer.delivered if t == "metrics"}) == 2  # unkeyed: in turn
+        assert [(v, p) for t, _, v, p in producer.delivered if t == "training"] == [(b"t1", 0), (b"t2", 0)]
 
     asyncio.run(scenario())
 
@@ -73,7 +125,7 @@ def test_a_refused_send_does_not_raise_into_the_agent():
         pub, producer = publisher()
         producer.refuse = 1
         await pub.send(topic("predictions"), list(records(3)))  # no exception
-        assert pub.stats.outcomes["publish_errors"] == 1
+        assert pub.stats.outcomes["publish_errors"] >= 1  # the records of the refused batch
         assert await pub.delivery_gate() is True
         assert len(producer.delivered) == 3
 
