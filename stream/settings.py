@@ -366,3 +366,18 @@ def describe() -> list[tuple[str, str, str]]:
         (PREFIX + f.name.upper(), "(unset)" if f.default is None else str(f.default), f.metadata["doc"])
         for f in dataclasses.fields(Settings)
     ]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """This process's environment, with the ``STREAM_*`` variables that reproduce ``settings`` in a child
+    process (and no others).
+
+    >>> env = settings_env(Settings(web_port=7000))
+    >>> env["STREAM_WEB_PORT"], Settings.from_env(env).web_port
+    ('7000', 7000)
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+    for name, value in vars(settings).items():
+        if value is not None:
+            env[PREFIX + name.upper()] = str(value)
+    return env

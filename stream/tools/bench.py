@@ -17,7 +17,8 @@ the framework floor, measured in the same run on the same preloaded events.
 Throughput is the output records over the span of their Kafka timestamps, with the input preloaded
 (a backlog, consumed as fast as each can). Latency is measured on the pipeline afterwards, at a fixed
 offered load of half its throughput: Kafka timestamp of the post → Kafka timestamp of its prediction.
-CPU µs per event is the process's CPU time over the events; RSS is the process's peak (VmHWM). The
+CPU µs per event is the process's CPU time over the events (the worker's learner process included);
+RSS is the process's peak (VmHWM; the worker's learner process apart). The
 per-stage breakdown times the processor's steps in this process. A benchmark, not a test: the
 figures move with the machine's load.
 """
@@ -40,9 +41,9 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer
 
-from stream.settings import Settings
+from stream.settings import Settings, settings_env
 from stream.tools.broker import EmbeddedBroker, free_port
-from stream.tools.demo import WorkerProcess, settings_env
+from stream.tools.demo import WorkerProcess
 from stream.tools.produce import produce
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -60,10 +61,28 @@ def unique(settings: Settings, tag: str) -> Settings:
     return settings.replace(app_id=f"bench-{run}", web_port=free_port(), **topics)
 
 
+def child_pids(pid: int) -> list[int]:
+    """The live child processes of a process (a worker's learner process)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(c) for c in task.read_text().split()]
+        except OSError:  # the thread is gone
+            continue
+    return found
+
+
 def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """CPU seconds (user + system) of a process so far, its live child processes' included (a worker
+    that holds the learner role runs it in a child)."""
+    total = 0.0
+    for p in (pid, *child_pids(pid)):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the child exited
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
 
 
 def proc_memory_mb(pid: int | str = "self", field: str = "VmHWM") -> float:
@@ -262,6 +281,7 @@ def bench_pipeline(
         result.update(worker_metrics(s.web_port))
         result.update(
             rss_mb=proc_memory_mb(pid),
+            learner_rss_mb=max((proc_memory_mb(c) for c in child_pids(pid)), default=None),
             offered_eps=rate,
             p50_ms=delays[len(delays) // 2] if delays else None,
             p99_ms=delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else None,
@@ -586,5 +606,8 @@ def format_bench(r: dict[str, Any]) -> str:
     lines.append(
         "per-stage cost in this process (µs/event): " + ", ".join(f"{k} {v:.0f}" for k, v in r["stages_us"].items())
     )
-    lines.append("(limit's RSS is this process's peak, broker clients and data included)")
+    lines.append(
+        f"(the pipeline's RSS is the worker's; its learner process peaked at {p.get('learner_rss_mb') or 0:.0f} MB; "
+        "limit's RSS is this process's peak, broker clients and data included)"
+    )
     return "\n".join(lines)

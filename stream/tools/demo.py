@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer
 
-from stream.settings import PREFIX, Settings
+from stream.settings import PREFIX, Settings, settings_env
 from stream.tools.broker import EmbeddedBroker, free_port
 from stream.tools.data import inject_faults, tweets_stream
 from stream.tools.produce import Progress, produce
@@ -35,15 +35,6 @@ log = logging.getLogger(__name__)
 
 class DemoError(RuntimeError):
     """The demo could not complete; the message is one line."""
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """``STREAM_*`` variables that reproduce ``settings`` in a child process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
-    for name, value in vars(settings).items():
-        if value is not None:
-            env[PREFIX + name.upper()] = str(value)
-    return env
 
 
 class WorkerProcess:

@@ -20,8 +20,9 @@ from stream.pipeline.processor import Processor
 from stream.settings import ConfigError, Settings
 from stream.worker.agents import register_input_agents
 from stream.worker.aggregates import register_audience_agent, register_profiles_agent
+from stream.worker.learnerproc import LearnerProcess
 from stream.worker.live import LiveHistory
-from stream.worker.modelsync import Follower, LearnerRole
+from stream.worker.modelsync import Follower
 from stream.worker.prometheus import StatsCollector, model_gauges
 from stream.worker.publisher import Publisher
 from stream.worker.sensors import setup_sensors
@@ -42,7 +43,7 @@ class InterestStream:
     registry: CollectorRegistry
     history: LiveHistory
     replica: Follower
-    learner: LearnerRole
+    learner: LearnerProcess
 
 
 def make_app(settings: Settings, registry: CollectorRegistry) -> InterestApp:
@@ -94,12 +95,8 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     history = LiveHistory()
     publisher = Publisher(app, topics, processor.stats, settings.max_message_bytes)
     app.commit_guard = publisher  # asked before each offset commit, told around it
-
-    async def publish_event(event: bytes) -> None:  # a drift, found while the learner learns
-        await publisher.send(topics.metrics, [(None, event)])
-
     replica = Follower(settings, processor.view)  # type: ignore[arg-type]  # a worker's view is a ModelView
-    learner = LearnerRole(settings, processor.stats, publish_event)
+    learner = LearnerProcess(settings, processor.stats)  # the role, when the group gives it: a child process
     register_tasks(app, settings, topics, processor, publisher, replica, learner, history)
     register_input_agents(app, settings, topics, processor, publisher, replica)
     register_audience_agent(app, settings, topics, processor.stats, publisher, history, rules)

@@ -15,8 +15,9 @@ from faust.types import TP
 
 from stream.pipeline.processor import Processor
 from stream.settings import Settings
+from stream.worker.learnerproc import LearnerProcess
 from stream.worker.live import LiveHistory
-from stream.worker.modelsync import Follower, LearnerRole
+from stream.worker.modelsync import Follower
 from stream.worker.publisher import Publisher
 from stream.worker.topics import Topics
 
@@ -71,7 +72,7 @@ def register_tasks(
     processor: Processor,
     publisher: Publisher,
     replica: Follower,
-    learner: LearnerRole,
+    learner: LearnerProcess,
     history: LiveHistory,
 ) -> None:
     """Follow the model topic, hold the learner role while the group assigns it here, probe the event

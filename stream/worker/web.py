@@ -7,8 +7,9 @@ from typing import Any
 import faust
 import orjson
 
+from stream.worker.learnerproc import LearnerProcess
 from stream.worker.live import LiveHistory, page_html
-from stream.worker.modelsync import Follower, LearnerRole
+from stream.worker.modelsync import Follower
 from stream.worker.publisher import Publisher
 
 
@@ -27,7 +28,7 @@ def assignment_state(app: faust.App) -> dict[str, Any]:
 
 
 def ready_state(
-    app: faust.App, replica: Follower, publisher: Publisher, learner: LearnerRole | None = None
+    app: faust.App, replica: Follower, publisher: Publisher, learner: LearnerProcess | None = None
 ) -> dict[str, Any]:
     """What ``/ready`` answers: ready once the worker consumes its partitions (no rebalance under way),
     its model has caught up, it delivers and commits, and its broker still holds what it read."""
@@ -46,7 +47,7 @@ def ready_state(
 
 
 def register_pages(
-    app: faust.App, replica: Follower, history: LiveHistory, publisher: Publisher, learner: LearnerRole
+    app: faust.App, replica: Follower, history: LiveHistory, publisher: Publisher, learner: LearnerProcess
 ) -> None:
     """``/ready`` (200 once the worker consumes and its model has caught up, else 503), the live page
     and its data."""

@@ -12,9 +12,10 @@ import pytest
 from kafka import KafkaProducer
 
 from stream.pipeline.privacy import pseudonym
+from stream.settings import settings_env
 from stream.tools.broker import free_port
 from stream.tools.data import tweets_stream
-from stream.tools.demo import TopicReader, WorkerProcess, read_records, settings_env, wait_processed
+from stream.tools.demo import TopicReader, WorkerProcess, read_records, wait_processed
 from stream.tools.produce import produce
 
 pytestmark = pytest.mark.integration

@@ -13,6 +13,7 @@ import time
 import urllib.request
 import zlib
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,6 +24,7 @@ from models.persistence import MAGIC, PICKLED_MAGIC, dump, seal, split
 from stream.pipeline.cleaning import clean_event, retweet_key
 from stream.pipeline.events import Rejected
 from stream.pipeline.processor import Processor
+from stream.tools.bench import child_pids
 from stream.tools.broker import free_port
 from stream.tools.data import tweets_stream
 from stream.tools.demo import TopicReader, WorkerProcess
@@ -102,9 +104,12 @@ def scenario(broker, tmp_path_factory):
     sender.start()
     time.sleep(4)
     assert "snapshot (periodic)" in a.log_file.read_text()  # the one we kill learns and writes the snapshots
+    [learner_pid] = child_pids(a.proc.pid)  # the role runs in a child process of the worker
     killed_at = time.time()
     os.kill(a.proc.pid, signal.SIGKILL)
     a.proc.wait()
+    # the worker's death closes the learner's standard input: it gives the role up and exits
+    wait_until(lambda: not Path(f"/proc/{learner_pid}").exists(), 30, "the killed worker's learner process gone")
     sender.join()
 
     reader = TopicReader(settings, settings.topic_predictions)
