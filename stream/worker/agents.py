@@ -24,7 +24,7 @@ from stream.worker.modelsync import Follower
 from stream.worker.publisher import Publisher
 from stream.worker.topics import Topics
 
-FETCHES = 16  # fetches (of any partitions) an agent takes at once
+FETCHES = 4  # fetches (of any partitions) an agent takes at once
 
 
 def slices(fetches: Sequence[Sequence[Message]], size: int) -> Iterator[Sequence[Message]]:
