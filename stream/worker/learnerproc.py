@@ -110,10 +110,17 @@ class LearnerProcess:
             )
             self._seen, self._seen_drifts = {}, 0
             log.info("learner process %d started", proc.pid)
+            if self._stopping and proc.stdin is not None:  # given up while it started
+                proc.stdin.close()
             try:
                 assert proc.stdout is not None
                 async for line in proc.stdout:
-                    self.update(orjson.loads(line))
+                    try:
+                        status = orjson.loads(line)
+                    except orjson.JSONDecodeError:  # not a status line (something printed): passed on
+                        log.warning("learner process: %s", line.decode(errors="replace").rstrip())
+                        continue
+                    self.update(status)
                 code = await proc.wait()
             except asyncio.CancelledError:
                 if proc.returncode is None:

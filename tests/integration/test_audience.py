@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from typing import Any
 
 import orjson
@@ -87,6 +88,21 @@ def read_until(settings, topic, done, timeout=60.0):
     raise AssertionError(f"{topic}: condition not met within {timeout} s; got {len(records)} records")
 
 
+def wait_model_version(settings, at_least, timeout=60.0):
+    """Until the worker's model (its replica of the learner's) has learned ``at_least`` labels."""
+    deadline = time.monotonic() + timeout
+    version = 0.0
+    while time.monotonic() < deadline:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/metrics", timeout=10).read().decode()
+        version = next(
+            (float(line.split()[-1]) for line in text.splitlines() if line.startswith("stream_model_version ")), 0.0
+        )
+        if version >= at_least:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the worker's model learned {version:.0f} labels, not {at_least}, within {timeout} s")
+
+
 def read_everything(settings, topic):
     """Every record of ``topic`` so far, as (key, value): read until it has been quiet for a while."""
     return read_records(settings, topic, quiet_polls=8, keys=True)
@@ -166,9 +182,10 @@ def test_profiles_are_published_and_an_erasure_removes_them(settings, tmp_path):
         )
     ]
     with WorkerProcess(settings, tmp_path / "worker.log") as worker:
-        worker.wait_ready()
+        worker.wait_ready(learner=True)
         produce(settings, warm, progress=False)
         wait_processed(settings, len(warm), 0, timeout=90, progress=False)
+        wait_model_version(settings, len(warm) // 2)  # the learner's model has reached the worker's replica
         produce(settings, mine, progress=False)
         profiles = read_until(
             settings, settings.topic_profiles, lambda r: {alice.encode(), bob.encode()} <= {k for k, _ in r}
