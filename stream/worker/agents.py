@@ -3,10 +3,10 @@
 Thin loops: each hands a batch of raw records to the :class:`~stream.pipeline.processor.Processor`
 and the :class:`~stream.worker.publisher.Publisher` sends what it returns. Nothing here holds state.
 Each value of their streams is the list of records of one partition from one fetch (see
-:mod:`stream.worker.transport`); the agents take what the fetches of all partitions bring within
-``STREAM_BATCH_WITHIN`` (at low load a fetch has a record or two, and each batch has a fixed cost),
-Faust acknowledges it once the loop body is done with it, and its offsets are committed only after
-what its records caused is delivered.
+:mod:`stream.worker.transport`). The agents take the fetches of all partitions that come within
+``STREAM_BATCH_WITHIN`` (at low load a fetch has a record or two, and each batch has a fixed cost).
+Faust acknowledges what an agent took once the loop body is done with it; its offsets are committed
+only after what its records caused is delivered.
 """
 
 from __future__ import annotations

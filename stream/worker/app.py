@@ -28,7 +28,7 @@ from stream.worker.publisher import Publisher
 from stream.worker.sensors import setup_sensors
 from stream.worker.tasks import register_tasks
 from stream.worker.topics import Topics, declare_topics
-from stream.worker.transport import InterestApp, partition_router
+from stream.worker.transport import InterestApp, check_faust_version, partition_router
 from stream.worker.web import register_pages
 
 
@@ -81,6 +81,7 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     """A configured Faust app with the stream's agents, timers and ``/metrics`` page.
 
     Raises :class:`~stream.audience.rules.RuleError` (one line) when the trigger rules file is invalid."""
+    check_faust_version()  # what reaches below Faust's API is written for one release
     rules = load_rules(settings.trigger_rules) if settings.trigger_rules else ()
     registry = CollectorRegistry(auto_describe=True)
     app = make_app(settings, registry)

@@ -46,14 +46,15 @@ from faust.transport.drivers import aiokafka as driver
 from faust.types.tuples import ConsumerMessage
 
 from stream.pipeline.records import Message
+from stream.settings import ConfigError
 
 FAUST_VERSION = "0.15.3"
 """The Faust release this module is written against (and ``pyproject.toml`` pins)."""
 PROBE_WAIT_MS = 50
 
 
-class FaustVersionError(RuntimeError):
-    """The installed Faust is not the one this module is written against."""
+class FaustVersionError(ConfigError):
+    """The installed Faust is not the one this module is written against (a one-line error)."""
 
 
 def check_faust_version(version: str | None = None) -> None:
