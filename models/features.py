@@ -200,10 +200,10 @@ class PostFeaturizer(base.Transformer):
     def transform_one(self, x: Any) -> dict[int, float]:  # type: ignore[override]
         post = x.post
         counts: dict[int, float] = {}
-        mask = self._mask
+        mask, crc32, get = self._mask, zlib.crc32, counts.get
         for tok in self.tokens(x.text, x.hashtags, post.platform, post.lang, x.engagement):
-            h = stable_hash(tok, mask)
-            counts[h] = counts.get(h, 0.0) + 1.0
+            h = crc32(tok.encode("utf-8", "surrogatepass")) & mask  # stable_hash, inlined: once per token
+            counts[h] = get(h, 0.0) + 1.0
         return counts
 
 
