@@ -23,7 +23,7 @@ def test_demo_runs_end_to_end_and_reports_what_it_read_back(tmp_path):
             "--out",
             str(tmp_path),
             "--rate",
-            "2000",
+            "500",  # 3 s of stream: most labels come after the first model delta reached the replica
             "--fault-rate",
             "0.02",
         ],
@@ -41,7 +41,7 @@ def test_demo_runs_end_to_end_and_reports_what_it_read_back(tmp_path):
     assert report["predictions"] + dead + dups == 1500
     assert report["predictions_on_topic"] == report["distinct_posts_predicted"] == report["predictions"]
     # every label is learned; the labels of posts predicted before the first model delta reached the
-    # worker's replica (a second into a 2,000 posts/s burst) are not scored
+    # worker's replica (a second or so into the stream) are not scored
     assert report["labels_learned"]["inline"] + report["labels_learned"]["feedback"] == report["predictions"]
     assert report["labels_learned"]["feedback"] > 0 and report["prequential"]["n"] > 500
     assert 0.5 < report["prequential"]["macro_f1"] <= 1
