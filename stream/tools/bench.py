@@ -73,15 +73,16 @@ def child_pids(pid: int) -> list[int]:
 
 
 def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process so far, its live child processes' included (a worker
-    that holds the learner role runs it in a child)."""
+    """CPU seconds (user + system) of a process so far, its child processes' included, live or ended
+    (a worker that holds the learner role runs it in a child)."""
     total = 0.0
     for p in (pid, *child_pids(pid)):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # the child exited
             continue
-        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        # utime, stime, and the ended children's (cutime, cstime) that the process has waited for
+        total += sum(int(f) for f in fields[11:15]) / CLK_TCK
     return total
 
 
