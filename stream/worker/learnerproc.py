@@ -196,8 +196,11 @@ async def _child(settings: Settings) -> None:
             "drifts": stats.drifts,
             "status": role.status(),
         }
-        sys.stdout.buffer.write(orjson.dumps(line) + b"\n")
-        sys.stdout.buffer.flush()
+        try:
+            sys.stdout.buffer.write(orjson.dumps(line) + b"\n")
+            sys.stdout.buffer.flush()
+        except OSError:  # the worker is gone (a broken pipe): stdin's end stops us too
+            stop.set()
 
     role.start()
     try:
