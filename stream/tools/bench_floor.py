@@ -1,8 +1,8 @@
 """The framework floor of ``interest-stream bench``: the worker's Faust app (:func:`stream.worker.app.make_app`:
 the same transport, fetch wait, producer linger, buffers and sensors) with one agent that takes the
 posts a fetch at a time, as the posts agent does, and forwards each one's bytes unchanged, sent
-without awaiting each, as the posts agent publishes. No decoding, model or learning: what Faust and the clients cost per
-event in this setup, which no pipeline built on them can beat. Not used by the worker; run as
+without awaiting each, as the posts agent publishes. No decoding, model or learning: what Faust and
+the clients cost per event in this setup, which no pipeline built on them can beat. Not used by the worker; run as
 ``python -m stream.tools.bench_floor`` with the benchmark's ``STREAM_*`` settings and ``BENCH_OUTPUT``.
 """
 

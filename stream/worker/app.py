@@ -48,7 +48,10 @@ class InterestStream:
 
 def make_app(settings: Settings, registry: CollectorRegistry) -> InterestApp:
     """The worker's Faust app, configured from ``settings``, its sensors reporting to ``registry``
-    (served on ``/metrics``), with no agents yet: the benchmark's framework floor runs it as it is."""
+    (served on ``/metrics``), with no agents yet: the benchmark's framework floor runs it as it is.
+    Raises :class:`~stream.worker.transport.FaustVersionError` (one line) on another Faust release
+    than the one the transport is written for."""
+    check_faust_version()
     app = InterestApp(
         settings.app_id,
         broker=settings.broker_url,
@@ -81,7 +84,6 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     """A configured Faust app with the stream's agents, timers and ``/metrics`` page.
 
     Raises :class:`~stream.audience.rules.RuleError` (one line) when the trigger rules file is invalid."""
-    check_faust_version()  # what reaches below Faust's API is written for one release
     rules = load_rules(settings.trigger_rules) if settings.trigger_rules else ()
     registry = CollectorRegistry(auto_describe=True)
     app = make_app(settings, registry)

@@ -57,12 +57,6 @@ def new_epoch() -> str:
     return f"{int(time.time() * 1000):013d}-{os.urandom(3).hex()}"
 
 
-def _load_kernels() -> None:
-    from models.kernels import warm_up
-
-    warm_up()
-
-
 def encode_delta(delta: dict[str, Any], meta: dict[str, Any], key: bytes) -> bytes:
     """A delta as a signed, compressed, data-only whole (the same container as a snapshot; the fastest
     compression: a delta is sent every second and read once)."""
@@ -318,7 +312,9 @@ class LearnerRole:
         consumer = _consumer(settings)
         await consumer.start()
         try:
-            await asyncio.to_thread(_load_kernels)  # numba's compiled updates: the learner's alone
+            from models.kernels import warm_up  # numba's compiled updates: the learner's alone
+
+            await asyncio.to_thread(warm_up)
             learner = self.learner = Learner(settings, stats=self.stats)
             await self._restore(consumer, learner)
             tp = TopicPartition(settings.topic_training, 0)

@@ -50,7 +50,7 @@ class Topics:
         )
 
 
-BATCHES_QUEUED = 4  # fetches of a partition waiting for an agent before Faust stops fetching it
+BATCHES_QUEUED = 4  # fetches waiting in an agent's queue (any partitions) before Faust pauses fetching
 
 
 def batched_topic(app: faust.App, settings: Settings, *names: str) -> faust.TopicT:

@@ -276,7 +276,6 @@ class InterestApp(faust.App):
     batched_topics: frozenset[str] = frozenset()  # delivered a fetch at a time (see the module's docstring)
 
     def _new_transport(self) -> Any:
-        check_faust_version()
         servers = [f"{u.host}:{u.port}" for u in self.conf.broker_consumer]
         return transport_class(self.fetch_max_wait_ms, servers)(self.conf.broker_consumer, self)
 
