@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 from stream.settings import PREFIX, Settings, settings_env
 from stream.tools.broker import EmbeddedBroker, free_port
@@ -105,6 +105,16 @@ class TopicReader:
             client_id=f"demo-reader-{topic}",
         )
 
+        self.ends: dict[TopicPartition, int] = {}
+        partitions = self.consumer.partitions_for_topic(topic) or set()
+        if partitions:
+            self.ends = self.consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+
+    def caught_up(self) -> bool:
+        """Read up to the end offsets the topic had when the reader started."""
+        assigned = self.consumer.assignment()
+        return all(tp in assigned and self.consumer.position(tp) >= end for tp, end in self.ends.items() if end)
+
     def poll(self) -> list[bytes]:
         batches = self.consumer.poll(timeout_ms=200, max_records=10_000)
         return [r.value for records in batches.values() for r in records]
@@ -167,12 +177,13 @@ def read_records(
     settings: Settings, topic: str, quiet_polls: int = 5, at_least: int = 0, keys: bool = False
 ) -> list[Any]:
     """Every record of ``topic`` as JSON (``None`` for a tombstone; ``(key, value)`` pairs with
-    ``keys``), read until ``at_least`` came and the topic has been quiet for ``quiet_polls`` polls."""
+    ``keys``), read up to the end the topic had at the call, and on until ``at_least`` came and the
+    topic has been quiet for ``quiet_polls`` polls."""
     reader = TopicReader(settings, topic)
     records: list[Any] = []
     idle, deadline = 0, time.monotonic() + 60
     try:
-        while (idle < quiet_polls or len(records) < at_least) and time.monotonic() < deadline:
+        while (idle < quiet_polls or len(records) < at_least or not reader.caught_up()) and time.monotonic() < deadline:
             got = [m for batch in reader.consumer.poll(timeout_ms=200, max_records=10_000).values() for m in batch]
             idle = 0 if got else idle + 1
             for m in got:

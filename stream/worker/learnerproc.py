@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -33,6 +34,7 @@ import orjson
 
 from stream.settings import Settings, settings_env
 from stream.stats import Stats
+from stream.worker.logfilter import RepeatFilter
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +167,7 @@ class LearnerProcess:
 
 async def _child(settings: Settings) -> None:
     from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
 
     from stream.worker.modelsync import LearnerRole
 
@@ -174,13 +177,20 @@ async def _child(settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the worker, which stops us
 
     def watch_stdin() -> None:  # returns when the worker closes our standard input, or dies
-        sys.stdin.buffer.read()
+        # os.read, not sys.stdin: a daemon thread blocked in a buffered read holds its lock, and the
+        # interpreter then aborts at exit (SIGABRT) whenever the child ends on its own
+        while os.read(0, 4096):
+            pass
         loop.call_soon_threadsafe(stop.set)
 
     threading.Thread(target=watch_stdin, name="stdin", daemon=True).start()
 
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
-    await producer.start()
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise SystemExit(f"learner process: {exc}") from None
 
     async def on_event(event: bytes) -> None:  # a drift, for the metrics topic
         await producer.send(settings.topic_metrics, event)
@@ -223,6 +233,8 @@ def main() -> None:
         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # a lost broker makes the clients log every few ms
+        handler.addFilter(RepeatFilter())
     asyncio.run(_child(settings))
 
 

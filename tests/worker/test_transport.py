@@ -165,6 +165,36 @@ def test_a_batch_is_committed_whole_once_acknowledged_and_never_before(committed
     assert consumer._acked[tp] == [] and not consumer._gap[tp]  # nothing left to hold the next commit back
 
 
+def test_after_a_rebalance_a_partition_with_no_committed_offset_is_read_from_the_beginning():
+    """Faust drops a fetch a rebalance interrupted and relies on the seek to committed offsets that
+    follows; with nothing committed (a new partition, a broker that came back empty) aiokafka's seek
+    does nothing, the fetched records would be skipped, and Faust would keep its old committed offset."""
+    from faust.types import TP
+    from prometheus_client import CollectorRegistry
+
+    from stream.settings import Settings
+    from stream.worker.app import make_app
+
+    app = make_app(Settings(broker="127.0.0.1:9", app_id="test-seek"), CollectorRegistry())
+    table = app.Table("counts", default=int)
+    consumer: Any = app.consumer
+    never, committed, changelog = TP("posts", 0), TP("posts", 1), TP(table.changelog_topic.get_topic_name(), 0)
+    seeks: list[Any] = []
+
+    async def seek_to_committed():  # what the broker answers, as aiokafka's seek_to_committed returns it
+        return {never: None, committed: 25, changelog: None}
+
+    async def seek_to_beginning(*tps):
+        seeks.extend(tps)
+
+    consumer._thread = SimpleNamespace(seek_to_committed=seek_to_committed, seek_to_beginning=seek_to_beginning)
+    consumer._committed_offset[never] = consumer._committed_offset[committed] = 25  # committed on a broker before
+    asyncio.run(consumer.perform_seek())  # Faust's own, run after each rebalance
+    assert seeks == [never]  # not the changelog: Faust's recovery positions those itself
+    assert consumer._committed_offset[never] is None and consumer._committed_offset[committed] == 25
+    assert consumer._read_offset[never] is None and consumer._read_offset[committed] == 25
+
+
 def test_faust_is_the_version_the_transport_is_written_for():
     import tomllib
     from pathlib import Path
