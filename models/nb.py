@@ -119,6 +119,14 @@ class MultinomialNB(Tracking, base.Classifier):
             total += v
         self.class_totals[y] = self.class_totals.get(y, 0.0) + total
 
+    def forget_class(self, y: base.typing.ClfTarget) -> None:
+        """Unlearn class ``y``: its counts dropped (its meaning changed)."""
+        if self.class_counts.pop(y, None) is None:
+            return
+        self.class_totals.pop(y, None)
+        for per_class in self.feature_counts.values():
+            per_class.pop(y, None)
+
     def joint_log_likelihood(self, x: Mapping[Any, float]) -> dict[base.typing.ClfTarget, float]:
         if not self.class_counts:
             return {}

@@ -17,17 +17,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.drift import DriftDetector
+from models.drift import ClassDrift
 from models.factory import make_classifier
 from models.features import PostFeaturizer
+from models.replay import ReplayBuffer
 
 Features = dict[int, float]
+BROAD_DRIFT_LABELS = 1000
+"""Drifts of half the known classes within this many labels are taken as a change of all of them."""
 
 
 class OnlineModel:
-    """A featurizer, a River classifier, a version that counts the labels learned, and drift
-    adaptation: a rise of the prequential error starts a background model (warning), and a
-    confirmed rise (drift) puts the background model live.
+    """A featurizer, a River classifier, a version that counts the labels learned, a small replay of
+    the classes a burst keeps away (:class:`models.replay.ReplayBuffer`), and drift adaptation per
+    class (:class:`models.drift.ClassDrift`): when the error of a known class rises, that class alone
+    is unlearned and learned again from its new labels. A new class, or a burst of one class, is no
+    drift.
 
     Parameters
     ----------
@@ -36,7 +41,7 @@ class OnlineModel:
     hash_bits
         Size of the hashed feature space (``2**hash_bits``).
     adapt
-        React to drift; ``False`` keeps one model for ever (the reference without adaptation).
+        React to drift; ``False`` keeps what was learned for ever (the reference without adaptation).
     """
 
     def __init__(self, name: str = "nb", hash_bits: int = 20, adapt: bool = True):
@@ -48,10 +53,22 @@ class OnlineModel:
         self.version = 0
         self.classes: set[str] = set()
         self.adapt = adapt
-        self.detector = DriftDetector()
-        self.background: Any = None
-        self.background_labels = 0
+        self.class_drift = ClassDrift()
         self.drifts = 0
+        self.replay = ReplayBuffer() if hasattr(self.classifier, "rehearse_one") else None
+        self._resets: dict[str, int] = {}  # the classes reset lately, and when (their version)
+        self._background: Any = None  # learning since the first of them
+        self._resets_since = 0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for old in ("detector", "background", "background_labels"):  # checkpoints of 0.4 and before
+            state.pop(old, None)
+        self.__dict__.update({"_resets": {}, "_background": None, "_resets_since": 0, **state})
+        if "class_drift" not in state:
+            self.class_drift = ClassDrift()
+            self.class_drift.learned.update(dict.fromkeys(self.classes, self.class_drift.established))
+        if "replay" not in state:
+            self.replay = ReplayBuffer() if hasattr(self.classifier, "rehearse_one") else None
 
     # -- replication (see models.delta) -----------------------------------------------------
     @property
@@ -120,34 +137,71 @@ class OnlineModel:
         """Learn one label; ``predicted`` is what the live model said before (``None``: no
         prediction to score). Returns a drift event when the live model was replaced."""
         self.classifier.learn_one(x, y)  # type: ignore[arg-type]
+        background = self._background
+        if background is not None:  # since the last class drift: the model if all classes turn out changed
+            if self.version - self._resets_since > BROAD_DRIFT_LABELS:
+                self._background = None
+            else:
+                background.learn_one(x, y)
+        if self.replay is not None:
+            self.replay.add(x, y)
+            for old_x, old_y in self.replay.due(y):
+                self.classifier.rehearse_one(old_x, old_y)  # type: ignore[attr-defined]
         self.classes.add(y)
         self.version += 1
-        if not self.adapt or predicted is None:
+        if not self.adapt:
             return None
-        if self.background is not None:
-            self.background.learn_one(x, y)
-            self.background_labels += 1
-        error_before = self.detector.error_rate
-        state = self.detector.update(predicted != y)
-        if state == "warning" and self.background is None:
-            self.background = make_classifier(self.name)
-            self.background_labels = 0
-        elif state == "drift":
-            return self._replace(error_before)
-        return None
+        error_before = self.class_drift.error_rate(y)
+        drifted = self.class_drift.update(y, predicted)
+        if drifted is None:
+            return None
+        return self._unlearn([y] if predicted in (None, y) else [y, predicted], error_before)
 
-    def _replace(self, error_before: float) -> dict[str, Any]:
-        replaced_by = "background" if self.background is not None else "fresh"
-        self.classifier = self.background if self.background is not None else make_classifier(self.name)
-        event = {
+    @property
+    def error_rate(self) -> float:
+        """The mean error rate of the known classes (over their drift detectors' windows)."""
+        rates = [d.error_rate for d in self.class_drift.detectors.values()]
+        return sum(rates) / len(rates) if rates else 0.0
+
+    def _unlearn(self, changed: list[str], error_before: float) -> dict[str, Any]:
+        """Forget the classes ``changed`` (the drifted one and the one it is now taken for: its
+        meaning changed), each as its classifier can (``forget_class``); the others keep theirs."""
+        y = changed[0]
+        recent = self._resets
+        recent.update(dict.fromkeys(changed, self.version))
+        self._resets = {c: v for c, v in recent.items() if self.version - v <= BROAD_DRIFT_LABELS}
+        forget = getattr(self.classifier, "forget_class", None)
+        if 2 * len(self._resets) >= len(self.classes):  # most classes changed at once: all of them did
+            changed = [y, *sorted(self.classes - {y})]
+            self._resets = {}
+            background = self._background
+            self.classifier = background if background is not None else make_classifier(self.name)
+            self._background = None
+            replaced_by = "background"
+        elif forget is not None:
+            if self._background is None:  # learns from now on, in case all classes changed
+                self._background = make_classifier(self.name)
+                self._resets_since = self.version
+                if hasattr(self._background, "reserve"):
+                    self._background.reserve()
+            for c in changed:
+                forget(c)
+            replaced_by = "class reset"
+        else:  # River's stock models: a fresh one
+            self.classifier = make_classifier(self.name)
+            replaced_by = "fresh"
+        for c in changed:  # each starts again as a new class: its detector too
+            self.class_drift.forget(c)
+            if self.replay is not None:
+                self.replay.forget(c)
+        self.__dict__.pop("_tracked", None)  # a delta cannot say it: a snapshot is due
+        self.drifts += 1
+        return {
             "type": "drift",
             "model": self.name,
             "version": self.version,
+            "class": y,
+            "classes": changed,
             "error_rate_before": error_before,
             "replaced_by": replaced_by,
-            "background_labels": self.background_labels,
         }
-        self.background = None
-        self.background_labels = 0
-        self.drifts += 1
-        return event

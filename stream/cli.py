@@ -151,8 +151,17 @@ def build_parser() -> Parser:
         "--shuffle",
         type=int,
         metavar="SEED",
-        help="replay the events in a seeded random order (for files sorted by label)",
+        help="replay the events in a seeded random order (for files sorted by label); "
+        "the same as --order shuffled --seed SEED",
     )
+    e.add_argument(
+        "--order",
+        type=_order,
+        default="file",
+        help="the order the posts are learned in: file (default), shuffled, or bursts:N "
+        "(runs of N posts of one interest, seeded): how a model copes with bursts",
+    )
+    e.add_argument("--seed", type=int, default=0, help="seed of --order shuffled and bursts:N (default 0)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     bn = sub.add_parser("bench", help="the pipeline against a naive Faust agent and the raw-client limit")
@@ -196,6 +205,16 @@ def build_parser() -> Parser:
     )
     c.add_argument("--json", action="store_true")
     return p
+
+
+def _order(text: str) -> str:
+    from stream.tools.data import reorder
+
+    try:
+        reorder([], text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _events(path: Path, limit: int | None = None, shuffle: int | None = None) -> list:
@@ -262,10 +281,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.tools.data import reorder
     from stream.tools.evaluate import evaluate, split_later
 
-    test = _events(args.test, shuffle=args.shuffle)
-    train = _events(args.train, shuffle=args.shuffle) if args.train else None
+    order, seed = ("shuffled", args.shuffle) if args.shuffle is not None else (args.order, args.seed)
+    test = reorder(_events(args.test), order, seed)
+    train = reorder(_events(args.train), order, seed) if args.train else None
     frozen = args.frozen
     if args.holdout and args.later:
         raise UsageError(f"{PROG} evaluate: --holdout and --later are two different splits; choose one")

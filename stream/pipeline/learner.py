@@ -120,7 +120,7 @@ class Learner:
                 "version": model.version,
                 "n_classes": len(model.classes),
                 "drifts": model.drifts,
-                "error_rate": model.detector.error_rate,
+                "error_rate": model.error_rate,
                 "classes": sorted(map(str, model.classes)),
                 "training_offset": self.offset,
             },
@@ -263,10 +263,11 @@ def _checkpoint_classes() -> dict[str, type]:
     from river._river_rust import drift as rust_drift  # ADWIN's window, restored by its own __setstate__
 
     from models.arow import AROWClassifier
-    from models.drift import DriftDetector
+    from models.drift import ClassDrift, DriftDetector
     from models.features import PostFeaturizer
     from models.metrics import Confusion
     from models.nb import MultinomialNB
+    from models.replay import ReplayBuffer
     from models.sentiment import SentimentClassifier
 
     classes = [
@@ -275,6 +276,8 @@ def _checkpoint_classes() -> dict[str, type]:
         AROWClassifier,
         MultinomialNB,
         DriftDetector,
+        ClassDrift,
+        ReplayBuffer,
         drift.ADWIN,
         rust_drift.AdaptiveWindowing,
         SentimentModel,

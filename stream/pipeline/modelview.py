@@ -112,8 +112,9 @@ class ModelView:
 
 
 def _for_prediction(model: OnlineModel) -> OnlineModel:
-    """``model`` without what only learning reads: the background model, AROW's variances."""
-    model.background = None
+    """``model`` without what only learning reads: the replayed posts, AROW's variances."""
+    model.replay = None
+    model._background = None
     if hasattr(model.classifier, "for_prediction"):
         model.classifier.for_prediction()
     return model

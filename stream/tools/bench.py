@@ -541,7 +541,7 @@ def memory_run(
                     "rss_mb": proc_memory_mb(field="VmRSS"),
                     "pending": len(proc.joiner.pending),
                     "drifts": model.drifts,
-                    "background_model": model.background is not None,
+                    "replayed": model.replay.replayed if model.replay is not None else 0,
                     "audience_rows": len(table),
                     "audience_series": len(proc.stats.audience.latest),
                     "seconds": time.perf_counter() - start,
@@ -550,7 +550,7 @@ def memory_run(
             print(
                 f"bench --memory: {i + 1:,} events, RSS {rows[-1]['rss_mb']:.0f} MB, "
                 f"{rows[-1]['pending']:,} posts waiting for a label, {model.drifts} drifts"
-                f"{', a background model learning' if model.background is not None else ''}",
+                f"{f', {model.replay.replayed} posts replayed' if model.replay is not None else ''}",
                 file=sys.stderr,
             )
     gc.collect()

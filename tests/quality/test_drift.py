@@ -54,7 +54,7 @@ def test_drift_is_detected_soon_after_the_change_and_not_before(runs):
     assert drifts and all(i >= CHANGE for i, _ in drifts)
     first, event = drifts[0]
     assert first - CHANGE <= 300, first
-    assert event["type"] == "drift" and event["replaced_by"] in ("background", "fresh")
+    assert event["type"] == "drift" and event["replaced_by"] == "class reset" and event["class"] in event["classes"]
 
 
 def recovery(hits, level, step=100, span=500):
@@ -92,3 +92,42 @@ def test_the_change_costs_one_block_with_adaptation_and_many_without(runs):
     assert with_[0] < level - 0.05 and without[0] < with_[0], (level, with_, without)
     assert all(a >= level - 0.05 for a in with_[1:]), (level, with_)
     assert without[1] < with_[1] - 0.05, (with_, without)
+
+
+def run_events(events, model=None):
+    """Per-post correctness and drift events of the default model learning ``events`` in order."""
+    proc = Processor(Settings(), Learner(Settings(), OnlineModel(model or Settings().model, 20, adapt=True)))
+    hits: list[tuple[int, bool]] = []
+    drifts: list[dict[str, Any]] = []
+    for i, e in enumerate(events):
+        out = proc.run_locally(proc.process_posts([Message(orjson.dumps(e))]))
+        for _, value in out.predictions:
+            hits.append((i, orjson.loads(value)["interest"] == e["interest"]))
+        drifts.extend(orjson.loads(v) for v in out.events)
+    return hits, drifts
+
+
+@pytest.mark.parametrize("model", sorted({"nb", Settings().model}))
+def test_bursts_of_known_classes_are_no_drift(model):
+    """Mixed first, then the same kind of posts in runs of 300 of one interest: a change of the label
+    mix alone, which must flag no drift and reset nothing."""
+    from stream.tools.data import reorder
+
+    events = list(tweets_stream()[:8000])
+    hits, drifts = run_events(events[:3000] + reorder(events[3000:], "bursts:300", seed=0), model)
+    assert drifts == []
+    assert accuracy(hits, 3000, 8000) >= accuracy(hits, 2000, 3000) - 0.05
+
+
+@pytest.mark.parametrize("model", sorted({"nb", Settings().model}))
+def test_a_new_class_is_learned_without_a_reset(model):
+    """One interest is held back for 3,000 posts, then arrives mixed with the others."""
+    events = list(tweets_stream()[:8000])
+    new = sorted({e["interest"] for e in events})[0]
+    first = [e for e in events[:5000] if e["interest"] != new]
+    rest = [e for e in events if e not in first]
+    hits, drifts = run_events(first + rest, model)
+    assert drifts == []
+    start = len(first)
+    late = [h for i, h in hits if i >= start + 1000 and rest[i - start]["interest"] == new]
+    assert len(late) > 50 and sum(late) / len(late) >= 0.7, (len(late), sum(late) / max(1, len(late)))
