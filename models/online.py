@@ -135,7 +135,7 @@ class OnlineModel:
 
     def learn(self, x: Features, y: str, predicted: str | None) -> dict[str, Any] | None:
         """Learn one label; ``predicted`` is what the live model said before (``None``: no
-        prediction to score). Returns a drift event when the live model was replaced."""
+        prediction to score). Returns a drift event when a class drifted (see :meth:`_unlearn`)."""
         self.classifier.learn_one(x, y)  # type: ignore[arg-type]
         background = self._background
         if background is not None:  # since the last class drift: the model if all classes turn out changed
