@@ -1,13 +1,13 @@
-"""Concept drift on the error stream: ADWIN detectors that only count a *rise* in the error rate.
+"""Concept drift on the error stream: an ADWIN detector that only counts a *rise* in the error rate,
+and :class:`ClassDrift`, which tells a change of meaning from a new class or a burst.
 
-A warning (a sensitive detector) starts a background model; a drift (a strict detector) replaces
-the live model by it. ADWIN also fires when the error falls (a model still learning), which must
-not replace a model that is getting better, so the detectors here ignore falls.
+ADWIN also fires when the error falls (a model still learning), which must not unlearn a model that is
+getting better, so the detector here ignores falls.
 
 >>> d = DriftDetector()
->>> states = [d.update(i >= 1500) for i in range(3000)]
->>> 1500 < states.index("drift") < 1600, states[:1500].count("drift")
-(True, 0)
+>>> drifts = [d.update(i >= 1500) for i in range(3000)]
+>>> 1500 < drifts.index(True) < 1600, any(drifts[:1500])
+(True, False)
 """
 
 from __future__ import annotations
@@ -19,41 +19,29 @@ from river import drift
 
 
 class DriftDetector:
-    """``update(error)`` returns ``None``, ``"warning"`` or ``"drift"``.
+    """``update(error)`` is ``True`` when the error rate rose (and the window starts again).
 
     Parameters
     ----------
-    warning_delta
-        ADWIN confidence of the warning detector (larger: earlier and more often).
-    drift_delta
-        ADWIN confidence of the drift detector.
+    delta
+        ADWIN's confidence (larger: earlier and more often).
     """
 
-    def __init__(self, warning_delta: float = 0.01, drift_delta: float = 0.002):
-        self.warning_delta = warning_delta
-        self.drift_delta = drift_delta
-        self.reset()
+    def __init__(self, delta: float = 0.002):
+        self.delta = delta
+        self._drift = drift.ADWIN(delta=delta)
 
-    def reset(self) -> None:
-        self._warning = drift.ADWIN(delta=self.warning_delta)
-        self._drift = drift.ADWIN(delta=self.drift_delta)
-
-    @staticmethod
-    def _rose(detector: drift.ADWIN, error: bool) -> bool:
-        before = detector.estimation
-        detector.update(float(error))
-        return detector.drift_detected and detector.estimation > before
-
-    def update(self, error: bool) -> str | None:
-        warned = self._rose(self._warning, error)
-        if self._rose(self._drift, error):
-            self.reset()
-            return "drift"
-        return "warning" if warned else None
+    def update(self, error: bool) -> bool:
+        before = self._drift.estimation
+        self._drift.update(float(error))
+        if self._drift.drift_detected and self._drift.estimation > before:
+            self._drift = drift.ADWIN(delta=self.delta)
+            return True
+        return False
 
     @property
     def error_rate(self) -> float:
-        """The error rate over the drift detector's current window."""
+        """The error rate over the detector's current window."""
         return float(self._drift.estimation)
 
 
@@ -65,40 +53,38 @@ class ClassDrift:
     has learned ``established`` of its labels): the first labels of a new class are errors that are
     no drift. A burst of one class changes nothing for the others' detectors, since their labels do
     not come. A drift is the error of a known class rising: the same words now carry another label.
-    Only that class is then unlearned (:meth:`update` returns it); the others keep what they know.
+    Only that class is then unlearned (:meth:`update` says so); the others keep what they know.
 
     >>> d = ClassDrift(established=20)
-    >>> [d.update("a", None if i == 0 else "b") for i in range(20)].count(None)  # new: not counted
-    20
+    >>> any(d.update("a", None if i == 0 else "b") for i in range(20))  # a new class: not counted
+    False
     >>> ok = [d.update(y, y) for _ in range(300) for y in "ab"]  # both learned, then a burst of "a":
-    >>> [d.update("a", "a") for _ in range(2000)].count(None)  # no drift from a change of the mix
-    2000
-    >>> changes = [d.update("b", "a") for _ in range(200)]  # "b" now means what "a" meant
-    >>> next(i for i, c in enumerate(changes) if c), changes[next(i for i, c in enumerate(changes) if c)]
-    (39, 'b')
+    >>> any(d.update("a", "a") for _ in range(2000))  # no drift from a change of the mix
+    False
+    >>> [d.update("b", "a") for _ in range(200)].index(True)  # "b" now means what "a" meant
+    39
     """
 
-    def __init__(self, established: int = 30, warning_delta: float = 0.01, drift_delta: float = 0.002):
+    def __init__(self, established: int = 30, delta: float = 0.002):
         self.established = established
-        self.warning_delta = warning_delta
-        self.drift_delta = drift_delta
+        self.delta = delta
         self.learned: Counter[Hashable] = Counter()
         self.detectors: dict[Hashable, DriftDetector] = {}
 
-    def update(self, y: Hashable, predicted: Hashable | None) -> Hashable | None:
+    def update(self, y: Hashable, predicted: Hashable | None) -> bool:
         """Count the label ``y`` and what the model predicted before learning it (``None``: nothing to
-        score); returns ``y`` when its class drifted (and forgets its history), else ``None``."""
+        score); ``True`` when the class of ``y`` drifted (its history is then forgotten)."""
         known = self.learned[y] >= self.established
         self.learned[y] += 1
         if not known or predicted is None:
-            return None
+            return False
         detector = self.detectors.get(y)
         if detector is None:
-            detector = self.detectors[y] = DriftDetector(self.warning_delta, self.drift_delta)
-        if detector.update(predicted != y) != "drift":
-            return None
+            detector = self.detectors[y] = DriftDetector(self.delta)
+        if not detector.update(predicted != y):
+            return False
         self.forget(y)
-        return y
+        return True
 
     def error_rate(self, y: Hashable) -> float:
         """The error rate over the window of ``y``'s detector (0 before it is established)."""

@@ -145,15 +145,15 @@ class OnlineModel:
                 background.learn_one(x, y)
         if self.replay is not None:
             self.replay.add(x, y)
-            for old_x, old_y in self.replay.due(y):
-                self.classifier.rehearse_one(old_x, old_y)  # type: ignore[attr-defined]
+            replayed = self.replay.due(y)
+            if replayed is not None:
+                self.classifier.rehearse_one(*replayed)  # type: ignore[attr-defined]
         self.classes.add(y)
         self.version += 1
         if not self.adapt:
             return None
         error_before = self.class_drift.error_rate(y)
-        drifted = self.class_drift.update(y, predicted)
-        if drifted is None:
+        if not self.class_drift.update(y, predicted):
             return None
         return self._unlearn([y] if predicted in (None, y) else [y, predicted], error_before)
 

@@ -11,13 +11,14 @@ no class is ever away long, and nothing is replayed.
 >>> replays = []
 >>> for i in range(8):  # a burst of "a": "b" comes back each time it has been away 3 labels
 ...     buf.add({i: 1.0}, "a")
-...     replays += [(x, y) for x, y in buf.due("a")]
->>> replays
+...     replays += [buf.due("a")]
+>>> [r for r in replays if r]
 [({9: 1.0}, 'b'), ({9: 1.0}, 'b')]
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Hashable, Mapping
 from typing import Any
 
@@ -42,8 +43,7 @@ class ReplayBuffer:
         self.per_class = per_class
         self.away = away
         self.rate = rate
-        self._posts: dict[Hashable, list[Mapping[Any, float]]] = {}
-        self._next: dict[Hashable, int] = {}
+        self._posts: dict[Hashable, deque[Mapping[Any, float]]] = {}
         self._seen: dict[Hashable, int] = {}
         self._labels = 0
         self._credit = 0.0
@@ -52,36 +52,31 @@ class ReplayBuffer:
 
     def add(self, x: Mapping[Any, float], y: Hashable) -> None:
         """Keep ``x`` (learned with label ``y``), in place of the oldest post of ``y`` once full."""
-        post = x  # kept as it is (the featurizer makes a new dict per post): no copy per label
-        ring = self._posts.setdefault(y, [])
-        if len(ring) < self.per_class:
-            ring.append(post)
-        else:
-            i = self._next.get(y, 0)
-            ring[i] = post
-            self._next[y] = (i + 1) % self.per_class
+        ring = self._posts.get(y)
+        if ring is None:
+            ring = self._posts[y] = deque(maxlen=self.per_class)
+        ring.append(x)  # as it is (the featurizer makes a new dict per post): no copy per label
         self._labels += 1
         self._seen[y] = self._labels
 
-    def due(self, y: Hashable) -> list[tuple[Mapping[Any, float], Hashable]]:
-        """The posts to learn again now that a label of ``y`` was learned: at most one, of the class
-        away the longest, while the rate allows (each class's kept posts in turn)."""
+    def due(self, y: Hashable) -> tuple[Mapping[Any, float], Hashable] | None:
+        """The post to learn again now that a label of ``y`` was learned (and its label), if any: one of
+        the class away the longest, while the rate allows (each class's kept posts in turn)."""
         self._credit = min(self._credit + self.rate, 1.0)
         if self._credit < 1.0 or not self._seen:
-            return []
+            return None
         c = min(self._seen, key=self._seen.__getitem__)
         if c == y or self._labels - self._seen[c] < self.away:
-            return []
+            return None
         self._credit -= 1.0
         self._seen[c] = self._labels
         self.replayed += 1
         ring, turn = self._posts[c], self._turn.get(c, 0)
         self._turn[c] = turn + 1
-        return [(ring[turn % len(ring)], c)]
+        return ring[turn % len(ring)], c
 
     def forget(self, y: Hashable) -> None:
         """Drop what is kept of ``y`` (its meaning changed)."""
         self._posts.pop(y, None)
-        self._next.pop(y, None)
         self._seen.pop(y, None)
         self._turn.pop(y, None)

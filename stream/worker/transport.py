@@ -50,8 +50,9 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import murmur2
 from faust.exceptions import ProducerSendError
+from faust.transport.consumer import ensure_TP
 from faust.transport.drivers import aiokafka as driver
-from faust.types.tuples import TP, ConsumerMessage
+from faust.types.tuples import ConsumerMessage
 
 from stream.pipeline.records import Message
 from stream.settings import ConfigError
@@ -176,7 +177,7 @@ class BatchingConsumer(driver.Consumer):
             if self.app.conf.consumer_auto_offset_reset == "earliest":
                 await self._thread.seek_to_beginning(*unset)
             for tp in unset:
-                self._committed_offset[TP(tp.topic, tp.partition)] = None
+                self._committed_offset[ensure_TP(tp)] = None
         return committed
 
 

@@ -23,10 +23,10 @@ def drifting_stream():
     return [dict(e, interest=shift[e["interest"]]) if i >= CHANGE else e for i, e in enumerate(events)]
 
 
-def replay(model, adapt):
-    """Per-post correctness (prediction made before learning) and the drift events."""
+def run_events(events, model, adapt=True):
+    """Per-post correctness (prediction made before learning) and the drift events, with the index of
+    the post each came with, of ``model`` learning ``events`` in order."""
     proc = Processor(Settings(), Learner(Settings(), OnlineModel(model, 20, adapt=adapt)))
-    events = drifting_stream()
     hits: list[tuple[int, bool]] = []
     drifts: list[tuple[int, dict[str, Any]]] = []
     for i, e in enumerate(events):
@@ -35,6 +35,10 @@ def replay(model, adapt):
             hits.append((i, orjson.loads(value)["interest"] == e["interest"]))
         drifts.extend((i, orjson.loads(v)) for v in out.events)
     return hits, drifts
+
+
+def replay(model, adapt):
+    return run_events(drifting_stream(), model, adapt)
 
 
 def accuracy(hits, start, end):
@@ -92,19 +96,6 @@ def test_the_change_costs_one_block_with_adaptation_and_many_without(runs):
     assert with_[0] < level - 0.05 and without[0] < with_[0], (level, with_, without)
     assert all(a >= level - 0.05 for a in with_[1:]), (level, with_)
     assert without[1] < with_[1] - 0.05, (with_, without)
-
-
-def run_events(events, model=None):
-    """Per-post correctness and drift events of the default model learning ``events`` in order."""
-    proc = Processor(Settings(), Learner(Settings(), OnlineModel(model or Settings().model, 20, adapt=True)))
-    hits: list[tuple[int, bool]] = []
-    drifts: list[dict[str, Any]] = []
-    for i, e in enumerate(events):
-        out = proc.run_locally(proc.process_posts([Message(orjson.dumps(e))]))
-        for _, value in out.predictions:
-            hits.append((i, orjson.loads(value)["interest"] == e["interest"]))
-        drifts.extend(orjson.loads(v) for v in out.events)
-    return hits, drifts
 
 
 @pytest.mark.parametrize("model", sorted({"nb", Settings().model}))
