@@ -5,9 +5,10 @@ ADWIN also fires when the error falls (a model still learning), which must not u
 getting better, so the detector here ignores falls.
 
 >>> d = DriftDetector()
->>> drifts = [d.update(i >= 1500) for i in range(3000)]
->>> 1500 < drifts.index(True) < 1600, any(drifts[:1500])
-(True, False)
+>>> rises = [d.update(i >= 1500) for i in range(3000)]
+>>> at = next(i for i, r in enumerate(rises) if r is not None)
+>>> 1500 < at < 1600, any(r is not None for r in rises[:1500]), round(rises[at], 2)
+(True, False, 0.02)
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from river import drift
 
 
 class DriftDetector:
-    """``update(error)`` is ``True`` when the error rate rose (and the window starts again).
+    """``update(error)`` returns the error rate the window had when it is found to have risen (the
+    window then starts again), else ``None``.
 
     Parameters
     ----------
@@ -31,13 +33,13 @@ class DriftDetector:
         self.delta = delta
         self._drift = drift.ADWIN(delta=delta)
 
-    def update(self, error: bool) -> bool:
+    def update(self, error: bool) -> float | None:
         before = self._drift.estimation
         self._drift.update(float(error))
         if self._drift.drift_detected and self._drift.estimation > before:
             self._drift = drift.ADWIN(delta=self.delta)
-            return True
-        return False
+            return float(before)
+        return None
 
     @property
     def error_rate(self) -> float:
@@ -56,12 +58,13 @@ class ClassDrift:
     Only that class is then unlearned (:meth:`update` says so); the others keep what they know.
 
     >>> d = ClassDrift(established=20)
-    >>> any(d.update("a", None if i == 0 else "b") for i in range(20))  # a new class: not counted
-    False
+    >>> {d.update("a", None if i == 0 else "b") for i in range(20)}  # a new class: not counted
+    {None}
     >>> ok = [d.update(y, y) for _ in range(300) for y in "ab"]  # both learned, then a burst of "a":
-    >>> any(d.update("a", "a") for _ in range(2000))  # no drift from a change of the mix
-    False
-    >>> [d.update("b", "a") for _ in range(200)].index(True)  # "b" now means what "a" meant
+    >>> {d.update("a", "a") for _ in range(2000)}  # no drift from a change of the mix
+    {None}
+    >>> rises = [d.update("b", "a") for _ in range(200)]  # "b" now means what "a" meant
+    >>> next(i for i, r in enumerate(rises) if r is not None)
     39
     """
 
@@ -71,25 +74,21 @@ class ClassDrift:
         self.learned: Counter[Hashable] = Counter()
         self.detectors: dict[Hashable, DriftDetector] = {}
 
-    def update(self, y: Hashable, predicted: Hashable | None) -> bool:
+    def update(self, y: Hashable, predicted: Hashable | None) -> float | None:
         """Count the label ``y`` and what the model predicted before learning it (``None``: nothing to
-        score); ``True`` when the class of ``y`` drifted (its history is then forgotten)."""
+        score). When the class of ``y`` drifted, returns the error rate it rose from (and forgets its
+        history); else ``None``."""
         known = self.learned[y] >= self.established
         self.learned[y] += 1
         if not known or predicted is None:
-            return False
+            return None
         detector = self.detectors.get(y)
         if detector is None:
             detector = self.detectors[y] = DriftDetector(self.delta)
-        if not detector.update(predicted != y):
-            return False
-        self.forget(y)
-        return True
-
-    def error_rate(self, y: Hashable) -> float:
-        """The error rate over the window of ``y``'s detector (0 before it is established)."""
-        detector = self.detectors.get(y)
-        return detector.error_rate if detector is not None else 0.0
+        rose_from = detector.update(predicted != y)
+        if rose_from is not None:
+            self.forget(y)
+        return rose_from
 
     def forget(self, y: Hashable) -> None:
         """Start ``y`` again as a new class."""

@@ -152,8 +152,8 @@ class OnlineModel:
         self.version += 1
         if not self.adapt:
             return None
-        error_before = self.class_drift.error_rate(y)
-        if not self.class_drift.update(y, predicted):
+        error_before = self.class_drift.update(y, predicted)
+        if error_before is None:
             return None
         return self._unlearn([y] if predicted in (None, y) else [y, predicted], error_before)
 
