@@ -35,7 +35,7 @@ venv: $(VENV)/.runtime
 dev: $(VENV)/.dev
 
 # The tests run a real Prometheus (and promtool) and a real headless browser: Debian packages.
-SYSDEPS := promtool:prometheus chromium:chromium
+SYSDEPS := promtool:prometheus chromium:chromium stunnel4:stunnel4
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do \

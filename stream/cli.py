@@ -12,6 +12,7 @@ from typing import NoReturn
 
 import orjson
 
+from stream.logs import configure as configure_logging
 from stream.settings import ConfigError, Settings, describe
 
 PROG = "interest-stream"
@@ -78,6 +79,8 @@ def build_parser() -> Parser:
 
     b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker in the foreground")
     b.add_argument("--port", type=_positive_int, default=9092)
+    b.add_argument("--tls-cert", type=Path, help="PEM certificate: clients connect over TLS only (needs stunnel4)")
+    b.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
 
     pr = sub.add_parser("produce", help="replay a .jsonl, .jsonl.gz or .csv file of posts into the input topic")
     pr.add_argument("file", type=Path, help="the file, or 'tweets' (the demo stream) or 'forum' (forum posts)")
@@ -232,8 +235,14 @@ def _events(path: Path, limit: int | None = None, shuffle: int | None = None) ->
 def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
     from stream.tools.broker import EmbeddedBroker
 
-    with EmbeddedBroker(port=args.port) as broker:
-        print(f"embedded broker on {broker.bootstrap} (memory-only); Ctrl-C stops it", file=sys.stderr)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError(f"{PROG} broker: --tls-cert and --tls-key go together (see --help)")
+    for path in (args.tls_cert, args.tls_key):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{PROG} broker: {path} is not a file")
+    with EmbeddedBroker(port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key) as broker:
+        tls = " over TLS" if broker.tls else ""
+        print(f"embedded broker on {broker.bootstrap}{tls} (memory-only); Ctrl-C stops it", file=sys.stderr)
         try:
             return broker.wait()
         except KeyboardInterrupt:
@@ -423,17 +432,26 @@ def _terminated(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, unknown = parser.parse_known_args(argv)
+        if unknown and args.command != "worker":
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         settings = Settings.from_env()
         if args.command == "worker":
             from stream.worker.app import main as worker_main
 
-            worker_main([a for a in args.faust_args if a != "--"], settings)
+            # `worker -l warning`: argparse leaves the options it does not know aside, in order
+            faust_args = [a for a in argv[argv.index("worker") + 1 :] if a != "--"]
+            worker_main(faust_args, settings)
             return 0
         # SIGTERM ends a tool as Ctrl-C does: the brokers and workers it started are stopped on the way out
         signal.signal(signal.SIGTERM, _terminated)
-        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configure_logging(settings, level=logging.WARNING)
         logging.getLogger("kafka").setLevel(logging.CRITICAL)  # its failures reach us as exceptions
+        if args.command in ("produce", "demo", "bench") and settings.broker is not None:
+            from stream.clients import check_connection
+
+            check_connection(settings)  # a refused certificate or login: one line naming the setting
         handler = {
             "broker": cmd_broker,
             "produce": cmd_produce,

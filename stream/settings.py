@@ -21,6 +21,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = "STREAM_"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# Python's level names (and Faust's short ones) → the name Faust's ``--loglevel`` takes.
+LOG_LEVELS = {
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warning": "WARN",
+    "warn": "WARN",
+    "error": "ERROR",
+    "critical": "CRIT",
+    "crit": "CRIT",
+}
 
 
 class ConfigError(ValueError):
@@ -54,6 +66,29 @@ def _str(name: str, raw: str) -> str:
     return raw
 
 
+def _hosts(broker: str) -> list[str]:
+    """``host:port`` of each bootstrap server in ``STREAM_BROKER`` (``,`` or ``;`` between them, each
+    optionally ``kafka://``); another scheme is a one-line error.
+
+    >>> _hosts("kafka://a:9092; b:9093")
+    ['a:9092', 'b:9093']
+    >>> _hosts("SSL://a:9092")
+    Traceback (most recent call last):
+    ...
+    stream.settings.ConfigError: STREAM_BROKER='SSL://a:9092': give host:port (and STREAM_SECURITY_PROTOCOL=SSL)
+    """
+    hosts = [h.strip().removeprefix("kafka://") for h in broker.replace(";", ",").split(",")]
+    hosts = [h for h in hosts if h]
+    if not hosts:
+        raise ConfigError("STREAM_BROKER is set but empty")
+    for host in hosts:
+        scheme, sep, _ = host.partition("://")
+        if sep:
+            hint = f" (and STREAM_SECURITY_PROTOCOL={scheme.upper()})" if scheme.upper() in SECURITY_PROTOCOLS else ""
+            raise ConfigError(f"STREAM_BROKER={broker!r}: give host:port{hint}")
+    return hosts
+
+
 _PARSERS: dict[type | str, Callable[[str, str], Any]] = {
     "int": _int,
     "float": _float,
@@ -63,8 +98,8 @@ _PARSERS: dict[type | str, Callable[[str, str], Any]] = {
 }
 
 
-def _setting(default: Any, doc: str) -> Any:
-    return field(default=default, metadata={"doc": doc})
+def _setting(default: Any, doc: str, secret: bool = False) -> Any:
+    return field(default=default, metadata={"doc": doc, "secret": secret}, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -133,7 +168,9 @@ class Settings:
     profile_half_life: float = _setting(86400.0, "Half-life (s of event time) of the user-interest scores.")
     profile_top_k: int = _setting(3, "Interests listed as a user's top interests.")
     pseudonym_key: str | None = _setting(
-        None, "If set, user ids in every output are replaced by a keyed hash (HMAC-SHA256) of them."
+        None,
+        "If set, user ids in every output are replaced by a keyed hash (HMAC-SHA256) of them.",
+        secret=True,
     )
     cold_labels: int = _setting(
         100,
@@ -154,7 +191,8 @@ class Settings:
     checkpoint_key: str = _setting(
         "dev-only-change-me",
         "HMAC key that signs the model's snapshots and deltas; one signed with another key is refused. "
-        "Set your own in production.",
+        "A worker refuses to start with the default on any broker but the embedded one.",
+        secret=True,
     )
     partitions: int = _setting(4, "Partitions of the topics the app creates.")
     replication: int = _setting(1, "Replication factor of the topics the app creates.")
@@ -249,8 +287,29 @@ class Settings:
         "Faust's fixed 1500 adds up to 1.5 s of latency at low load.",
     )
     session_timeout: float = _setting(8.0, "Consumer session timeout (s); the broker's join waits half.")
+    security_protocol: str = _setting(
+        "PLAINTEXT",
+        "How every Kafka client connects: `PLAINTEXT`, `SSL` (TLS), `SASL_PLAINTEXT` or `SASL_SSL` "
+        "(TLS and SASL, what most managed Kafka services require).",
+    )
+    sasl_mechanism: str = _setting("PLAIN", "SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.")
+    sasl_username: str | None = _setting(None, "SASL user name (with a `SASL_*` protocol).")
+    sasl_password: str | None = _setting(
+        None,
+        "SASL password (with a `SASL_*` protocol); a secret: never logged, printed or put in a record.",
+        secret=True,
+    )
+    ssl_cafile: str | None = _setting(
+        None, "PEM file of the CA(s) that signed the brokers' certificates. Unset: the system's trusted CAs."
+    )
+    ssl_certfile: str | None = _setting(None, "PEM client certificate, for brokers that require TLS client auth.")
+    ssl_keyfile: str | None = _setting(None, "PEM private key of `STREAM_SSL_CERTFILE`.")
+    ssl_check_hostname: bool = _setting(True, "Check that a broker's certificate names the host connected to.")
     data_dir: str = _setting(".stream-data", "Directory of the worker's local state.")
-    log_level: str = _setting("info", "Log level of the worker.")
+    log_level: str = _setting(
+        "info", "Log level of the worker and tools: `debug`, `info`, `warning`, `error` or `critical`."
+    )
+    log_format: str = _setting("text", "`text`, or `json`: one JSON object per log line.")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -337,8 +396,33 @@ class Settings:
             raise ConfigError(f"STREAM_HASH_BITS={self.hash_bits} must be between 8 and 28")
         if not 0 <= self.web_port <= 65535:
             raise ConfigError(f"STREAM_WEB_PORT={self.web_port} is not a port number")
-        if self.broker is not None and not self.broker.strip():
-            raise ConfigError("STREAM_BROKER is set but empty")
+        if self.broker is not None:
+            _hosts(self.broker)
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ConfigError(f"STREAM_LOG_LEVEL={self.log_level!r} is not one of {', '.join(sorted(set(LOG_LEVELS)))}")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"STREAM_LOG_FORMAT={self.log_format!r} is not text or json")
+        self._validate_security()
+
+    def _validate_security(self) -> None:
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"STREAM_SECURITY_PROTOCOL={self.security_protocol!r} is not one of {', '.join(SECURITY_PROTOCOLS)}"
+            )
+        if self.sasl_mechanism not in SASL_MECHANISMS:
+            raise ConfigError(
+                f"STREAM_SASL_MECHANISM={self.sasl_mechanism!r} is not one of {', '.join(SASL_MECHANISMS)}"
+            )
+        if self.security_protocol.startswith("SASL_") and not (self.sasl_username and self.sasl_password):
+            raise ConfigError(
+                f"STREAM_SECURITY_PROTOCOL={self.security_protocol} needs STREAM_SASL_USERNAME and STREAM_SASL_PASSWORD"
+            )
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not os.path.isfile(path):
+                raise ConfigError(f"STREAM_{name.upper()}={path!r} is not a readable file")
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ConfigError("STREAM_SSL_KEYFILE is set without STREAM_SSL_CERTFILE")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied and validated."""
@@ -351,8 +435,16 @@ class Settings:
         """The broker as a Faust URL (``kafka://host:port;host:port``)."""
         if self.broker is None:
             raise ConfigError("STREAM_BROKER is not set (the worker needs a broker)")
-        hosts = [h.strip().removeprefix("kafka://") for h in self.broker.replace(";", ",").split(",")]
-        return "kafka://" + ";kafka://".join(h for h in hosts if h)
+        return "kafka://" + ";kafka://".join(_hosts(self.broker))
+
+    @property
+    def faust_log_level(self) -> str:
+        """``STREAM_LOG_LEVEL`` as Faust's ``--loglevel`` spells it.
+
+        >>> Settings(log_level="warning").faust_log_level, Settings(log_level="CRITICAL").faust_log_level
+        ('WARN', 'CRIT')
+        """
+        return LOG_LEVELS[self.log_level.lower()]
 
     @property
     def bootstrap_servers(self) -> list[str]:

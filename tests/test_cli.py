@@ -35,6 +35,11 @@ def run(*args, env=None):
         (["evaluate", "--test", "tweets", "--later", "0.2", "--holdout", "music"], None, "choose one"),
         (["evaluate", "--test", "tweets", "--baseline"], None, "--baseline needs posts to train on"),
         (["evaluate", "--test", "forum", "--task", "sentiment"], None, "forum has no sentiment labels to score"),
+        (["produce", "tweets", "--fast"], {"STREAM_BROKER": "127.0.0.1:1"}, "unrecognized arguments: --fast"),
+        (["worker", "-l", "loud"], {"STREAM_BROKER": "127.0.0.1:1"}, "worker -l 'loud' is not one of"),
+        (["worker"], {"STREAM_BROKER": "kafka.example.com:9092"}, "STREAM_CHECKPOINT_KEY is the public default"),
+        (["worker"], {"STREAM_BROKER": "SASL_SSL://k:9092"}, "(and STREAM_SECURITY_PROTOCOL=SASL_SSL)"),
+        (["demo"], {"STREAM_LOG_LEVEL": "verbose"}, "STREAM_LOG_LEVEL='verbose' is not one of"),
     ],
 )
 def test_errors_are_one_line(args, env, expected):

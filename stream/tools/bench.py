@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer
 
+from stream.clients import aio_consumer, aio_producer, kafka_consumer
 from stream.settings import Settings, settings_env
 from stream.tools.broker import EmbeddedBroker, free_port
 from stream.tools.demo import WorkerProcess
@@ -98,9 +98,9 @@ class Span:
     """Follows an output topic: count, first and last Kafka timestamps, and per-key timestamps."""
 
     def __init__(self, settings: Settings, topic: str, keep_prefix: bytes | None = None):
-        self.consumer = KafkaConsumer(
+        self.consumer = kafka_consumer(
+            settings,
             topic,
-            bootstrap_servers=settings.bootstrap_servers,
             group_id=None,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
@@ -359,20 +359,18 @@ def bench_agent(
 
 
 async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
     from stream.pipeline.processor import Processor
     from stream.pipeline.records import Message
 
-    consumer = AIOKafkaConsumer(
+    consumer = aio_consumer(
+        s,
         s.topic_posts,
-        bootstrap_servers=s.bootstrap_servers,
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         fetch_max_wait_ms=50,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, linger_ms=5)
+    producer = aio_producer(s, linger_ms=5)
     await consumer.start()
     await producer.start()
     proc = Processor(s)

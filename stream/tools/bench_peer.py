@@ -12,6 +12,7 @@ import re
 import time
 from typing import Any
 
+from stream.clients import quix_connection
 from stream.settings import Settings
 
 URL = re.compile(r"https?://\S+|www\.\S+")
@@ -35,7 +36,7 @@ def build(settings: Settings, output: str) -> Any:
     from river import compose, feature_extraction, naive_bayes
 
     app = Application(
-        broker_address=",".join(settings.bootstrap_servers),
+        broker_address=quix_connection(settings),
         consumer_group=settings.app_id,
         auto_offset_reset="earliest",
         loglevel="WARNING",

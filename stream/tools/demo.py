@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
+from stream.clients import kafka_consumer
 from stream.settings import PREFIX, Settings, settings_env
 from stream.tools.broker import EmbeddedBroker, free_port
 from stream.tools.data import inject_faults, tweets_stream
@@ -95,9 +96,9 @@ class TopicReader:
     """Reads a topic from the beginning, without a consumer group."""
 
     def __init__(self, settings: Settings, topic: str):
-        self.consumer = KafkaConsumer(
+        self.consumer = kafka_consumer(
+            settings,
             topic,
-            bootstrap_servers=settings.bootstrap_servers,
             group_id=None,
             auto_offset_reset="earliest",
             enable_auto_commit=False,

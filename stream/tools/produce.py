@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import orjson
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from stream.clients import kafka_admin, kafka_producer
 from stream.settings import Settings
 from stream.tools.broker import BrokerError
 from stream.tools.data import with_feedback
+from stream.worker.topics import TOPIC_CONFIGS, topic_config
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +68,12 @@ class Progress:
 
 def ensure_topics(settings: Settings, names: Iterable[str], partitions: int | None = None) -> None:
     """Create the topics that do not exist yet (with the configured partitions)."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="interest-stream-admin")
+    admin = kafka_admin(settings, client_id="interest-stream-admin")
     try:
         existing = set(admin.list_topics())
+        configs = {getattr(settings, f): topic_config(settings, f) for f in TOPIC_CONFIGS}
         new = [
-            NewTopic(n, partitions or settings.partitions, settings.replication)
+            NewTopic(n, partitions or settings.partitions, settings.replication, topic_configs=configs.get(n, {}))
             for n in dict.fromkeys(names)
             if n not in existing
         ]
@@ -82,8 +85,8 @@ def ensure_topics(settings: Settings, names: Iterable[str], partitions: int | No
 
 
 def make_producer(settings: Settings) -> KafkaProducer:
-    return KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+    return kafka_producer(
+        settings,
         linger_ms=5,
         batch_size=256 * 1024,
         client_id="interest-stream-producer",

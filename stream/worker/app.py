@@ -15,9 +15,11 @@ from prometheus_client import CollectorRegistry
 
 from models.factory import WORKER_MODELS
 from stream.audience.rules import load_rules
+from stream.clients import check_connection, faust_credentials
+from stream.logs import faust_logging_config
 from stream.pipeline.modelview import ModelView
 from stream.pipeline.processor import Processor
-from stream.settings import ConfigError, Settings
+from stream.settings import LOG_LEVELS, ConfigError, Settings
 from stream.worker.agents import register_input_agents
 from stream.worker.aggregates import register_audience_agent, register_profiles_agent
 from stream.worker.learnerproc import LearnerProcess
@@ -55,6 +57,8 @@ def make_app(settings: Settings, registry: CollectorRegistry) -> InterestApp:
     app = InterestApp(
         settings.app_id,
         broker=settings.broker_url,
+        broker_credentials=faust_credentials(settings),  # the same connection as every other client's
+        logging_config=faust_logging_config(settings),
         autodiscover=False,
         store="memory://",
         datadir=settings.data_dir,
@@ -109,14 +113,76 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     return InterestStream(app, settings, processor, topics, registry, history, replica, learner)
 
 
+DEFAULT_CHECKPOINT_KEY = Settings.__dataclass_fields__["checkpoint_key"].default
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def check_production_keys(settings: Settings) -> None:
+    """Refuse (one line) the public default checkpoint key on a broker that is not on this machine's
+    loopback, where the embedded broker of the demo and the tests runs: anyone who knows the default
+    could sign a model the workers would load.
+
+    >>> check_production_keys(Settings(broker="127.0.0.1:9092"))
+    >>> check_production_keys(Settings(broker="kafka-1:9092"))
+    Traceback (most recent call last):
+    ...
+    stream.settings.ConfigError: STREAM_CHECKPOINT_KEY is the public default: set your own secret (broker kafka-1:9092)
+    """
+    remote = [h for h in settings.bootstrap_servers if h.rpartition(":")[0] not in LOOPBACK]
+    if settings.checkpoint_key == DEFAULT_CHECKPOINT_KEY and remote:
+        raise ConfigError(f"STREAM_CHECKPOINT_KEY is the public default: set your own secret (broker {remote[0]})")
+
+
+def worker_args(argv: Sequence[str], settings: Settings) -> tuple[list[str], str]:
+    """The ``faust worker`` options and the level they set: ``argv`` with level names as Python spells
+    them accepted (``-l warning``), and ``STREAM_LOG_LEVEL`` when no level is given.
+
+    >>> worker_args(["-l", "warning"], Settings())
+    (['-l', 'WARN'], 'WARN')
+    >>> worker_args(["--loglevel=critical", "--web-port", "7000"], Settings(log_level="debug"))
+    (['--loglevel=CRIT', '--web-port', '7000'], 'CRIT')
+    >>> worker_args([], Settings(log_level="Error"))
+    (['--loglevel', 'ERROR'], 'ERROR')
+    >>> worker_args(["-l", "loud"], Settings())
+    Traceback (most recent call last):
+    ...
+    stream.settings.ConfigError: worker -l 'loud' is not one of crit, critical, debug, error, info, warn, warning
+    """
+    args, level = list(argv), None
+    names = ", ".join(sorted(LOG_LEVELS))
+    for i, arg in enumerate(args):
+        flag, eq, value = arg.partition("=")
+        if flag not in ("-l", "--loglevel"):
+            continue
+        if not eq:
+            if i + 1 == len(args):
+                raise ConfigError(f"worker {flag} needs a level: one of {names}")
+            value = args[i + 1]
+        if value.lower() not in LOG_LEVELS:
+            raise ConfigError(f"worker {flag} {value!r} is not one of {names}")
+        level = LOG_LEVELS[value.lower()]
+        if eq:
+            args[i] = f"{flag}={level}"
+        else:
+            args[i + 1] = level
+    if level is None:
+        return ["--loglevel", settings.faust_log_level, *args], settings.faust_log_level
+    return args, level
+
+
 def main(argv: Sequence[str] = (), settings: Settings | None = None) -> None:
-    """Run a worker; ``argv`` are extra ``faust worker`` options."""
+    """Run a worker; ``argv`` are extra ``faust worker`` options (see :func:`worker_args`).
+
+    Refuses the default checkpoint key on a remote broker, and a TLS or SASL setting the broker
+    rejects, with one line naming the setting (:class:`~stream.settings.ConfigError`)."""
     settings = settings or Settings.from_env()
+    args, level = worker_args(argv, settings)
+    settings = settings.replace(log_level=level.lower())  # the learner process logs at the same level
+    check_production_keys(settings)
+    check_connection(settings)
     stream = create_app(settings)
-    args = list(argv)
-    if not any(a in ("-l", "--loglevel") or a.startswith("--loglevel=") for a in args):
-        args = ["--loglevel", settings.log_level, *args]
-    sys.argv = ["interest-stream", "worker", *args]
+    quiet = ["--quiet"] if settings.log_format == "json" else []  # Faust's banner is no log line
+    sys.argv = ["interest-stream", *quiet, "worker", *args]
     # What is built so far (modules, the app, the models' weights) lives as long as the worker: keep it
     # out of the garbage collector's full passes, which scanned it at start-up for up to 80 ms at a
     # time (measured) while the first posts were coming in. The posts agent freezes again once the

@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from stream.logs import configure as configure_logging
 from stream.settings import Settings, settings_env
 from stream.stats import Stats
 from stream.worker.logfilter import RepeatFilter
@@ -166,9 +167,9 @@ class LearnerProcess:
 
 
 async def _child(settings: Settings) -> None:
-    from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
 
+    from stream.clients import aio_producer
     from stream.worker.modelsync import LearnerRole
 
     loop = asyncio.get_running_loop()
@@ -185,7 +186,7 @@ async def _child(settings: Settings) -> None:
 
     threading.Thread(target=watch_stdin, name="stdin", daemon=True).start()
 
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    producer = aio_producer(settings)
     try:
         await producer.start()
     except KafkaError as exc:
@@ -227,12 +228,7 @@ async def _child(settings: Settings) -> None:
 def main() -> None:
     """The child: the learner role until its standard input closes or it gets SIGTERM."""
     settings = Settings.from_env()
-    level = settings.log_level.upper()
-    logging.basicConfig(
-        level=getattr(logging, "WARNING" if level == "WARN" else level, logging.INFO),
-        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings)
     for handler in logging.getLogger().handlers:  # a lost broker makes the clients log every few ms
         handler.addFilter(RepeatFilter())
     asyncio.run(_child(settings))

@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import OffsetOutOfRangeError
 
 from models.persistence import CheckpointError, Reassembler, dump, load, part_header, read_meta, split
+from stream.clients import aio_consumer, aio_producer, client_options
 from stream.pipeline.learner import CHECKPOINT_CLASSES, Learner
 from stream.pipeline.modelview import ModelView
 from stream.settings import Settings
@@ -64,8 +65,8 @@ def encode_delta(delta: dict[str, Any], meta: dict[str, Any], key: bytes) -> byt
 
 
 def _consumer(settings: Settings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+    return aio_consumer(
+        settings,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="none",  # a log shorter than what was read is an error, not a silent jump
@@ -76,7 +77,7 @@ def _consumer(settings: Settings) -> AIOKafkaConsumer:
 
 
 async def _end(settings: Settings, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
-    return (await true_end_offsets(settings.bootstrap_servers, await consumer.end_offsets([tp])))[tp]
+    return (await true_end_offsets(client_options(settings), await consumer.end_offsets([tp])))[tp]
 
 
 async def _start_offset(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> int:
@@ -305,9 +306,7 @@ class LearnerRole:
 
     async def _run(self, stop: asyncio.Event) -> None:
         settings = self.settings
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers, max_request_size=settings.max_message_bytes, linger_ms=5
-        )
+        self._producer = aio_producer(settings, max_request_size=settings.max_message_bytes, linger_ms=5)
         await self._producer.start()
         consumer = _consumer(settings)
         await consumer.start()

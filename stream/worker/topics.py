@@ -50,12 +50,61 @@ class Topics:
         )
 
 
+WEEK_MS = 7 * 24 * 3600 * 1000
+# Configs of the topics the app creates (the setting that names each topic → its Kafka configs);
+# ops/kafka/create-topics.sh creates the same (a test compares them).
+TOPIC_CONFIGS: dict[str, dict[str, str]] = {
+    "topic_posts": {"retention.ms": str(WEEK_MS)},
+    "topic_feedback": {"retention.ms": str(WEEK_MS)},
+    "topic_predictions": {"retention.ms": str(WEEK_MS)},
+    "topic_metrics": {"retention.ms": str(WEEK_MS)},
+    "topic_dlq": {"retention.ms": str(4 * WEEK_MS)},
+    # replayed from the newest snapshot by a learner that takes over: kept long
+    "topic_training": {"retention.ms": str(4 * WEEK_MS)},
+    # snapshots and deltas: NOT compacted (deltas share keys); segments small enough that the newest
+    # snapshot (every STREAM_CHECKPOINT_INTERVAL) always stays
+    "topic_model": {"retention.ms": str(WEEK_MS), "retention.bytes": str(2**31), "segment.bytes": str(2**26)},
+    "topic_learner": {"retention.ms": str(WEEK_MS)},
+    "topic_feedback_keyed": {"retention.ms": str(WEEK_MS)},
+    "topic_audience": {"retention.ms": str(4 * WEEK_MS)},
+    "topic_triggers": {"retention.ms": str(4 * WEEK_MS)},
+    # the newest profile of each user stays; an erasure's tombstone removes the user (and is itself
+    # kept a day)
+    "topic_profiles": {"cleanup.policy": "compact", "delete.retention.ms": "86400000", "min.compaction.lag.ms": "0"},
+    "topic_erasure": {"retention.ms": str(4 * WEEK_MS)},
+    "topic_partials": {"retention.ms": str(WEEK_MS)},
+    "topic_profile_updates": {"retention.ms": str(WEEK_MS)},
+}
+# no size of ours: written by other producers, or (the re-keyed labels) read with them by one agent
+NOT_SIZED = ("topic_posts", "topic_feedback", "topic_erasure", "topic_feedback_keyed")
+
+
+def topic_config(settings: Settings, name: str) -> dict[str, str]:
+    """The Kafka configs of the topic named by setting ``name``: :data:`TOPIC_CONFIGS`, and on every topic
+    the worker writes, ``max.message.bytes`` to fit its largest record (``STREAM_MAX_MESSAGE_BYTES``).
+
+    >>> topic_config(Settings(), "topic_profiles")["cleanup.policy"]
+    'compact'
+    >>> topic_config(Settings(max_message_bytes=2_000_000), "topic_model")["max.message.bytes"]
+    '2000000'
+    >>> "max.message.bytes" in topic_config(Settings(), "topic_posts")
+    False
+    """
+    config = dict(TOPIC_CONFIGS[name])
+    if name not in NOT_SIZED:
+        config["max.message.bytes"] = str(settings.max_message_bytes)
+    return config
+
+
 BATCHES_QUEUED = 4  # fetches waiting in an agent's queue (any partitions) before Faust pauses fetching
 
 
-def batched_topic(app: faust.App, settings: Settings, *names: str) -> faust.TopicT:
+def batched_topic(
+    app: faust.App, settings: Settings, *names: str, config: dict[str, str] | None = None
+) -> faust.TopicT:
     """An input topic delivered a fetch at a time: each value of its stream is the list of records of one
-    partition from one fetch (needs an :class:`~stream.worker.transport.InterestApp`)."""
+    partition from one fetch (needs an :class:`~stream.worker.transport.InterestApp`); ``config``: its
+    Kafka configs if the app creates it."""
     app.batched_topics = frozenset((*getattr(app, "batched_topics", ()), *names))  # type: ignore[attr-defined]
     return app.topic(
         *names,
@@ -63,6 +112,7 @@ def batched_topic(app: faust.App, settings: Settings, *names: str) -> faust.Topi
         partitions=settings.partitions,
         replicas=settings.replication,
         maxsize=BATCHES_QUEUED,
+        config=config,
     )
 
 
@@ -70,33 +120,41 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
     """The topics; the input agents' ones (posts, feedback, erasure requests) are named in the app's
     ``batched_topics`` (an :class:`~stream.worker.transport.InterestApp` delivers them a fetch at a time)."""
 
-    def topic(*names: str, partitions: int | None = None) -> faust.TopicT:
+    def topic(field: str, partitions: int | None = None) -> faust.TopicT:
         return app.topic(
-            *names,
+            getattr(settings, field),
             key_serializer="raw",
             value_serializer="raw",
             partitions=partitions or settings.partitions,
             replicas=settings.replication,
+            config=topic_config(settings, field),
         )
 
-    def batched(*names: str) -> faust.TopicT:
-        return batched_topic(app, settings, *names)
+    def batched(field: str) -> faust.TopicT:
+        return batched_topic(app, settings, getattr(settings, field), config=topic_config(settings, field))
 
     return Topics(
-        posts=batched(settings.topic_posts),
-        feedback=topic(settings.topic_feedback),
-        predictions=topic(settings.topic_predictions),
-        metrics=topic(settings.topic_metrics, partitions=1),
-        dlq=topic(settings.topic_dlq),
-        training=topic(settings.topic_training, partitions=1),
-        model=topic(settings.topic_model, partitions=1),
-        audience=topic(settings.topic_audience),
-        triggers=topic(settings.topic_triggers),
-        profiles=topic(settings.topic_profiles),
-        erasure=batched(settings.topic_erasure),
-        partials=topic(settings.topic_partials),
-        profile_updates=topic(settings.topic_profile_updates),
-        learner=topic(settings.topic_learner, partitions=1),
-        feedback_keyed=topic(settings.topic_feedback_keyed),
-        feedback_in=batched(settings.topic_feedback, settings.topic_feedback_keyed),
+        posts=batched("topic_posts"),
+        feedback=topic("topic_feedback"),
+        predictions=topic("topic_predictions"),
+        metrics=topic("topic_metrics", partitions=1),
+        dlq=topic("topic_dlq"),
+        training=topic("topic_training", partitions=1),
+        model=topic("topic_model", partitions=1),
+        audience=topic("topic_audience"),
+        triggers=topic("topic_triggers"),
+        profiles=topic("topic_profiles"),
+        erasure=batched("topic_erasure"),
+        partials=topic("topic_partials"),
+        profile_updates=topic("topic_profile_updates"),
+        learner=topic("topic_learner", partitions=1),
+        feedback_keyed=topic("topic_feedback_keyed"),
+        # two topics read by one agent, with the same configs
+        feedback_in=batched_topic(
+            app,
+            settings,
+            settings.topic_feedback,
+            settings.topic_feedback_keyed,
+            config=topic_config(settings, "topic_feedback"),
+        ),
     )

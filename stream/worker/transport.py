@@ -181,16 +181,15 @@ class BatchingConsumer(driver.Consumer):
         return committed
 
 
-async def true_end_offsets(bootstrap_servers: Any, reported: Mapping[Any, int]) -> dict[Any, int]:
+async def true_end_offsets(client_options: Mapping[str, Any], reported: Mapping[Any, int]) -> dict[Any, int]:
     """The offset after the last record of each partition: ``reported`` (a broker's end offsets,
-    keyed by anything with ``topic`` and ``partition``), moved past the records read from there."""
+    keyed by anything with ``topic`` and ``partition``), moved past the records read from there
+    (``client_options``: the bootstrap servers and connection options of the probe's client)."""
     result = dict(reported)
     if not result:
         return result
     tps = {TopicPartition(tp.topic, tp.partition): tp for tp in result}
-    probe = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=PROBE_WAIT_MS
-    )
+    probe = AIOKafkaConsumer(**client_options, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=PROBE_WAIT_MS)
     await probe.start()
     try:
         probe.assign(list(tps))
@@ -211,7 +210,7 @@ async def true_end_offsets(bootstrap_servers: Any, reported: Mapping[Any, int]) 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
     fetch_max_wait_ms: int = 1500
-    bootstrap_servers: Iterable[str] = ()
+    client_options: Mapping[str, Any] = {}
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -220,19 +219,22 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
 
     async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
         reported = await super()._highwaters(partitions)
-        return await true_end_offsets(list(self.bootstrap_servers), reported)
+        return await true_end_offsets(self.client_options, reported)
 
 
-def transport_class(fetch_max_wait_ms: int, bootstrap_servers: Iterable[str] = ()) -> type[driver.Transport]:
+def transport_class(fetch_max_wait_ms: int, client_options: Mapping[str, Any] | None = None) -> type[driver.Transport]:
     """The aiokafka transport of Faust, with a worker consumer that waits ``fetch_max_wait_ms`` and
-    checks the end offsets it is told (see the module's docstring)."""
+    checks the end offsets it is told (see the module's docstring) with a client built from
+    ``client_options`` (bootstrap servers and the app's credentials)."""
     thread = type(
         "ConsumerThread",
         (_ConsumerThread,),
-        {"fetch_max_wait_ms": fetch_max_wait_ms, "bootstrap_servers": tuple(bootstrap_servers)},
+        {"fetch_max_wait_ms": fetch_max_wait_ms, "client_options": dict(client_options or {})},
     )
 
     class Consumer(BatchingConsumer):
+        consumer_thread_class = thread
+
         def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
             return thread(self, loop=self.loop, beacon=self.beacon)
 
@@ -296,7 +298,10 @@ class InterestApp(faust.App):
 
     def _new_transport(self) -> Any:
         servers = [f"{u.host}:{u.port}" for u in self.conf.broker_consumer]
-        return transport_class(self.fetch_max_wait_ms, servers)(self.conf.broker_consumer, self)
+        # the probe of end offsets connects as Faust's own clients do
+        auth = driver.credentials_to_aiokafka_auth(self.conf.broker_credentials, self.conf.ssl_context)
+        options = {"bootstrap_servers": servers, **auth}
+        return transport_class(self.fetch_max_wait_ms, options)(self.conf.broker_consumer, self)
 
 
 def key_partition(key: bytes, partitions: int) -> int:
