@@ -23,8 +23,9 @@ USER stream
 RUN cd / && python -c "from models.kernels import warm_up; warm_up()"
 
 EXPOSE 6066
+# Liveness (/healthz), not readiness (/ready answers 503 during start-up and every rebalance).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
-  CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/ready' % os.environ['STREAM_WEB_PORT'], timeout=2)"
+  CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['STREAM_WEB_PORT'], timeout=2)"
 ENTRYPOINT ["interest-stream"]
 CMD ["worker"]
 

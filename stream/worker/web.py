@@ -1,4 +1,4 @@
-"""The worker's web pages besides ``/metrics``: ``/ready``, ``/live`` and ``/api/live``."""
+"""The worker's web pages besides ``/metrics``: ``/ready``, ``/healthz``, ``/live`` and ``/api/live``."""
 
 from __future__ import annotations
 
@@ -66,3 +66,12 @@ def register_pages(
         produces, else 503."""
         state = ready_state(app, replica, publisher, learner)
         return web.json(state, status=200 if state["ready"] else 503)
+
+    @app.page("/healthz")
+    async def healthz(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        """Liveness: 200 ``{"alive": true}`` whenever the event loop answers, during start-up and
+        rebalances too (when ``/ready`` answers 503). A worker that cannot recover does not stay up to
+        say so: past ``STREAM_DELIVERY_TIMEOUT`` without a delivery, or with its broker's data gone, it
+        exits with code 75 for its supervisor to restart it; a wedged event loop does not answer at all.
+        So this page has no failing answer: a probe that gets no answer in time is the failure."""
+        return web.json({"alive": True})

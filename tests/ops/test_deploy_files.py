@@ -25,7 +25,9 @@ def compose(*files: str, env: dict | None = None) -> dict:
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "STREAM_CHECKPOINT_KEY": "k"} if env is None else env,
+        env={"PATH": "/usr/bin:/bin", "STREAM_CHECKPOINT_KEY": "k", "GRAFANA_ADMIN_PASSWORD": "p"}
+        if env is None
+        else env,
     )
     assert res.returncode == 0, res.stderr
     return orjson.loads(res.stdout)
