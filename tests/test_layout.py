@@ -5,6 +5,7 @@
   the tools; ``stream.audience`` does not import ``stream.pipeline`` (the pipeline feeds the audience);
 - ``stream.settings`` and ``stream.stats`` import nothing from the sub-packages;
 - ``stream.worker`` never imports ``stream.tools``;
+- ``stream.schemas`` (the event contract) imports nothing of the project: every part may use it;
 - the import graph of the project's modules has no cycle.
 """
 
@@ -26,6 +27,10 @@ RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("stream.settings", ("stream.pipeline", "stream.audience", "stream.worker", "stream.tools")),
     ("stream.stats", ("stream.pipeline", "stream.audience", "stream.worker", "stream.tools")),
     ("stream.worker", ("stream.tools",)),
+    (
+        "stream.schemas",
+        (*KAFKA, "stream.pipeline", "stream.audience", "stream.worker", "stream.tools", "stream.settings"),
+    ),
 )
 
 
@@ -130,7 +135,14 @@ def test_the_import_graph_has_no_cycle():
 
 def test_every_source_folder_is_a_package_the_rules_know():
     packages = {module_name(p.parent / "__init__.py", ROOT) for p in (ROOT / "stream").rglob("*.py")}
-    assert packages == {"stream", "stream.pipeline", "stream.audience", "stream.worker", "stream.tools"}
+    assert packages == {
+        "stream",
+        "stream.pipeline",
+        "stream.audience",
+        "stream.worker",
+        "stream.tools",
+        "stream.schemas",
+    }
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,8 @@ from typing import Any
 
 import orjson
 
+from stream.schemas import SCHEMA_VERSION
+
 MIN_SCORE = 1e-4  # scores decayed below this are dropped (bounds a profile's size)
 
 
@@ -81,6 +83,7 @@ def profile_record(user_id: str, profile: Profile, top_k: int) -> dict[str, Any]
         "top": [{"interest": k, "score": round(v, 5), "share": round(v / total, 4)} for k, v in profile.top(top_k)],
         "posts": profile.posts,
         "updated_at": profile.updated_ms,
+        "schema_version": SCHEMA_VERSION,
     }
 
 

@@ -42,6 +42,7 @@ from typing import Any
 
 from stream.audience.segments import SEGMENT_KINDS, WINDOW_FIGURES, WINDOW_KINDS
 from stream.audience.spikes import SPIKE_METRICS
+from stream.schemas import SCHEMA_VERSION
 
 SPIKE_CHOICES = (*SPIKE_METRICS, "any")
 _RANGES = {"volume": (0.0, math.inf), "mean_sentiment": (-1.0, 1.0)}  # shares: [0, 1]
@@ -376,4 +377,5 @@ def trigger_record(
         "figures": dict(figures),
         "spikes": [dict(s) for s in spikes],
         "fired_at_event_ms": window["end"],
+        "schema_version": SCHEMA_VERSION,
     }

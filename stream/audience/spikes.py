@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
+from stream.schemas import SCHEMA_VERSION
+
 MAD_SCALE = 1.4826  # MAD of a normal distribution → its standard deviation
 SPIKE_METRICS = ("volume", "sentiment")
 
@@ -182,6 +184,7 @@ class Spike:
             "direction": self.direction,
             "history": self.history,
             "id": self.id,
+            "schema_version": SCHEMA_VERSION,
         }
 
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from stream.settings import Settings
 
 from stream.audience.spikes import Baseline, SpikeParams, detect
+from stream.schemas import SCHEMA_VERSION
 
 STATE_VERSION = 1
 DEFAULT_SPIKE_PARAMS = SpikeParams()  # frozen: one instance serves every default
@@ -247,7 +248,7 @@ class Window:
         ... # doctest: +NORMALIZE_WHITESPACE
         {'type': 'window', 'segment': 'all', 'kind': 'tumbling', 'start': 0, 'end': 60000, 'volume': 4,
          'mean_sentiment': -0.25, 'positive_share': 0.25, 'neutral_share': 0.25, 'negative_share': 0.5,
-         'interest_share': {'travel': 0.75}, 'id': 'all|tumbling|0'}
+         'interest_share': {'travel': 0.75}, 'id': 'all|tumbling|0', 'schema_version': 1}
         """
         t = self.tally
         n = t.n or 1
@@ -264,6 +265,7 @@ class Window:
             "negative_share": round(t.neg / n, 4),
             "interest_share": {k: round(v / n, 4) for k, v in sorted(t.interests.items())},
             "id": self.id,
+            "schema_version": SCHEMA_VERSION,
         }
 
 

@@ -39,6 +39,7 @@ from stream.pipeline.joiner import Joiner, Pending, unpack_features
 from stream.pipeline.privacy import erased_token
 from stream.pipeline.records import decode_training
 from stream.pipeline.state import RecentKeys, TTLStore
+from stream.schemas import SCHEMA_VERSION
 from stream.settings import Settings
 from stream.stats import Stats
 
@@ -193,7 +194,9 @@ class Learner:
         if event is None:
             return None
         self.stats.drifts += 1
-        return orjson.dumps({**event, "at": self.last_record_ms, "offset": self.offset})
+        return orjson.dumps(
+            {**event, "at": self.last_record_ms, "offset": self.offset, "schema_version": SCHEMA_VERSION}
+        )
 
     # -- checkpoints ------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from stream.pipeline.records import (
     training_post,
 )
 from stream.pipeline.state import HeavyHitters, RecentKeys
+from stream.schemas import SCHEMA_VERSION
 from stream.settings import Settings
 from stream.stats import Stats
 
@@ -296,7 +297,7 @@ class Processor:
     # -- reporting ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """The figures published on the metrics topic (JSON-ready)."""
-        snap = {"type": "metrics", **self.stats.snapshot(), **self.view.figures()}
+        snap = {"type": "metrics", **self.stats.snapshot(), **self.view.figures(), "schema_version": SCHEMA_VERSION}
         pending, early = self.joiner.pending, self.joiner.early
         snap["pending_labels"] = len(pending)
         snap["labels_expired"] = pending.expired

@@ -29,6 +29,7 @@ from models.sentiment import Sentiment
 from stream.pipeline.cleaning import CleanPost
 from stream.pipeline.events import Post, Rejected
 from stream.pipeline.privacy import pseudonymise_user_ids
+from stream.schemas import SCHEMA_VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ def dead_letter(
             "original_sha256": hashlib.sha256(value).hexdigest(),
             "original_truncated": len(kept) > keep_bytes,
             "failed_at": int(now * 1000),
+            "schema_version": SCHEMA_VERSION,
         }
     )
 
@@ -108,6 +110,7 @@ def prediction_record(
         "campaign": post.campaign,
         "created_at": post.created_at,
         "processed_at": int(now * 1000),
+        "schema_version": SCHEMA_VERSION,
     }
 
 

@@ -200,6 +200,7 @@ def test_trigger_id_is_deterministic_and_distinct():
         "figures": {"volume": 3},
         "spikes": [],
         "fired_at_event_ms": 60_000,
+        "schema_version": 1,
     }
 
 

@@ -97,6 +97,7 @@ def test_window_record_figures():
         "negative_share": 0.5,
         "interest_share": {"music": 0.25, "travel": 0.75},
         "id": "all|tumbling|0",
+        "schema_version": 1,
     }
 
 
