@@ -182,27 +182,27 @@ def check_connection(settings: Settings, timeout: float = 10.0) -> None:
 
 
 def _check_tls(settings: Settings, context: ssl.SSLContext, timeout: float) -> None:
+    protocol = f"STREAM_SECURITY_PROTOCOL={settings.security_protocol}"
     for server in settings.bootstrap_servers:
         host, _, port = server.rpartition(":")
         try:
-            with (
-                socket.create_connection((host, int(port)), timeout=timeout) as raw,
-                context.wrap_socket(raw, server_hostname=host),
-            ):
+            raw = socket.create_connection((host, int(port)), timeout=timeout)
+        except OSError:
+            continue  # not reachable now: the clients retry
+        try:
+            with context.wrap_socket(raw, server_hostname=host):
                 return
         except ssl.SSLCertVerificationError as exc:
             where = f"STREAM_SSL_CAFILE={settings.ssl_cafile!r}" if settings.ssl_cafile else "the system's CAs"
-            hint = "" if "hostname" not in str(exc) else " (or STREAM_SSL_CHECK_HOSTNAME)"
+            hint = "" if "hostname" not in str(exc).lower() else " (or STREAM_SSL_CHECK_HOSTNAME)"
             raise ConfigError(
                 f"the certificate of {server} is not trusted by {where}{hint}: {exc.verify_message}"
             ) from None
-        except ssl.SSLError as exc:
-            raise ConfigError(
-                f"TLS to {server} failed ({exc.reason}): is STREAM_SECURITY_PROTOCOL={settings.security_protocol} "
-                "what this listener speaks?"
-            ) from None
-        except OSError:
-            continue  # not reachable now: the clients retry
+        except (ssl.SSLError, TimeoutError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", None) or type(exc).__name__
+            raise ConfigError(f"TLS to {server} failed ({reason}): does this listener speak {protocol}?") from None
+        finally:
+            raw.close()
 
 
 def _check_sasl(settings: Settings, timeout: float) -> None:

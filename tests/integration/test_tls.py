@@ -85,6 +85,13 @@ def test_demo_goes_through_tls(tls_broker, tls_files, tmp_path):
     assert report["posts_sent"] == 400 and report["predictions_on_topic"] == report["predictions"] > 300
 
 
+def test_tls_to_a_plain_listener_is_one_line(broker, tls_files, tmp_path):
+    settings = tls_settings(broker, tls_files, tmp_path)  # the session's broker speaks plain Kafka
+    res = cli(settings, "worker", timeout=120)
+    assert res.returncode == 1
+    assert res.stderr.strip().count("\n") == 0 and "STREAM_SECURITY_PROTOCOL=SSL" in res.stderr, res.stderr[-2000:]
+
+
 @pytest.mark.parametrize("command", [["produce", "tweets", "--limit", "5"], ["worker"]])
 def test_an_untrusted_certificate_is_one_line_naming_the_ca_setting(tls_broker, tls_files, tmp_path, command):
     settings = tls_settings(tls_broker, tls_files, tmp_path, ssl_cafile=str(tls_files / "other-ca.pem"))
