@@ -101,10 +101,16 @@ class LoopLag:
 Figures = tuple[float, float, float, float]  # volume, mean sentiment, positive share, negative share
 
 
+BOUNDED_KINDS = ("campaign", "hashtag")
+"""Segment kinds whose names come from the input: only the busiest get series of their own."""
+
+
 class AudienceGauges:
     """The last closed tumbling window of ``all``, of each interest and of the ``top`` busiest
-    campaigns, for Prometheus; the windows of every other campaign are summed into ``campaign:other``.
-    Campaigns come from the input, so the series (and the memory behind them) are bounded here.
+    campaigns (and hashtags, were they recorded), for Prometheus; the windows of every other campaign
+    are summed into ``campaign:other``, with those of a campaign that falls out of the top. Campaigns
+    come from the input, so the series (and the memory behind them) are bounded here. Windows are
+    recorded as they close, not per post.
 
     >>> g = AudienceGauges(top=1)
     >>> g.record("campaign", "big", 0, 10, 0.5, 0.6, 0.1); g.record("campaign", "small", 0, 2, -1.0, 0.0, 1.0)
@@ -113,14 +119,19 @@ class AudienceGauges:
     [('campaign', 'big'), ('campaign', 'other')]
     >>> g["campaign", "other"]
     (4.0, -0.5, 0.25, 0.75)
+    >>> g.record("campaign", "tiny", 0, 20, 0.0, 0.5, 0.5)  # the busiest now: "big" joins "other"
+    >>> sorted(g.latest), g["campaign", "other"][0]
+    ([('campaign', 'other'), ('campaign', 'tiny')], 14.0)
     """
 
     def __init__(self, top: int = 50):
         self.top = top
         self.latest: dict[tuple[str, str], Figures] = {}
-        self.volume: Counter[str] = Counter()  # campaigns' volume so far (the busiest few hundred)
-        self._other_start: int | None = None
-        self._other = [0.0, 0.0, 0.0, 0.0]  # volume, and volume-weighted sentiment, positive, negative
+        self._start: dict[tuple[str, str], int] = {}  # the start of the window in latest (bounded kinds)
+        self.volume: dict[str, Counter[str]] = {kind: Counter() for kind in BOUNDED_KINDS}  # the busiest so far
+        # per bounded kind: the start of the window summed in "other", its volume, and its
+        # volume-weighted sentiment, positive and negative ratios
+        self._other: dict[str, tuple[int, list[float]]] = {}
 
     def __getitem__(self, key: tuple[str, str]) -> Figures:
         return self.latest[key]
@@ -130,27 +141,37 @@ class AudienceGauges:
 
     def record(self, kind: str, name: str, start: int, volume: float, mean: float, pos: float, neg: float) -> None:
         """A closed tumbling window of the segment ``kind:name`` that starts at ``start`` (ms)."""
-        if kind != "campaign":
+        volumes = self.volume.get(kind)
+        if volumes is None:
             self.latest[(kind, name)] = (volume, mean, pos, neg)
             return
-        self.volume[name] += int(volume)
-        if len(self.volume) > 4 * self.top:  # forget the tail, keep the heavy hitters
-            self.volume = Counter(dict(self.volume.most_common(2 * self.top)))
-        top = {n for n, _ in self.volume.most_common(self.top)}
+        volumes[name] += int(volume)
+        if len(volumes) > 4 * self.top:  # forget the tail, keep the heavy hitters
+            volumes = self.volume[kind] = Counter(dict(volumes.most_common(2 * self.top)))
+        top = {n for n, _ in volumes.most_common(self.top)}
         if name in top:
             self.latest[(kind, name)] = (volume, mean, pos, neg)
+            self._start[(kind, name)] = start
         else:
-            if self._other_start != start:  # a newer window: the sum starts again
-                self._other_start, self._other = start, [0.0, 0.0, 0.0, 0.0]
-            o = self._other
-            o[0] += volume
-            o[1] += volume * mean
-            o[2] += volume * pos
-            o[3] += volume * neg
-            n = o[0] or 1.0
-            self.latest[(kind, "other")] = (o[0], o[1] / n, o[2] / n, o[3] / n)
-        for key in [k for k in self.latest if k[0] == "campaign" and k[1] != "other" and k[1] not in top]:
-            del self.latest[key]
+            self._add_other(kind, start, (volume, mean, pos, neg))
+        for key in [k for k in self.latest if k[0] == kind and k[1] != "other" and k[1] not in top]:
+            self._add_other(kind, self._start.pop(key), self.latest.pop(key))
+
+    def _add_other(self, kind: str, start: int, figures: Figures) -> None:
+        """Add a window to ``kind:other``: the sum starts again with a newer window, an older one is dropped."""
+        other = self._other.get(kind)
+        if other is None or other[0] < start:
+            other = self._other[kind] = (start, [0.0, 0.0, 0.0, 0.0])
+        elif other[0] > start:
+            return
+        volume, mean, pos, neg = figures
+        o = other[1]
+        o[0] += volume
+        o[1] += volume * mean
+        o[2] += volume * pos
+        o[3] += volume * neg
+        n = o[0] or 1.0
+        self.latest[(kind, "other")] = (o[0], o[1] / n, o[2] / n, o[3] / n)
 
 
 class Stats:

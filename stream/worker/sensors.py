@@ -16,6 +16,11 @@ benchmark's Faust floor, 4.4% of a worker's py-spy samples (this monitor: 6 µs,
   ``faust_messages_received_per_topics_partition`` (the last offset read);
 - everything Faust measures per commit, rebalance, assignment and web request, unchanged.
 
+Counters are exported from the start, at 0: ``faust_assignment_operations`` for both operations,
+and the per-topic received count for each topic as soon as the worker is assigned partitions of it.
+Faust's monitor removes the per-topic counters at every rebalance (a counter that vanishes and comes
+back from 0); this one keeps them, and clears only the per-partition gauges.
+
 Per-event latencies and "active" gauges are no longer measured (their bookkeeping was the cost):
 ``stream_event_latency_seconds`` measures the post → prediction latency instead.
 """
@@ -45,6 +50,8 @@ class LeanPrometheusMonitor(PrometheusMonitor):
         self._sent_by_topic: dict[str, Callable[[], None]] = {}
         self._read_offset: dict[Any, Any] = {}
         self._end_offset: dict[Any, Any] = {}
+        for operation in (self.COMPLETED, self.ERROR):  # exported at 0 until the first assignment
+            metrics.assignment_operations.labels(operation=operation)
 
     def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
         n = len(message.value) if type(message) is BatchMessage else 1  # type: ignore[arg-type]  # a fetch: records
@@ -52,9 +59,7 @@ class LeanPrometheusMonitor(PrometheusMonitor):
         self._metrics.messages_received.inc(n)
         inc = self._received_by_topic.get(tp.topic)
         if inc is None:
-            inc = self._received_by_topic[tp.topic] = self._metrics.messages_received_per_topics.labels(
-                topic=tp.topic
-            ).inc
+            inc = self._received(tp.topic)
         inc(n)
         gauge = self._read_offset.get(tp)
         if gauge is None:
@@ -96,9 +101,23 @@ class LeanPrometheusMonitor(PrometheusMonitor):
             )
         gauge.set(offset)
 
+    def _received(self, topic: str) -> Callable[[float], None]:
+        """The ``inc`` of ``topic``'s received counter (created at 0 the first time)."""
+        inc = self._received_by_topic[topic] = self._metrics.messages_received_per_topics.labels(topic=topic).inc
+        return inc
+
+    def on_rebalance_end(self, app: Any, state: dict) -> None:
+        super().on_rebalance_end(app, state)
+        for tp in app.assignor.assigned_actives():  # the topics this worker reads: counted from 0
+            if tp.topic not in self._received_by_topic:
+                self._received(tp.topic)
+
     def _clear_partition_related_metrics(self) -> None:
-        super()._clear_partition_related_metrics()  # removes the label children: forget them too
-        for cache in (self._received_by_topic, self._sent_by_topic, self._read_offset, self._end_offset):
+        """At a rebalance: forget the per-partition gauges (partitions move), keep the counters."""
+        self._metrics._clear_topic_partition_related_metrics()  # removes the label children: forget them too
+        for offsets in (self.tp_committed_offsets, self.tp_read_offsets, self.tp_end_offsets):
+            offsets.clear()
+        for cache in (self._read_offset, self._end_offset):
             cache.clear()
 
 

@@ -66,6 +66,17 @@ def test_prometheus_scrapes_the_worker_and_every_ops_metric_exists(settings, tmp
         settings = settings.replace(trigger_rules=str(ROOT / "ops/triggers/rules.toml"))
         with WorkerProcess(settings, tmp_path / "worker.log") as worker:
             worker.wait_ready()
+            # before any post: the counters are there, at 0, in the worker's page and in Prometheus
+            fresh = urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/metrics").read().decode()
+            deadline, idle = time.monotonic() + 30, list[dict]()
+            while not idle and time.monotonic() < deadline:
+                idle = query(prom_port, 'stream_events_total{outcome="posts_in"}')
+                time.sleep(0.5)
+            build = query(prom_port, "stream_build_info")
+            deadline, pending = time.monotonic() + 30, list[dict]()  # the alert's condition holds (for 10 min: pending)
+            while not pending and time.monotonic() < deadline:
+                pending = query(prom_port, 'ALERTS{alertname="InterestStreamNoEvents"}')
+                time.sleep(0.5)
             events = list(inject_faults(tweets_stream()[:500], rate=0.05))
             sent = produce(settings, events, feedback_fraction=0.3, feedback_delay=20, progress=False)
             snapshot = wait_processed(settings, sent.posts, sent.feedback, timeout=120, progress=False)
@@ -90,6 +101,12 @@ def test_prometheus_scrapes_the_worker_and_every_ops_metric_exists(settings, tmp
         prom.terminate()
         prom.wait(10)
 
+    assert re.search(r'^stream_events_total\{outcome="posts_in"\} 0\.0$', fresh, flags=re.M), fresh[:2000]
+    assert re.search(r'^stream_events_total\{outcome="publish_errors"\} 0\.0$', fresh, flags=re.M)
+    assert re.search(r'^stream_dead_letters_total\{reason="malformed_json"\} 0\.0$', fresh, flags=re.M)
+    assert idle and idle[0]["value"][1] == "0", idle  # a worker that has seen no post: scraped at 0
+    assert pending and pending[0]["metric"]["alertstate"] == "pending", pending
+    assert build and build[0]["value"][1] == "1" and build[0]["metric"]["model"] == settings.model, build
     assert result and float(result[0]["value"][1]) == snapshot["counts"]["predicted"]
     assert up and up[0]["value"][1] == "1"
     loaded = {r["name"] for g in rules["data"]["groups"] for r in g["rules"]}
