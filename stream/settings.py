@@ -207,6 +207,12 @@ class Settings:
     hash_bits: int = _setting(20, "Text features are hashed into 2^bits buckets (bounds model memory).")
     web_host: str = _setting("127.0.0.1", "Interface of the worker's web server (/metrics).")
     web_port: int = _setting(6066, "Port of the worker's web server; Prometheus scrapes /metrics here.")
+    web_url: str | None = _setting(
+        None,
+        "URL the other workers reach this one's web server at (the query API forwards a request to the "
+        "worker that owns its key). Unset: `http://STREAM_WEB_HOST:STREAM_WEB_PORT`, with this host's "
+        "address when the host is `0.0.0.0` (a container's or pod's IP).",
+    )
     batch_size: int = _setting(
         64,
         "Most records an agent processes between two yields to the event loop (what it takes is "
@@ -396,6 +402,8 @@ class Settings:
             raise ConfigError(f"STREAM_HASH_BITS={self.hash_bits} must be between 8 and 28")
         if not 0 <= self.web_port <= 65535:
             raise ConfigError(f"STREAM_WEB_PORT={self.web_port} is not a port number")
+        if self.web_url is not None and not self.web_url.startswith(("http://", "https://")):
+            raise ConfigError(f"STREAM_WEB_URL={self.web_url!r} is not an http:// or https:// URL")
         if self.broker is not None:
             _hosts(self.broker)
         if self.log_level.lower() not in LOG_LEVELS:

@@ -21,6 +21,7 @@ from stream.stats import Stats
 from stream.worker.live import LiveHistory
 from stream.worker.modelsync import Follower
 from stream.worker.publisher import Publisher
+from stream.worker.query import LatestWindows
 from stream.worker.tables import BufferedTable
 from stream.worker.topics import Topics
 
@@ -39,8 +40,9 @@ def register_audience_agent(
     spikes = SpikeParams(
         baseline=settings.spike_history, threshold=settings.spike_threshold, min_history=min(10, settings.spike_history)
     )
+    rows = LatestWindows(table)  # rows keep their segment's latest published windows (GET /audience/...)
     aggregator = Aggregator(
-        table, WindowSpec.from_settings(settings), spikes, rules, stats, settings.window_min_hashtag_volume
+        rows, WindowSpec.from_settings(settings), spikes, rules, stats, settings.window_min_hashtag_volume
     )
 
     @app.agent(topics.partials, name="audience")
@@ -49,6 +51,7 @@ def register_audience_agent(
             m = event.message
             segments, max_ts = decode_partials(event.value)
             out = aggregator.on_partials(m.partition, m.offset, segments, max_ts)
+            rows.record(out.windows)
             await table.flush(publisher, m.partition)
             await publisher.audience(out)
             history.record_audience(out)

@@ -27,6 +27,7 @@ from stream.worker.live import LiveHistory
 from stream.worker.modelsync import Follower
 from stream.worker.prometheus import StatsCollector, model_gauges
 from stream.worker.publisher import Publisher
+from stream.worker.query import register_query_pages
 from stream.worker.sensors import setup_sensors
 from stream.worker.tasks import register_tasks
 from stream.worker.topics import Topics, declare_topics
@@ -109,6 +110,7 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     register_audience_agent(app, settings, topics, processor.stats, publisher, history, rules)
     register_profiles_agent(app, settings, topics, processor.stats, publisher, replica, processor.view.is_erased)
     register_pages(app, replica, history, publisher, learner)
+    register_query_pages(app, settings)  # /profiles/{user_id}, /audience/{segment}: routed to the key's owner
     registry.register(StatsCollector(processor.stats, lambda: model_gauges(processor, replica.view.offset)))
     return InterestStream(app, settings, processor, topics, registry, history, replica, learner)
 
