@@ -162,3 +162,25 @@ def test_the_default_checkpoint_key_is_refused_off_loopback():
     check_production_keys(Settings(broker="kafka:9092", checkpoint_key="own"))
     with pytest.raises(ConfigError, match="STREAM_CHECKPOINT_KEY"):
         check_production_keys(Settings(broker="127.0.0.1:9092,kafka:9092"))
+
+
+def test_a_refused_sasl_login_is_one_line_naming_the_settings_not_the_password(sasl, monkeypatch):
+    from kafka.errors import KafkaTimeoutError, SaslAuthenticationFailedError
+
+    plain = sasl.replace(security_protocol="SASL_PLAINTEXT")  # no TLS handshake to make first
+
+    def refuse(settings, **options):
+        raise SaslAuthenticationFailedError(f"Authentication failed for user {settings.sasl_username}")
+
+    monkeypatch.setattr(clients, "kafka_admin", refuse)
+    with pytest.raises(ConfigError) as err:
+        clients.check_connection(plain)
+    message = str(err.value)
+    assert "STREAM_SASL_USERNAME='svc-stream'" in message and "STREAM_SASL_PASSWORD" in message
+    assert PASSWORD not in message and "\n" not in message
+
+    def unreachable(settings, **options):
+        raise KafkaTimeoutError("Unable to bootstrap")
+
+    monkeypatch.setattr(clients, "kafka_admin", unreachable)
+    clients.check_connection(plain)  # not reachable now: the clients wait and retry, as at any other time
