@@ -37,6 +37,7 @@ from stream.pipeline.records import Message
 from stream.schemas import INPUTS, OUTPUTS, SCHEMA_VERSION, SUFFIX, load_schema, schema_names
 from stream.settings import Settings
 from stream.tools.data import tweets_stream
+from tests.integration.test_audience import letters
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = ROOT / "stream" / "schemas"
@@ -77,15 +78,6 @@ BAD_POSTS = (  # one per reason events.py gives, each refused by the schema too
     b'{"id": "bad8", "user_id": "u1", "text": "hi", "created_at": 1424736000000, "hashtags": "nfl"}',
 )
 BAD_ERASURE = b'{"user": "who?"}'
-
-
-def letters(i: int) -> str:
-    """A distinct word per post (digits are cleaned away), so that no burst post is a duplicate text."""
-    word = ""
-    for _ in range(4):
-        i, r = divmod(i, 26)
-        word += chr(97 + r)
-    return word
 
 
 @dataclass
