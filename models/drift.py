@@ -13,9 +13,11 @@ getting better, so the detector here ignores falls.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Hashable
+import math
+from collections import Counter, deque
+from collections.abc import Hashable, Mapping
 
+import numpy as np
 from river import drift
 
 
@@ -94,3 +96,85 @@ class ClassDrift:
         """Start ``y`` again as a new class."""
         self.learned.pop(y, None)
         self.detectors.pop(y, None)
+
+
+class ClassCentroids:
+    """What each class's posts have looked like over its life: told apart from what they look like now,
+    a change of meaning is known from forgetting and from a new sub-topic.
+
+    When a class's error rises (:class:`ClassDrift`), either its posts now carry the meaning another
+    class had (a change of meaning: its recent posts look like that class's), or the model forgot the
+    class during a long burst of others, or the class gained a sub-topic the model has not learned yet
+    (in both, its recent posts still look more like its own past than like any other class). Only the
+    first is a drift to unlearn. :meth:`nearest` says which class the recent posts of a class are
+    closest to, by cosine against each class's centroid.
+
+    A centroid is the sum of L2-normalised posts folded into ``2**bits`` dimensions (a collision in a
+    post drops one of its words: a direction needs no more), from one in every ``sample`` posts of the
+    class (a mean needs no more, and so the cost per label is a fraction of a microsecond on average);
+    the last ``recent`` posts of each class are kept as they are (the dictionaries the featurizer made).
+
+    >>> c = ClassCentroids(bits=8, sample=1, recent=4)
+    >>> for i in range(20):
+    ...     c.add({1: 1.0, 2: 1.0, 100 + i % 3: 0.5}, "sports"); c.add({50: 1.0, 51: 1.0}, "music")
+    >>> c.nearest("sports")  # its posts still look like its own
+    'sports'
+    >>> for _ in range(4):
+    ...     c.add({50: 1.0, 51: 1.0}, "sports")  # what "music" meant now comes labelled "sports"
+    >>> c.nearest("sports")
+    'music'
+    """
+
+    def __init__(self, bits: int = 14, sample: int = 8, recent: int = 16):
+        self.mask = (1 << bits) - 1
+        self.sample = sample
+        self.sums: dict[Hashable, np.ndarray] = {}
+        self.seen: Counter[Hashable] = Counter()
+        self.recent: dict[Hashable, deque[Mapping[int, float]]] = {}
+        self.n_recent = recent
+
+    def _vector(self, x: Mapping[int, float]) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.fromiter(x.keys(), np.int64, len(x)) & self.mask
+        w = np.fromiter(x.values(), np.float32, len(x))
+        norm = math.sqrt(float(w @ w))
+        return idx, (w / norm if norm else w)
+
+    def add(self, x: Mapping[int, float], y: Hashable) -> None:
+        """A post ``x`` (hashed features) learned with label ``y``."""
+        ring = self.recent.get(y)
+        if ring is None:
+            ring = self.recent[y] = deque(maxlen=self.n_recent)
+        ring.append(x)
+        n = self.seen[y]
+        self.seen[y] = n + 1
+        if n % self.sample or not x:
+            return
+        total = self.sums.get(y)
+        if total is None:
+            total = self.sums[y] = np.zeros(self.mask + 1, np.float32)
+        idx, w = self._vector(x)
+        total[idx] += w
+
+    def nearest(self, y: Hashable) -> Hashable | None:
+        """The class whose centroid the recent posts of ``y`` are closest to; ``None`` without a
+        centroid of ``y`` and of one other class to compare with."""
+        ring = self.recent.get(y)
+        if not ring or y not in self.sums or len(self.sums) < 2:
+            return None
+        now = np.zeros(self.mask + 1, np.float32)
+        for x in ring:
+            if x:
+                idx, w = self._vector(x)
+                now[idx] += w
+
+        def cosine(total: np.ndarray) -> float:
+            norms = float(np.linalg.norm(total) * np.linalg.norm(now))
+            return float(total @ now) / norms if norms else 0.0
+
+        return max(self.sums, key=lambda c: cosine(self.sums[c]))
+
+    def forget(self, y: Hashable) -> None:
+        """Start ``y`` again: its centroid is what it means from now on."""
+        self.sums.pop(y, None)
+        self.seen.pop(y, None)
+        self.recent.pop(y, None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.drift import ClassDrift
+from models.drift import ClassCentroids, ClassDrift
 from models.factory import make_classifier
 from models.features import PostFeaturizer
 from models.replay import ReplayBuffer
@@ -30,9 +30,10 @@ BROAD_DRIFT_LABELS = 1000
 class OnlineModel:
     """A featurizer, a River classifier, a version that counts the labels learned, a small replay of
     the classes a burst keeps away (:class:`models.replay.ReplayBuffer`), and drift adaptation per
-    class (:class:`models.drift.ClassDrift`): when the error of a known class rises, that class alone
-    is unlearned and learned again from its new labels. A new class, or a burst of one class, is no
-    drift.
+    class (:class:`models.drift.ClassDrift`): when the error of a known class rises and its recent posts
+    look like another class's (:class:`models.drift.ClassCentroids`), that class alone is unlearned and
+    learned again from its new labels. A new class, a burst of one class, a class the model forgot
+    during a burst of others and a class's new sub-topic are no drift.
 
     Parameters
     ----------
@@ -54,7 +55,9 @@ class OnlineModel:
         self.classes: set[str] = set()
         self.adapt = adapt
         self.class_drift = ClassDrift()
+        self.centroids = ClassCentroids()
         self.drifts = 0
+        self.drifts_kept = 0  # rises of a class's error that were forgetting or a new sub-topic
         self.replay = ReplayBuffer() if hasattr(self.classifier, "rehearse_one") else None
         self._resets: dict[str, int] = {}  # the classes reset lately, and when (their version)
         self._background: Any = None  # learning since the first of them
@@ -63,7 +66,10 @@ class OnlineModel:
     def __setstate__(self, state: dict[str, Any]) -> None:
         for old in ("detector", "background", "background_labels"):  # checkpoints of 0.4 and before
             state.pop(old, None)
-        self.__dict__.update({"_resets": {}, "_background": None, "_resets_since": 0, **state})
+        defaults: dict[str, Any] = {"_resets": {}, "_background": None, "_resets_since": 0, "drifts_kept": 0}
+        self.__dict__.update({**defaults, **state})
+        if "centroids" not in state:  # checkpoints of 0.5 and before: no past to compare with yet
+            self.centroids = ClassCentroids()
         if "class_drift" not in state:
             self.class_drift = ClassDrift()
             self.class_drift.learned.update(dict.fromkeys(self.classes, self.class_drift.established))
@@ -152,8 +158,12 @@ class OnlineModel:
         self.version += 1
         if not self.adapt:
             return None
+        self.centroids.add(x, y)
         error_before = self.class_drift.update(y, predicted)
         if error_before is None:
+            return None
+        if self.centroids.nearest(y) == y:  # its posts still look like its own: forgotten, or a new
+            self.drifts_kept += 1  # sub-topic; learning them is the remedy, unlearning would lose it
             return None
         return self._unlearn([y] if predicted in (None, y) else [y, predicted], error_before)
 
@@ -192,6 +202,7 @@ class OnlineModel:
             replaced_by = "fresh"
         for c in changed:  # each starts again as a new class: its detector too
             self.class_drift.forget(c)
+            self.centroids.forget(c)
             if self.replay is not None:
                 self.replay.forget(c)
         self.__dict__.pop("_tracked", None)  # a delta cannot say it: a snapshot is due

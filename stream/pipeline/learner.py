@@ -266,7 +266,7 @@ def _checkpoint_classes() -> dict[str, type]:
     from river._river_rust import drift as rust_drift  # ADWIN's window, restored by its own __setstate__
 
     from models.arow import AROWClassifier
-    from models.drift import ClassDrift, DriftDetector
+    from models.drift import ClassCentroids, ClassDrift, DriftDetector
     from models.features import PostFeaturizer
     from models.metrics import Confusion
     from models.nb import MultinomialNB
@@ -280,6 +280,7 @@ def _checkpoint_classes() -> dict[str, type]:
         MultinomialNB,
         DriftDetector,
         ClassDrift,
+        ClassCentroids,
         ReplayBuffer,
         drift.ADWIN,
         rust_drift.AdaptiveWindowing,

@@ -115,6 +115,7 @@ def _for_prediction(model: OnlineModel) -> OnlineModel:
     """``model`` without what only learning reads: the replayed posts, AROW's variances."""
     model.replay = None
     model._background = None
+    model.centroids = None  # type: ignore[assignment]
     if hasattr(model.classifier, "for_prediction"):
         model.classifier.for_prediction()
     return model
