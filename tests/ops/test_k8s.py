@@ -259,8 +259,9 @@ def test_every_container_has_resources_and_runs_unprivileged():
         assert context["allowPrivilegeEscalation"] is False, name
         assert context["capabilities"]["drop"] == ["ALL"], name
     resources = worker()["resources"]
-    # One worker ~350 MB, and ~350 MB more for the learner process on the worker that holds the role.
-    assert quantity(resources["requests"]["memory"]) >= 350 * 2**20
+    # One worker ~350 MB, and ~350 MB more for the learner process on the worker that holds the role
+    # (any pod may take it over)
+    assert quantity(resources["requests"]["memory"]) >= 700 * 2**20
     assert quantity(resources["limits"]["memory"]) >= 700 * 2**20
 
 
