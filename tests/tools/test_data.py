@@ -70,7 +70,6 @@ def test_a_missing_forum_file_says_how_to_get_it(monkeypatch, tmp_path):
         forum_stream()
 
 
-@pytest.mark.skipif(find_forum() is None, reason="needs the forum posts: run `make venv`")
 def test_the_installed_forum_posts_are_the_documented_stream():
     events = forum_stream()
     assert len(events) == 11_293
