@@ -15,6 +15,7 @@ import pytest
 from stream.audience.rules import load_rules
 from stream.settings import Settings, describe
 from stream.tools.envfile import COMPOSE_VALUES, GRAFANA_PASSWORD, render_env_example
+from tests.ops.test_prometheus_rules import promtool
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ("docker-compose.yml",)
@@ -183,11 +184,7 @@ def test_prometheus_loads_the_alert_rules_from_its_mount(tmp_path):
     mount = next(v for v in prometheus["volumes"] if v["target"] == "/etc/prometheus")
     assert Path(mount["source"]).resolve() == ROOT / "ops/prometheus" and mount["read_only"] is True
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
-    binary = shutil.which("promtool")
-    assert binary, "promtool is missing: `make test` installs it (apt-get install prometheus)"
-    res = subprocess.run(
-        [binary, "check", "config", "prometheus.yml"], cwd=ROOT / "ops/prometheus", capture_output=True, text=True
-    )
+    res = promtool("check", "config", "prometheus.yml")  # in ops/prometheus, as the mount lays it out
     assert res.returncode == 0, res.stdout + res.stderr
     found = re.search(r"Checking alerts\.yml\s+SUCCESS: (\d+) rules found", res.stdout + res.stderr)
     assert found and int(found.group(1)) > 0, res.stdout + res.stderr

@@ -1,8 +1,6 @@
 """docker-compose files, Dockerfile and topic script: validated offline (no Docker engine runs here)."""
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -10,24 +8,16 @@ import pytest
 from dockerfile_parse import DockerfileParser
 
 from stream.settings import describe
+from tests.ops.test_compose_env import run_compose
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {name for name, _, _ in describe()}
 
 
 def compose(*files: str, env: dict | None = None) -> dict:
-    binary = shutil.which("docker-compose") or str(Path(sys.executable).parent / "docker-compose")
-    args = [binary, "--project-directory", str(ROOT)]
-    for f in files:
-        args += ["-f", str(ROOT / f)]
-    res = subprocess.run(
-        [*args, "config", "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "STREAM_CHECKPOINT_KEY": "k", "GRAFANA_ADMIN_PASSWORD": "p"}
-        if env is None
-        else env,
+    """``docker-compose config`` of ``files`` in the repository, with the two required values unless ``env``."""
+    res = run_compose(
+        ROOT, files, {"STREAM_CHECKPOINT_KEY": "k", "GRAFANA_ADMIN_PASSWORD": "p"} if env is None else env
     )
     assert res.returncode == 0, res.stderr
     return orjson.loads(res.stdout)
