@@ -42,7 +42,7 @@ import orjson
 
 from stream.clients import aio_consumer, aio_producer, kafka_consumer
 from stream.settings import Settings, settings_env
-from stream.tools.broker import EmbeddedBroker, free_port
+from stream.tools.broker import EmbeddedBroker, free_port, stop_process
 from stream.tools.demo import WorkerProcess
 from stream.tools.produce import produce
 
@@ -343,11 +343,7 @@ def bench_agent(
         )
         cpu_end, rss = proc_cpu(proc.pid), proc_memory_mb(proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout=30)
         span.close()
     return {
         "eps": span.eps(),

