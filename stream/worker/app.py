@@ -111,7 +111,9 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     register_profiles_agent(app, settings, topics, processor.stats, publisher, replica, processor.view.is_erased)
     register_pages(app, replica, history, publisher, learner)
     register_query_pages(app, settings)  # /profiles/{user_id}, /audience/{segment}: routed to the key's owner
-    registry.register(StatsCollector(processor.stats, lambda: model_gauges(processor, replica.view.offset)))
+    registry.register(
+        StatsCollector(processor.stats, lambda: model_gauges(processor, replica.view.offset), model=settings.model)
+    )
     return InterestStream(app, settings, processor, topics, registry, history, replica, learner)
 
 

@@ -162,17 +162,22 @@ class StatsCollector(Collector):
     """Exports :class:`Stats` and model figures to Prometheus at scrape time.
 
     ``gauges`` returns the model's figures as (name, help, value) when called (see
-    :func:`model_gauges`): a name that ends in ``_total`` is a counter, any other a gauge. The list
-    may carry the name of the model the worker runs as its ``model`` attribute (a
-    :class:`ModelFigures`), for ``stream_build_info``.
+    :func:`model_gauges`): a name that ends in ``_total`` is a counter, any other a gauge. ``model``
+    (the interest model the worker runs) is a label of ``stream_build_info``.
     """
 
-    def __init__(self, stats: Stats, gauges: Callable[[], list[tuple[str, str, float]]], prefix: str = "stream"):
+    def __init__(
+        self,
+        stats: Stats,
+        gauges: Callable[[], list[tuple[str, str, float]]],
+        model: str = "unknown",
+        prefix: str = "stream",
+    ):
         self.stats = stats
         self.gauges = gauges
         self.prefix = prefix
         self.trigger_campaigns = TopLabels(stats.audience.top)
-        self.build = build_labels("unknown")  # read once: the packages' metadata does not change
+        self.build = build_labels(model)  # read once: the packages' metadata does not change
 
     def _counter(self, name: str, doc: str, label: str, values: Iterable[tuple[str, int]]) -> CounterMetricFamily:
         fam = CounterMetricFamily(f"{self.prefix}_{name}", doc, labels=[label])
@@ -250,8 +255,7 @@ class StatsCollector(Collector):
         )
         stalls.add_metric([], s.loop.stalls)
         yield stalls
-        figures = self.gauges()
-        for name, doc, value in figures:
+        for name, doc, value in self.gauges():
             if name.endswith("_total"):
                 yield CounterMetricFamily(f"{self.prefix}_{name}", doc, value=value)
             else:
@@ -261,8 +265,7 @@ class StatsCollector(Collector):
             "Always 1: the versions of interest-stream, Python, Faust and River, and the interest model.",
             labels=["version", "python", "faust", "river", "model"],
         )
-        labels = {**self.build, "model": getattr(figures, "model", self.build["model"])}
-        info.add_metric([labels[k] for k in ("version", "python", "faust", "river", "model")], 1)
+        info.add_metric([self.build[k] for k in ("version", "python", "faust", "river", "model")], 1)
         yield info
 
     def _audience(self) -> Iterator[Metric]:
@@ -287,15 +290,7 @@ class StatsCollector(Collector):
             yield fam
 
 
-class ModelFigures(list[tuple[str, str, float]]):
-    """The model's figures as (name, help, value), and the name of the model they are about."""
-
-    def __init__(self, figures: Iterable[tuple[str, str, float]], model: str):
-        super().__init__(figures)
-        self.model = model
-
-
-def model_gauges(processor: Processor, training_offset: int) -> ModelFigures:
+def model_gauges(processor: Processor, training_offset: int) -> list[tuple[str, str, float]]:
     """(name, help, value) of the model's figures for Prometheus: the worker's model replica, with the
     learner's figures as of its last delta, and the posts waiting here for their labels. Names that
     end in ``_total`` are counters."""
@@ -303,52 +298,49 @@ def model_gauges(processor: Processor, training_offset: int) -> ModelFigures:
     q, model = figures["quality"], figures["model"]
     sentiment, lexicon = figures["sentiment_quality"], figures["lexicon_quality"]
     view, joiner = processor.view, processor.joiner
-    return ModelFigures(
-        [
-            ("model_version", "Labels the model has learned.", float(view.model.version)),
-            ("model_classes", "Interest classes the model knows.", float(len(view.model.classes))),
-            ("model_drifts_total", "Drifts the model adapted to.", float(model["drifts"])),
-            ("model_error_rate", "Error rate over the drift detector's window.", model["error_rate"]),
-            (
-                "training_offset",
-                "Last offset of the training log the learner had applied to this model.",
-                float(training_offset),
-            ),
-            ("prequential_accuracy", "Prequential accuracy since start.", q["accuracy"]),
-            ("prequential_macro_f1", "Prequential macro-F1 since start.", q["macro_f1"]),
-            ("prequential_kappa", "Prequential Cohen's kappa since start.", q["kappa"]),
-            ("rolling_accuracy", "Prequential accuracy over the rolling window.", q["rolling"]["accuracy"]),
-            ("rolling_macro_f1", "Prequential macro-F1 over the rolling window.", q["rolling"]["macro_f1"]),
-            ("rolling_kappa", "Prequential kappa over the rolling window.", q["rolling"]["kappa"]),
-            (
-                "sentiment_accuracy",
-                "Prequential accuracy of the sentiment the worker publishes.",
-                sentiment["accuracy"],
-            ),
-            (
-                "sentiment_macro_f1",
-                "Prequential macro-F1 of the sentiment the worker publishes.",
-                sentiment["macro_f1"],
-            ),
-            (
-                "lexicon_macro_f1",
-                "Macro-F1 of the lexicon alone on the same labels (the reference).",
-                lexicon["macro_f1"],
-            ),
-            ("sentiment_labels", "Sentiment labels the sentiment model has learned.", float(view.sentiment.n_labels)),
-            ("erased_users", "Users erased on request (their posts are ignored).", float(len(view.erased))),
-            ("pending_labels", "Posts waiting here for a delayed label.", float(len(joiner.pending))),
-            (
-                "labels_expired_total",
-                "Posts whose delayed label never came within the TTL.",
-                float(joiner.pending.expired),
-            ),
-            ("early_labels", "Delayed labels waiting here for their post.", float(len(joiner.early))),
-            (
-                "early_labels_expired_total",
-                "Delayed labels whose post never came within the TTL.",
-                float(joiner.early.expired),
-            ),
-        ],
-        model=str(model.get("name", view.model.name)),
-    )
+    return [
+        ("model_version", "Labels the model has learned.", float(view.model.version)),
+        ("model_classes", "Interest classes the model knows.", float(len(view.model.classes))),
+        ("model_drifts_total", "Drifts the model adapted to.", float(model["drifts"])),
+        ("model_error_rate", "Error rate over the drift detector's window.", model["error_rate"]),
+        (
+            "training_offset",
+            "Last offset of the training log the learner had applied to this model.",
+            float(training_offset),
+        ),
+        ("prequential_accuracy", "Prequential accuracy since start.", q["accuracy"]),
+        ("prequential_macro_f1", "Prequential macro-F1 since start.", q["macro_f1"]),
+        ("prequential_kappa", "Prequential Cohen's kappa since start.", q["kappa"]),
+        ("rolling_accuracy", "Prequential accuracy over the rolling window.", q["rolling"]["accuracy"]),
+        ("rolling_macro_f1", "Prequential macro-F1 over the rolling window.", q["rolling"]["macro_f1"]),
+        ("rolling_kappa", "Prequential kappa over the rolling window.", q["rolling"]["kappa"]),
+        (
+            "sentiment_accuracy",
+            "Prequential accuracy of the sentiment the worker publishes.",
+            sentiment["accuracy"],
+        ),
+        (
+            "sentiment_macro_f1",
+            "Prequential macro-F1 of the sentiment the worker publishes.",
+            sentiment["macro_f1"],
+        ),
+        (
+            "lexicon_macro_f1",
+            "Macro-F1 of the lexicon alone on the same labels (the reference).",
+            lexicon["macro_f1"],
+        ),
+        ("sentiment_labels", "Sentiment labels the sentiment model has learned.", float(view.sentiment.n_labels)),
+        ("erased_users", "Users erased on request (their posts are ignored).", float(len(view.erased))),
+        ("pending_labels", "Posts waiting here for a delayed label.", float(len(joiner.pending))),
+        (
+            "labels_expired_total",
+            "Posts whose delayed label never came within the TTL.",
+            float(joiner.pending.expired),
+        ),
+        ("early_labels", "Delayed labels waiting here for their post.", float(len(joiner.early))),
+        (
+            "early_labels_expired_total",
+            "Delayed labels whose post never came within the TTL.",
+            float(joiner.early.expired),
+        ),
+    ]

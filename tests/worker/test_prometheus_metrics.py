@@ -35,7 +35,7 @@ def scrape(collector: StatsCollector) -> dict[str, Metric]:
 def fresh_worker() -> tuple[StatsCollector, Processor]:
     """The collector a worker registers, over a processor that has seen nothing."""
     processor = Processor(Settings())
-    return StatsCollector(processor.stats, lambda: model_gauges(processor, -1)), processor
+    return StatsCollector(processor.stats, lambda: model_gauges(processor, -1), model=Settings().model), processor
 
 
 def test_a_fresh_worker_exports_every_counter_at_zero_and_its_build_info() -> None:
