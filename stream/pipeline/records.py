@@ -31,6 +31,23 @@ from stream.pipeline.events import Post, Rejected
 from stream.pipeline.privacy import pseudonymise_user_ids
 from stream.schemas import SCHEMA_VERSION
 
+DEAD_LETTER_REASONS = (
+    "malformed_json",
+    "not_an_object",
+    "missing_field",
+    "missing_value",
+    "wrong_type",
+    "bad_type",
+    "field_too_long",
+    "bad_timestamp",
+    "bad_label",
+    "too_many_classes",
+    "empty_text",
+    "internal_error",
+    "output_too_large",
+)
+"""Every ``reason`` a dead letter can give (a test checks the code gives no other); exported at 0."""
+
 
 @dataclass(frozen=True, slots=True)
 class Message:

@@ -2,7 +2,7 @@
 learner at scrape time: the hot path only increments plain numbers.
 
 Every counter is exported from the worker's start: at 0 until its first increment, and so are the
-label values known in advance (:data:`OUTCOMES`, :data:`DEAD_LETTER_REASONS`, ...). A series that
+label values known in advance (:data:`OUTCOMES`, the dead-letter reasons, ...). A series that
 appears only at its first increment is missed by ``increase()`` and by alerts on a flat zero.
 
 Label values that come from the input are bounded: the audience gauges keep the busiest campaigns
@@ -24,6 +24,7 @@ from models.labels import SENTIMENTS
 from stream.audience.segments import ALL, SEGMENT_KINDS, WINDOW_KINDS
 from stream.audience.spikes import SPIKE_METRICS
 from stream.pipeline.processor import Processor
+from stream.pipeline.records import DEAD_LETTER_REASONS
 from stream.stats import STALL_SECONDS, Latency, Stats
 
 OUTCOMES = (
@@ -55,23 +56,6 @@ OUTCOMES = (
     "profiles_skipped_redelivered",
 )
 """The ``outcome`` values of ``stream_events_total``, exported at 0 before their first event."""
-
-DEAD_LETTER_REASONS = (
-    "malformed_json",
-    "not_an_object",
-    "missing_field",
-    "missing_value",
-    "wrong_type",
-    "bad_type",
-    "field_too_long",
-    "bad_timestamp",
-    "bad_label",
-    "too_many_classes",
-    "empty_text",
-    "internal_error",
-    "output_too_large",
-)
-"""The ``reason`` values of ``stream_dead_letters_total`` (the reasons the pipeline gives)."""
 
 DUPLICATE_KINDS = ("id", "text")
 """The ``kind`` values of ``stream_duplicates_total``."""

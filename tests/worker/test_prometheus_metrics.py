@@ -15,9 +15,10 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.pipeline.processor import Processor
+from stream.pipeline.records import DEAD_LETTER_REASONS
 from stream.settings import Settings
 from stream.stats import Stats
-from stream.worker.prometheus import DEAD_LETTER_REASONS, OUTCOMES, StatsCollector, model_gauges
+from stream.worker.prometheus import OUTCOMES, StatsCollector, model_gauges
 
 ROOT = Path(__file__).resolve().parents[2]
 # counters whose label values are not known at start: the model's interests, the rules' campaigns
@@ -144,3 +145,22 @@ def test_bounded_trigger_counters_only_grow_from_scrape_to_scrape() -> None:
         for campaign, value in triggers.items():
             assert value >= seen.get(campaign, 0), (round_, campaign)
         seen = defaultdict(float, triggers)
+
+
+def test_every_dead_letter_reason_the_code_gives_is_exported() -> None:
+    """The reasons are the first argument of ``Rejected(...)`` and ``_Invalid(...)`` in the pipeline and
+    the publisher: each must be one of ``DEAD_LETTER_REASONS`` (exported at 0 from the start)."""
+    import ast
+    from pathlib import Path
+
+    given = set()
+    for path in Path(__file__).resolve().parents[2].glob("stream/**/*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) in ("Rejected", "_Invalid")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                given.add(node.args[0].value)
+    assert len(given) >= 10 and given <= set(DEAD_LETTER_REASONS), given - set(DEAD_LETTER_REASONS)
