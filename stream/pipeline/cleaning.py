@@ -114,6 +114,15 @@ def split_hashtag(tag: str) -> str:
     return _CAMEL.sub(" ", tag).replace("_", " ")
 
 
+def hashtag_key(tag: str) -> str:
+    """A hashtag as the stream keys it (its audience segment, its profile entries): lower case, no ``#``.
+
+    >>> hashtag_key("#NFL"), hashtag_key("nfl")
+    ('nfl', 'nfl')
+    """
+    return tag.lower().lstrip("#")
+
+
 def extract_hashtags(text: str) -> list[str]:
     """Lower-cased hashtags, in order of first appearance, without repeats.
 
@@ -225,7 +234,7 @@ def clean_post(post: Post, max_chars: int = 20_000, limits: Limits = DEFAULT_LIM
     Rejected(reason='empty_text', detail='no words left after cleaning')
     """
     raw = post.text[:max_chars]
-    found = [*extract_hashtags(raw), *(t.lower().lstrip("#") for t in post.hashtags)]
+    found = [*extract_hashtags(raw), *(hashtag_key(t) for t in post.hashtags)]
     # hashtags become segments, table rows and keys: bounded in length and number
     tags = tuple(dict.fromkeys(t for t in found if t and len(t) <= limits.name_chars))[: limits.hashtags]
     text = clean_text(raw, max_chars)

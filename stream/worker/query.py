@@ -37,6 +37,7 @@ from stream.audience.profiles import Profile, profile_record
 from stream.audience.records import route
 from stream.audience.segments import WINDOW_KINDS
 from stream.audience.windows import SegmentState, Window, WindowSpec
+from stream.pipeline.cleaning import hashtag_key
 from stream.settings import Settings
 
 PROFILES_TABLE = "profiles"
@@ -180,7 +181,7 @@ def segment_key(raw: str) -> str:
     """
     kind, sep, name = raw.partition(":")
     if sep and kind == "hashtag":
-        return "hashtag:" + name.lower().lstrip("#")
+        return "hashtag:" + hashtag_key(name)
     return raw
 
 
