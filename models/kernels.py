@@ -13,9 +13,15 @@ learner loads them in a thread when it takes the role (:func:`warm_up`).
 >>> import numpy as np
 >>> from models.delta import NOT_TRACKED
 >>> df, mean, var = np.zeros(4, np.int32), np.zeros((4, 2), np.float32), np.ones((4, 2), np.float32)
->>> t = arow_learn(np.array([1, 2]), np.array([1.0, 2.0]), df, 1, mean, var, 2, 0, 0.1, 5.0, 0.0, NOT_TRACKED)
+>>> t = arow_learn(np.array([1, 2]), np.array([1.0, 2.0]), df, 1, mean, var, 2, 0, 0.1, 5.0, 0.0, NOT_TRACKED, True)
 >>> df.tolist(), bool(mean[1, 0] > 0 > mean[1, 1]), t
 ([0, 1, 1, 0], True, 5.0)
+
+Learning a post again (``new_doc=False``, a replay) moves the weights and leaves the counts alone:
+
+>>> _ = arow_learn(np.array([1, 2]), np.array([1.0, 2.0]), df, 1, mean, var, 2, 0, 0.1, 5.0, 0.0, NOT_TRACKED, False)
+>>> df.tolist()
+[0, 1, 1, 0]
 """
 
 from __future__ import annotations
@@ -44,11 +50,13 @@ def arow_learn(
     temperature: float,
     calibration_rate: float,
     touched: np.ndarray,
+    new_doc: bool,
 ) -> float:  # pragma: no cover - compiled; covered through AROWClassifier.learn_one
     """One one-vs-rest AROW step on label ``c`` of ``k`` classes, in place: document frequencies
     ``df`` and the rows ``idx`` of ``mean`` and ``var`` (their first ``k`` columns), marked in
     ``touched`` (unless it is empty). ``n_docs`` counts this document. Returns the temperature after
-    one online calibration step (unchanged when ``calibration_rate`` is 0 or there is one class)."""
+    one online calibration step (unchanged when ``calibration_rate`` is 0 or there is one class).
+    ``new_doc=False`` learns a post counted before (a replay): ``df`` already counts it and stays."""
     n = idx.shape[0]
     if touched.shape[0]:
         for i in range(n):
@@ -57,8 +65,10 @@ def arow_learn(
     norm = 0.0
     for i in range(n):  # sub-linear TF-IDF, unit length
         j = idx[i]
-        d = df[j] + 1
-        df[j] = d
+        d = df[j]
+        if new_doc:
+            d += 1
+            df[j] = d
         v = counts[i]
         x = math.log1p(abs(v))
         if v < 0:
@@ -154,7 +164,7 @@ def softmax_adagrad_learn(
 
 
 def warm_up() -> None:
-    """Compile (or load from the cache) both kernels for the types the models pass: a worker calls it
+    """Compile (or load from the cache) the kernels for the types the models pass: a worker calls it
     before its event loop runs, so that the first label does not hold the loop for seconds."""
     idx, values = np.array([0, 1], dtype=np.intp), np.array([1.0, 1.0])
     arow_learn(
@@ -170,5 +180,22 @@ def warm_up() -> None:
         5.0,
         0.05,
         NOT_TRACKED,
+        True,
+    )
+    kept = np.array([0, 1], np.int32).tobytes() + np.array([1.0, 1.0], np.float32).tobytes()
+    arow_learn(  # a replayed post, as AROWClassifier.keep packs it
+        np.frombuffer(kept, np.int32, count=2),
+        np.frombuffer(kept, np.float32, offset=8),
+        np.zeros(2, np.int32),
+        1,
+        np.zeros((2, 2), np.float32),
+        np.ones((2, 2), np.float32),
+        2,
+        0,
+        0.1,
+        5.0,
+        0.0,
+        NOT_TRACKED,
+        False,
     )
     softmax_adagrad_learn(idx, values, 0, 1.0, np.zeros((2, 3)), np.zeros((2, 3)), 0.1, 0.0, NOT_TRACKED)

@@ -142,16 +142,19 @@ class OnlineModel:
     def learn(self, x: Features, y: str, predicted: str | None) -> dict[str, Any] | None:
         """Learn one label; ``predicted`` is what the live model said before (``None``: no
         prediction to score). Returns a drift event when a class drifted (see :meth:`_unlearn`)."""
-        self.classifier.learn_one(x, y)  # type: ignore[arg-type]
+        replay = self.replay
+        if replay is None:
+            self.classifier.learn_one(x, y)  # type: ignore[arg-type]
+        else:
+            replay.add(self.classifier.learn_and_keep(x, y), y)  # type: ignore[attr-defined]
         background = self._background
         if background is not None:  # since the last class drift: the model if all classes turn out changed
             if self.version - self._resets_since > BROAD_DRIFT_LABELS:
                 self._background = None
             else:
                 background.learn_one(x, y)
-        if self.replay is not None:
-            self.replay.add(x, y)
-            replayed = self.replay.due(y)
+        if replay is not None:
+            replayed = replay.due(y)
             if replayed is not None:
                 self.classifier.rehearse_one(*replayed)  # type: ignore[attr-defined]
         self.classes.add(y)

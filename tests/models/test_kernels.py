@@ -59,6 +59,27 @@ def test_the_compiled_arow_step_is_the_numpy_maths():
     assert abs(compiled.temperature - reference.temperature) < 1e-6
 
 
+def test_a_replayed_post_is_the_numpy_step_without_counting_it_again():
+    """``rehearse_one`` on a post kept by ``keep``: the AROW step on the post's TF-IDF at the current
+    document counts, which stay as they are, and no temperature step (4-byte floats kept: within 1e-6)."""
+    compiled, reference = AROWClassifier(hash_bits=16), AROWClassifier(hash_bits=16)
+    posts = examples(1000)
+    for x, y, _, _ in posts[:500]:
+        compiled.learn_one(x, y)
+        numpy_arow_step(reference, x, y)
+    df, n_docs, temperature = compiled._df.copy(), compiled.n_docs, compiled.temperature
+    for x, y, _, _ in posts[500:]:
+        if y not in compiled._index:
+            continue
+        compiled.rehearse_one(compiled.keep(x), y)
+        idx, counts = reference._vector(x)
+        reference._step(idx, tfidf_unit(counts, reference._df[idx], reference.n_docs), reference._index[y], 1.0, False)
+    k = len(compiled._classes)
+    assert np.array_equal(compiled._df, df) and compiled.n_docs == n_docs and compiled.temperature == temperature
+    np.testing.assert_allclose(compiled._mean_buf[:, :k], reference._mean_buf[:, :k], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(compiled._var_buf[:, :k], reference._var_buf[:, :k], rtol=1e-4, atol=1e-6)
+
+
 def test_the_compiled_sentiment_step_is_the_numpy_maths():
     compiled, reference = SentimentModel(), SentimentModel()
     ref = reference.classifier
