@@ -167,35 +167,9 @@ def warm_up() -> None:
     """Compile (or load from the cache) the kernels for the types the models pass: a worker calls it
     before its event loop runs, so that the first label does not hold the loop for seconds."""
     idx, values = np.array([0, 1], dtype=np.intp), np.array([1.0, 1.0])
-    arow_learn(
-        idx,
-        values,
-        np.zeros(2, np.int32),
-        1,
-        np.zeros((2, 2), np.float32),
-        np.ones((2, 2), np.float32),
-        2,
-        0,
-        0.1,
-        5.0,
-        0.05,
-        NOT_TRACKED,
-        True,
-    )
     kept = np.array([0, 1], np.int32).tobytes() + np.array([1.0, 1.0], np.float32).tobytes()
-    arow_learn(  # a replayed post, as AROWClassifier.keep packs it
-        np.frombuffer(kept, np.int32, count=2),
-        np.frombuffer(kept, np.float32, offset=8),
-        np.zeros(2, np.int32),
-        1,
-        np.zeros((2, 2), np.float32),
-        np.ones((2, 2), np.float32),
-        2,
-        0,
-        0.1,
-        5.0,
-        0.0,
-        NOT_TRACKED,
-        False,
-    )
+    replayed = np.frombuffer(kept, np.int32, count=2), np.frombuffer(kept, np.float32, offset=8)
+    for (rows, counts), new_doc in (((idx, values), True), (replayed, False)):  # a label; a kept post
+        mean, var = np.zeros((2, 2), np.float32), np.ones((2, 2), np.float32)
+        arow_learn(rows, counts, np.zeros(2, np.int32), 1, mean, var, 2, 0, 0.1, 5.0, 0.05, NOT_TRACKED, new_doc)
     softmax_adagrad_learn(idx, values, 0, 1.0, np.zeros((2, 3)), np.zeros((2, 3)), 0.1, 0.0, NOT_TRACKED)

@@ -104,3 +104,17 @@ def test_the_compiled_sentiment_step_is_the_numpy_maths():
         ref._w[idx] = weights - ref.lr * np.divide(grad, np.sqrt(acc), out=np.zeros_like(grad), where=acc > 0)
     np.testing.assert_allclose(compiled.classifier._w, ref._w, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(compiled.classifier._g, ref._g, rtol=1e-9, atol=1e-12)
+
+
+def test_warm_up_compiles_every_step_the_learner_takes():
+    """A label and a replayed post each call the compiled step with their own array types: both are
+    compiled by ``warm_up``, before a worker's event loop, not on the first replay."""
+    from models.kernels import arow_learn, warm_up
+
+    warm_up()
+    compiled = set(arow_learn.signatures)
+    model = AROWClassifier(hash_bits=8)
+    model.learn_one({1: 1.0}, "a")
+    model.learn_one({2: 1.0}, "b")
+    model.rehearse_one(model.keep({1: 1.0}), "a")
+    assert set(arow_learn.signatures) == compiled
