@@ -7,7 +7,7 @@ back one post of the class away the longest, to be learned again: whatever order
 half of what the model learns is spread evenly over the classes. Measured on the forum posts (8
 interests, the file sorted by newsgroup), frozen macro-F1 on later posts went from 0.58 (a replay only
 of classes away 50 labels, at most one per five labels) to 0.81 in file order, 0.74 to 0.82 in bursts
-of 200, and 0.870 to 0.879 shuffled (``docs/models.md``).
+of 200, and 0.870 to 0.871 shuffled (``docs/models.md``).
 
 >>> buf = ReplayBuffer(per_class=2, away=3, rate=1.0)
 >>> buf.add({9: 1.0}, "b")
