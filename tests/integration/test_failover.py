@@ -48,14 +48,16 @@ def ready_state(worker):
         return {}
 
 
-def wait_until(check, timeout, what):
+def wait_until(check, timeout, what, detail=None):
+    """``check()`` once it is true; on a timeout, an error naming ``what`` and ``detail()`` (the state
+    that explains it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = check()
         if result:
             return result
         time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f": {detail()}" if detail else ""))
 
 
 def text_key(event):
@@ -227,7 +229,12 @@ def test_a_restarted_worker_continues_from_the_snapshot(scenario):
         produce(settings, more, progress=False)
         wait_until(lambda: live(c).get("counts", {}).get("predicted", 0) >= 380, 60, "the new posts")
         # their labels reach the replica with the learner's next delta (within a second or two)
-        state = wait_until(lambda: (s := live(c))["model"]["version"] > version and s, 30, "the new labels learned")
+        state = wait_until(
+            lambda: (s := live(c))["model"]["version"] > version and s,
+            30,
+            "the new labels learned",
+            lambda: {k: live(c).get(k) for k in ("model", "learner")},  # the replica's snapshots and deltas
+        )
         # prequential quality resumes at its level instead of starting from zero
         assert state["quality"]["accuracy"] > 0.85, state["quality"]
     finally:
