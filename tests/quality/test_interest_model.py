@@ -71,12 +71,11 @@ def test_interests_learned_in_long_bursts_are_kept():
     events = forum_stream()
     events = [events[i] for i in sorted(random.Random(1).sample(range(len(events)), 6000))]  # file order kept
     earlier, later = split_later(events, 0.2)
-    test = cleaned(later)
+    in_file_order, test = cleaned(earlier), cleaned(later)
+    shuffled = list(in_file_order)
+    random.Random(0).shuffle(shuffled)
     scores = {}
-    for order in ("file", "shuffled"):
-        train = cleaned(earlier)
-        if order == "shuffled":
-            random.Random(0).shuffle(train)
+    for order, train in (("file", in_file_order), ("shuffled", shuffled)):
         model = OnlineModel(Settings().model)
         for clean, y in train:
             model.learn(model.features(clean), y, None)
