@@ -182,11 +182,14 @@ class PostFeaturizer(base.Transformer):
     def tokens(
         self, text: str, hashtags: Iterable[str], platform: str, lang: str, engagement: Iterable[float]
     ) -> list[str]:
-        """The feature tokens, before hashing (readable, for tests and debugging)."""
+        """The feature tokens, before hashing (readable, for tests and debugging): the words first."""
         words = tokenize(text)
-        out = list(words)
-        if self.bigrams:
-            out.extend(f"{a} {b}" for a, b in itertools.pairwise(words))
+        return words + self._more_tokens(words, hashtags, platform, lang, engagement)
+
+    def _more_tokens(
+        self, words: list[str], hashtags: Iterable[str], platform: str, lang: str, engagement: Iterable[float]
+    ) -> list[str]:
+        out = [f"{a} {b}" for a, b in itertools.pairwise(words)] if self.bigrams else []
         out.extend("#" + t for t in hashtags)
         out.append("platform=" + platform)
         out.append("lang=" + lang)
@@ -198,13 +201,45 @@ class PostFeaturizer(base.Transformer):
     # River types any transformer's output as ``dict[Hashable, Any]``, which (dict being invariant) no
     # ``dict[int, float]`` is; the hashed keys are ints, and the sentiment model relies on it.
     def transform_one(self, x: Any) -> dict[int, float]:  # type: ignore[override]
+        return self.transform_words(x)[0]
+
+    def transform_words(self, x: Any) -> tuple[dict[int, float], int]:
+        """:meth:`transform_one`, and how many of its keys are the post's words: the first ones
+        (dicts keep their order). The sentiment model reads the words alone (see
+        :func:`words_of`): bigrams, hashtags and the platform say more about the topic and the
+        source than about the sentiment.
+
+        >>> from types import SimpleNamespace as Doc
+        >>> post = Doc(text="great great flight", hashtags=("travel",), engagement=(),
+        ...            post=Doc(platform="twitter", lang="en"))
+        >>> x, n = PostFeaturizer(hash_bits=10).transform_words(post)
+        >>> len(x), n, list(x.values())[:n]
+        (7, 2, [2.0, 1.0])
+        """
         post = x.post
         counts: dict[int, float] = {}
         mask, crc32, get = self._mask, zlib.crc32, counts.get
-        for tok in self.tokens(x.text, x.hashtags, post.platform, post.lang, x.engagement):
+        words = tokenize(x.text)
+        for tok in words:
             h = crc32(tok.encode("utf-8", "surrogatepass")) & mask  # stable_hash, inlined: once per token
             counts[h] = get(h, 0.0) + 1.0
-        return counts
+        n_words = len(counts)
+        for tok in self._more_tokens(words, x.hashtags, post.platform, post.lang, x.engagement):
+            h = crc32(tok.encode("utf-8", "surrogatepass")) & mask
+            counts[h] = get(h, 0.0) + 1.0
+        return counts, n_words
+
+
+def words_of(x: Mapping[int, float], n_words: int | None) -> Mapping[int, float]:
+    """The post's words among its features ``x``: the first ``n_words`` keys (all of them when
+    ``n_words`` is ``None``: features from an older training log, which did not say).
+
+    >>> words_of({5: 2.0, 9: 1.0, 11: 1.0}, 2), words_of({5: 2.0}, None)
+    ({5: 2.0, 9: 1.0}, {5: 2.0})
+    """
+    if n_words is None or n_words >= len(x):
+        return x
+    return dict(itertools.islice(x.items(), n_words))
 
 
 def top_class(scores: Mapping[str, float]) -> str | None:

@@ -122,6 +122,11 @@ class OnlineModel:
     def features(self, clean_post: Any) -> Features:
         return self.featurizer.transform_one(clean_post)
 
+    def features_and_words(self, clean_post: Any) -> tuple[Features, int]:
+        """:meth:`features`, and how many of them are the post's words (the first ones: see
+        :meth:`models.features.PostFeaturizer.transform_words`)."""
+        return self.featurizer.transform_words(clean_post)
+
     # River types a classifier's features as ``dict[Hashable, Any]`` and its labels as ``bool | str | int``:
     # no ``dict[int, float]`` is one (dict is invariant), and what a classifier taught only ``str`` labels
     # predicts is typed with all three. Hence the ignores on the calls below, on those lines only.

@@ -7,10 +7,11 @@ Every post gets a :class:`Sentiment`: a label (``negative``, ``neutral``, ``posi
 * the lexicon: VADER's ``(compound, pos, neu, neg)`` of the *raw* text, and the compound in
   one-hot bins, so that what VADER knows about words it has never seen in a label carries over
   to other sources;
-* the words: the hashed counts ``x`` of :class:`models.features.PostFeaturizer` (the interest
-  model's features), re-hashed into ``2**bits`` rows so that memory is bounded,
-  l2-normalised and scaled down (``word_scale``): they correct the lexicon where the labels
-  disagree with it, without letting topic words dominate;
+* the words: the hashed word counts among the interest model's features ``x`` (of
+  :class:`models.features.PostFeaturizer`; its bigrams, hashtags and platform are left out: they
+  tell the topic and the source more than the sentiment, and carry less to another source),
+  re-hashed into ``2**bits`` rows so that memory is bounded, l2-normalised and scaled
+  (``word_scale``): they correct the lexicon where the labels disagree with it;
 * the words again, per interest (``interest_words``): a second copy of each word, re-hashed with
   the post's interest, so that what a word means in one interest ("delayed" in travel) is
   learned apart from what it means everywhere (Daumé's feature augmentation). A post learns its
@@ -47,7 +48,7 @@ import numpy as np
 from river import base
 
 from models.delta import NOT_TRACKED, Tracking, marked_rows
-from models.features import stable_hash
+from models.features import stable_hash, words_of
 from models.labels import SENTIMENTS
 
 __all__ = [
@@ -384,40 +385,48 @@ class SentimentModel:
         top = max(scores, key=scores.__getitem__)
         return str(top) if scores[top] >= self.interest_min_proba else None
 
-    def rows(self, x: Features, lex: Sequence[float], interest: str | None = None) -> tuple[list[int], list[float]]:
+    def rows(
+        self, x: Features, lex: Sequence[float], interest: str | None = None, words: int | None = None
+    ) -> tuple[list[int], list[float]]:
         """The classifier's rows and values of a post, in order: the lexicon features (non-zero
         ones), then the words re-hashed into the remaining rows and l2-normalised to ``word_scale``,
         then (given an ``interest``) the same values again at rows re-hashed with the interest
-        (two words may share a row: :meth:`features` sums them)."""
+        (two words may share a row: :meth:`features` sums them). The words are the first
+        ``words`` features of ``x`` (:func:`models.features.words_of`)."""
+        post_words = words_of(x, words)
         lexf = lexicon_features(lex)
         rows = [f for f, v in lexf.items() if v]
         values = [v for v in lexf.values() if v]
-        norm = math.sqrt(sum(v * v for v in x.values()))
+        norm = math.sqrt(sum(v * v for v in post_words.values()))
         if norm > 0:
             k, word_rows = self.word_scale / norm, self._word_rows
-            rows += [N_LEX + f % word_rows for f in x]
-            words = [v * k for v in x.values()]
-            values += words
+            rows += [N_LEX + f % word_rows for f in post_words]
+            scaled = [v * k for v in post_words.values()]
+            values += scaled
             if interest is not None and self.interest_words:
                 salt = stable_hash(str(interest), 0xFFFFFFFF)
-                rows += [N_LEX + (f * 1_000_003 + salt) % word_rows for f in x]
-                values += words
+                rows += [N_LEX + (f * 1_000_003 + salt) % word_rows for f in post_words]
+                values += scaled
         return rows, values
 
-    def features(self, x: Features, lex: Sequence[float], interest: str | None = None) -> dict[int, float]:
+    def features(
+        self, x: Features, lex: Sequence[float], interest: str | None = None, words: int | None = None
+    ) -> dict[int, float]:
         """The classifier's features as a dict (rows shared by two words summed)."""
         out: dict[int, float] = {}
-        for row, v in zip(*self.rows(x, lex, interest), strict=True):
+        for row, v in zip(*self.rows(x, lex, interest, words), strict=True):
             out[row] = out.get(row, 0.0) + v
         return out
 
-    def arrays(self, x: Features, lex: Sequence[float], interest: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def arrays(
+        self, x: Features, lex: Sequence[float], interest: str | None = None, words: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`features` as the classifier's row indices and values (equal to
-        ``classifier._vector(features(x, lex, interest))``), without building the dict when no rows
-        collide."""
-        rows, values = self.rows(x, lex, interest)
+        ``classifier._vector(features(x, lex, interest, words))``), without building the dict when
+        no rows collide."""
+        rows, values = self.rows(x, lex, interest, words)
         if len(set(rows)) < len(rows) or not all(values):  # colliding words, zero counts
-            return self.classifier._vector(self.features(x, lex, interest))
+            return self.classifier._vector(self.features(x, lex, interest, words))
         return np.array(rows, dtype=np.intp), np.array(values, dtype=np.float64)
 
     def _share(self) -> float:
@@ -433,10 +442,12 @@ class SentimentModel:
             return lexp
         return {c: share * p + (1.0 - share) * lexp[c] for c, p in zip(SENTIMENTS, learned, strict=True)}
 
-    def proba(self, x: Features, lex: Sequence[float], interest: str | None = None) -> dict[str, float]:
+    def proba(
+        self, x: Features, lex: Sequence[float], interest: str | None = None, words: int | None = None
+    ) -> dict[str, float]:
         """Blended class probabilities (over :data:`models.labels.SENTIMENTS`)."""
         share = self._share()
-        learned = self.classifier.proba_arrays(*self.arrays(x, lex, interest)).tolist() if share else ()
+        learned = self.classifier.proba_arrays(*self.arrays(x, lex, interest, words)).tolist() if share else ()
         return self._blend(learned, lex, share)
 
     def _sentiment(self, p: dict[str, float]) -> Sentiment:
@@ -444,12 +455,19 @@ class SentimentModel:
         score = min(max(p["positive"] - p["negative"], -1.0), 1.0)
         return Sentiment(label, score, self.n_labels < self.warmup)
 
-    def predict(self, x: Features, lex: Sequence[float], interest: str | None = None) -> Sentiment:
-        """The sentiment of a post; ``interest`` as given by :meth:`interest_of`."""
-        return self._sentiment(self.proba(x, lex, interest))
+    def predict(
+        self, x: Features, lex: Sequence[float], interest: str | None = None, words: int | None = None
+    ) -> Sentiment:
+        """The sentiment of a post; ``interest`` as given by :meth:`interest_of`, ``words`` as by
+        :meth:`models.features.PostFeaturizer.transform_words`."""
+        return self._sentiment(self.proba(x, lex, interest, words))
 
     def predict_many(
-        self, xs: Sequence[Features], lexes: Sequence[Sequence[float]], interests: Sequence[str | None] | None = None
+        self,
+        xs: Sequence[Features],
+        lexes: Sequence[Sequence[float]],
+        interests: Sequence[str | None] | None = None,
+        words: Sequence[int | None] | None = None,
     ) -> list[Sentiment]:
         """:meth:`predict` of each post, the learned part computed for all of them in a few array
         operations (equal to one at a time up to the order of float additions)."""
@@ -459,9 +477,10 @@ class SentimentModel:
         rows: list[int] = []
         values: list[float] = []
         starts: list[int] = []
-        for x, lex, interest in zip(xs, lexes, interests or [None] * len(xs), strict=True):
+        nones = [None] * len(xs)
+        for x, lex, interest, n in zip(xs, lexes, interests or nones, words or nones, strict=True):
             starts.append(len(rows))  # the lexicon's bias row is always there: no post is empty
-            post_rows, post_values = self.rows(x, lex, interest)
+            post_rows, post_values = self.rows(x, lex, interest, n)
             rows += post_rows
             values += post_values
         z = np.add.reduceat(
@@ -473,7 +492,9 @@ class SentimentModel:
         learned = (e / e.sum(axis=1, keepdims=True)).tolist()
         return [self._sentiment(self._blend(p, lex, share)) for p, lex in zip(learned, lexes, strict=True)]
 
-    def learn(self, x: Features, lex: Sequence[float], y: str, interest: str | None = None) -> None:
+    def learn(
+        self, x: Features, lex: Sequence[float], y: str, interest: str | None = None, words: int | None = None
+    ) -> None:
         """Learn one label (and, given the post's ``interest``, that interest's words); labels
         outside :data:`models.labels.SENTIMENTS` raise ``ValueError``."""
         if y not in SENTIMENTS:
@@ -483,7 +504,7 @@ class SentimentModel:
                 self.classifier._add_class(c)
         self.label_counts[y] += 1
         self.n_labels += 1
-        self.classifier.learn_arrays(*self.arrays(x, lex, interest), SENTIMENTS.index(y), self.weight(y))
+        self.classifier.learn_arrays(*self.arrays(x, lex, interest, words), SENTIMENTS.index(y), self.weight(y))
 
     def weight(self, y: str) -> float:
         """Weight of a label of class ``y``: with ``balanced``, ``n / (3 n_y)`` over the labels

@@ -31,7 +31,7 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from models.online import Features
@@ -84,6 +84,13 @@ class Pending:
     predicted: str | None
     lex: tuple[float, ...] | bytes | None = None  # bytes: packed doubles (see :meth:`Pending.compact`)
     sentiment_predicted: str | None = None
+    words: int | None = None  # the first ``words`` features are the post's words (None: all of them)
+
+    def __setstate__(self, state: Sequence[Any]) -> None:
+        # a post checkpointed by an earlier version, without the later fields: their defaults
+        all_fields = fields(self)
+        for f, value in zip(all_fields, [*state, *(f.default for f in all_fields[len(state) :])], strict=True):
+            object.__setattr__(self, f.name, value)
 
     def compact(self) -> Pending:
         """The same, smaller, for a post that may wait an hour for its label: features and lexicon
@@ -93,6 +100,7 @@ class Pending:
             sys.intern(self.predicted) if self.predicted else self.predicted,
             array("d", self.lex).tobytes() if isinstance(self.lex, tuple) else self.lex,
             sys.intern(self.sentiment_predicted) if self.sentiment_predicted else self.sentiment_predicted,
+            self.words,
         )
 
     def lexicon(self) -> tuple[float, ...] | None:
@@ -127,6 +135,7 @@ class Joined:
             p.sentiment_predicted,
             self.sentiment,
             joined=True,
+            words=p.words,
         )
 
 

@@ -151,7 +151,7 @@ class Learner:
             return None
         post_id, label, sentiment = rec.post_id, rec.label, rec.sentiment
         if rec.kind == "post":
-            pending = Pending(rec.features or {}, rec.predicted, rec.lex, rec.sentiment_predicted)
+            pending = Pending(rec.features or {}, rec.predicted, rec.lex, rec.sentiment_predicted, rec.words)
             if label is not None or sentiment is not None:
                 return self._learn(post_id, pending, label, sentiment, "feedback" if rec.joined else "inline")
         # the earlier log format: unlabelled posts and delayed labels, joined here
@@ -176,7 +176,7 @@ class Learner:
             self.sentiment_quality.update(sentiment, pending.sentiment_predicted)
             self.lexicon_quality.update(sentiment, lexicon_label(lex[0]))
             if self.learning:
-                self.sentiment.learn(x, lex, sentiment, label)  # the interest label, when known
+                self.sentiment.learn(x, lex, sentiment, label, pending.words)  # the interest label, when known
                 self.stats.outcomes["learned_sentiment"] += 1
         if label is None:
             return None

@@ -171,26 +171,29 @@ class Processor:
                     continue
                 if msg.key != post.id.encode():  # its delayed label, keyed by post id, may not find it
                     stats.outcomes["posts_not_keyed_by_id"] += 1
-                ready.append((msg, post, clean, user, model.features(clean)))
+                ready.append((msg, post, clean, user, *model.features_and_words(clean)))
             except Exception as exc:  # a bug must cost one post (dead-lettered), never the batch
                 log.exception("a post could not be processed; it goes to the dead-letter topic")
                 self._reject(out, msg, Rejected("internal_error", f"{type(exc).__name__}: {exc}"[:200]), now)
         # The whole batch is predicted at once: the model learns only after (from the training log).
-        all_scores = model.predict_many([x for *_, x in ready])
+        xs = [x for *_, x, _ in ready]
+        all_scores = model.predict_many(xs)
         lexes = [lexicon_scores(post.text) for _, post, *_ in ready]
         sentiments = sentiment_model.predict_many(
-            [x for *_, x in ready], lexes, [sentiment_model.interest_of(s) for s in all_scores]
+            xs, lexes, [sentiment_model.interest_of(s) for s in all_scores], [n for *_, n in ready]
         )
-        for (msg, post, clean, user, x), scores, lex, sentiment in zip(
+        for (msg, post, clean, user, x, words), scores, lex, sentiment in zip(
             ready, all_scores, lexes, sentiments, strict=True
         ):
             predicted = top_class(scores)
             post_key = post.id.encode()
             if post.interest is not None or post.sentiment is not None:
-                example = training_post(post.id, x, predicted, post.interest, lex, sentiment.label, post.sentiment)
+                example = training_post(
+                    post.id, x, predicted, post.interest, lex, sentiment.label, post.sentiment, words=words
+                )
                 out.training.append((post_key, example))
             else:  # waits here for its delayed label (the feedback of this partition comes here)
-                joined = joiner.post(post.id, Pending(x, predicted, lex, sentiment.label), now)
+                joined = joiner.post(post.id, Pending(x, predicted, lex, sentiment.label, words), now)
                 if joined is not None:
                     out.training.append((post_key, joined.record()))
             record = prediction_record(post, clean, scores, model.version, now, sentiment, user, cold_labels)

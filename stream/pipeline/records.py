@@ -140,10 +140,15 @@ def training_post(
     sentiment_predicted: str | None = None,
     sentiment: str | None = None,
     joined: bool = False,
+    words: int | None = None,
 ) -> bytes:
     """A ``post`` record of the training log: features, predictions, lexicon scores, known labels
-    (``joined``: the labels came later, as feedback, and were joined to the post where it waited)."""
+    (``joined``: the labels came later, as feedback, and were joined to the post where it waited);
+    ``words``: how many of the features, the first ones, are the post's words (the sentiment model
+    reads those alone)."""
     rec: dict[str, Any] = {"k": "post", "id": post_id, "x": list(features.items()), "p": predicted, "y": label}
+    if words is not None:
+        rec["w"] = words
     if lex is not None:
         rec["l"] = list(lex)
         rec["sp"] = sentiment_predicted
@@ -179,6 +184,7 @@ class TrainingRecord:
     sentiment: str | None = None
     user: str = ""
     joined: bool = False
+    words: int | None = None  # the first ``words`` features are the post's words (None: all of them)
 
 
 def decode_training(value: bytes) -> TrainingRecord | None:
@@ -187,7 +193,7 @@ def decode_training(value: bytes) -> TrainingRecord | None:
 
     >>> decode_training(training_erase("t1"))
     TrainingRecord(kind='erase', post_id='', features=None, predicted=None, label=None, lex=None, \
-sentiment_predicted=None, sentiment=None, user='t1', joined=False)
+sentiment_predicted=None, sentiment=None, user='t1', joined=False, words=None)
     >>> decode_training(b'{"k": "label", "id": "p1", "y": null, "s": null}') is None
     True
     """
@@ -202,7 +208,7 @@ sentiment_predicted=None, sentiment=None, user='t1', joined=False)
                 return None
             return TrainingRecord("label", str(rec["id"]), label=label, sentiment=sentiment)
         if kind == "post":
-            lex = rec.get("l")
+            lex, words = rec.get("l"), rec.get("w")
             return TrainingRecord(
                 "post",
                 str(rec["id"]),
@@ -213,6 +219,7 @@ sentiment_predicted=None, sentiment=None, user='t1', joined=False)
                 rec.get("sp"),
                 sentiment,
                 joined=bool(rec.get("j")),
+                words=None if words is None else int(words),
             )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None

@@ -210,15 +210,22 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
         t1 = clock()
         pairs = [(p, c) for p, c in ((p, clean_post(p)) for p in posts) if isinstance(c, CleanPost)]
         t2 = clock()
-        xs = [model.features(c) for _, c in pairs]
+        featured = [model.features_and_words(c) for _, c in pairs]
+        xs, words = [x for x, _ in featured], [n for _, n in featured]
         t3 = clock()
         all_scores = model.predict_many(xs)
         t4 = clock()
         lexes = [lexicon_scores(p.text) for p, _ in pairs]
-        sentiments = sentiment_model.predict_many(xs, lexes, [sentiment_model.interest_of(s) for s in all_scores])
+        sentiments = sentiment_model.predict_many(
+            xs, lexes, [sentiment_model.interest_of(s) for s in all_scores], words
+        )
         t5 = clock()
-        for (post, _), x, scores, lex, sentiment in zip(pairs, xs, all_scores, lexes, sentiments, strict=True):
-            record = training_post(post.id, x, top_class(scores), post.interest, lex, sentiment.label, post.sentiment)
+        for (post, _), x, n_words, scores, lex, sentiment in zip(
+            pairs, xs, words, all_scores, lexes, sentiments, strict=True
+        ):
+            record = training_post(
+                post.id, x, top_class(scores), post.interest, lex, sentiment.label, post.sentiment, words=n_words
+            )
             learner.apply(offset, record, post.created_at)
             offset += 1
         t6 = clock()

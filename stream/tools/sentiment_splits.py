@@ -40,9 +40,11 @@ from stream.tools.data import RATING_BAND, VADER_SDIST, data_dirs, find_vader_sd
 
 @dataclass(frozen=True, slots=True)
 class Example:
-    """A labelled post as the worker sees it: features, lexicon scores, label, source group."""
+    """A labelled post as the worker sees it: features (the first ``words`` are its words), lexicon
+    scores, label, source group."""
 
     x: dict[int, float]
+    words: int
     lex: LexScores
     y: str
     group: str
@@ -63,7 +65,7 @@ def prepare(events: Iterable[dict[str, Any]], hash_bits: int = 20) -> list[Examp
         if post.sentiment is None:
             continue
         out.append(
-            Example(featurizer.transform_one(clean), lexicon_scores(post.text), post.sentiment, post.interest or "")
+            Example(*featurizer.transform_words(clean), lexicon_scores(post.text), post.sentiment, post.interest or "")
         )
     return out
 
@@ -105,7 +107,7 @@ class Interests:
 def learn_all(examples: Iterable[Example], model: SentimentModel, interests: Interests) -> None:
     """Learn every example, sentiment and interest."""
     for e in examples:
-        model.learn(e.x, e.lex, e.y, e.group)
+        model.learn(e.x, e.lex, e.y, e.group, e.words)
         interests.learn(e)
 
 
@@ -131,14 +133,14 @@ def prequential(
     interests = interests or Interests()
     pairs = []
     for e in examples:
-        pairs.append((e.y, model.predict(e.x, e.lex, interests.of(model, e)).label))
+        pairs.append((e.y, model.predict(e.x, e.lex, interests.of(model, e), e.words).label))
         learn_all([e], model, interests)
     return _figures(pairs)
 
 
 def frozen(examples: Sequence[Example], model: SentimentModel, interests: Interests) -> dict[str, float]:
     """Scores of ``model`` on ``examples`` without learning."""
-    return _figures((e.y, model.predict(e.x, e.lex, interests.of(model, e)).label) for e in examples)
+    return _figures((e.y, model.predict(e.x, e.lex, interests.of(model, e), e.words).label) for e in examples)
 
 
 def leave_one_collection_out(examples: Sequence[Example], make_model: Callable[[], SentimentModel]) -> dict[str, Any]:
@@ -164,10 +166,10 @@ def timings(examples: Sequence[Example], texts: Sequence[str], model: SentimentM
         lexicon_scores(t)
     t1 = time.perf_counter()
     for e in examples:
-        model.learn(e.x, e.lex, e.y, e.group)
+        model.learn(e.x, e.lex, e.y, e.group, e.words)
     t2 = time.perf_counter()
     for e in examples:
-        model.predict(e.x, e.lex, e.group)  # as a post with a sure interest
+        model.predict(e.x, e.lex, e.group, e.words)  # as a post with a sure interest
     t3 = time.perf_counter()
     return {
         "lexicon_us": round((t1 - t0) / len(texts) * 1e6, 1),

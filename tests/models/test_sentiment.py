@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from river.checks import check_estimator
 
+from models.features import PostFeaturizer, words_of
 from models.labels import SENTIMENTS
 from models.sentiment import (
     Sentiment,
@@ -185,17 +186,20 @@ def test_array_features_are_the_dict_features():
     one (features, then the classifier's own folding), colliding and zero features included."""
     model = SentimentModel(bits=8)  # 238 word rows: real posts collide
     rows = model._word_rows
-    cases = [(e.x, e.lex) for e in _real_examples(300)]
+    cases: list[tuple[dict[int, float], tuple[float, ...], int | None]] = [
+        (e.x, e.lex, e.words) for e in _real_examples(300)
+    ]
     cases += [
-        ({}, NEUTRAL),
-        ({5: 1.0, 5 + rows: 2.0}, POSITIVE),
-        ({7: 0.0, 8: 1.0}, NEGATIVE),
-        ({9: 1.0}, (0.0, 0.0, 0.0, 0.0)),
+        ({}, NEUTRAL, None),
+        ({5: 1.0, 5 + rows: 2.0}, POSITIVE, None),
+        ({7: 0.0, 8: 1.0}, NEGATIVE, None),
+        ({9: 1.0}, (0.0, 0.0, 0.0, 0.0), None),
+        ({1: 1.0, 2: 1.0}, POSITIVE, 0),
     ]
     collided = 0
-    for (x, lex), interest in itertools.product(cases, (None, "travel")):
-        idx, val = model.arrays(x, lex, interest)
-        ref_idx, ref_val = model.classifier._vector(model.features(x, lex, interest))
+    for (x, lex, words), interest in itertools.product(cases, (None, "travel")):
+        idx, val = model.arrays(x, lex, interest, words)
+        ref_idx, ref_val = model.classifier._vector(model.features(x, lex, interest, words))
         assert idx.tolist() == ref_idx.tolist() and val.tolist() == ref_val.tolist()
         collided += len({f % rows for f in x}) < len(x)
     assert collided > 10
@@ -207,8 +211,9 @@ def test_batch_predictions_equal_one_at_a_time():
 
     def check(batch):
         interests = [e.group if i % 2 else None for i, e in enumerate(batch)]
-        many = model.predict_many([e.x for e in batch], [e.lex for e in batch], interests)
-        one = [model.predict(e.x, e.lex, i) for e, i in zip(batch, interests, strict=True)]
+        words = [e.words for e in batch]
+        many = model.predict_many([e.x for e in batch], [e.lex for e in batch], interests, words)
+        one = [model.predict(e.x, e.lex, i, e.words) for e, i in zip(batch, interests, strict=True)]
         assert [s.label for s in many] == [s.label for s in one]
         assert all(
             math.isclose(a.score, b.score, abs_tol=1e-12) and a.cold == b.cold for a, b in zip(many, one, strict=True)
@@ -220,10 +225,10 @@ def test_batch_predictions_equal_one_at_a_time():
     assert no_warmup.predict({1: 1.0}, POSITIVE).label == "positive"
     check(examples[:50])  # cold: the lexicon alone
     for e in examples[:100]:
-        model.learn(e.x, e.lex, e.y, e.group)
-    check([*examples[:300], examples[0].__class__({}, NEUTRAL, "neutral", "")])  # half-way blend, no words
+        model.learn(e.x, e.lex, e.y, e.group, e.words)
+    check([*examples[:300], examples[0].__class__({}, 0, NEUTRAL, "neutral", "")])  # half-way blend, no words
     for e in examples[100:700]:
-        model.learn(e.x, e.lex, e.y, e.group)
+        model.learn(e.x, e.lex, e.y, e.group, e.words)
     check(examples[700:])
 
 
@@ -264,3 +269,23 @@ def test_vader_tweets_are_read_from_the_sdist(tmp_path):
     assert data.read_vader_tweets(path) == [("So lucky & happy", 2.7), ("meh", -0.2), ("awful", -3.1)]
     examples = sentiment_splits.vader_examples(path, hash_bits=12)
     assert [e.y for e in examples] == ["positive", "neutral", "negative"]
+
+
+def test_the_sentiment_reads_a_posts_words_not_its_bigrams_hashtags_or_platform():
+    """Two posts with the same words, one with a hashtag, on another platform, get the same
+    sentiment, though their interest features differ; before the featurizer said which features are
+    words (``words=None``), all of them counted."""
+    from stream.pipeline.cleaning import clean_event
+
+    featurizer = PostFeaturizer()
+    model = SentimentModel(warmup=0)
+    for e in _real_examples(400):
+        model.learn(e.x, e.lex, e.y, e.group, e.words)
+    base = {"id": "1", "user_id": "u", "created_at": 0, "lang": "en"}
+    tweet = clean_event({**base, "text": "Flight delayed again, united", "platform": "twitter"})
+    forum = clean_event({**base, "text": "Flight delayed again, #United", "platform": "forum"})
+    (x1, n1), (x2, n2) = featurizer.transform_words(tweet), featurizer.transform_words(forum)
+    assert x1 != x2 and words_of(x1, n1) == words_of(x2, n2) and n1 == 3
+    lex = lexicon_scores("Flight delayed again")
+    assert model.proba(x1, lex, None, n1) == model.proba(x2, lex, None, n2)
+    assert model.proba(x1, lex) != model.proba(x1, lex, None, n1)

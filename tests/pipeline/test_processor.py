@@ -244,11 +244,13 @@ def test_a_delayed_label_teaches_exactly_what_an_inline_one_does():
     probe = inline.model.features(clean_event(events[0]))
     assert delayed.model.predict(probe) == inline.model.predict(probe)
     assert delayed.learner.sentiment.n_labels == inline.learner.sentiment.n_labels > 350
+    # the waiting posts kept which of their features are words: the sentiment models learned the same
+    assert (delayed.learner.sentiment.classifier._w == inline.learner.sentiment.classifier._w).all()
 
 
 def test_sentiment_learns_each_posts_interest_words_and_predicts_with_the_sure_interest():
-    """The learner hands the sentiment model the post's interest label; a prediction uses the
-    interest the interest model is sure of (and only then)."""
+    """The learner hands the sentiment model the post's interest label and which of its features
+    are words; a prediction uses the interest the interest model is sure of (and only then)."""
     from models.sentiment import SentimentModel, lexicon_scores
     from stream.pipeline.cleaning import clean_event
     from stream.tools.data import tweets_stream
@@ -260,7 +262,7 @@ def test_sentiment_learns_each_posts_interest_words_and_predicts_with_the_sure_i
         out = local(proc, [Message(orjson.dumps(e)) for e in events[i : min(i + 32, 900)]])
         for _, value in out.training:
             rec = orjson.loads(value)
-            replica.learn({int(f): v for f, v in rec["x"]}, rec["l"], rec["s"], rec["y"])
+            replica.learn({int(f): v for f, v in rec["x"]}, rec["l"], rec["s"], rec["y"], rec["w"])
     assert (replica.classifier._w == proc.learner.sentiment.classifier._w).all()
     probe = [{k: v for k, v in e.items() if k not in ("interest", "sentiment")} for e in events[900:]]
     out = local(proc, [Message(orjson.dumps(e)) for e in probe])
@@ -269,14 +271,14 @@ def test_sentiment_learns_each_posts_interest_words_and_predicts_with_the_sure_i
     by_id = {e["id"]: e for e in probe}
     for key, rec in out.predictions:
         e = by_id[key.decode()]
-        x = model.features(clean_event(e))
+        x, words = model.features_and_words(clean_event(e))
         lex = lexicon_scores(e["text"])
         interest = sentiment.interest_of(model.predict_many([x])[0])
-        expected = sentiment.predict(x, lex, interest)
+        expected = sentiment.predict(x, lex, interest, words)
         got = orjson.loads(rec)["sentiment"]
         assert got["label"] == expected.label and abs(got["score"] - expected.score) <= 1e-4
         sure += interest is not None
-        differ += expected != sentiment.predict(x, lex)
+        differ += expected != sentiment.predict(x, lex, None, words)
     assert sure > 20 and differ > 0
 
 
@@ -288,3 +290,24 @@ def test_a_reset_learner_is_a_fresh_one_with_the_same_counters():
     learner.reset()  # a checkpoint found ahead of the training log: rebuild from its beginning
     assert learner.model.version == 0 and learner.offset == -1 and not learner.learned
     assert learner.stats is stats and proc.learner is learner
+
+
+def test_a_post_checkpointed_waiting_by_an_earlier_version_is_learned_with_all_its_features():
+    """A waiting post in a checkpoint from before the word count (four fields) loads; its sentiment
+    is learned from all its features, as that version did."""
+    from models.codec import decode, encode
+    from models.sentiment import SentimentModel
+    from stream.pipeline.joiner import Pending
+
+    now = Pending({3: 1.0, 5: 1.0}, "sports", (0.5, 0.5, 0.5, 0.0), "positive", 1).compact()
+    doc, views = encode(now, allowed={"stream.pipeline.joiner.Pending": Pending})
+    buffers = [bytes(b) for b in views]
+    assert decode(doc, buffers, allowed={"stream.pipeline.joiner.Pending": Pending}) == now
+    doc["s"]["$l"] = doc["s"]["$l"][:4]  # as the earlier version wrote it
+    old = decode(doc, buffers, allowed={"stream.pipeline.joiner.Pending": Pending})
+    assert old.words is None and old.features == now.features and old.sentiment_predicted == "positive"
+    learner = Processor(Settings()).learner
+    learner._learn("p1", old, None, "negative", "feedback")
+    by_hand = SentimentModel(warmup=Settings().sentiment_warmup)
+    by_hand.learn({3: 1.0, 5: 1.0}, (0.5, 0.5, 0.5, 0.0), "negative")
+    assert (learner.sentiment.classifier._w == by_hand.classifier._w).all()
