@@ -31,6 +31,7 @@ import array
 import collections
 import copyreg
 import math
+import mmap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -143,12 +144,12 @@ def _build(obj: Any, state: Any) -> None:
             setattr(obj, key, value)
 
 
-def decode(doc: Any, buffers: Sequence[bytes | bytearray], allowed: Mapping[str, type]) -> Any:
+def decode(doc: Any, buffers: Sequence[bytes | bytearray | mmap.mmap], allowed: Mapping[str, type]) -> Any:
     """The value :func:`encode` turned into ``(doc, buffers)``; only classes of ``allowed`` (name →
     class) are instantiated. Raises :class:`CodecError` on anything else."""
     memo: list[Any] = []
 
-    def scalar_buffer(i: Any) -> bytes | bytearray:
+    def scalar_buffer(i: Any) -> bytes | bytearray | mmap.mmap:
         if type(i) is not int or not 0 <= i < len(buffers):
             raise CodecError(f"buffer {i!r} does not exist")
         return buffers[i]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from river import base, compose, dummy, linear_model, multiclass, naive_bayes, optim, preprocessing
+from river import base, compose
 
 from models.arow import AROWClassifier
 from models.features import PostFeaturizer
@@ -38,15 +38,21 @@ def _balanced_nb() -> base.Classifier:
     return MultinomialNB(alpha=0.5, prior="uniform")
 
 
-def _arow() -> base.Classifier:
-    return AROWClassifier(r=0.1)
+def _arow(hash_bits: int = 20) -> base.Classifier:
+    return AROWClassifier(r=0.1, hash_bits=hash_bits)
 
 
-def _balanced_arow() -> base.Classifier:
-    return AROWClassifier(r=0.1, balanced=True)
+def _balanced_arow(hash_bits: int = 20) -> base.Classifier:
+    return AROWClassifier(r=0.1, hash_bits=hash_bits, balanced=True)
+
+
+# River's stock models are imported when one is made: their modules import scipy and scikit-learn,
+# about 95 MB in a worker, which runs the models of this package.
 
 
 def _river_nb() -> base.Classifier:
+    from river import naive_bayes
+
     return naive_bayes.MultinomialNB(alpha=0.5)
 
 
@@ -55,20 +61,38 @@ def _river_nb() -> base.Classifier:
 
 
 def _logreg() -> base.Classifier:
+    from river import linear_model, multiclass, optim, preprocessing
+
     return preprocessing.Normalizer() | multiclass.OneVsRestClassifier(  # type: ignore[return-value]
         linear_model.LogisticRegression(optimizer=optim.SGD(2.0), l2=0.0)
     )
 
 
 def _softmax() -> base.Classifier:
+    from river import linear_model, optim, preprocessing
+
     return preprocessing.Normalizer() | linear_model.SoftmaxRegression(optimizer=optim.SGD(2.0))  # type: ignore[return-value]
 
 
 def _pa() -> base.Classifier:
+    from river import linear_model, multiclass, preprocessing
+
     return preprocessing.Normalizer() | multiclass.OneVsRestClassifier(linear_model.PAClassifier(C=0.5, mode=1))  # type: ignore[return-value]
 
 
-CANDIDATES: dict[str, Callable[[], base.Classifier]] = {
+def _no_change() -> base.Classifier:
+    from river import dummy
+
+    return dummy.NoChangeClassifier()
+
+
+def _prior() -> base.Classifier:
+    from river import dummy
+
+    return dummy.PriorClassifier()
+
+
+CANDIDATES: dict[str, Callable[..., base.Classifier]] = {
     "nb": _fast_nb,
     "nb-balanced": _balanced_nb,
     "arow": _arow,
@@ -80,11 +104,13 @@ CANDIDATES: dict[str, Callable[[], base.Classifier]] = {
 }
 # What a worker runs: the models that send sparse deltas to the other workers (models.delta).
 WORKER_MODELS = ("arow", "arow-balanced", "nb", "nb-balanced")
+# Models with a weight table of 2^hash_bits rows (the others keep a dict of the features they saw).
+SIZED_MODELS = frozenset({"arow", "arow-balanced"})
 
 # Reference points for comparisons, not for the worker.
-BASELINES: dict[str, Callable[[], base.Classifier]] = {
-    "no-change": dummy.NoChangeClassifier,
-    "prior": dummy.PriorClassifier,
+BASELINES: dict[str, Callable[..., base.Classifier]] = {
+    "no-change": _no_change,
+    "prior": _prior,
 }
 DESCRIPTIONS = {
     "no-change": "baseline: repeats the last label seen (high on streams sorted by label)",
@@ -100,14 +126,20 @@ DESCRIPTIONS = {
 }
 
 
-def make_classifier(name: str) -> base.Classifier:
-    """A fresh classifier that takes the features of :class:`PostFeaturizer`."""
+def make_classifier(name: str, hash_bits: int = 20) -> base.Classifier:
+    """A fresh classifier that takes the features of :class:`PostFeaturizer` of ``hash_bits``
+    (a weight table has as many rows: ``2**hash_bits``).
+
+    >>> make_classifier("arow", hash_bits=12)._mean_buf.shape[0]
+    4096
+    """
     try:
-        return {**CANDIDATES, **BASELINES}[name]()
+        factory = {**CANDIDATES, **BASELINES}[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(CANDIDATES)}") from None
+    return factory(hash_bits) if name in SIZED_MODELS else factory()
 
 
 def make_pipeline(name: str, hash_bits: int = 20) -> compose.Pipeline:
     """Featurizer and classifier as one River pipeline (cleaned post in, class out)."""
-    return compose.Pipeline(PostFeaturizer(hash_bits=hash_bits), make_classifier(name))
+    return compose.Pipeline(PostFeaturizer(hash_bits=hash_bits), make_classifier(name, hash_bits))

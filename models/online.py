@@ -48,7 +48,7 @@ class OnlineModel:
     def __init__(self, name: str = "nb", hash_bits: int = 20, adapt: bool = True):
         self.name = name
         self.featurizer = PostFeaturizer(hash_bits=hash_bits)
-        self.classifier = make_classifier(name)
+        self.classifier = make_classifier(name, hash_bits)
         if hasattr(self.classifier, "reserve"):  # fixed-size weights: allocated now, not mid-stream
             self.classifier.reserve()
         self.version = 0
@@ -193,12 +193,14 @@ class OnlineModel:
             changed = [y, *sorted(self.classes - {y})]
             self._resets = {}
             background = self._background
-            self.classifier = background if background is not None else make_classifier(self.name)
+            self.classifier = (
+                background if background is not None else make_classifier(self.name, self.featurizer.hash_bits)
+            )
             self._background = None
             replaced_by = "background"
         elif forget is not None:
             if self._background is None:  # learns from now on, in case all classes changed
-                self._background = make_classifier(self.name)
+                self._background = make_classifier(self.name, self.featurizer.hash_bits)
                 self._resets_since = self.version
                 if hasattr(self._background, "reserve"):
                     self._background.reserve()
@@ -206,7 +208,7 @@ class OnlineModel:
                 forget(c)
             replaced_by = "class reset"
         else:  # River's stock models: a fresh one
-            self.classifier = make_classifier(self.name)
+            self.classifier = make_classifier(self.name, self.featurizer.hash_bits)
             replaced_by = "fresh"
         for c in changed:  # each starts again as a new class: its detector too
             self.class_drift.forget(c)

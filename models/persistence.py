@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import mmap
 import os
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import orjson
@@ -105,11 +106,29 @@ class _Decompressor:
         return out
 
     def readinto(self, target: Any) -> int:
+        """Fill ``target`` (a chunk at a time: never more than about two chunks buffered, however
+        large the array); how many bytes were read."""
         view = memoryview(target).cast("B")
-        n = min(view.nbytes, self._available(view.nbytes))
-        view[:n] = memoryview(self._buffer)[self._pos : self._pos + n]
-        self._pos += n
-        return n
+        done = 0
+        while done < view.nbytes:
+            n = min(view.nbytes - done, self._available(min(self.CHUNK, view.nbytes - done)))
+            if n == 0:
+                break
+            view[done : done + n] = memoryview(self._buffer)[self._pos : self._pos + n]
+            self._pos += n
+            done += n
+        return done
+
+    def skip(self, n: int) -> int:
+        """Read ``n`` bytes and keep none of them (a chunk at a time); how many there were."""
+        done = 0
+        while done < n:
+            step = min(n - done, self._available(min(self.CHUNK, n - done)))
+            if step == 0:
+                break
+            self._pos += step
+            done += step
+        return done
 
 
 def dump(
@@ -158,10 +177,22 @@ def read_meta(blob: bytes) -> tuple[dict[str, Any], bytes]:
     return meta, blob[start + n :]
 
 
-def load(blob: bytes, key: bytes, allowed: Mapping[str, type] | None = None) -> tuple[dict[str, Any], Any]:
+LAZY_BYTES = 1 << 16  # unread buffers this large decode on anonymous pages (one mapping each)
+
+
+def load(
+    blob: bytes,
+    key: bytes,
+    allowed: Mapping[str, type] | None = None,
+    unread: Callable[[Any], Collection[int]] | None = None,
+) -> tuple[dict[str, Any], Any]:
     """Verify, then decode a checkpoint: ``(meta, state)``; :class:`CheckpointError` if the record is
     malformed, of the earlier pickled format, signed with another key, or holds a class outside
-    ``allowed``."""
+    ``allowed``.
+
+    ``unread``, given the document (see :mod:`models.codec`), names buffers the caller will not
+    read (say :func:`learning_buffers`): they are decompressed and thrown away a chunk at a time, and
+    their arrays decode as zeros on fresh anonymous memory, which costs no memory until written."""
     meta, payload = read_meta(blob)
     mac = meta.pop("mac", None)
     header = orjson.dumps(meta, option=orjson.OPT_SORT_KEYS)
@@ -172,11 +203,18 @@ def load(blob: bytes, key: bytes, allowed: Mapping[str, type] | None = None) -> 
         (n,) = struct.unpack(">I", _exactly(reader, 4))
         document = orjson.loads(_exactly(reader, n))
         (count,) = struct.unpack(">I", _exactly(reader, 4))
-        buffers: list[bytearray] = []
-        for _ in range(count):
+        skipped = set(unread(document)) if unread is not None else set()
+        buffers: list[bytearray | mmap.mmap] = []
+        for i in range(count):
             (size,) = struct.unpack(">Q", _exactly(reader, 8))
-            data = bytearray(size)  # the arrays are built on these bytes: no second copy
-            if reader.readinto(data) != size:
+            if i in skipped:
+                # zeros: large ones on fresh pages of their own, which take memory on their first write only
+                data: bytearray | mmap.mmap = mmap.mmap(-1, size) if size >= LAZY_BYTES else bytearray(size)
+                got = reader.skip(size)
+            else:
+                data = bytearray(size)  # the arrays are built on these bytes: no second copy
+                got = reader.readinto(data)
+            if got != size:
                 raise CheckpointError("checkpoint payload ends early")
             buffers.append(data)
         state = decode(document, buffers, {} if allowed is None else allowed)

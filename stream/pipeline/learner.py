@@ -262,11 +262,10 @@ def _checkpoint_classes() -> dict[str, type]:
     (``arow``, ``nb`` and their balanced forms), the sentiment model, the metrics, the bounded stores.
     River's stock candidates (``river-nb``, ``logreg``, ``softmax``, ``pa``) hold functions and are not
     checkpointed: a worker running one rebuilds it from the training log when it starts."""
-    from river import drift
     from river._river_rust import drift as rust_drift  # ADWIN's window, restored by its own __setstate__
 
     from models.arow import AROWClassifier
-    from models.drift import ClassCentroids, ClassDrift, DriftDetector
+    from models.drift import ADWIN, ClassCentroids, ClassDrift, DriftDetector
     from models.features import PostFeaturizer
     from models.metrics import Confusion
     from models.nb import MultinomialNB
@@ -282,7 +281,7 @@ def _checkpoint_classes() -> dict[str, type]:
         ClassDrift,
         ClassCentroids,
         ReplayBuffer,
-        drift.ADWIN,
+        ADWIN,
         rust_drift.AdaptiveWindowing,
         SentimentModel,
         SentimentClassifier,
@@ -292,7 +291,8 @@ def _checkpoint_classes() -> dict[str, type]:
         RecentKeys,
         Pending,
     ]
-    return {qualified_name(c): c for c in classes}
+    # checkpoints of 0.7 and before hold River's own ADWIN, of which models.drift.ADWIN is a copy
+    return {qualified_name(c): c for c in classes} | {"river.drift.adwin.ADWIN": ADWIN}
 
 
 CHECKPOINT_CLASSES = _checkpoint_classes()

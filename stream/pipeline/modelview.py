@@ -111,8 +111,68 @@ class ModelView:
         }
 
 
+# What _for_prediction drops, as (class, attribute) in a snapshot's document: see unread_by_replica.
+LEARNING_ONLY = frozenset(
+    {
+        ("models.online.OnlineModel", "replay"),
+        ("models.online.OnlineModel", "_background"),
+        ("models.online.OnlineModel", "centroids"),
+        ("models.arow.AROWClassifier", "_var_buf"),
+    }
+)
+
+
+def unread_by_replica(document: Any) -> set[int]:
+    """The buffers of a learner's snapshot (its :mod:`models.codec` document) that a replica drops
+    as soon as it has them (:func:`_for_prediction`): :func:`models.persistence.load` need not
+    keep them. AROW's variances alone are as large as its weights.
+
+    >>> from models.codec import encode
+    >>> from stream.pipeline.learner import CHECKPOINT_CLASSES, Learner
+    >>> learner = Learner(Settings(hash_bits=10))
+    >>> doc, buffers = encode(learner.state(), CHECKPOINT_CLASSES)
+    >>> [buffers[i].nbytes for i in sorted(unread_by_replica(doc))]  # 2^10 rows, room for 8 classes
+    [32768]
+    """
+    out: set[int] = set()
+
+    def under(node: Any) -> None:  # every buffer in a subtree
+        if isinstance(node, dict):
+            for key in ("$nd", "$b"):
+                if type(node.get(key)) is int:
+                    out.add(node[key])
+            if "$a" in node and type(node.get("b")) is int:
+                out.add(node["b"])
+            for value in node.values():
+                under(value)
+        elif isinstance(node, list):
+            for value in node:
+                under(value)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            name, state = node.get("$o"), node.get("s")
+            if isinstance(name, str) and isinstance(state, dict) and isinstance(state.get("$d"), list):
+                for pair in state["$d"]:
+                    if isinstance(pair, list) and len(pair) == 2 and (name, pair[0]) in LEARNING_ONLY:
+                        under(pair[1])
+                    else:
+                        walk(pair)
+                walk(node.get("a"))
+                return
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document)
+    return out
+
+
 def _for_prediction(model: OnlineModel) -> OnlineModel:
-    """``model`` without what only learning reads: the replayed posts, AROW's variances."""
+    """``model`` without what only learning reads: the replayed posts, AROW's variances (see
+    :data:`LEARNING_ONLY`)."""
     model.replay = None
     model._background = None
     model.centroids = None  # type: ignore[assignment]

@@ -33,7 +33,7 @@ from aiokafka.errors import OffsetOutOfRangeError
 from models.persistence import CheckpointError, Reassembler, dump, load, part_header, read_meta, split
 from stream.clients import aio_consumer, aio_producer, client_options
 from stream.pipeline.learner import CHECKPOINT_CLASSES, Learner
-from stream.pipeline.modelview import ModelView
+from stream.pipeline.modelview import ModelView, unread_by_replica
 from stream.settings import Settings
 from stream.stats import Latency, Stats
 from stream.worker.transport import true_end_offsets
@@ -182,7 +182,7 @@ class Follower:
             if view.epoch is not None and epoch <= view.epoch:
                 return  # this epoch's deltas cover it (or a learner that lost the role wrote it)
             try:
-                meta, state = await asyncio.to_thread(load, whole, self.key, CHECKPOINT_CLASSES)
+                meta, state = await asyncio.to_thread(load, whole, self.key, CHECKPOINT_CLASSES, unread_by_replica)
                 view.load(state, epoch, meta.get("figures"))
             except (CheckpointError, ValueError, KeyError) as exc:
                 self._refuse(offset, exc)

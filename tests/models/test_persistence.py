@@ -131,6 +131,63 @@ def test_the_decompressor_reads_buffers_across_chunks(monkeypatch):
     assert f.read() == data[311:] and f.read() == b""
 
 
+def test_a_large_buffer_is_read_a_chunk_at_a_time(monkeypatch):
+    """Reading a 1 MB array never holds more than about two chunks of decompressed bytes besides it,
+    and skipping one keeps none of it."""
+    import zlib
+
+    import numpy as np
+
+    import models.persistence as persistence
+
+    monkeypatch.setattr(persistence._Decompressor, "CHUNK", 4096)
+    data = np.random.default_rng(2).integers(0, 255, 1 << 20, dtype=np.uint8).tobytes() * 2
+    f = persistence._Decompressor(zlib.compress(data))
+    most = 0
+    available = f._available
+
+    def watched(n: int) -> int:
+        nonlocal most
+        got = available(n)
+        most = max(most, len(f._buffer))
+        return got
+
+    monkeypatch.setattr(f, "_available", watched)
+    target = bytearray(1 << 20)
+    assert f.readinto(target) == 1 << 20 and bytes(target) == data[: 1 << 20]
+    assert f.skip(1 << 20) == 1 << 20 and f.read() == b""
+    assert 0 < most <= 3 * 4096
+
+
+def test_a_replica_decodes_a_snapshot_without_what_only_learning_reads():
+    """A replica's load leaves AROW's variances and the kept posts unread: they decode as zeros that
+    take no memory, the replica drops them, and it predicts what a full decode predicts."""
+    import numpy as np
+
+    from stream.pipeline.modelview import LEARNING_ONLY, ModelView, unread_by_replica
+
+    settings = Settings()
+    proc = Processor(settings)
+    proc.run_locally(proc.process_posts(posts(60)))
+    blob = dump(proc.learner.state(), proc.learner.metadata(), b"k", CHECKPOINT_CLASSES)
+    _, full = load(blob, b"k", CHECKPOINT_CLASSES)
+    _, lean = load(blob, b"k", CHECKPOINT_CLASSES, unread_by_replica)
+    learner_var = proc.learner.model.classifier._var_buf  # type: ignore[attr-defined]  # an AROWClassifier
+    assert np.array_equal(full["model"].classifier._var_buf, learner_var) and (learner_var != 0).any()
+    assert not lean["model"].classifier._var_buf.any()  # unread: zeros
+    kept = [post for ring in lean["model"].replay._posts.values() for post in ring]
+    assert kept and not any(any(post) for post in kept)  # unread: zero bytes
+    assert np.array_equal(lean["model"].classifier._mean_buf, full["model"].classifier._mean_buf)
+    a, b = ModelView(settings), ModelView(settings)
+    a.load(full, "e1")
+    b.load(lean, "e1")
+    assert a.model.predict({1: 1.0, 7: 2.0}) == b.model.predict({1: 1.0, 7: 2.0}) != {}
+    for cls, attribute in LEARNING_ONLY:  # what the replica drops is what it need not read
+        owner = b.model if cls.endswith("OnlineModel") else b.model.classifier
+        value = getattr(owner, attribute)
+        assert value is None or value.size == 0
+
+
 @pytest.mark.parametrize("model", ["arow", "arow-balanced", "nb", "nb-balanced", "river-nb", "logreg"])
 def test_every_worker_model_round_trips_and_river_candidates_are_rebuilt_instead(model):
     """The worker's own models (and drift detectors, metrics) come back equal; River's stock
