@@ -204,7 +204,11 @@ class Settings:
     drift_adapt: bool = _setting(
         True, "Detect concept drift (ADWIN on the error stream) and replace the model by one trained since the warning."
     )
-    hash_bits: int = _setting(20, "Text features are hashed into 2^bits buckets (bounds model memory).")
+    hash_bits: int = _setting(
+        20,
+        "Text features are hashed into 2^bits buckets (bounds model memory: `arow` keeps 32 bytes of weights per "
+        "bucket for 8 interests, and its learner as much again).",
+    )
     web_host: str = _setting("127.0.0.1", "Interface of the worker's web server (/metrics).")
     web_port: int = _setting(6066, "Port of the worker's web server; Prometheus scrapes /metrics here.")
     web_url: str | None = _setting(
