@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -41,24 +41,30 @@ from stream.pipeline.state import TTLStore
 PackedFeatures = bytes | Features
 
 
-def pack_features(pairs: Sequence[tuple[Any, Any]]) -> PackedFeatures:
-    """Features as ``[(hash, value), ...]`` packed into bytes for a post waiting for its label:
+def pack_features(pairs: Sequence[tuple[Any, Any]] | Mapping[Any, Any]) -> PackedFeatures:
+    """Features (a dict, or ``[(hash, value), ...]``) packed into bytes for a post waiting for its label:
     4 bytes per hash, and 1 byte per value when all are whole counts under 256 (the featurizer's),
     else 8. Anything but integer hashes stays a dict.
 
     >>> packed = pack_features([(7, 1.0), (2**27, 2.0)])
     >>> len(packed), unpack_features(packed)
     (11, {7: 1.0, 134217728: 2.0})
-    >>> unpack_features(pack_features([(7, 0.5)]))
-    {7: 0.5}
+    >>> unpack_features(pack_features([(7, 0.5)])), unpack_features(pack_features([(7, 300.0), (8, -1.0)]))
+    ({7: 0.5}, {7: 300.0, 8: -1.0})
     >>> pack_features([("word", 1.0)])
     {'word': 1.0}
     """
     try:
-        keys = array("I", [k for k, _ in pairs])
-        values = [v for _, v in pairs]
-        small = all(v == int(v) and 0 <= v < 256 for v in values)
-        packed = array("B", [int(v) for v in values]) if small else array("d", values)
+        if isinstance(pairs, Mapping):
+            keys, values = array("I", pairs.keys()), list(pairs.values())
+        else:
+            keys, values = array("I", [k for k, _ in pairs]), [v for _, v in pairs]
+        try:
+            packed = array("B", map(int, values))  # OverflowError outside 0..255
+            if packed.tolist() != values:  # not whole numbers (1 == 1.0, 1 != 1.5)
+                packed = array("d", values)
+        except OverflowError:
+            packed = array("d", values)
     except (TypeError, OverflowError, ValueError):
         return dict(pairs)
     return packed.typecode.encode() + keys.tobytes() + packed.tobytes()
@@ -96,7 +102,7 @@ class Pending:
         """The same, smaller, for a post that may wait an hour for its label: features and lexicon
         scores packed into bytes, labels interned (a few hundred bytes instead of ~800)."""
         return Pending(
-            pack_features(list(self.features.items())) if isinstance(self.features, dict) else self.features,
+            pack_features(self.features) if isinstance(self.features, dict) else self.features,
             sys.intern(self.predicted) if self.predicted else self.predicted,
             array("d", self.lex).tobytes() if isinstance(self.lex, tuple) else self.lex,
             sys.intern(self.sentiment_predicted) if self.sentiment_predicted else self.sentiment_predicted,
