@@ -53,10 +53,13 @@ def qualified_name(cls: type) -> str:
 def encode(obj: Any, allowed: Mapping[str, type] | None = None) -> tuple[Any, list[bytes | memoryview]]:
     """``obj`` as ``(document, buffers)``: a JSON-able document, and the raw bytes of its arrays.
 
-    Instances must be of a class in ``allowed`` (name → class), or of one reduced the ordinary way
-    (``copyreg.__newobj__``): their state is encoded the same way, recursively. Shared objects stay
-    shared, and cycles through instances, lists and dicts are kept."""
+    Instances must be of a class in ``allowed`` (name → class), which names them in the document
+    (a class listed under another name than its own is written under that name: the name an earlier
+    version gave it), and reduce the ordinary way (``copyreg.__newobj__``): their state is encoded
+    the same way, recursively. Shared objects stay shared, and cycles through instances, lists and
+    dicts are kept."""
     allowed = {} if allowed is None else allowed
+    names = {cls: name for name, cls in allowed.items()}
     buffers: list[bytes | memoryview] = []
     memo: dict[int, int] = {}
     keep: list[Any] = []  # objects whose id() is in memo, kept alive while encoding
@@ -113,7 +116,7 @@ def encode(obj: Any, allowed: Mapping[str, type] | None = None) -> tuple[Any, li
         elif t is collections.deque:
             node = {"$q": [enc(x) for x in o], "maxlen": o.maxlen}
         else:
-            name = qualified_name(t)
+            name = names.get(t) or qualified_name(t)
             if allowed.get(name) is not t:
                 raise CodecError(f"cannot encode an object of {name} (not in the allow-list)")
             reduced = o.__reduce_ex__(2)

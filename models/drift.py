@@ -24,9 +24,10 @@ from river._river_rust.drift import AdaptiveWindowing
 
 class ADWIN(base.DriftDetector):
     """River's ADWIN detector (``river.drift.ADWIN`` of River 0.2x): the same Rust window,
-    parameters and state, so that a checkpoint holding River's class loads as this one. It is
-    defined here because importing ``river.drift`` imports scipy and scikit-learn for its other
-    detectors: about 95 MB in every worker process, which uses none of them.
+    parameters and state, so that checkpoints name it as River's class, which this version and
+    earlier ones read (see ``stream.pipeline.learner.CHECKPOINT_CLASSES``). It is defined here
+    because importing ``river.drift`` imports scipy and scikit-learn for its other detectors:
+    about 95 MB in every worker process, which uses none of them.
 
     Parameters
     ----------

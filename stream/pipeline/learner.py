@@ -291,8 +291,9 @@ def _checkpoint_classes() -> dict[str, type]:
         RecentKeys,
         Pending,
     ]
-    # checkpoints of 0.7 and before hold River's own ADWIN, of which models.drift.ADWIN is a copy
-    return {qualified_name(c): c for c in classes} | {"river.drift.adwin.ADWIN": ADWIN}
+    # models.drift.ADWIN is a copy of River's, written under River's name: checkpoints of 0.7 and
+    # before hold River's class, and workers of 0.7 read this version's checkpoints (a rolling upgrade)
+    return {qualified_name(c): c for c in classes if c is not ADWIN} | {"river.drift.adwin.ADWIN": ADWIN}
 
 
 CHECKPOINT_CLASSES = _checkpoint_classes()

@@ -51,3 +51,23 @@ def test_a_worker_imports_neither_scipy_stats_nor_scikit_learn():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_checkpoints_name_it_as_rivers_so_that_an_earlier_version_reads_them():
+    """A rolling upgrade: workers of 0.7 allow River's ADWIN only, and read this version's."""
+    ours = ADWIN()
+    stream = _stream()
+    for x in stream[:2500]:
+        ours.update(x)
+    doc, views = encode({"d": ours}, CHECKPOINT_CLASSES)
+    assert doc["$d"][0][1]["$o"] == "river.drift.adwin.ADWIN"
+    earlier = {
+        **{k: v for k, v in CHECKPOINT_CLASSES.items() if v is not ADWIN},
+        "river.drift.adwin.ADWIN": drift.ADWIN,
+    }
+    theirs = decode(doc, [bytes(v) for v in views], earlier)["d"]
+    assert type(theirs) is drift.ADWIN and theirs.width == ours.width
+    for x in stream[2500:]:
+        ours.update(x)
+        theirs.update(x)
+        assert ours.drift_detected == theirs.drift_detected and ours.estimation == theirs.estimation
