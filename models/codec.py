@@ -32,7 +32,7 @@ import collections
 import copyreg
 import math
 import mmap
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -245,3 +245,49 @@ def _plain_dtype(code: Any) -> np.dtype[Any]:
     if dtype.char not in PLAIN_DTYPES:
         raise CodecError(f"dtype {code!r} is not a plain numeric type")
     return dtype
+
+
+def attribute_buffers(doc: Any, attributes: Collection[tuple[str, str]]) -> set[int]:
+    """The buffers of a :func:`encode` document held under the given ``(class name, attribute)``
+    pairs of its objects (whose state is a dict), wherever they are: what a reader that drops those
+    attributes need not read.
+
+    >>> class Box:
+    ...     def __init__(self):
+    ...         self.big, self.small = np.zeros(4), b"ab"
+    >>> doc, buffers = encode([Box()], {qualified_name(Box): Box})
+    >>> sorted(attribute_buffers(doc, {(qualified_name(Box), "big")})), len(buffers)
+    ([0], 2)
+    """
+    out: set[int] = set()
+
+    def under(node: Any) -> None:  # every buffer of a subtree
+        if isinstance(node, dict):
+            out.update(node[k] for k in ("$nd", "$b") if type(node.get(k)) is int)
+            if "$a" in node and type(node.get("b")) is int:
+                out.add(node["b"])
+        for child in _children(node):
+            under(child)
+
+    def walk(node: Any) -> None:
+        name, state = (node.get("$o"), node.get("s")) if isinstance(node, dict) else (None, None)
+        if isinstance(name, str) and isinstance(state, dict) and isinstance(state.get("$d"), list):
+            for pair in state["$d"]:
+                if isinstance(pair, list) and len(pair) == 2 and (name, pair[0]) in attributes:
+                    under(pair[1])
+                else:
+                    walk(pair)
+            walk(node.get("a"))
+            return
+        for child in _children(node):
+            walk(child)
+
+    walk(doc)
+    return out
+
+
+def _children(node: Any) -> list[Any]:
+    """The nodes inside a document node."""
+    if isinstance(node, dict):
+        return list(node.values())
+    return node if isinstance(node, list) else []

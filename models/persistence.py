@@ -109,23 +109,20 @@ class _Decompressor:
         """Fill ``target`` (a chunk at a time: never more than about two chunks buffered, however
         large the array); how many bytes were read."""
         view = memoryview(target).cast("B")
-        done = 0
-        while done < view.nbytes:
-            n = min(view.nbytes - done, self._available(min(self.CHUNK, view.nbytes - done)))
-            if n == 0:
-                break
-            view[done : done + n] = memoryview(self._buffer)[self._pos : self._pos + n]
-            self._pos += n
-            done += n
-        return done
+        return self._take(view.nbytes, view)
 
     def skip(self, n: int) -> int:
         """Read ``n`` bytes and keep none of them (a chunk at a time); how many there were."""
+        return self._take(n, None)
+
+    def _take(self, n: int, into: memoryview | None) -> int:
         done = 0
         while done < n:
             step = min(n - done, self._available(min(self.CHUNK, n - done)))
             if step == 0:
                 break
+            if into is not None:
+                into[done : done + step] = memoryview(self._buffer)[self._pos : self._pos + step]
             self._pos += step
             done += step
         return done
@@ -191,8 +188,9 @@ def load(
     ``allowed``.
 
     ``unread``, given the document (see :mod:`models.codec`), names buffers the caller will not
-    read (say :func:`learning_buffers`): they are decompressed and thrown away a chunk at a time, and
-    their arrays decode as zeros on fresh anonymous memory, which costs no memory until written."""
+    read (a replica's: :func:`stream.pipeline.modelview.unread_by_replica`): they are decompressed
+    and thrown away a chunk at a time, and their arrays decode as zeros on fresh anonymous memory,
+    which costs no memory until written."""
     meta, payload = read_meta(blob)
     mac = meta.pop("mac", None)
     header = orjson.dumps(meta, option=orjson.OPT_SORT_KEYS)

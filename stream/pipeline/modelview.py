@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from models.codec import attribute_buffers
 from models.metrics import Prequential
 from models.online import OnlineModel
 from models.sentiment import SentimentModel
@@ -134,40 +135,7 @@ def unread_by_replica(document: Any) -> set[int]:
     >>> [buffers[i].nbytes for i in sorted(unread_by_replica(doc))]  # 2^10 rows, room for 8 classes
     [32768]
     """
-    out: set[int] = set()
-
-    def under(node: Any) -> None:  # every buffer in a subtree
-        if isinstance(node, dict):
-            for key in ("$nd", "$b"):
-                if type(node.get(key)) is int:
-                    out.add(node[key])
-            if "$a" in node and type(node.get("b")) is int:
-                out.add(node["b"])
-            for value in node.values():
-                under(value)
-        elif isinstance(node, list):
-            for value in node:
-                under(value)
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            name, state = node.get("$o"), node.get("s")
-            if isinstance(name, str) and isinstance(state, dict) and isinstance(state.get("$d"), list):
-                for pair in state["$d"]:
-                    if isinstance(pair, list) and len(pair) == 2 and (name, pair[0]) in LEARNING_ONLY:
-                        under(pair[1])
-                    else:
-                        walk(pair)
-                walk(node.get("a"))
-                return
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(document)
-    return out
+    return attribute_buffers(document, LEARNING_ONLY)
 
 
 def _for_prediction(model: OnlineModel) -> OnlineModel:
