@@ -244,8 +244,56 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
     return predicted, per_event
 
 
+def own_cpu() -> float:
+    """CPU seconds of this process (all its threads), without its child processes."""
+    t = os.times()
+    return t.user + t.system
+
+
+def offer(settings: Settings, events: Sequence[dict[str, Any]], rate: float) -> str:
+    """Send ``events`` to the posts topic at ``rate`` posts/s; returns the client used.
+
+    The load generator shares the machine with the worker and the broker, so it should cost as little
+    as it can: confluent-kafka (librdkafka, installed with the ``dev`` extra for the peer) spends a
+    fraction of the CPU per post that kafka-python does (measured: 9-12 % of a core at 1,200 posts/s
+    against 39-50 %). Without it, :func:`~stream.tools.produce.produce` sends them."""
+    try:
+        import confluent_kafka
+    except ImportError:
+        produce(settings, events, rate=rate, progress=False)
+        return "kafka-python"
+    from stream.clients import librdkafka_options
+
+    failed: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    producer = confluent_kafka.Producer(
+        {**librdkafka_options(settings), "linger.ms": 5, "enable.idempotence": False, "client.id": "bench-load"}
+    )
+    start = time.monotonic()
+    for sent, event in enumerate(events, 1):
+        producer.produce(
+            settings.topic_posts, key=str(event["id"]).encode(), value=orjson.dumps(event), on_delivery=delivered
+        )
+        producer.poll(0)
+        ahead = sent / rate - (time.monotonic() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+    if producer.flush(60) or failed:
+        raise BenchError(f"the fixed-load posts were not all delivered to {settings.broker}: {failed[:1]}")
+    return "confluent-kafka"
+
+
 def bench_pipeline(
-    settings: Settings, events: Sequence[dict[str, Any]], want: int, out_dir: Path, rate: float | None = None
+    settings: Settings,
+    events: Sequence[dict[str, Any]],
+    want: int,
+    out_dir: Path,
+    rate: float | None = None,
+    broker_pid: int | None = None,
 ) -> dict[str, Any]:
     s = unique(settings, "pipeline")
     produce(s, events, progress=False)
@@ -281,7 +329,15 @@ def bench_pipeline(
         # of times more audience windows than a live post does.)
         late = relabel([events[i % len(events)] for i in range(n_lat)], "lat", 1_500_000_000_000, step_ms=1000.0 / rate)
         sent_at = Span(s, s.topic_posts, keep_prefix=b"lat")
-        produce(s, late, rate=rate, progress=False)
+        watched = {"worker": pid, **({"broker": broker_pid} if broker_pid else {})}
+        before, started = {k: proc_cpu(p) for k, p in watched.items()}, time.monotonic()
+        load_before = own_cpu()
+        result["load_client"] = offer(s, late, rate)
+        took = time.monotonic() - started
+        result["cpu_share"] = {
+            **{k: (proc_cpu(p) - before[k]) / took for k, p in watched.items()},
+            "load": (own_cpu() - load_before) / took,
+        }
         follow(span, want + n_lat, timeout=120)
         follow(sent_at, len(events) + n_lat, timeout=60)
         delays = sorted(span.at[k] - sent_at.at[k] for k in span.at if k in sent_at.at)
@@ -430,6 +486,7 @@ def run_bench(settings: Settings, n_events: int, out_dir: Path, rate: float | No
     )
     want, stages = expected_outputs(settings, events)
     with ExitStack() as stack:
+        broker: EmbeddedBroker | None = None
         if settings.broker is None:
             broker = stack.enter_context(EmbeddedBroker(log_file=out_dir / "broker.log"))
             settings = settings.replace(broker=broker.bootstrap)
@@ -437,7 +494,7 @@ def run_bench(settings: Settings, n_events: int, out_dir: Path, rate: float | No
         print(f"bench: {n_events} events ({want} predictions each run) on {settings.broker}", file=sys.stderr)
         limit = bench_limit(settings, events, want)
         print(f"bench: limit {limit['eps']:,.0f} events/s", file=sys.stderr)
-        pipeline = bench_pipeline(settings, events, want, out_dir, rate)
+        pipeline = bench_pipeline(settings, events, want, out_dir, rate, broker.pid if broker else None)
         print(f"bench: pipeline {pipeline['eps']:,.0f} events/s", file=sys.stderr)
         naive = bench_agent(settings, events, want, out_dir, "naive")
         print(f"bench: naive {naive['eps']:,.0f} events/s", file=sys.stderr)
@@ -601,6 +658,13 @@ def format_bench(r: dict[str, Any]) -> str:
         f"post → prediction: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms ({p['latency_samples']} posts; "
         f"the worker needed {p['settle_s']:.0f} s after its last backlog prediction to go idle)"
     )
+    if p.get("cpu_share"):
+        shares = p["cpu_share"]
+        lines.append(
+            "CPU during the fixed load, in cores: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in shares.items())
+            + f" (the worker's with its learner process; the load sent with {p['load_client']})"
+        )
     lines.append(
         f"pipeline CPU per post with the learner caught up (it learns behind the predictions): "
         f"{p['cpu_us_settled']:,.0f} µs; event-loop stalls over 100 ms (backlog and fixed load): {p.get('loop_stalls')}"

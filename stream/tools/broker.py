@@ -176,6 +176,11 @@ class EmbeddedBroker:
         )
         return self
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process's id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
     def wait(self) -> int:
         """Block until the broker process exits; its exit code."""
         if self._proc is None:
