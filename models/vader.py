@@ -7,7 +7,8 @@ rewritten to do each piece of work once per text instead of once per word:
   through VADER's character-by-character emoji replacement;
 * the words are lower-cased once (VADER lower-cases the whole text again in each negation and idiom
   check, three times per sentiment word);
-* words that are not in the lexicon and are no booster cost one dictionary lookup.
+* words that are not in the lexicon and are no booster cost one dictionary lookup, and a text with
+  no word of the lexicon (four tweets in ten) gets VADER's all-zero scores without its arithmetic.
 
 The rules, their order and their arithmetic are VADER's own, line for line, so the scores are equal
 to the stock analyzer's, to the last digit: ``tests/unit/test_vader.py`` checks them on every demo
@@ -81,8 +82,10 @@ class FastVader(SentimentIntensityAnalyzer):
         text = text.strip()
         words = [_strip_punc_if_word(w) for w in text.split()]
         low = [w.lower() for w in words]
-        is_cap_diff = allcap_differential(words)
         lexicon, n = self.lexicon, len(words)
+        if lexicon.keys().isdisjoint(low):  # no word VADER rates: its scores, without the arithmetic
+            return {"neg": 0.0, "neu": 1.0 if low else 0.0, "pos": 0.0, "compound": 0.0}
+        is_cap_diff = allcap_differential(words)
         sentiments: list[float] = []
         for i, lw in enumerate(low):
             if lw in BOOSTER_DICT or lw not in lexicon or (lw == "kind" and i < n - 1 and low[i + 1] == "of"):
