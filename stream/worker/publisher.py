@@ -20,7 +20,7 @@ from stream.pipeline.processor import Outputs
 from stream.pipeline.records import Message, dead_letter
 from stream.stats import Stats
 from stream.worker.topics import Topics
-from stream.worker.transport import kafka_producer, key_partition
+from stream.worker.transport import kafka_producer, key_partitions
 
 log = logging.getLogger(__name__)
 
@@ -195,26 +195,32 @@ class Publisher:
         default partitioner gives each key (unkeyed records in turn to each partition)."""
         name = topic.get_topic_name()
         limit = self.max_bytes - RECORD_OVERHEAD
-        by_partition: dict[int, list[tuple[bytes | None, bytes | None]]] = {}
-        count = 0
+        kept: list[tuple[bytes | None, bytes | None]] = []
         for key, value in records:
             size = (len(key) if key else 0) + (len(value) if value else 0)
             if size > limit:
                 await self._too_large(name, key, value, size)
-                continue
-            p = partition
-            if p is None:
-                if not count:
-                    try:
-                        count = len(await self.producer.partitions_for(name))
-                    except Exception as exc:  # no metadata: sent again, one by one, before the next commit
-                        self._failure((name, key, value, None), exc)
-                        continue
+            else:
+                kept.append((key, value))
+        if not kept:
+            return
+        by_partition: dict[int, list[tuple[bytes | None, bytes | None]]] = {}
+        if partition is not None:
+            by_partition[partition] = kept
+        else:
+            try:
+                count = len(await self.producer.partitions_for(name))
+            except Exception as exc:  # no metadata: sent again, one by one, before the next commit
+                for key, value in kept:
+                    self._failure((name, key, value, None), exc)
+                return
+            hashed = iter(key_partitions([key for key, _ in kept if key is not None], count))
+            for key, value in kept:
                 if key is None:
                     p = self._next_partition = (self._next_partition + 1) % count
                 else:
-                    p = key_partition(key, count)
-            by_partition.setdefault(p, []).append((key, value))
+                    p = next(hashed)
+                by_partition.setdefault(p, []).append((key, value))
         for p, batch in by_partition.items():
             await self._send_batch(name, p, batch)
 

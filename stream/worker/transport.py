@@ -43,10 +43,11 @@ the consumer's fetch wait, end offsets checked against the log, and a hook befor
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import faust
+import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import murmur2
 from faust.exceptions import ProducerSendError
@@ -312,6 +313,56 @@ def key_partition(key: bytes, partitions: int) -> int:
     (True, True)
     """
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def key_partitions(keys: Sequence[bytes], partitions: int) -> list[int]:
+    """:func:`key_partition` of each key. Keys of one length (post ids mostly are) are hashed together
+    in numpy's 32-bit arithmetic, which wraps as Java's does: about 0.2 µs a key instead of 7.
+
+    >>> keys = [b"%018d" % i for i in range(40)] + [b"p1", b""]
+    >>> key_partitions(keys, 4) == [key_partition(k, 4) for k in keys]
+    True
+    """
+    out = [0] * len(keys)
+    by_length: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_length.setdefault(len(key), []).append(i)
+    for length, where in by_length.items():
+        if len(where) < 8:  # too few for arrays to pay
+            for i in where:
+                out[i] = key_partition(keys[i], partitions)
+            continue
+        hashes = _murmur2_of_length([keys[i] for i in where], length)
+        for i, p in zip(where, ((hashes & 0x7FFFFFFF) % partitions).tolist(), strict=True):
+            out[i] = p
+    return out
+
+
+def _murmur2_of_length(keys: Sequence[bytes], length: int) -> np.ndarray:
+    """aiokafka's ``murmur2`` (Java's) of keys that all have ``length`` bytes, as uint32."""
+    raw = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), length)
+    m = np.uint32(0x5BD1E995)
+    h = np.full(len(keys), 0x9747B28C ^ length, dtype=np.uint32)
+    tail = length & ~3
+    blocks = np.ascontiguousarray(raw[:, :tail]).view("<u4")
+    for j in range(tail // 4):
+        k = blocks[:, j] * m
+        k ^= k >> np.uint32(24)
+        k *= m
+        h *= m
+        h ^= k
+    extra = length & 3
+    if extra == 3:
+        h ^= raw[:, tail + 2].astype(np.uint32) << np.uint32(16)
+    if extra >= 2:
+        h ^= raw[:, tail + 1].astype(np.uint32) << np.uint32(8)
+    if extra:
+        h ^= raw[:, tail].astype(np.uint32)
+        h *= m
+    h ^= h >> np.uint32(13)
+    h *= m
+    h ^= h >> np.uint32(15)
+    return h
 
 
 def partition_router(partitions: int) -> Callable[[str], int]:

@@ -206,3 +206,20 @@ def test_faust_is_the_version_the_transport_is_written_for():
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     assert f"faust-streaming=={FAUST_VERSION}" in pyproject["project"]["dependencies"]
     assert faust.__version__ == FAUST_VERSION
+
+
+def test_keys_hashed_together_go_where_the_kafka_clients_default_partitioner_sends_them():
+    import random
+
+    from aiokafka.partitioner import murmur2
+
+    from stream.worker.transport import key_partitions
+
+    rnd = random.Random(7)
+    # many keys of each length 0..40 (hashed as arrays), a few of others (one at a time), in a mixed order
+    keys = [rnd.randbytes(n) for n in range(41) for _ in range(20)] + [rnd.randbytes(50 + n) for n in range(5)]
+    keys += [b"%018d" % rnd.randrange(10**18) for _ in range(200)]
+    rnd.shuffle(keys)
+    for partitions in (1, 4, 7, 12):
+        assert key_partitions(keys, partitions) == [(murmur2(k) & 0x7FFFFFFF) % partitions for k in keys]
+    assert key_partitions([], 4) == []
