@@ -41,24 +41,21 @@ from stream.pipeline.state import TTLStore
 PackedFeatures = bytes | Features
 
 
-def pack_features(pairs: Sequence[tuple[Any, Any]] | Mapping[Any, Any]) -> PackedFeatures:
-    """Features (a dict, or ``[(hash, value), ...]``) packed into bytes for a post waiting for its label:
-    4 bytes per hash, and 1 byte per value when all are whole counts under 256 (the featurizer's),
-    else 8. Anything but integer hashes stays a dict.
+def pack_features(features: Mapping[Any, Any]) -> PackedFeatures:
+    """Features packed into bytes for a post waiting for its label: 4 bytes per hash, and 1 byte per
+    value when all are whole counts under 256 (the featurizer's), else 8. Anything but integer hashes
+    stays a dict.
 
-    >>> packed = pack_features([(7, 1.0), (2**27, 2.0)])
+    >>> packed = pack_features({7: 1.0, 2**27: 2.0})
     >>> len(packed), unpack_features(packed)
     (11, {7: 1.0, 134217728: 2.0})
-    >>> unpack_features(pack_features([(7, 0.5)])), unpack_features(pack_features([(7, 300.0), (8, -1.0)]))
+    >>> unpack_features(pack_features({7: 0.5})), unpack_features(pack_features({7: 300.0, 8: -1.0}))
     ({7: 0.5}, {7: 300.0, 8: -1.0})
-    >>> pack_features([("word", 1.0)])
+    >>> pack_features({"word": 1.0})
     {'word': 1.0}
     """
     try:
-        if isinstance(pairs, Mapping):
-            keys, values = array("I", pairs.keys()), list(pairs.values())
-        else:
-            keys, values = array("I", [k for k, _ in pairs]), [v for _, v in pairs]
+        keys, values = array("I", features.keys()), list(features.values())
         try:
             packed = array("B", map(int, values))  # OverflowError outside 0..255
             if packed.tolist() != values:  # not whole numbers (1 == 1.0, 1 != 1.5)
@@ -66,7 +63,7 @@ def pack_features(pairs: Sequence[tuple[Any, Any]] | Mapping[Any, Any]) -> Packe
         except OverflowError:
             packed = array("d", values)
     except (TypeError, OverflowError, ValueError):
-        return dict(pairs)
+        return dict(features)
     return packed.typecode.encode() + keys.tobytes() + packed.tobytes()
 
 
