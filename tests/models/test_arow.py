@@ -139,3 +139,53 @@ def test_class_shards_learn_the_same_weights_as_one_learner():
             margins.update({c: m for c, m in zip(part.classes_, part.decision_function(x), strict=True) if c in own})
         merged.append(max(margins, key=margins.__getitem__))
     assert merged == [one.classes_[int(np.argmax(one.decision_function(x)))] for x, _ in examples[:500]]
+
+
+def naive_bayes_stream(n: int = 400) -> list[tuple[dict[Any, float], str]]:
+    return [({f"w{i % 23}": 1.0 + i % 3, f"v{i % 7}": 2.0, "common": 1.0}, f"c{i % 4}") for i in range(n)]
+
+
+def test_naive_bayes_counts_do_not_depend_on_the_order_and_replays_do_not_count():
+    """The counts beside the weights are the same whatever order the labels came in, and a replayed
+    post (learned before) adds nothing to them."""
+    stream = naive_bayes_stream()
+    in_order, by_class = AROWClassifier(hash_bits=10), AROWClassifier(hash_bits=10)
+    for x, y in stream:
+        in_order.learn_one(x, y)
+    for x, y in sorted(stream, key=lambda item: item[1]):  # each class one burst
+        by_class.learn_one(x, y)
+    columns = [by_class._index[c] for c in in_order.classes_]
+    assert np.array_equal(in_order._nb, by_class._nb[:, columns])
+    assert in_order._nb_total == [by_class._nb_total[c] for c in columns]
+    counts, totals = in_order._nb.copy(), list(in_order._nb_total)
+    in_order.rehearse_one(in_order.keep(stream[0][0]), stream[0][1])
+    assert np.array_equal(in_order._nb, counts) and in_order._nb_total == totals
+
+
+def test_the_naive_bayes_term_reaches_replicas_and_an_earlier_checkpoint_starts_it_empty():
+    """A replica that applies the learner's deltas predicts as the learner, counts included; a delta
+    of an earlier learner (no counts) still applies; a model pickled before the counts existed loads
+    with empty counts, which change no prediction until it learns."""
+    stream = naive_bayes_stream()
+    learner, replica = AROWClassifier(hash_bits=10), AROWClassifier(hash_bits=10)
+    learner.track()
+    for x, y in stream:
+        learner.learn_one(x, y)
+    delta = learner.take_delta()
+    replica.apply_delta(delta)
+    probe = [x for x, _ in stream[:20]]
+    assert replica.predict_proba_many(probe) == learner.predict_proba_many(probe)
+    assert np.array_equal(replica._nb, learner._nb)
+    alone = AROWClassifier(hash_bits=10, nb_weight=0.0)
+    alone.apply_delta({k: v for k, v in delta.items() if k not in ("nb", "nb_total")})
+    assert not alone._nb.any()
+    state = {k: v for k, v in learner.__getstate__().items() if not k.startswith(("_nb", "nb_"))}
+    earlier = AROWClassifier.__new__(AROWClassifier)
+    earlier.__setstate__(copy.deepcopy(state))
+    assert not earlier._nb.any() and earlier.nb_weight > 0
+    scaled = [learner.temperature * learner.decision_function(x) for x in probe]
+    expected = [np.exp(z - z.max()) / np.exp(z - z.max()).sum() for z in scaled]
+    got = [[d[c] for c in earlier.classes_] for d in earlier.predict_proba_many(probe)]
+    assert np.allclose(got, expected)
+    assert [earlier.predict_one(x) for x in probe] == [alone.predict_one(x) for x in probe]
+
