@@ -299,9 +299,9 @@ class AROWClassifier(Tracking, base.Classifier):
             c = self._add_class(y)
         self.n_docs += 1
         self._counts[c] += 1
-        seen = np.maximum(counts, 0.0)  # counts: negative values (other inputs than the featurizer's) are none
-        self._nb[idx, c] += seen  # the rows of a post's vector are distinct
-        self._nb_total[c] += float(seen.sum())
+        from models.kernels import arow_learn, nb_count  # compiled (numba): loaded by learners only
+
+        self._nb_total[c] += nb_count(idx, counts, self._nb_buf, c)
         k = len(self._classes)
         weight = min(self.n_docs / (k * self._counts[c]), 10.0) if self.balanced else 1.0
         if weight != 1.0:
@@ -309,8 +309,6 @@ class AROWClassifier(Tracking, base.Classifier):
                 self._touched[idx] = True
             self._learn_weighted(idx, counts, c, weight)
             return
-        from models.kernels import arow_learn  # compiled (numba): loaded by learners only
-
         # the maths below (learn_weighted), compiled
         self.temperature = arow_learn(
             idx,
@@ -426,19 +424,23 @@ class AROWClassifier(Tracking, base.Classifier):
         w = tfidf_unit(counts, self._df[idx], self.n_docs)
         return w @ self._mean[idx]
 
-    def _nb_log_probs(self, idx: np.ndarray) -> np.ndarray:
-        """Naive Bayes' log-probability of each row ``idx`` in each class (rows × classes)."""
+    def _nb_log_likelihood(self, idx: np.ndarray, counts: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """Naive Bayes' log-likelihood in each class (posts × classes) of the posts whose rows ``idx``
+        and counts (negative ones count as none) start at ``starts``:
+        ``sum_f n_f log(N_cf + a) - (sum_f n_f) log(N_c + a D)``."""
         alpha = self.nb_alpha
-        totals = np.asarray(self._nb_total, dtype=np.float64) + alpha * self._nb.shape[0]
-        return np.log(self._nb[idx] + alpha) - np.log(totals)
+        seen = np.maximum(counts, 0.0)
+        totals = np.log(np.asarray(self._nb_total, dtype=np.float64) + alpha * self._nb.shape[0])
+        per_row = np.add.reduceat(np.log(self._nb[idx] + np.float32(alpha)) * seen[:, None], starts, axis=0)
+        return per_row - np.add.reduceat(seen, starts)[:, None] * totals
 
     def _logits(self, x: Mapping[Any, float]) -> np.ndarray:
         """The softmax's input: the scaled margins plus the weighted naive Bayes log-likelihood."""
         idx, counts = self._vector(x)
         w = tfidf_unit(counts, self._df[idx], self.n_docs)
         z = self.temperature * (w @ self._mean[idx])
-        if self.nb_weight:
-            z += self.nb_weight * (np.maximum(counts, 0.0) @ self._nb_log_probs(idx))
+        if self.nb_weight and idx.shape[0]:
+            z += self.nb_weight * self._nb_log_likelihood(idx, counts, np.zeros(1, dtype=np.intp))[0]
         return z
 
     many_dicts = True  # predict_proba_many takes a list of dicts (River's takes a DataFrame)
@@ -461,8 +463,7 @@ class AROWClassifier(Tracking, base.Classifier):
         w /= np.repeat(np.where(norms > 0, norms, 1.0), lengths)
         z = self.temperature * np.add.reduceat(self._mean[idx] * w[:, None], starts, axis=0)
         if self.nb_weight:
-            seen = np.maximum(counts, 0.0)[:, None]
-            z += self.nb_weight * np.add.reduceat(self._nb_log_probs(idx) * seen, starts, axis=0)
+            z += self.nb_weight * self._nb_log_likelihood(idx, counts, starts)
         e = np.exp(z - z.max(axis=1, keepdims=True))
         p = e / e.sum(axis=1, keepdims=True)
         classes = self._classes

@@ -33,7 +33,7 @@ import numpy as np
 
 from models.delta import NOT_TRACKED
 
-__all__ = ["arow_learn", "softmax_adagrad_learn", "warm_up"]
+__all__ = ["arow_learn", "nb_count", "softmax_adagrad_learn", "warm_up"]
 
 
 @numba.njit(cache=True)
@@ -122,6 +122,24 @@ def arow_learn(
 
 
 @numba.njit(cache=True)
+def nb_count(idx: np.ndarray, counts: np.ndarray, nb: np.ndarray, c: int) -> float:  # pragma: no cover - compiled
+    """Add a post's counts (negative values count as none) to the rows ``idx`` of column ``c`` of
+    naive Bayes' counts ``nb``; returns what was added in all.
+
+    >>> nb = np.zeros((4, 2), np.float32)
+    >>> nb_count(np.array([1, 3]), np.array([2.0, -1.0]), nb, 1), nb[:, 1].tolist()
+    (2.0, [0.0, 2.0, 0.0, 0.0])
+    """
+    added = 0.0
+    for i in range(idx.shape[0]):
+        v = counts[i]
+        if v > 0.0:
+            nb[idx[i], c] += v
+            added += v
+    return added
+
+
+@numba.njit(cache=True)
 def softmax_adagrad_learn(
     idx: np.ndarray,
     v: np.ndarray,
@@ -172,4 +190,5 @@ def warm_up() -> None:
     for (rows, counts), new_doc in (((idx, values), True), (replayed, False)):  # a label; a kept post
         mean, var = np.zeros((2, 2), np.float32), np.ones((2, 2), np.float32)
         arow_learn(rows, counts, np.zeros(2, np.int32), 1, mean, var, 2, 0, 0.1, 5.0, 0.05, NOT_TRACKED, new_doc)
+    nb_count(idx, values, np.zeros((2, 2), np.float32), 0)
     softmax_adagrad_learn(idx, values, 0, 1.0, np.zeros((2, 3)), np.zeros((2, 3)), 0.1, 0.0, NOT_TRACKED)
