@@ -13,11 +13,12 @@ the document frequencies counted as labels arrive. Weights live in numpy arrays 
 Scores are turned into probabilities by a softmax whose temperature is itself learned online, from
 the log-loss of each prediction made before its label is learned (temperature scaling).
 
-Beside the weights, the model counts each class's features, as multinomial naive Bayes does, and adds
-``nb_weight`` times naive Bayes' log-likelihood of the post to the scaled margins. Counts do not
-depend on the order the labels came in: when each class arrives as one long burst, AROW's weights of
-the early classes are pushed down by the later ones, and the counts hold what they knew (measured on
-the forum posts in file order: 0.811 → 0.849 macro-F1, shuffled unchanged; see ``docs/models.md``).
+With ``nb_weight`` above 0 (the ``arow-nb`` model), the model also counts each class's features, as
+multinomial naive Bayes does, and adds ``nb_weight`` times naive Bayes' log-likelihood of the post to
+the scaled margins. Counts do not depend on the order the labels came in: when each class of long posts
+arrives as one long burst, AROW's weights of the early classes are pushed down by the later ones, and
+the counts hold what they knew. The price is a slower start and nothing gained on short posts (the
+figures are in ``docs/models.md``).
 
 >>> model = AROWClassifier(hash_bits=10)
 >>> for _ in range(3):
@@ -88,7 +89,7 @@ class AROWClassifier(Tracking, base.Classifier):
         of a rare class's own weights is as large as if its class were as frequent as the others.
     nb_weight
         Weight of naive Bayes' log-likelihood of the post's counts in the class scores (``0``: AROW
-        alone; the counts are kept anyway).
+        alone, and no counts are kept).
     nb_alpha
         Naive Bayes' additive smoothing of the counts.
 
@@ -110,7 +111,7 @@ class AROWClassifier(Tracking, base.Classifier):
         calibration_rate: float = 0.05,
         temperature: float = 5.0,
         balanced: bool = False,
-        nb_weight: float = 0.03,
+        nb_weight: float = 0.0,
         nb_alpha: float = 0.5,
     ):
         self.r = r
@@ -193,7 +194,7 @@ class AROWClassifier(Tracking, base.Classifier):
         rows = np.asarray(delta["rows"], dtype=np.intp)
         self._mean[rows] = delta["mean"]
         self._df[rows] = delta["df"]
-        if "nb" in delta:  # a learner of 0.8 and before sends no counts
+        if "nb" in delta and self.nb_weight:  # a learner of 0.8 and before sends no counts
             self._nb[rows] = delta["nb"]
             self._nb_total = [float(t) for t in delta["nb_total"]]
 
@@ -246,8 +247,9 @@ class AROWClassifier(Tracking, base.Classifier):
         else:
             var = np.full((rows, room), 1.0, dtype=np.float32)
             var[:, :k] = self._var
-        nb = np.full((rows, room), 0.0, dtype=np.float32)
-        nb[:, :k] = self._nb
+        nb = np.full((rows, room if self.nb_weight else 0), 0.0, dtype=np.float32)  # no table if unused
+        if nb.shape[1]:
+            nb[:, : self._nb.shape[1]] = self._nb
         self._mean_buf, self._var_buf, self._nb_buf = mean, var, nb
         self._views()
 
@@ -270,9 +272,9 @@ class AROWClassifier(Tracking, base.Classifier):
         self.__dict__.update(state)
         if "_mean_buf" not in state:  # pickled by an earlier version: the classes' columns only
             self._mean_buf, self._var_buf = self._mean, self._var
-        if "_nb_buf" not in state:  # pickled by 0.8 or before: no counts yet, they start from here
-            self.nb_weight, self.nb_alpha = 0.03, 0.5
-            self._nb_buf = np.full(self._mean_buf.shape, 0.0, dtype=np.float32)
+        if "_nb_buf" not in state:  # pickled by 0.8 or before: AROW alone
+            self.nb_weight, self.nb_alpha = 0.0, 0.5
+            self._nb_buf = np.zeros((self._mean_buf.shape[0], 0), dtype=np.float32)
             self._nb_total = [0.0] * len(self._classes)
         self._views()
 
@@ -301,7 +303,8 @@ class AROWClassifier(Tracking, base.Classifier):
         self._counts[c] += 1
         from models.kernels import arow_learn, nb_count  # compiled (numba): loaded by learners only
 
-        self._nb_total[c] += nb_count(idx, counts, self._nb_buf, c)
+        if self.nb_weight:
+            self._nb_total[c] += nb_count(idx, counts, self._nb_buf, c)
         k = len(self._classes)
         weight = min(self.n_docs / (k * self._counts[c]), 10.0) if self.balanced else 1.0
         if weight != 1.0:
@@ -336,8 +339,9 @@ class AROWClassifier(Tracking, base.Classifier):
         if c is not None:
             self._mean[:, c] *= self.keep_on_drift
             self._var[:, c] = 1.0
-            self._nb[:, c] *= self.keep_on_drift
-            self._nb_total[c] *= self.keep_on_drift
+            if self.nb_weight:
+                self._nb[:, c] *= self.keep_on_drift
+                self._nb_total[c] *= self.keep_on_drift
 
     def keep(self, x: Mapping[Any, float]) -> bytes:
         """``x`` in the compact form :meth:`rehearse_one` takes: its rows (4-byte integers) then its

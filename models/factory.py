@@ -5,7 +5,7 @@ with, to learn from them when a delayed label arrives); :func:`make_pipeline` jo
 River pipeline for offline use.
 
 >>> sorted(CANDIDATES)
-['arow', 'arow-balanced', 'logreg', 'nb', 'nb-balanced', 'pa', 'river-nb', 'softmax']
+['arow', 'arow-balanced', 'arow-nb', 'logreg', 'nb', 'nb-balanced', 'pa', 'river-nb', 'softmax']
 >>> make_pipeline("nb")
 Pipeline (
   PostFeaturizer (
@@ -40,6 +40,10 @@ def _balanced_nb() -> base.Classifier:
 
 def _arow(hash_bits: int = 20) -> base.Classifier:
     return AROWClassifier(r=0.1, hash_bits=hash_bits)
+
+
+def _arow_nb(hash_bits: int = 20) -> base.Classifier:
+    return AROWClassifier(r=0.1, hash_bits=hash_bits, nb_weight=0.03)
 
 
 def _balanced_arow(hash_bits: int = 20) -> base.Classifier:
@@ -97,15 +101,16 @@ CANDIDATES: dict[str, Callable[..., base.Classifier]] = {
     "nb-balanced": _balanced_nb,
     "arow": _arow,
     "arow-balanced": _balanced_arow,
+    "arow-nb": _arow_nb,
     "river-nb": _river_nb,
     "logreg": _logreg,
     "softmax": _softmax,
     "pa": _pa,
 }
 # What a worker runs: the models that send sparse deltas to the other workers (models.delta).
-WORKER_MODELS = ("arow", "arow-balanced", "nb", "nb-balanced")
+WORKER_MODELS = ("arow", "arow-balanced", "arow-nb", "nb", "nb-balanced")
 # Models with a weight table of 2^hash_bits rows (the others keep a dict of the features they saw).
-SIZED_MODELS = frozenset({"arow", "arow-balanced"})
+SIZED_MODELS = frozenset({"arow", "arow-balanced", "arow-nb"})
 
 # Reference points for comparisons, not for the worker.
 BASELINES: dict[str, Callable[..., base.Classifier]] = {
@@ -119,6 +124,7 @@ DESCRIPTIONS = {
     "nb-balanced": "nb with a uniform class prior (rare interests not outvoted by their rarity)",
     "arow": "one-vs-rest AROW over online TF-IDF, temperature-scaled (models/arow.py)",
     "arow-balanced": "arow with labels weighted inversely to their class's share",
+    "arow-nb": "arow plus naive Bayes' counts per class: keeps classes of long posts learned in bursts",
     "river-nb": "river.naive_bayes.MultinomialNB (stock)",
     "logreg": "l2-normalise → one-vs-rest river LogisticRegression (SGD)",
     "softmax": "l2-normalise → river SoftmaxRegression (SGD)",

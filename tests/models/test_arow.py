@@ -149,7 +149,7 @@ def test_naive_bayes_counts_do_not_depend_on_the_order_and_replays_do_not_count(
     """The counts beside the weights are the same whatever order the labels came in, and a replayed
     post (learned before) adds nothing to them."""
     stream = naive_bayes_stream()
-    in_order, by_class = AROWClassifier(hash_bits=10), AROWClassifier(hash_bits=10)
+    in_order, by_class = AROWClassifier(hash_bits=10, nb_weight=0.03), AROWClassifier(hash_bits=10, nb_weight=0.03)
     for x, y in stream:
         in_order.learn_one(x, y)
     for x, y in sorted(stream, key=lambda item: item[1]):  # each class one burst
@@ -162,12 +162,12 @@ def test_naive_bayes_counts_do_not_depend_on_the_order_and_replays_do_not_count(
     assert np.array_equal(in_order._nb, counts) and in_order._nb_total == totals
 
 
-def test_the_naive_bayes_term_reaches_replicas_and_an_earlier_checkpoint_starts_it_empty():
+def test_the_naive_bayes_term_reaches_replicas_and_an_earlier_checkpoint_loads_as_arow_alone():
     """A replica that applies the learner's deltas predicts as the learner, counts included; a delta
-    of an earlier learner (no counts) still applies; a model pickled before the counts existed loads
-    with empty counts, which change no prediction until it learns."""
+    of an earlier learner (no counts) still applies; a model pickled before the counts existed (AROW
+    alone) loads as AROW alone: no table of counts, the scaled margins' softmax."""
     stream = naive_bayes_stream()
-    learner, replica = AROWClassifier(hash_bits=10), AROWClassifier(hash_bits=10)
+    learner, replica = AROWClassifier(hash_bits=10, nb_weight=0.03), AROWClassifier(hash_bits=10, nb_weight=0.03)
     learner.track()
     for x, y in stream:
         learner.learn_one(x, y)
@@ -175,17 +175,17 @@ def test_the_naive_bayes_term_reaches_replicas_and_an_earlier_checkpoint_starts_
     replica.apply_delta(delta)
     probe = [x for x, _ in stream[:20]]
     assert replica.predict_proba_many(probe) == learner.predict_proba_many(probe)
-    assert np.array_equal(replica._nb, learner._nb)
-    alone = AROWClassifier(hash_bits=10, nb_weight=0.0)
+    assert np.array_equal(replica._nb, learner._nb) and learner._nb.any()
+    alone = AROWClassifier(hash_bits=10)
     alone.apply_delta({k: v for k, v in delta.items() if k not in ("nb", "nb_total")})
-    assert not alone._nb.any()
+    assert alone._nb.shape == (1024, 0)  # AROW alone keeps no counts
     state = {k: v for k, v in learner.__getstate__().items() if not k.startswith(("_nb", "nb_"))}
     earlier = AROWClassifier.__new__(AROWClassifier)
     earlier.__setstate__(copy.deepcopy(state))
-    assert not earlier._nb.any() and earlier.nb_weight > 0
+    assert earlier.nb_weight == 0 and earlier._nb.shape[1] == 0
     scaled = [learner.temperature * learner.decision_function(x) for x in probe]
     expected = [np.exp(z - z.max()) / np.exp(z - z.max()).sum() for z in scaled]
     got = [[d[c] for c in earlier.classes_] for d in earlier.predict_proba_many(probe)]
     assert np.allclose(got, expected)
     assert [earlier.predict_one(x) for x in probe] == [alone.predict_one(x) for x in probe]
-
+    earlier.learn_one(*stream[0])  # and learns on

@@ -188,7 +188,7 @@ def test_a_replica_decodes_a_snapshot_without_what_only_learning_reads():
         assert value is None or value.size == 0
 
 
-@pytest.mark.parametrize("model", ["arow", "arow-balanced", "nb", "nb-balanced", "river-nb", "logreg"])
+@pytest.mark.parametrize("model", ["arow", "arow-balanced", "arow-nb", "nb", "nb-balanced", "river-nb", "logreg"])
 def test_every_worker_model_round_trips_and_river_candidates_are_rebuilt_instead(model):
     """The worker's own models (and drift detectors, metrics) come back equal; River's stock
     candidates hold functions, are refused by the codec, and are rebuilt from the training log."""
