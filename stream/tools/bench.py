@@ -16,7 +16,8 @@ the framework floor, measured in the same run on the same preloaded events.
 
 Throughput is the output records over the span of their Kafka timestamps, with the input preloaded
 (a backlog, consumed as fast as each can). Latency is measured on the pipeline afterwards, at a fixed
-offered load of half its throughput: Kafka timestamp of the post → Kafka timestamp of its prediction.
+offered load of half its throughput (sent by :func:`offer`), Kafka timestamp of the post → Kafka
+timestamp of its prediction, with the CPU the worker, the broker and the load generator use meanwhile.
 CPU µs per event is the process's CPU time over the events (the worker's learner process included);
 RSS is the process's peak (VmHWM; the worker's learner process apart). The
 per-stage breakdown times the processor's steps in this process. A benchmark, not a test: the
