@@ -317,7 +317,7 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 def key_partitions(keys: Sequence[bytes], partitions: int) -> list[int]:
     """:func:`key_partition` of each key. Keys of one length (post ids mostly are) are hashed together
-    in numpy's 32-bit arithmetic, which wraps as Java's does: about 0.2 µs a key instead of 7.
+    in numpy's 32-bit arithmetic, which wraps as Java's does: 0.3 µs a key instead of 4.5 (256 post ids).
 
     >>> keys = [b"%018d" % i for i in range(40)] + [b"p1", b""]
     >>> key_partitions(keys, 4) == [key_partition(k, 4) for k in keys]
