@@ -428,9 +428,10 @@ class AROWClassifier(Tracking, base.Classifier):
 
     def decision_function(self, x: Mapping[Any, float]) -> np.ndarray:
         """One margin per class, in the order of :attr:`classes_` (AROW's alone)."""
-        idx, counts = self._vector(x)
-        w = tfidf_unit(counts, self._df[idx], self.n_docs)
-        return w @ self._mean[idx]
+        return self._margins(*self._vector(x))
+
+    def _margins(self, idx: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        return tfidf_unit(counts, self._df[idx], self.n_docs) @ self._mean[idx]
 
     def _nb_log_likelihood(self, idx: np.ndarray, counts: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Naive Bayes' log-likelihood in each class (posts × classes) of the posts whose rows ``idx``
@@ -445,8 +446,7 @@ class AROWClassifier(Tracking, base.Classifier):
     def _logits(self, x: Mapping[Any, float]) -> np.ndarray:
         """The softmax's input: the scaled margins plus the weighted naive Bayes log-likelihood."""
         idx, counts = self._vector(x)
-        w = tfidf_unit(counts, self._df[idx], self.n_docs)
-        z = self.temperature * (w @ self._mean[idx])
+        z = self.temperature * self._margins(idx, counts)
         if self.nb_weight and idx.shape[0]:
             z += self.nb_weight * self._nb_log_likelihood(idx, counts, np.zeros(1, dtype=np.intp))[0]
         return z

@@ -11,7 +11,7 @@ rewritten to do each piece of work once per text instead of once per word:
   no word of the lexicon (four tweets in ten) gets VADER's all-zero scores without its arithmetic.
 
 The rules, their order and their arithmetic are VADER's own, line for line, so the scores are equal
-to the stock analyzer's, to the last digit: ``tests/unit/test_vader.py`` checks them on every demo
+to the stock analyzer's, to the last digit: ``tests/models/test_vader.py`` checks them on every demo
 tweet, on VADER's own examples and on random sentences built from the words its rules look for.
 The contrastive "but" rule is VADER's own function, called as is (its index arithmetic has quirks
 that are part of the scores).

@@ -45,7 +45,7 @@ from stream.clients import aio_consumer, aio_producer, kafka_consumer
 from stream.settings import Settings, settings_env
 from stream.tools.broker import EmbeddedBroker, free_port, stop_process
 from stream.tools.demo import WorkerProcess
-from stream.tools.produce import produce
+from stream.tools.produce import pace, produce
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LATENCY_SECONDS = 15  # length of the fixed-load phase
@@ -280,9 +280,7 @@ def offer(settings: Settings, events: Sequence[dict[str, Any]], rate: float) -> 
             settings.topic_posts, key=str(event["id"]).encode(), value=orjson.dumps(event), on_delivery=delivered
         )
         producer.poll(0)
-        ahead = sent / rate - (time.monotonic() - start)
-        if ahead > 0:
-            time.sleep(ahead)
+        pace(start, sent, rate)
     if producer.flush(60) or failed:
         raise BenchError(f"the fixed-load posts were not all delivered to {settings.broker}: {failed[:1]}")
     return "confluent-kafka"

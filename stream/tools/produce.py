@@ -93,6 +93,14 @@ def make_producer(settings: Settings) -> KafkaProducer:
     )
 
 
+def pace(start: float, sent: int, rate: float) -> None:
+    """Sleep until the next post is due: ``sent`` posts at ``rate`` per second since ``start``
+    (``time.monotonic``)."""
+    ahead = sent / rate - (time.monotonic() - start)
+    if ahead > 0:
+        time.sleep(ahead)
+
+
 @dataclass
 class Sent:
     posts: int = 0
@@ -144,9 +152,7 @@ def produce(
             sent.posts += 1
             bar.update(sent.posts)
             if rate:
-                ahead = sent.posts / rate - (time.monotonic() - start)
-                if ahead > 0:
-                    time.sleep(ahead)
+                pace(start, sent.posts, rate)
         producer.flush()
     except KafkaError as exc:
         raise BrokerError(f"could not produce to {settings.broker}: {exc}") from None
