@@ -296,6 +296,13 @@ class Settings:
         "Longest time the broker may hold a consumer fetch (ms); "
         "Faust's fixed 1500 adds up to 1.5 s of latency at low load.",
     )
+    fetch_min_bytes: int = _setting(
+        1,
+        "Least data (bytes) the broker gathers for a fetch of the worker's inputs before it answers, within "
+        "`STREAM_FETCH_WAIT_MS`. 1 answers as soon as a post is there: the lowest latency. Under sustained "
+        "load, 65536 makes fewer, larger fetches and leaves more CPU to the posts; then every fetch waits "
+        "`STREAM_FETCH_WAIT_MS` when posts come slower (measured figures: docs/performance.md).",
+    )
     session_timeout: float = _setting(8.0, "Consumer session timeout (s); the broker's join waits half.")
     security_protocol: str = _setting(
         "PLAINTEXT",
@@ -378,6 +385,11 @@ class Settings:
             raise ConfigError(f"STREAM_MAX_EVENT_AHEAD={self.max_event_ahead} must be positive")
         if not 1 <= self.fetch_wait_ms <= 10_000:
             raise ConfigError(f"STREAM_FETCH_WAIT_MS={self.fetch_wait_ms} must be between 1 and 10000")
+        if not 1 <= self.fetch_min_bytes <= self.max_message_bytes:
+            raise ConfigError(
+                f"STREAM_FETCH_MIN_BYTES={self.fetch_min_bytes} must be between 1 and "
+                f"STREAM_MAX_MESSAGE_BYTES ({self.max_message_bytes})"
+            )
         if not self.checkpoint_key:
             raise ConfigError("STREAM_CHECKPOINT_KEY is empty (checkpoints must be signed)")
         if self.window_hopping % self.window_hop:

@@ -22,6 +22,7 @@ def test_defaults_and_env():
         ({"STREAM_AGGREGATE_INTERVAL": "-1"}, "STREAM_AGGREGATE_INTERVAL=-1.0 must be positive"),
         ({"STREAM_HASH_BITS": "40"}, "STREAM_HASH_BITS=40 must be between 8 and 28"),
         ({"STREAM_BROKER": " "}, "STREAM_BROKER is set but empty"),
+        ({"STREAM_FETCH_MIN_BYTES": "0"}, "STREAM_FETCH_MIN_BYTES=0 must be between 1 and STREAM_MAX_MESSAGE_BYTES"),
     ],
 )
 def test_bad_values_are_one_line_errors(env, message):

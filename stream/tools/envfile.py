@@ -58,6 +58,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "REPLICATION",
             "SESSION_TIMEOUT",
             "FETCH_WAIT_MS",
+            "FETCH_MIN_BYTES",
             "DELIVERY_TIMEOUT",
             "MAX_MESSAGE_BYTES",
         ),

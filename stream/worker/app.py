@@ -81,6 +81,7 @@ def make_app(settings: Settings, registry: CollectorRegistry) -> InterestApp:
         stream_wait_empty=False,
     )
     app.fetch_max_wait_ms = settings.fetch_wait_ms
+    app.fetch_min_bytes = settings.fetch_min_bytes
     setup_sensors(app, registry)
     return app
 

@@ -25,7 +25,10 @@ the consumer's fetch wait, end offsets checked against the log, and a hook befor
   committed offset it remembered for them.
 - Faust 0.15 hard-codes ``fetch_max_wait_ms=1500`` for its worker consumer. A broker holds a fetch
   until that wait runs out when there is little data, so at moderate load every post waits up to
-  1.5 s before the worker sees it. :class:`InterestApp` uses ``STREAM_FETCH_WAIT_MS`` instead.
+  1.5 s before the worker sees it. :class:`InterestApp` uses ``STREAM_FETCH_WAIT_MS`` instead, and
+  ``STREAM_FETCH_MIN_BYTES`` as the least data a fetch gathers within that wait (Faust leaves aiokafka's
+  1 byte: under load every fetch then returns a few posts, and the worker and the broker pay a fetch's
+  cost every few posts).
 - Faust commits the input offsets of the events an agent has acknowledged. The posts agent sends
   the partial aggregates of its posts on a timer, not with each batch, so :class:`InterestApp` has a
   ``before_commit`` hook: right before the offsets to commit are taken, it drains what the acknowledged
@@ -211,11 +214,13 @@ async def true_end_offsets(client_options: Mapping[str, Any], reported: Mapping[
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
     fetch_max_wait_ms: int = 1500
+    fetch_min_bytes: int = 1
     client_options: Mapping[str, Any] = {}
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # read by AIOKafkaConsumer.start()
+        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # both read by AIOKafkaConsumer.start()
+        consumer._fetch_min_bytes = self.fetch_min_bytes
         return consumer
 
     async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
@@ -223,14 +228,20 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         return await true_end_offsets(self.client_options, reported)
 
 
-def transport_class(fetch_max_wait_ms: int, client_options: Mapping[str, Any] | None = None) -> type[driver.Transport]:
-    """The aiokafka transport of Faust, with a worker consumer that waits ``fetch_max_wait_ms`` and
-    checks the end offsets it is told (see the module's docstring) with a client built from
-    ``client_options`` (bootstrap servers and the app's credentials)."""
+def transport_class(
+    fetch_max_wait_ms: int, client_options: Mapping[str, Any] | None = None, fetch_min_bytes: int = 1
+) -> type[driver.Transport]:
+    """The aiokafka transport of Faust, with a worker consumer whose fetches wait ``fetch_max_wait_ms``
+    for ``fetch_min_bytes`` and that checks the end offsets it is told (see the module's docstring)
+    with a client built from ``client_options`` (bootstrap servers and the app's credentials)."""
     thread = type(
         "ConsumerThread",
         (_ConsumerThread,),
-        {"fetch_max_wait_ms": fetch_max_wait_ms, "client_options": dict(client_options or {})},
+        {
+            "fetch_max_wait_ms": fetch_max_wait_ms,
+            "fetch_min_bytes": fetch_min_bytes,
+            "client_options": dict(client_options or {}),
+        },
     )
 
     class Consumer(BatchingConsumer):
@@ -289,10 +300,11 @@ class CommitGuard(Protocol):
 
 
 class InterestApp(faust.App):
-    """A Faust app whose consumer fetch wait is a setting, with checked end offsets and a hook
+    """A Faust app whose consumer fetch wait and size are settings, with checked end offsets and a hook
     called before each offset commit (see the module's docstring)."""
 
     fetch_max_wait_ms: int = 1500
+    fetch_min_bytes: int = 1
     before_commit: Callable[[], Awaitable[Any] | None] | None = None
     commit_guard: CommitGuard | None = None
     batched_topics: frozenset[str] = frozenset()  # delivered a fetch at a time (see the module's docstring)
@@ -302,7 +314,7 @@ class InterestApp(faust.App):
         # the probe of end offsets connects as Faust's own clients do
         auth = driver.credentials_to_aiokafka_auth(self.conf.broker_credentials, self.conf.ssl_context)
         options = {"bootstrap_servers": servers, **auth}
-        return transport_class(self.fetch_max_wait_ms, options)(self.conf.broker_consumer, self)
+        return transport_class(self.fetch_max_wait_ms, options, self.fetch_min_bytes)(self.conf.broker_consumer, self)
 
 
 def key_partition(key: bytes, partitions: int) -> int:

@@ -223,3 +223,40 @@ def test_keys_hashed_together_go_where_the_kafka_clients_default_partitioner_sen
     for partitions in (1, 4, 7, 12):
         assert key_partitions(keys, partitions) == [(murmur2(k) & 0x7FFFFFFF) % partitions for k in keys]
     assert key_partitions([], 4) == []
+
+
+def test_the_worker_consumer_fetches_with_the_wait_and_least_bytes_of_the_settings(monkeypatch):
+    """Faust builds the worker's aiokafka consumer with a fixed 1.5 s fetch wait and aiokafka's 1 byte;
+    what its fetcher is built with (in ``start()``) must be the settings'."""
+    from aiokafka.consumer import consumer as aiokafka_consumer
+    from prometheus_client import CollectorRegistry
+
+    from stream.settings import Settings
+    from stream.worker.app import make_app
+
+    settings = Settings(broker="127.0.0.1:9", app_id="test-fetch", fetch_wait_ms=70, fetch_min_bytes=4096)
+    app = make_app(settings, CollectorRegistry())
+    built: dict[str, Any] = {}
+
+    class Built(Exception):
+        pass
+
+    def fetcher(*args: Any, **kwargs: Any) -> None:
+        built.update(kwargs)
+        raise Built  # the fetcher is all this test needs of start()
+
+    monkeypatch.setattr(aiokafka_consumer, "Fetcher", fetcher)
+
+    async def start() -> None:
+        consumer: Any = app.consumer
+        client = consumer._new_consumer_thread()._create_worker_consumer(app.transport)
+
+        async def offline() -> None:  # no broker: the client's bootstrap and topic wait do nothing
+            return None
+
+        client._client.bootstrap, client._wait_topics = offline, offline
+        with pytest.raises(Built):
+            await client.start()
+
+    asyncio.run(start())
+    assert built["fetch_max_wait_ms"] == 70 and built["fetch_min_bytes"] == 4096
