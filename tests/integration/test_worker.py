@@ -77,3 +77,17 @@ def test_worker_predicts_each_valid_post_once_and_dead_letters_the_rest(settings
     assert f'stream_events_total{{outcome="predicted"}} {float(counts["predicted"])}' in metrics
     assert 'stream_dead_letters_total{reason="malformed_json"}' in metrics
     assert "stream_prequential_macro_f1" in metrics and "faust_messages_received" in metrics
+
+
+def test_a_worker_that_gathers_larger_fetches_still_takes_a_quiet_stream(make_settings, tmp_path):
+    """With ``STREAM_FETCH_MIN_BYTES`` far above what a quiet stream brings, the broker still answers each
+    fetch when ``STREAM_FETCH_WAIT_MS`` runs out: every post is predicted, once."""
+    settings = make_settings(tmp_path / "data", fetch_min_bytes=1_000_000, fetch_wait_ms=100)
+    events = tweets_stream()[:30]  # about 10 KB in all
+    with WorkerProcess(settings, tmp_path / "worker.log") as worker:
+        worker.wait_ready()
+        sent = produce(settings, events, rate=20, progress=False)
+        snapshot = wait_processed(settings, sent.posts, 0, timeout=120, progress=False)
+        predictions = [orjson.loads(v) for v in read_all(settings, settings.topic_predictions, len(events))]
+    ids = [p["post_id"] for p in predictions]
+    assert sorted(ids) == sorted({str(e["id"]) for e in events}) and snapshot["counts"]["predicted"] == len(events)
