@@ -255,8 +255,11 @@ def test_the_worker_consumer_fetches_with_the_wait_and_least_bytes_of_the_settin
             return None
 
         client._client.bootstrap, client._wait_topics = offline, offline
-        with pytest.raises(Built):
-            await client.start()
+        try:
+            with pytest.raises(Built):
+                await client.start()
+        finally:
+            await client.stop()
 
     asyncio.run(start())
     assert built["fetch_max_wait_ms"] == 70 and built["fetch_min_bytes"] == 4096
