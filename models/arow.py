@@ -43,7 +43,7 @@ from river import base
 
 from models.delta import NOT_TRACKED, Tracking, marked_rows
 
-__all__ = ["AROWClassifier", "tfidf_unit"]
+__all__ = ["AROWClassifier", "tfidf_unit", "tfidf_units"]
 
 
 def tfidf_unit(counts: np.ndarray, df: np.ndarray, n_docs: int) -> np.ndarray:
@@ -66,6 +66,22 @@ def tfidf_unit(counts: np.ndarray, df: np.ndarray, n_docs: int) -> np.ndarray:
     w *= np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
     norm = math.sqrt(float(w @ w))
     return w / norm if norm > 0 else w
+
+
+def tfidf_units(counts: np.ndarray, df: np.ndarray, n_docs: int, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """:func:`tfidf_unit` of several documents in a few array operations: their values come one
+    document after the other, each starting at ``starts`` and ``lengths`` long (none empty).
+
+    >>> counts, df = np.array([1.0, 3.0, 2.0]), np.array([9, 0, 4])
+    >>> w = tfidf_units(counts, df, 9, np.array([0, 2]), np.array([2, 1]))
+    >>> [bool(np.allclose(w[a:b], tfidf_unit(counts[a:b], df[a:b], 9))) for a, b in ((0, 2), (2, 3))]
+    [True, True]
+    """
+    w = np.sign(counts) * np.log1p(np.abs(counts))
+    w *= np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
+    norms = np.sqrt(np.add.reduceat(w * w, starts))
+    w /= np.repeat(np.where(norms > 0, norms, 1.0), lengths)
+    return w
 
 
 CLASS_ROOM = 8  # columns of weights allocated at first (more are added by doubling)
@@ -464,11 +480,8 @@ class AROWClassifier(Tracking, base.Classifier):
             return [self.predict_proba_one(x) for x in xs]
         idx = np.concatenate([i for i, _ in vectors])
         counts = np.concatenate([c for _, c in vectors])
-        w = np.sign(counts) * np.log1p(np.abs(counts))
-        w *= np.log((1.0 + self.n_docs) / (1.0 + self._df[idx])) + 1.0
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        norms = np.sqrt(np.add.reduceat(w * w, starts))
-        w /= np.repeat(np.where(norms > 0, norms, 1.0), lengths)
+        w = tfidf_units(counts, self._df[idx], self.n_docs, starts, lengths)
         z = self.temperature * np.add.reduceat(self._mean[idx] * w[:, None], starts, axis=0)
         if self.nb_weight:
             z += self.nb_weight * self._nb_log_likelihood(idx, counts, starts)
