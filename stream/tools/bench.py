@@ -62,10 +62,10 @@ def unique(settings: Settings, tag: str) -> Settings:
     return settings.replace(app_id=f"bench-{run}", web_port=free_port(), **topics)
 
 
-def child_pids(pid: int) -> list[int]:
+def child_pids(pid: int, proc: Path = Path("/proc")) -> list[int]:
     """The live child processes of a process (a worker's learner process)."""
     found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+    for task in (proc / str(pid) / "task").glob("*/children"):
         try:
             found += [int(c) for c in task.read_text().split()]
         except OSError:  # the thread is gone
@@ -84,6 +84,20 @@ def proc_cpu(pid: int) -> float:
             continue
         # utime, stime, and the ended children's (cutime, cstime) that the process has waited for
         total += sum(int(f) for f in fields[11:15]) / CLK_TCK
+    return total
+
+
+def proc_cpu_wait(pid: int, children: bool = True, proc: Path = Path("/proc")) -> float:
+    """Seconds the live threads of a process (and of its child processes, with ``children``) have
+    spent ready to run but waiting for a CPU, from each thread's ``schedstat``: it grows as the machine
+    fills up. Threads that ended are not counted."""
+    total = 0.0
+    for p in (pid, *child_pids(pid, proc)) if children else (pid,):
+        for stat in (proc / str(p) / "task").glob("*/schedstat"):
+            try:
+                total += int(stat.read_text().split()[1]) / 1e9  # running ns, waiting ns, time slices
+            except (OSError, IndexError, ValueError):  # the thread ended
+                continue
     return total
 
 
@@ -329,6 +343,11 @@ def bench_pipeline(
         late = relabel([events[i % len(events)] for i in range(n_lat)], "lat", 1_500_000_000_000, step_ms=1000.0 / rate)
         sent_at = Span(s, s.topic_posts, keep_prefix=b"lat")
         watched = {"worker": pid, **({"broker": broker_pid} if broker_pid else {})}
+
+        def waits() -> dict[str, float]:  # the load generator is this process, without its children
+            return {**{k: proc_cpu_wait(p) for k, p in watched.items()}, "load": proc_cpu_wait(os.getpid(), False)}
+
+        waited = waits()
         before, started = {k: proc_cpu(p) for k, p in watched.items()}, time.monotonic()
         load_before = own_cpu()
         result["load_client"] = offer(s, late, rate)
@@ -337,6 +356,8 @@ def bench_pipeline(
             **{k: (proc_cpu(p) - before[k]) / took for k, p in watched.items()},
             "load": (own_cpu() - load_before) / took,
         }
+        # the same processes' time ready to run but without a CPU (the run queue)
+        result["cpu_wait"] = {k: (v - waited[k]) / took for k, v in waits().items()}
         follow(span, want + n_lat, timeout=120)
         follow(sent_at, len(events) + n_lat, timeout=60)
         delays = sorted(span.at[k] - sent_at.at[k] for k in span.at if k in sent_at.at)
@@ -663,6 +684,11 @@ def format_bench(r: dict[str, Any]) -> str:
             "CPU during the fixed load, in cores: "
             + ", ".join(f"{k} {v:.2f}" for k, v in shares.items())
             + f" (the worker's with its learner process; the load sent with {p['load_client']})"
+        )
+    if p.get("cpu_wait"):
+        lines.append(
+            "waiting for a CPU meanwhile (ready to run, none free), in cores: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in p["cpu_wait"].items())
         )
     lines.append(
         f"pipeline CPU per post with the learner caught up (it learns behind the predictions): "
