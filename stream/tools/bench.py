@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,15 @@ def proc_cpu_wait(pid: int, children: bool = True, proc: Path = Path("/proc")) -
             except (OSError, IndexError, ValueError):  # the thread ended
                 continue
     return total
+
+
+def cpu_usage(watched: Mapping[str, int]) -> dict[str, tuple[float, float]]:
+    """CPU seconds so far and seconds spent waiting for a CPU (:func:`proc_cpu`, :func:`proc_cpu_wait`)
+    of each watched process, and of this one as ``load`` (the load generator, without its children)."""
+    return {
+        **{name: (proc_cpu(pid), proc_cpu_wait(pid)) for name, pid in watched.items()},
+        "load": (own_cpu(), proc_cpu_wait(os.getpid(), children=False)),
+    }
 
 
 def proc_memory_mb(pid: int | str = "self", field: str = "VmHWM") -> float:
@@ -343,21 +352,12 @@ def bench_pipeline(
         late = relabel([events[i % len(events)] for i in range(n_lat)], "lat", 1_500_000_000_000, step_ms=1000.0 / rate)
         sent_at = Span(s, s.topic_posts, keep_prefix=b"lat")
         watched = {"worker": pid, **({"broker": broker_pid} if broker_pid else {})}
-
-        def waits() -> dict[str, float]:  # the load generator is this process, without its children
-            return {**{k: proc_cpu_wait(p) for k, p in watched.items()}, "load": proc_cpu_wait(os.getpid(), False)}
-
-        waited = waits()
-        before, started = {k: proc_cpu(p) for k, p in watched.items()}, time.monotonic()
-        load_before = own_cpu()
+        before, started = cpu_usage(watched), time.monotonic()
         result["load_client"] = offer(s, late, rate)
         took = time.monotonic() - started
-        result["cpu_share"] = {
-            **{k: (proc_cpu(p) - before[k]) / took for k, p in watched.items()},
-            "load": (own_cpu() - load_before) / took,
-        }
-        # the same processes' time ready to run but without a CPU (the run queue)
-        result["cpu_wait"] = {k: (v - waited[k]) / took for k, v in waits().items()}
+        after = cpu_usage(watched)
+        result["cpu_share"] = {k: (after[k][0] - ran) / took for k, (ran, _) in before.items()}
+        result["cpu_wait"] = {k: (after[k][1] - waited) / took for k, (_, waited) in before.items()}
         follow(span, want + n_lat, timeout=120)
         follow(sent_at, len(events) + n_lat, timeout=60)
         delays = sorted(span.at[k] - sent_at.at[k] for k in span.at if k in sent_at.at)

@@ -314,7 +314,9 @@ class InterestApp(faust.App):
         # the probe of end offsets connects as Faust's own clients do
         auth = driver.credentials_to_aiokafka_auth(self.conf.broker_credentials, self.conf.ssl_context)
         options = {"bootstrap_servers": servers, **auth}
-        return transport_class(self.fetch_max_wait_ms, options, self.fetch_min_bytes)(self.conf.broker_consumer, self)
+        return transport_class(self.fetch_max_wait_ms, options, fetch_min_bytes=self.fetch_min_bytes)(
+            self.conf.broker_consumer, self
+        )
 
 
 def key_partition(key: bytes, partitions: int) -> int:

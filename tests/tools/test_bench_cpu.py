@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.tools.bench import proc_cpu, proc_cpu_wait
+from stream.tools.bench import cpu_usage, proc_cpu, proc_cpu_wait
 
 
 def _task(proc: Path, pid: int, tid: int, schedstat: str, children: str = "") -> None:
@@ -56,6 +56,8 @@ def test_two_processes_that_share_one_cpu_wait_for_it():
         # 0.8 s of CPU wanted at once from one CPU: while one ran, the other waited
         assert ran >= 0.7  # each spun 0.4 s of its own CPU time (read here in clock ticks)
         assert waited >= 0.2, (ran, waited)
+        usage = cpu_usage({"spinner": spinners[0].pid})  # the bench's reading: each process, and itself
+        assert list(usage) == ["spinner", "load"] and usage["spinner"][0] == proc_cpu(spinners[0].pid)
     finally:
         for spinner in spinners:
             spinner.communicate("\n", timeout=30)
