@@ -326,8 +326,7 @@ class LearnerRole:
             started = time.monotonic()
             while learner.offset + 1 < end and not stop.is_set():
                 await self._apply(await consumer.getmany(tp, timeout_ms=200, max_records=2000), tp, learner)
-            self.epoch = new_epoch()
-            learner.track()
+            self._new_epoch(learner)
             await self._snapshot(learner, "takeover")
             log.info(
                 "learner role taken: version %d, training offset %d, caught up in %.1f s, epoch %s",
@@ -429,13 +428,18 @@ class LearnerRole:
             self._written = meta.offset
         return first
 
+    def _new_epoch(self, learner: Learner) -> None:
+        """Start an epoch: its snapshot holds everything learned so far, its deltas what comes after."""
+        self.epoch = new_epoch()
+        learner.track()
+        self._first_at = None
+
     async def _delta(self, learner: Learner) -> None:
         if self._first_at is None:
             return  # nothing learned since the last delta
         delta = learner.take_delta()
         if delta is None:  # the model was replaced after a drift: a snapshot of a new epoch
-            self.epoch = new_epoch()
-            learner.track()
+            self._new_epoch(learner)
             await self._snapshot(learner, "drift")
             return
         now = int(time.time() * 1000)
@@ -468,7 +472,8 @@ class LearnerRole:
                 log.warning("%s: the predictors cannot follow this model", exc)
                 self._uncheckpointable = True
             return
-        self._first_at = None
+        # a replica skips a snapshot of the epoch it follows: what was learned since the last delta
+        # still goes out in the next delta (``_first_at`` stays), or the replicas would never see it
         self._snapshot_offset = learner.offset
         self.snapshot_at = await self._send(blob, "snapshot")
         self.snapshots_sent += 1
