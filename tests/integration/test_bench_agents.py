@@ -37,13 +37,15 @@ def test_a_bench_baseline_answers_every_post(name, settings, tmp_path):
         assert sum(p["interest"] is not None for p in predictions) >= len(events) - 1
 
 
-def test_the_fixed_load_is_sent_whole_by_the_cheaper_client(settings):
-    """The bench's fixed-load phase: every post reaches the posts topic, keyed by its id, sent by
-    confluent-kafka (installed with the ``dev`` extra)."""
+@pytest.mark.parametrize("rate", [1000.0, None])
+def test_the_load_is_sent_whole_by_the_cheaper_client(settings, rate):
+    """The bench's fixed load (paced) and the pipeline's backlog (``None``: as fast as it can): every
+    post reaches the posts topic, keyed by its id, sent by confluent-kafka (installed with the ``dev``
+    extra)."""
     from stream.tools.bench import offer
 
     events = tweets_stream()[:200]
-    assert offer(settings, events, rate=1000.0) == "confluent-kafka"
+    assert offer(settings, events, rate=rate) == "confluent-kafka"
     records = read_all(settings, settings.topic_posts, len(events))
     assert sorted(r.key for r in records) == sorted(e["id"].encode() for e in events)
     assert {orjson.loads(r.value)["id"] for r in records} == {e["id"] for e in events}
