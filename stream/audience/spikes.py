@@ -19,9 +19,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import median
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream.schemas import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from stream.settings import Settings
 
 MAD_SCALE = 1.4826  # MAD of a normal distribution → its standard deviation
 SPIKE_METRICS = ("volume", "sentiment")
@@ -79,6 +82,18 @@ class SpikeParams:
             raise ValueError("spike scale floors must be positive")
         if self.sentiment_min_volume < 1:
             raise ValueError(f"spike sentiment_min_volume must be positive, not {self.sentiment_min_volume}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SpikeParams:
+        """The detection ``STREAM_SPIKE_*`` asks for (the other parameters at their defaults).
+
+        >>> from stream.settings import Settings
+        >>> p = SpikeParams.from_settings(Settings(spike_history=5, spike_threshold=3.0))
+        >>> p.baseline, p.min_history, p.threshold
+        (5, 5, 3.0)
+        """
+        history = settings.spike_history
+        return cls(baseline=history, threshold=settings.spike_threshold, min_history=min(10, history))
 
 
 def robust_z(

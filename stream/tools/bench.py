@@ -5,8 +5,9 @@ the framework floor, measured in the same run on the same preloaded events.
   predict interest and sentiment, training log and learner, audience partials and profiles, publish);
 - **naive**: ``stream.tools.bench_naive``, the textbook Faust agent: one event at a time, River's stock
   ``BagOfWords | MultinomialNB``, the lexicon, ``await topic.send()`` per event;
-- **limit**: the pipeline's processor in a plain aiokafka loop in this process (``getmany``, batches,
-  sends without awaiting each), learning in-process: no framework, no training topic, no tables;
+- **limit**: the worker's work in a plain aiokafka loop in this process (``getmany``, batches, sends
+  without awaiting each): the processor, learning at once, the audience windows and the profiles, with
+  the same outputs; no framework, no training topic, no internal topics, no tables;
 - **floor**: ``stream.tools.bench_floor``, the worker's Faust app forwarding each post unchanged, a
   fetch at a time as the posts agent takes them: no work at all, so the most events/s any Faust
   pipeline set up like this gets;
@@ -451,6 +452,15 @@ def bench_agent(
 
 
 async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
+    """The worker's work in one plain loop: each fetch processed and learned at once, and, every
+    ``STREAM_AGGREGATE_INTERVAL`` as in the worker, the audience windows closed and the profiles
+    updated in this process (no internal topics, no tables), their records sent with the predictions."""
+    from stream.audience.aggregator import Aggregator
+    from stream.audience.profiles import ProfileBook
+    from stream.audience.records import decode_partials, decode_profile_updates
+    from stream.audience.rules import load_rules
+    from stream.audience.spikes import SpikeParams
+    from stream.audience.windows import WindowSpec
     from stream.pipeline.processor import Processor
     from stream.pipeline.records import Message
 
@@ -466,8 +476,33 @@ async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
     await consumer.start()
     await producer.start()
     proc = Processor(s)
+    aggregator = Aggregator(
+        {},
+        WindowSpec.from_settings(s),
+        SpikeParams.from_settings(s),
+        load_rules(s.trigger_rules) if s.trigger_rules else (),
+        proc.stats,
+        s.window_min_hashtag_volume,
+    )
+    book = ProfileBook({}, s.profile_half_life, s.profile_top_k, is_erased=proc.view.is_erased)
+    aggregated = 0  # the offset of the next aggregates, per internal partition alike
+
+    async def aggregate() -> None:
+        nonlocal aggregated
+        out = proc.drain_aggregates()
+        for partition, value in out.partials:
+            audience = aggregator.on_partials(partition, aggregated, *decode_partials(value))
+            for record in (*audience.windows, *audience.spikes):
+                await producer.send(s.topic_audience, orjson.dumps(record), key=record["segment"].encode())
+            for trigger in audience.triggers:
+                await producer.send(s.topic_triggers, orjson.dumps(trigger), key=trigger["id"].encode())
+        for _, value in out.profile_updates:
+            for key, profile in book.apply_batch(decode_profile_updates(value), aggregated):
+                await producer.send(s.topic_profiles, profile, key=key)
+        aggregated += 1
+
     done, started, cpu0 = 0, None, 0.0
-    idle_since = time.monotonic()
+    idle_since = next_aggregate = time.monotonic()
     try:
         while done < want and time.monotonic() - idle_since < 15:
             batches = await consumer.getmany(timeout_ms=200, max_records=2000)
@@ -483,6 +518,9 @@ async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
                     for key, value in out.predictions:
                         await producer.send(s.topic_predictions, value, key=key)
                     done += len(out.predictions)
+            if time.monotonic() >= next_aggregate or done >= want:
+                await aggregate()
+                next_aggregate = time.monotonic() + s.aggregate_interval
         await producer.flush()
         seconds = time.perf_counter() - (started or time.perf_counter())
         return {

@@ -37,9 +37,7 @@ def register_audience_agent(
 ) -> None:
     """The audience agent: merges partials into windows, spikes and triggers."""
     table = BufferedTable(app.Table("audience", default=None, partitions=settings.partitions))
-    spikes = SpikeParams(
-        baseline=settings.spike_history, threshold=settings.spike_threshold, min_history=min(10, settings.spike_history)
-    )
+    spikes = SpikeParams.from_settings(settings)
     rows = LatestWindows(table)  # rows keep their segment's latest published windows (GET /audience/...)
     aggregator = Aggregator(
         rows, WindowSpec.from_settings(settings), spikes, rules, stats, settings.window_min_hashtag_volume
