@@ -1,5 +1,5 @@
 """``interest-stream bench``: the pipeline as shipped, a naive Faust agent, the raw-client limit and
-the framework floor, measured in the same run on the same preloaded events.
+the framework floor, measured in the same run on the same events.
 
 - **pipeline**: one ``interest-stream worker`` process (decode, validate, dedup, clean, featurize,
   predict interest and sentiment, training log and learner, audience partials and profiles, publish);
@@ -333,7 +333,7 @@ def bench_pipeline(
         # The backlog is sent once the worker holds the learner role and its learner process has
         # started: every label is then learned while the posts are predicted, as the other runs learn
         # each post in their loop. (Preloaded, the backlog was predicted while the learner process was
-        # still starting, and the figure left most of the learning out: 15-25% more posts/s.)
+        # still starting, and the figure left most of the learning out: see docs/performance.md.)
         worker.wait_ready(learner=True)
         assert worker.proc is not None
         pid = worker.proc.pid
