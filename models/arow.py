@@ -46,6 +46,13 @@ from models.delta import NOT_TRACKED, Tracking, marked_rows
 __all__ = ["AROWClassifier", "tfidf_unit", "tfidf_units"]
 
 
+def _tfidf(counts: np.ndarray, df: np.ndarray, n_docs: int) -> np.ndarray:
+    """Sub-linear term frequency times scikit-learn's smoothed idf, not normalised."""
+    w = np.sign(counts) * np.log1p(np.abs(counts))
+    w *= np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
+    return w
+
+
 def tfidf_unit(counts: np.ndarray, df: np.ndarray, n_docs: int) -> np.ndarray:
     """Sub-linear TF-IDF of one document, scaled to unit length (scikit-learn's smoothed idf).
 
@@ -62,8 +69,7 @@ def tfidf_unit(counts: np.ndarray, df: np.ndarray, n_docs: int) -> np.ndarray:
     >>> [round(float(v), 3) for v in w], round(float(w @ w), 6)
     ([0.15, 0.989], 1.0)
     """
-    w = np.sign(counts) * np.log1p(np.abs(counts))
-    w *= np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
+    w = _tfidf(counts, df, n_docs)
     norm = math.sqrt(float(w @ w))
     return w / norm if norm > 0 else w
 
@@ -77,8 +83,7 @@ def tfidf_units(counts: np.ndarray, df: np.ndarray, n_docs: int, starts: np.ndar
     >>> [bool(np.allclose(w[a:b], tfidf_unit(counts[a:b], df[a:b], 9))) for a, b in ((0, 2), (2, 3))]
     [True, True]
     """
-    w = np.sign(counts) * np.log1p(np.abs(counts))
-    w *= np.log((1.0 + n_docs) / (1.0 + df)) + 1.0
+    w = _tfidf(counts, df, n_docs)
     norms = np.sqrt(np.add.reduceat(w * w, starts))
     w /= np.repeat(np.where(norms > 0, norms, 1.0), lengths)
     return w

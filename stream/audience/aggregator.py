@@ -17,13 +17,18 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from stream.audience.rules import Rule
 from stream.audience.segments import ALL, GAUGE_SEGMENT_KINDS, SEGMENT_KINDS, segment_kind
 from stream.audience.spikes import SPIKE_METRICS, SpikeParams
 from stream.audience.windows import Emitted, SegmentState, Tally, WindowSpec
 from stream.stats import Stats
+
+if TYPE_CHECKING:
+    from stream.settings import Settings
 
 EXPIRING_KINDS = ("campaign", "hashtag")  # segments that come from the input, whose rows expire when idle
 
@@ -42,6 +47,16 @@ class AudienceOutputs:
         )
         self.spikes.extend(emitted.spikes)
         self.triggers.extend(emitted.triggers)
+
+    def keyed(self) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+        """``(key, value)`` records: windows and spikes keyed by segment (``audience.sentiment``), triggers
+        keyed by trigger id (``campaign.triggers``).
+
+        >>> AudienceOutputs([{"segment": "all", "volume": 3}], [], [{"id": "t1"}]).keyed()
+        ([(b'all', b'{"segment":"all","volume":3}')], [(b't1', b'{"id":"t1"}')])
+        """
+        audience = [(r["segment"].encode(), orjson.dumps(r)) for r in (*self.windows, *self.spikes)]
+        return audience, [(t["id"].encode(), orjson.dumps(t)) for t in self.triggers]
 
 
 class Aggregator:
@@ -92,6 +107,15 @@ class Aggregator:
         cooldown = max((r.cooldown_ms for r in self.rules), default=0)
         # idle this long, a segment's spike baseline is all silence and its rules' cooldowns are over
         self.idle_ms = longest + spec.lateness_ms + spikes.baseline * step + cooldown
+
+    @classmethod
+    def from_settings(
+        cls, table: MutableMapping[str, Any], settings: Settings, rules: Sequence[Rule] = (), stats: Stats | None = None
+    ) -> Aggregator:
+        """The windows, spike detection and hashtag threshold ``STREAM_WINDOW_*`` and ``STREAM_SPIKE_*``
+        ask for, over ``table``."""
+        spec, spikes = WindowSpec.from_settings(settings), SpikeParams.from_settings(settings)
+        return cls(table, spec, spikes, rules, stats, settings.window_min_hashtag_volume)
 
     def forget(self, partitions: set[int]) -> None:
         """Drop what is held in memory for partitions this worker no longer owns (a rebalance):

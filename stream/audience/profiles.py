@@ -22,11 +22,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from stream.schemas import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from stream.settings import Settings
 
 MIN_SCORE = 1e-4  # scores decayed below this are dropped (bounds a profile's size)
 
@@ -117,6 +120,17 @@ class ProfileBook:
         self.top_k = top_k
         self.is_erased = is_erased
         self.counts: Counter[str] = Counter() if counts is None else counts  # "profiles_<outcome>"
+
+    @classmethod
+    def from_settings(
+        cls,
+        table: MutableMapping[str, Any],
+        settings: Settings,
+        is_erased: Callable[[str], bool],
+        counts: Counter[str] | None = None,
+    ) -> ProfileBook:
+        """A book with the half-life and top-k ``STREAM_PROFILE_*`` ask for, over ``table``."""
+        return cls(table, settings.profile_half_life, settings.profile_top_k, is_erased=is_erased, counts=counts)
 
     def apply(self, user: str, update: Mapping[str, Any], offset: int) -> tuple[str, dict[str, Any] | None]:
         """Apply one update; returns the outcome (``updated``: publish the record; ``erased``: publish

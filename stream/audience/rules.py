@@ -38,11 +38,14 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream.audience.segments import SEGMENT_KINDS, WINDOW_FIGURES, WINDOW_KINDS
 from stream.audience.spikes import SPIKE_METRICS
 from stream.schemas import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from stream.settings import Settings
 
 SPIKE_CHOICES = (*SPIKE_METRICS, "any")
 _RANGES = {"volume": (0.0, math.inf), "mean_sentiment": (-1.0, 1.0)}  # shares: [0, 1]
@@ -290,6 +293,11 @@ def parse_rules(doc: Any, source: str) -> tuple[Rule, ...]:
             raise RuleError(f"{source}: rule '{rule.name}': field 'name': duplicate rule name")
         seen.add(rule.name)
     return rules
+
+
+def configured_rules(settings: Settings) -> tuple[Rule, ...]:
+    """The rules of ``STREAM_TRIGGER_RULES`` (none when it is not set); see :func:`load_rules`."""
+    return load_rules(settings.trigger_rules) if settings.trigger_rules else ()
 
 
 def load_rules(path: str | Path) -> tuple[Rule, ...]:

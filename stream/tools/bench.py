@@ -458,9 +458,7 @@ async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
     from stream.audience.aggregator import Aggregator
     from stream.audience.profiles import ProfileBook
     from stream.audience.records import decode_partials, decode_profile_updates
-    from stream.audience.rules import load_rules
-    from stream.audience.spikes import SpikeParams
-    from stream.audience.windows import WindowSpec
+    from stream.audience.rules import configured_rules
     from stream.pipeline.processor import Processor
     from stream.pipeline.records import Message
 
@@ -476,26 +474,18 @@ async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
     await consumer.start()
     await producer.start()
     proc = Processor(s)
-    aggregator = Aggregator(
-        {},
-        WindowSpec.from_settings(s),
-        SpikeParams.from_settings(s),
-        load_rules(s.trigger_rules) if s.trigger_rules else (),
-        proc.stats,
-        s.window_min_hashtag_volume,
-    )
-    book = ProfileBook({}, s.profile_half_life, s.profile_top_k, is_erased=proc.view.is_erased)
+    aggregator = Aggregator.from_settings({}, s, configured_rules(s), proc.stats)
+    book = ProfileBook.from_settings({}, s, proc.view.is_erased)
     aggregated = 0  # the offset of the next aggregates, per internal partition alike
 
     async def aggregate() -> None:
         nonlocal aggregated
         out = proc.drain_aggregates()
         for partition, value in out.partials:
-            audience = aggregator.on_partials(partition, aggregated, *decode_partials(value))
-            for record in (*audience.windows, *audience.spikes):
-                await producer.send(s.topic_audience, orjson.dumps(record), key=record["segment"].encode())
-            for trigger in audience.triggers:
-                await producer.send(s.topic_triggers, orjson.dumps(trigger), key=trigger["id"].encode())
+            records, triggers = aggregator.on_partials(partition, aggregated, *decode_partials(value)).keyed()
+            for topic, keyed in ((s.topic_audience, records), (s.topic_triggers, triggers)):
+                for key, record in keyed:
+                    await producer.send(topic, record, key=key)
         for _, value in out.profile_updates:
             for key, profile in book.apply_batch(decode_profile_updates(value), aggregated):
                 await producer.send(s.topic_profiles, profile, key=key)

@@ -14,8 +14,6 @@ from stream.audience.aggregator import Aggregator
 from stream.audience.profiles import ProfileBook
 from stream.audience.records import decode_partials, decode_profile_updates
 from stream.audience.rules import Rule
-from stream.audience.spikes import SpikeParams
-from stream.audience.windows import WindowSpec
 from stream.settings import Settings
 from stream.stats import Stats
 from stream.worker.live import LiveHistory
@@ -37,11 +35,8 @@ def register_audience_agent(
 ) -> None:
     """The audience agent: merges partials into windows, spikes and triggers."""
     table = BufferedTable(app.Table("audience", default=None, partitions=settings.partitions))
-    spikes = SpikeParams.from_settings(settings)
     rows = LatestWindows(table)  # rows keep their segment's latest published windows (GET /audience/...)
-    aggregator = Aggregator(
-        rows, WindowSpec.from_settings(settings), spikes, rules, stats, settings.window_min_hashtag_volume
-    )
+    aggregator = Aggregator.from_settings(rows, settings, rules, stats)
 
     @app.agent(topics.partials, name="audience")
     async def audience(stream: faust.StreamT) -> None:
@@ -71,9 +66,7 @@ def register_profiles_agent(
 ) -> None:
     """The profiles agent: applies profile updates and erasures, publishes profiles and tombstones."""
     table = BufferedTable(app.Table("profiles", default=None, partitions=settings.partitions))
-    book = ProfileBook(
-        table, settings.profile_half_life, settings.profile_top_k, is_erased=is_erased, counts=stats.outcomes
-    )
+    book = ProfileBook.from_settings(table, settings, is_erased, counts=stats.outcomes)
 
     @app.agent(topics.profile_updates, name="profiles")
     async def profiles(stream: faust.StreamT) -> None:

@@ -14,7 +14,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from models.factory import WORKER_MODELS
-from stream.audience.rules import load_rules
+from stream.audience.rules import configured_rules
 from stream.clients import check_connection, faust_credentials
 from stream.logs import faust_logging_config
 from stream.pipeline.modelview import ModelView
@@ -90,7 +90,7 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     """A configured Faust app with the stream's agents, timers and ``/metrics`` page.
 
     Raises :class:`~stream.audience.rules.RuleError` (one line) when the trigger rules file is invalid."""
-    rules = load_rules(settings.trigger_rules) if settings.trigger_rules else ()
+    rules = configured_rules(settings)
     registry = CollectorRegistry(auto_describe=True)
     app = make_app(settings, registry)
     processor = processor or Processor(settings, view=ModelView(settings))

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-import orjson
 
 from stream.audience.aggregator import AudienceOutputs
 from stream.pipeline.events import Rejected
@@ -244,10 +243,9 @@ class Publisher:
 
     async def audience(self, out: AudienceOutputs) -> None:
         """Closed windows and spikes (keyed by segment) and fired triggers (keyed by trigger id)."""
-        audience = [(w["segment"].encode(), orjson.dumps(w)) for w in out.windows]
-        audience += [(s["segment"].encode(), orjson.dumps(s)) for s in out.spikes]
+        audience, triggers = out.keyed()
         await self.send(self.topics.audience, audience)
-        await self.send(self.topics.triggers, [(t["id"].encode(), orjson.dumps(t)) for t in out.triggers])
+        await self.send(self.topics.triggers, triggers)
 
     async def outputs(self, out: Outputs) -> None:
         """Everything a batch of the processor produced."""
