@@ -102,6 +102,10 @@ class Aggregator:
         # per partition: campaign and hashtag segments with no post held, by the watermark at which
         # their row is deleted if no post came meanwhile (they come from the input: rows must not pile up)
         self._expiring: dict[int, list[tuple[int, str]]] = {}
+        # per segment: the state it was last saved from, with the partition and the saved ``state`` dict.
+        # While the row still holds that very dict (no restore, no other writer replaced it), the state is
+        # used as it is, instead of being read back from the row on every batch and every window close.
+        self._live: dict[str, tuple[int, dict[str, Any], SegmentState]] = {}
         longest = max(spec.tumbling_s, spec.hopping_size_s) * 1000
         step = max(spec.tumbling_s, spec.hopping_step_s) * 1000
         cooldown = max((r.cooldown_ms for r in self.rules), default=0)
@@ -125,6 +129,7 @@ class Aggregator:
             self._due.pop(partition, None)
             self._expiring.pop(partition, None)
             self.watermarks.pop(partition, None)
+        self._live = {segment: live for segment, live in self._live.items() if live[0] not in partitions}
 
     def _index(self, partition: int) -> None:
         """Rebuild a partition's watermark and closing queue from the table (after a restart)."""
@@ -153,20 +158,31 @@ class Aggregator:
             dues[segment] = due
             heapq.heappush(self._closing[partition], (due, segment))
 
+    def _load(self, segment: str, stored: Mapping[str, Any] | None) -> SegmentState:
+        """The segment's state as ``stored`` holds it (taken out of the live states: a failure before
+        the next save cannot leave a half-changed state there)."""
+        live = self._live.pop(segment, None)
+        if live is not None and stored is not None and stored.get("state") is live[1]:
+            return live[2]
+        return SegmentState.from_dict(stored["state"] if stored else None, segment)
+
     def _save(self, segment: str, state: SegmentState, partition: int, offset: int) -> None:
+        saved = state.to_dict()
         self.table[segment] = {
-            "state": state.to_dict(),
+            "state": saved,
             "partition": partition,
             "offset": offset,
             "watermark": self.watermarks[partition],
         }
+        self._live[segment] = (partition, saved, state)
         due = state.next_close_ms(self.spec)
         self._schedule(partition, segment, due)
         if due is None and segment_kind(segment) in EXPIRING_KINDS:
             heapq.heappush(self._expiring[partition], (self.watermarks[partition] + self.idle_ms, segment))
 
     def _advance(self, state: SegmentState, out: AudienceOutputs, partition: int) -> None:
-        emitted = state.advance(self.watermarks[partition], self.spec, self.rules, self.spike_params)
+        unpublished = self.min_hashtag_volume if state.segment.startswith("hashtag:") else 1
+        emitted = state.advance(self.watermarks[partition], self.spec, self.rules, self.spike_params, unpublished)
         out.extend(emitted, self.min_hashtag_volume)
         self._count(emitted)
 
@@ -186,7 +202,7 @@ class Aggregator:
             if stored is not None and stored.get("offset", -1) >= offset:
                 self.stats.outcomes["partials_redelivered"] += 1
                 continue
-            state = SegmentState.from_dict(stored["state"] if stored else None, segment)
+            state = self._load(segment, stored)
             # lateness is judged against the watermark before this batch moved it
             late = state.add(buckets, self.spec, watermark_ms=before)
             if late:
@@ -210,6 +226,7 @@ class Aggregator:
             if stored["state"].get("buckets"):  # posts held: a window is still open
                 continue
             del self.table[segment]
+            self._live.pop(segment, None)
             self.stats.outcomes["segments_expired"] += 1
 
     def _close_due(self, partition: int, out: AudienceOutputs, skip: set[str]) -> None:
@@ -226,10 +243,11 @@ class Aggregator:
             stored = self.table.get(segment)
             if not stored:
                 continue
-            state = SegmentState.from_dict(stored["state"], segment)
+            state = self._load(segment, stored)
             due = state.next_close_ms(self.spec)
             if due is None or due > watermark:
                 self._schedule(partition, segment, due)
+                self._live[segment] = (partition, stored["state"], state)  # read only: still as saved
                 continue
             self._advance(state, out, partition)
             # keep the segment's own offset: only its partials are deduplicated by it
@@ -239,6 +257,8 @@ class Aggregator:
 
     def _count(self, emitted: Emitted) -> None:
         stats = self.stats
+        for kind, closed in emitted.quiet.items():
+            stats.windows_closed[kind] += closed
         for w in emitted.windows:
             stats.windows_closed[w["kind"]] += 1
             kind, _, value = w["segment"].partition(":")

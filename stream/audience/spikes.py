@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from stream.settings import Settings
 
 MAD_SCALE = 1.4826  # MAD of a normal distribution → its standard deviation
+Z_MARGIN = 1e-3  # more than the rounding of z to 4 places: :func:`may_spike` never misses a spike
 SPIKE_METRICS = ("volume", "sentiment")
 
 
@@ -112,6 +113,22 @@ def robust_z(
     mad = float(median(abs(x - med) for x in history))
     scale = max(MAD_SCALE * mad, floor_abs, floor_rel * abs(med))
     return round(med, 4), round(scale, 4), round((value - med) / scale, 4)
+
+
+def may_spike(value: float, history: Sequence[float], floor_abs: float, floor_rel: float, threshold: float) -> bool:
+    """Whether ``|z|`` of ``value`` against ``history`` can reach ``threshold``, from the median alone.
+
+    The scale of :func:`robust_z` is at least its floors, so when ``|value - median|`` is below
+    ``threshold`` times the floors no spike is possible and the MAD need not be computed (most closed
+    windows: a quiet hashtag's single post against a baseline of silence).
+
+    >>> may_spike(3, [0] * 20, 1.0, 0.1, 3.5), may_spike(4, [0] * 20, 1.0, 0.1, 3.5)
+    (False, True)
+    >>> may_spike(125, [100] * 20, 1.0, 0.1, 3.5), may_spike(135, [100] * 20, 1.0, 0.1, 3.5)
+    (False, True)
+    """
+    med = median(history)
+    return abs(value - med) >= (threshold - Z_MARGIN) * max(floor_abs, floor_rel * abs(med))
 
 
 class Baseline:
@@ -225,7 +242,9 @@ def detect(
     []
     """
     out: list[Spike] = []
-    if len(history.volume) >= params.min_history:
+    if len(history.volume) >= params.min_history and may_spike(
+        volume, history.volume, params.volume_floor, params.volume_floor_rel, params.threshold
+    ):
         med, scale, z = robust_z(volume, history.volume, params.volume_floor, params.volume_floor_rel)
         if z >= params.threshold or (params.volume_down and z <= -params.threshold):
             out.append(
@@ -247,6 +266,7 @@ def detect(
         mean_sentiment is not None
         and volume >= params.sentiment_min_volume
         and len(history.sentiment) >= params.min_history
+        and may_spike(mean_sentiment, history.sentiment, params.sentiment_floor, 0.0, params.threshold)
     ):
         med, scale, z = robust_z(mean_sentiment, history.sentiment, params.sentiment_floor)
         if abs(z) >= params.threshold:

@@ -276,6 +276,7 @@ class Emitted:
     windows: tuple[dict[str, Any], ...] = ()
     spikes: tuple[dict[str, Any], ...] = ()
     triggers: tuple[dict[str, Any], ...] = ()
+    quiet: dict[str, int] = field(default_factory=dict)  # by kind: windows closed without a record
 
     def __bool__(self) -> bool:
         return bool(self.windows or self.spikes or self.triggers)
@@ -474,12 +475,17 @@ class SegmentState:
         spec: WindowSpec,
         rules: Sequence[Rule] = (),
         params: SpikeParams = DEFAULT_SPIKE_PARAMS,
+        min_record_volume: int = 1,
     ) -> Emitted:
         """Close every window whose end plus the allowed lateness the watermark has reached
         (``watermark_ms >= end + lateness``); returns their records, spikes and fired triggers.
 
         ``rules`` may be every rule: the ones for other segments are skipped. A rule fires at most
         once per ``cooldown`` of event time (window ends) for this segment.
+
+        A window with fewer posts than ``min_record_volume`` and than every rule's ``min_support``
+        (one that is not published and cannot fire) joins the baseline and may spike as any other,
+        but gets no record: it is only counted in ``Emitted.quiet``.
         """
         self._use_spec(spec)
         if self.watermark is None or watermark_ms > self.watermark:
@@ -491,6 +497,7 @@ class SegmentState:
         windows: list[tuple[int, int, dict[str, Any]]] = []
         spikes: list[tuple[int, int, dict[str, Any]]] = []
         triggers: list[tuple[int, int, dict[str, Any]]] = []
+        quiet: dict[str, int] = {}
         for k_index, (kind, size, step) in enumerate(spec.kinds()):
             ns = first = self.next_start[kind]
             if ns is None:  # posts came before any watermark: start at the first window with posts
@@ -500,16 +507,21 @@ class SegmentState:
             last = _floor(watermark - lateness - size, step)  # start of the last window that closes
             history = self.history[kind]
             kind_rules = [r for r in mine if r.window == kind]
+            recorded = min((min_record_volume, *(r.min_support for r in kind_rules)))
             while ns <= last:
                 tally = self._aggregate(ns, size, width)
                 if tally.n == 0:  # silent: jump to the next window with posts, counting zeros
                     ns = self._skip_silence(ns, last, size, step, history, params)
                     continue
                 end = ns + size
-                record, found = self._close(kind, ns, end, tally, history, params)
-                windows.append((end, k_index, record))
+                found = self._observe(kind, ns, end, tally, history, params)
                 spikes.extend((end, k_index, s) for s in found)
-                triggers.extend((end, k_index, t) for t in self._fire(kind_rules, end, record, found))
+                if tally.n < recorded:
+                    quiet[kind] = quiet.get(kind, 0) + 1
+                else:
+                    record = Window(self.segment, kind, ns, end, tally).to_record()
+                    windows.append((end, k_index, record))
+                    triggers.extend((end, k_index, t) for t in self._fire(kind_rules, end, record, found))
                 ns += step
             if ns != first or self.next_start[kind] is not None:  # else earlier posts may still come
                 self.next_start[kind] = ns
@@ -519,6 +531,7 @@ class SegmentState:
             tuple(r for *_, r in sorted(windows, key=order)),
             tuple(r for *_, r in sorted(spikes, key=order)),
             tuple(r for *_, r in sorted(triggers, key=order)),
+            quiet,
         )
 
     def _skip_silence(self, ns: int, last: int, size: int, step: int, history: Baseline, params: SpikeParams) -> int:
@@ -532,17 +545,14 @@ class SegmentState:
         history.push_zeros(max(0, (target - since) // step), params)
         return target
 
-    def _close(
+    def _observe(
         self, kind: str, start: int, end: int, tally: Tally, history: Baseline, params: SpikeParams
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The record of a closed window and its spikes against the baseline, which it then joins."""
-        window = Window(self.segment, kind, start, end, tally)
-        spikes = [
-            s.to_record()
-            for s in detect(self.segment, kind, start, end, tally.n, window.mean_sentiment, history, params)
-        ]
-        history.push(tally.n, window.mean_sentiment if tally.n >= params.sentiment_min_volume else None, params)
-        return window.to_record(), spikes
+    ) -> list[dict[str, Any]]:
+        """The spikes of a closed window against the baseline, which the window then joins."""
+        mean = round(tally.s / tally.n, 4)  # the record's mean sentiment (the window has posts)
+        spikes = [s.to_record() for s in detect(self.segment, kind, start, end, tally.n, mean, history, params)]
+        history.push(tally.n, mean if tally.n >= params.sentiment_min_volume else None, params)
+        return spikes
 
     def _fire(
         self, rules: Sequence[Rule], end: int, record: dict[str, Any], spikes: list[dict[str, Any]]

@@ -175,3 +175,39 @@ def test_a_flood_of_one_off_campaigns_and_hashtags_gets_no_segments():
     segments = [s for _, v in proc.drain_aggregates().partials for s in decode_partials(v)[0]]
     assert "campaign:acme" in segments and "hashtag:real" in segments
     assert len([s for s in segments if s.startswith(("campaign:", "hashtag:"))]) <= 2 * 50 + 2
+
+
+class CopyingTable(dict):
+    """A table that hands out copies, as a store that serializes would: no row is the one saved."""
+
+    def get(self, key, default=None):
+        value = super().get(key, default)
+        return orjson.loads(orjson.dumps(value)) if value is not None else value
+
+
+def test_states_kept_between_batches_give_what_reading_every_row_back_gives():
+    settings = Settings(window_lateness=0)
+    proc = Processor(settings)
+    posts = [post(i, m, hashtags=[f"tag{i % 7}"]) for m in range(12) for i in range(m * 9, m * 9 + 9)]
+    proc.process_posts([Message(orjson.dumps(e)) for e in posts])
+    batches = [(p, off, *decode_partials(v)) for off, (p, v) in enumerate(proc.drain_aggregates().partials)]
+    kept, copying = {}, CopyingTable()
+    outputs = []
+    for table in (kept, copying):
+        agg = Aggregator(table, proc.window_spec, SpikeParams(baseline=3, min_history=2), RULES)
+        outputs.append([agg.on_partials(p, off, segs, mx) for p, off, segs, mx in batches])
+    assert outputs[0] == outputs[1] and sum(len(o.windows) for o in outputs[0]) > 20
+    assert orjson.dumps(kept, option=orjson.OPT_SORT_KEYS) == orjson.dumps(dict(copying), option=orjson.OPT_SORT_KEYS)
+
+
+def test_a_row_replaced_from_outside_is_read_back_not_the_state_kept_in_memory():
+    table: dict = {}
+    agg = Aggregator(table, WindowSpec(), SpikeParams(), ())
+    one = Tally(n=1, neu=1)
+    agg.on_partials(0, 0, {"all": {T0: one}}, T0)
+    restored = orjson.loads(orjson.dumps(table["all"]))  # the row as the changelog has it: one post
+    agg.on_partials(0, 1, {"all": {T0: one}}, T0 + 1)
+    table["all"] = restored  # e.g. a changelog restore put the older row back
+    out = agg.on_partials(0, 2, {"all": {T0 + 5 * MINUTE: one}}, T0 + 5 * MINUTE)
+    (window,) = [w for w in out.windows if w["kind"] == "tumbling"]
+    assert window["volume"] == 1

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.audience.spikes import Baseline, SpikeParams, detect, robust_z
+from stream.audience.spikes import Baseline, SpikeParams, detect, may_spike, robust_z
 
 P = SpikeParams(baseline=30, min_history=10, threshold=3.5, sentiment_min_volume=20)
 
@@ -84,3 +84,22 @@ def test_robust_z_is_finite_and_signed(values, x):
     med, scale, z = robust_z(x, values, floor_abs=1.0, floor_rel=0.1)
     assert scale >= 1.0 and abs(z) < 1e5
     assert (z > 0) == (x > med) or abs(x - med) < 1e-3
+
+
+@given(
+    st.lists(st.integers(0, 200), min_size=1, max_size=30),
+    st.integers(0, 400),
+    st.sampled_from([(1.0, 0.1), (0.05, 0.0), (2.0, 0.5)]),
+    st.sampled_from([3.5, 2.0, 1.2345]),
+)
+def test_may_spike_rules_out_only_windows_whose_z_is_below_the_threshold(values, x, floors, threshold):
+    floor_abs, floor_rel = floors
+    _, _, z = robust_z(x, values, floor_abs, floor_rel)
+    if abs(z) >= threshold:
+        assert may_spike(x, values, floor_abs, floor_rel, threshold)
+
+
+def test_may_spike_skips_the_mad_of_quiet_windows_only():
+    assert not may_spike(1, [0] * 30, 1.0, 0.1, 3.5)  # a quiet hashtag's single post
+    assert may_spike(4, [0] * 30, 1.0, 0.1, 3.5)  # z is 4: the MAD decides
+    assert may_spike(-0.4, [0.3] * 10, 0.05, 0.0, 3.5)

@@ -239,3 +239,32 @@ def test_a_new_segment_does_not_spike_against_the_time_before_it_existed():
     out = s.advance(wm + 20 * 60_000, spec, params=params)
     assert out.spikes == () and s.history["tumbling"].volume[0] == 12
     assert SegmentState.from_dict(json.loads(json.dumps(s.to_dict())), "hashtag:new").born == s.born
+
+
+def test_windows_below_the_record_volume_are_counted_and_still_spike_and_fire_rules():
+    # a hashtag: one post a minute for 20 minutes (three in minute 10), then a burst of 8 in one minute
+    posts = [post(m * 60_000 + 1_000 + i, tags=["x"]) for m in range(20) for i in range(3 if m == 10 else 1)]
+    posts += [post(20 * 60_000 + 1_000 + i, tags=["x"]) for i in range(8)]
+    rule = Rule("few", "c", "hashtag:*", window="tumbling", min_support=3)
+    params = SpikeParams(baseline=10, min_history=5)
+
+    def close(min_record_volume):
+        state = SegmentState("hashtag:x")
+        state.add(partials(posts, SPEC)["hashtag:x"], SPEC)
+        return state, state.advance(30 * 60_000, SPEC, (rule,), params, min_record_volume)
+
+    every, all_records = close(1)
+    some, quiet = close(5)
+    assert some.to_dict() == every.to_dict()  # the same baselines, progress and cooldowns
+    assert quiet.spikes == all_records.spikes and quiet.spikes[0]["window_start"] == 20 * 60_000
+    # minute 10 (3 posts, not published) and the burst fire the rule (min_support 3)
+    assert quiet.triggers == all_records.triggers and [t["window"]["start"] for t in quiet.triggers] == [
+        600_000,
+        1_200_000,
+    ]
+    # records: the windows of 5 or more posts, and the ones the tumbling rule could fire on (3 or more)
+    kept = [w for w in all_records.windows if w["volume"] >= 5 or (w["kind"] == "tumbling" and w["volume"] >= 3)]
+    assert quiet.windows == tuple(kept) and ("tumbling", 3) in [(w["kind"], w["volume"]) for w in kept]
+    closed = {k: sum(w["kind"] == k for w in all_records.windows) for k in ("tumbling", "hopping")}
+    assert {k: quiet.quiet.get(k, 0) + sum(w["kind"] == k for w in kept) for k in closed} == closed
+    assert quiet.quiet["tumbling"] == 19 and all_records.quiet == {}
