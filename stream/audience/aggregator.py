@@ -181,7 +181,7 @@ class Aggregator:
             heapq.heappush(self._expiring[partition], (self.watermarks[partition] + self.idle_ms, segment))
 
     def _advance(self, state: SegmentState, out: AudienceOutputs, partition: int) -> None:
-        unpublished = self.min_hashtag_volume if state.segment.startswith("hashtag:") else 1
+        unpublished = self.min_hashtag_volume if segment_kind(state.segment) == "hashtag" else 1
         emitted = state.advance(self.watermarks[partition], self.spec, self.rules, self.spike_params, unpublished)
         out.extend(emitted, self.min_hashtag_volume)
         self._count(emitted)

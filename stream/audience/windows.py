@@ -152,6 +152,11 @@ class Tally:
         if interest:
             self.interests[interest] = self.interests.get(interest, 0) + 1
 
+    @property
+    def mean_sentiment(self) -> float | None:
+        """The posts' mean sentiment score, to 4 places (``None``: no post)."""
+        return round(self.s / self.n, 4) if self.n else None
+
     def merge(self, other: Tally) -> None:
         self.n += other.n
         self.s += other.s
@@ -239,7 +244,7 @@ class Window:
 
     @property
     def mean_sentiment(self) -> float | None:
-        return round(self.tally.s / self.tally.n, 4) if self.tally.n else None
+        return self.tally.mean_sentiment
 
     def to_record(self) -> dict[str, Any]:
         """The JSON record published for the window (shares of the window's posts, 4 places).
@@ -549,7 +554,7 @@ class SegmentState:
         self, kind: str, start: int, end: int, tally: Tally, history: Baseline, params: SpikeParams
     ) -> list[dict[str, Any]]:
         """The spikes of a closed window against the baseline, which the window then joins."""
-        mean = round(tally.s / tally.n, 4)  # the record's mean sentiment (the window has posts)
+        mean = tally.mean_sentiment
         spikes = [s.to_record() for s in detect(self.segment, kind, start, end, tally.n, mean, history, params)]
         history.push(tally.n, mean if tally.n >= params.sentiment_min_volume else None, params)
         return spikes
