@@ -191,7 +191,8 @@ def test_states_kept_between_batches_give_what_reading_every_row_back_gives():
     posts = [post(i, m, hashtags=[f"tag{i % 7}"]) for m in range(12) for i in range(m * 9, m * 9 + 9)]
     proc.process_posts([Message(orjson.dumps(e)) for e in posts])
     batches = [(p, off, *decode_partials(v)) for off, (p, v) in enumerate(proc.drain_aggregates().partials)]
-    kept, copying = {}, CopyingTable()
+    kept: dict[str, Any] = {}
+    copying = CopyingTable()
     outputs = []
     for table in (kept, copying):
         agg = Aggregator(table, proc.window_spec, SpikeParams(baseline=3, min_history=2), RULES)
