@@ -207,8 +207,11 @@ STAGES = (
     "sentiment",
     "learn (training log)",
     "publish (serialize)",
+    "audience windows",
+    "profiles",
 )
-"""The per-stage costs :func:`expected_outputs` measures, in pipeline order."""
+"""The per-stage costs :func:`expected_outputs` measures, in pipeline order: the posts agent's work,
+then the aggregating agents' (per post, over the partials and profile updates the posts gave)."""
 
 
 def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tuple[int, dict[str, float]]:
@@ -216,6 +219,10 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
     from models.features import top_class
     from models.kernels import warm_up
     from models.sentiment import lexicon_scores
+    from stream.audience.aggregator import Aggregator
+    from stream.audience.profiles import ProfileBook
+    from stream.audience.records import decode_partials, decode_profile_updates
+    from stream.audience.rules import configured_rules
     from stream.pipeline.cleaning import CleanPost, clean_post
     from stream.pipeline.events import Post, parse_post
     from stream.pipeline.processor import Processor
@@ -224,10 +231,7 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
     warm_up()  # the learner's compiled updates, compiled (or loaded) before the clock starts
     proc = Processor(settings)
     raw = [orjson.dumps(e) for e in events]
-    stages = dict.fromkeys(
-        STAGES,
-        0.0,
-    )
+    stages = dict.fromkeys(STAGES, 0.0)
     clock = time.perf_counter
     model, learner = proc.model, proc.learner
     sentiment_model = learner.sentiment
@@ -260,16 +264,36 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
         for (post, _), scores, sentiment in zip(pairs, all_scores, sentiments, strict=True):
             orjson.dumps({"post_id": post.id, "scores": scores, "sentiment": sentiment.to_dict()})
         t7 = clock()
-        for name, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6), strict=True):
+        dts = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6)
+        for name, dt in zip(STAGES[: len(dts)], dts, strict=True):
             stages[name] += dt
         n += len(pairs)
-    per_event = {k: v / max(1, n) * 1e6 for k, v in stages.items()}
-    # the count of predictions a worker publishes: the processor's own dedup included
+    # the count of predictions a worker publishes: the processor's own dedup included; and the records
+    # the aggregating agents get, drained every 1,024 posts (a worker drains every
+    # STREAM_AGGREGATE_INTERVAL, 0.5 s: 1,000 posts at 2,000 posts/s)
     count = Processor(settings)
     predicted = 0
+    partials: list[tuple[int, bytes]] = []
+    updates: list[tuple[int, bytes]] = []
     for i in range(0, len(raw), 256):
-        predicted += len(count.process_posts([Message(v) for v in raw[i : i + 256]]).predictions)
-    return predicted, per_event
+        # learned at once, as the first pass did: the profiles need the interest model's scores
+        predicted += len(count.run_locally(count.process_posts([Message(v) for v in raw[i : i + 256]])).predictions)
+        if (i + 256) % 1024 == 0 or i + 256 >= len(raw):
+            drained = count.drain_aggregates()
+            partials += drained.partials
+            updates += drained.profile_updates
+    aggregator = Aggregator.from_settings({}, settings, configured_rules(settings))
+    book = ProfileBook.from_settings({}, settings, is_erased=lambda user: False)
+    t0 = clock()
+    for offset, (partition, value) in enumerate(partials):
+        out = aggregator.on_partials(partition, offset, *decode_partials(value))
+        out.keyed()  # the records the agent sends
+    t1 = clock()
+    for offset, (_, value) in enumerate(updates):
+        book.apply_batch(decode_profile_updates(value), offset)
+    t2 = clock()
+    stages["audience windows"], stages["profiles"] = t1 - t0, t2 - t1
+    return predicted, {k: v / max(1, n) * 1e6 for k, v in stages.items()}
 
 
 def own_cpu() -> float:
