@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from stream.audience.records import decode_partials
 from stream.audience.rules import Rule
 from stream.audience.segments import ALL, GAUGE_SEGMENT_KINDS, SEGMENT_KINDS, segment_kind
 from stream.audience.spikes import SPIKE_METRICS, SpikeParams
@@ -41,10 +42,10 @@ class AudienceOutputs:
     spikes: list[dict[str, Any]] = field(default_factory=list)
     triggers: list[dict[str, Any]] = field(default_factory=list)
 
-    def extend(self, emitted: Emitted, min_hashtag_volume: int = 1) -> None:
-        self.windows.extend(
-            w for w in emitted.windows if w["volume"] >= min_hashtag_volume or not w["segment"].startswith("hashtag:")
-        )
+    def extend(self, emitted: Emitted, min_volume: int = 1) -> None:
+        """Add one segment's records: its windows of at least ``min_volume`` posts (the others are not
+        published), its spikes and triggers."""
+        self.windows.extend(w for w in emitted.windows if w["volume"] >= min_volume)
         self.spikes.extend(emitted.spikes)
         self.triggers.extend(emitted.triggers)
 
@@ -181,10 +182,14 @@ class Aggregator:
             heapq.heappush(self._expiring[partition], (self.watermarks[partition] + self.idle_ms, segment))
 
     def _advance(self, state: SegmentState, out: AudienceOutputs, partition: int) -> None:
-        unpublished = self.min_hashtag_volume if segment_kind(state.segment) == "hashtag" else 1
-        emitted = state.advance(self.watermarks[partition], self.spec, self.rules, self.spike_params, unpublished)
-        out.extend(emitted, self.min_hashtag_volume)
+        published = self.min_hashtag_volume if segment_kind(state.segment) == "hashtag" else 1  # posts a window needs
+        emitted = state.advance(self.watermarks[partition], self.spec, self.rules, self.spike_params, published)
+        out.extend(emitted, published)
         self._count(emitted)
+
+    def on_record(self, partition: int, offset: int, value: bytes) -> AudienceOutputs:
+        """:meth:`on_partials` of one ``audience.partials`` record as it is on the topic."""
+        return self.on_partials(partition, offset, *decode_partials(value))
 
     def on_partials(
         self, partition: int, offset: int, segments: Mapping[str, Mapping[int, Tally]], max_ts: int

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from stream.audience.records import decode_profile_updates
 from stream.schemas import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -157,6 +158,10 @@ class ProfileBook:
             elif outcome == "erased":
                 out.append((user.encode(), None))
         return out
+
+    def apply_record(self, value: bytes, offset: int) -> list[tuple[bytes, bytes | None]]:
+        """:meth:`apply_batch` of one ``user.updates`` record as it is on the topic."""
+        return self.apply_batch(decode_profile_updates(value), offset)
 
     def _apply(self, user: str, update: Mapping[str, Any], offset: int) -> tuple[str, dict[str, Any] | None]:
         if update.get("erase"):

@@ -221,7 +221,6 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
     from models.sentiment import lexicon_scores
     from stream.audience.aggregator import Aggregator
     from stream.audience.profiles import ProfileBook
-    from stream.audience.records import decode_partials, decode_profile_updates
     from stream.audience.rules import configured_rules
     from stream.pipeline.cleaning import CleanPost, clean_post
     from stream.pipeline.events import Post, parse_post
@@ -286,11 +285,10 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
     book = ProfileBook.from_settings({}, settings, is_erased=lambda user: False)
     t0 = clock()
     for offset, (partition, value) in enumerate(partials):
-        out = aggregator.on_partials(partition, offset, *decode_partials(value))
-        out.keyed()  # the records the agent sends
+        aggregator.on_record(partition, offset, value).keyed()  # and the records the agent sends
     t1 = clock()
     for offset, (_, value) in enumerate(updates):
-        book.apply_batch(decode_profile_updates(value), offset)
+        book.apply_record(value, offset)
     t2 = clock()
     stages["audience windows"], stages["profiles"] = t1 - t0, t2 - t1
     return predicted, {k: v / max(1, n) * 1e6 for k, v in stages.items()}
@@ -481,7 +479,6 @@ async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
     updated in this process (no internal topics, no tables), their records sent with the predictions."""
     from stream.audience.aggregator import Aggregator
     from stream.audience.profiles import ProfileBook
-    from stream.audience.records import decode_partials, decode_profile_updates
     from stream.audience.rules import configured_rules
     from stream.pipeline.processor import Processor
     from stream.pipeline.records import Message
@@ -506,12 +503,12 @@ async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
         nonlocal aggregated
         out = proc.drain_aggregates()
         for partition, value in out.partials:
-            records, triggers = aggregator.on_partials(partition, aggregated, *decode_partials(value)).keyed()
+            records, triggers = aggregator.on_record(partition, aggregated, value).keyed()
             for topic, keyed in ((s.topic_audience, records), (s.topic_triggers, triggers)):
                 for key, record in keyed:
                     await producer.send(topic, record, key=key)
         for _, value in out.profile_updates:
-            for key, profile in book.apply_batch(decode_profile_updates(value), aggregated):
+            for key, profile in book.apply_record(value, aggregated):
                 await producer.send(s.topic_profiles, profile, key=key)
         aggregated += 1
 
@@ -639,7 +636,6 @@ def memory_run(
     import gc
 
     from stream.audience.aggregator import Aggregator
-    from stream.audience.records import decode_partials
     from stream.audience.spikes import SpikeParams
     from stream.audience.windows import WindowSpec
     from stream.pipeline.processor import Processor
@@ -674,7 +670,7 @@ def memory_run(
             drained = proc.drain_aggregates()
             for partition, value in drained.partials if audience else ():
                 offsets[partition] = offsets.get(partition, -1) + 1
-                aggregator.on_partials(partition, offsets[partition], *decode_partials(value))
+                aggregator.on_record(partition, offsets[partition], value)
             batch = []
         if (i + 1) % step == 0 or i == n_events - 1:
             model = proc.model

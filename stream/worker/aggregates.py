@@ -12,7 +12,6 @@ import faust
 
 from stream.audience.aggregator import Aggregator
 from stream.audience.profiles import ProfileBook
-from stream.audience.records import decode_partials, decode_profile_updates
 from stream.audience.rules import Rule
 from stream.settings import Settings
 from stream.stats import Stats
@@ -42,8 +41,7 @@ def register_audience_agent(
     async def audience(stream: faust.StreamT) -> None:
         async for event in stream.events():  # one event: a batch's partials for this partition
             m = event.message
-            segments, max_ts = decode_partials(event.value)
-            out = aggregator.on_partials(m.partition, m.offset, segments, max_ts)
+            out = aggregator.on_record(m.partition, m.offset, event.value)
             rows.record(out.windows)
             await table.flush(publisher, m.partition)
             await publisher.audience(out)
@@ -72,6 +70,6 @@ def register_profiles_agent(
     async def profiles(stream: faust.StreamT) -> None:
         await replica.ready.wait()  # erasures are known once the model replica is caught up
         async for event in stream.events():  # one event: a batch's updates for this partition's users
-            published = book.apply_batch(decode_profile_updates(event.value), event.message.offset)
+            published = book.apply_record(event.value, event.message.offset)
             await table.flush(publisher, event.message.partition)
             await publisher.send(topics.profiles, published)

@@ -6,7 +6,7 @@ import orjson
 
 from stream.audience.aggregator import Aggregator
 from stream.audience.profiles import Profile, ProfileBook
-from stream.audience.records import decode_partials, route
+from stream.audience.records import decode_partials, decode_profile_updates, route
 from stream.audience.rules import parse_rules
 from stream.audience.spikes import SpikeParams
 from stream.audience.windows import Tally, WindowSpec
@@ -212,3 +212,25 @@ def test_a_row_replaced_from_outside_is_read_back_not_the_state_kept_in_memory()
     out = agg.on_partials(0, 2, {"all": {T0 + 5 * MINUTE: one}}, T0 + 5 * MINUTE)
     (window,) = [w for w in out.windows if w["kind"] == "tumbling"]
     assert window["volume"] == 1
+
+
+def test_a_record_as_it_is_on_the_topic_is_merged_as_its_decoded_partials():
+    proc = Processor(Settings(window_lateness=0))
+    proc.process_posts([Message(orjson.dumps(post(i, m))) for m in range(3) for i in range(m * 5, m * 5 + 5)])
+    records = proc.drain_aggregates().partials
+    decoded, raw = (
+        Aggregator({}, WindowSpec(), SpikeParams(), RULES),
+        Aggregator({}, WindowSpec(), SpikeParams(), RULES),
+    )
+    for offset, (partition, value) in enumerate(records):
+        assert raw.on_record(partition, offset, value) == decoded.on_partials(
+            partition, offset, *decode_partials(value)
+        )
+    assert raw.table == decoded.table and raw.table
+
+
+def test_a_profile_update_record_as_it_is_on_the_topic_is_applied_as_its_decoded_updates():
+    value = orjson.dumps({"users": {"u1": {"posts": [[0, {"music": 1.0}]]}, "u2": {"erase": True}}})
+    books = [ProfileBook({}, 3600, 2, is_erased=lambda user: False) for _ in range(2)]
+    assert books[0].apply_record(value, 4) == books[1].apply_batch(decode_profile_updates(value), 4)
+    assert books[0].table == books[1].table and "u1" in books[0].table
