@@ -114,6 +114,29 @@ def cpu_usage(watched: Mapping[str, int]) -> dict[str, tuple[float, float]]:
     }
 
 
+class BrokerCpu:
+    """The embedded broker's CPU over a run's span, per output record (``None`` without its pid: an
+    external broker). Every run pays the broker for what it fetches and sends, out of the same cores.
+
+    >>> BrokerCpu(None).per_record(10) is None
+    True
+    """
+
+    def __init__(self, pid: int | None):
+        self.pid = pid
+        self.at_start: float | None = None
+
+    def start(self) -> None:
+        if self.pid is not None:
+            self.at_start = proc_cpu(self.pid)
+
+    def per_record(self, count: int) -> float | None:
+        """µs of the broker's CPU per record since :meth:`start`."""
+        if self.pid is None or self.at_start is None:
+            return None
+        return (proc_cpu(self.pid) - self.at_start) / max(1, count) * 1e6
+
+
 def proc_memory_mb(pid: int | str = "self", field: str = "VmHWM") -> float:
     """A memory figure of a process from ``/proc/PID/status``: ``VmHWM`` (peak RSS) or ``VmRSS`` (now)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -360,12 +383,18 @@ def bench_pipeline(
         assert worker.proc is not None
         pid = worker.proc.pid
         cpu = {"start": proc_cpu(pid)}
+        broker_cpu = BrokerCpu(broker_pid)
+
+        def first_output() -> None:  # the span starts: CPU counted from here
+            cpu["start"] = proc_cpu(pid)
+            broker_cpu.start()
+
         result: dict[str, Any] = {"backlog_client": offer(s, events, rate=None)}
         follow(
             span,
             want,
             timeout=600,
-            on_first=lambda: cpu.update(start=proc_cpu(pid)),
+            on_first=first_output,
             alive=lambda: worker.proc is not None and worker.proc.poll() is None,
         )
         cpu["end"] = proc_cpu(pid)
@@ -373,6 +402,7 @@ def bench_pipeline(
             eps=span.eps(),
             events=span.count,
             cpu_us=(cpu["end"] - cpu["start"]) / max(1, span.count) * 1e6,
+            broker_cpu_us=broker_cpu.per_record(span.count),
         )
         # latency at a fixed offered load of half the throughput, once the worker is idle again (its
         # audience, profile and learner agents finish the backlog after the last prediction)
@@ -437,9 +467,15 @@ def agent_module(name: str) -> str:
 
 
 def bench_agent(
-    settings: Settings, events: Sequence[dict[str, Any]], want: int, out_dir: Path, name: str
+    settings: Settings,
+    events: Sequence[dict[str, Any]],
+    want: int,
+    out_dir: Path,
+    name: str,
+    broker_pid: int | None = None,
 ) -> dict[str, Any]:
-    """Run ``python -m stream.bench_<name>`` (a Faust app publishing to ``BENCH_OUTPUT``) on the events."""
+    """Run ``python -m stream.bench_<name>`` (a Faust app publishing to ``BENCH_OUTPUT``) on the events;
+    with ``broker_pid``, the broker's CPU per output record is measured over the same span."""
     s = unique(settings, name)
     output = f"bench.{name}-out.{uuid.uuid4().hex[:6]}"
     produce(s, events, progress=False)
@@ -453,14 +489,21 @@ def bench_agent(
         )
     try:
         cpu = {"start": 0.0}
+        broker_cpu = BrokerCpu(broker_pid)
+
+        def first_output() -> None:  # the span starts: CPU counted from here
+            cpu["start"] = proc_cpu(proc.pid)
+            broker_cpu.start()
+
         follow(
             span,
             want,
             timeout=900,
-            on_first=lambda: cpu.update(start=proc_cpu(proc.pid)),
+            on_first=first_output,
             alive=lambda: proc.poll() is None,
         )
         cpu_end, rss = proc_cpu(proc.pid), proc_memory_mb(proc.pid)
+        broker_us = broker_cpu.per_record(span.count)
     finally:
         stop_process(proc, timeout=30)
         span.close()
@@ -468,12 +511,13 @@ def bench_agent(
         "eps": span.eps(),
         "events": span.count,
         "cpu_us": (cpu_end - cpu["start"]) / max(1, span.count) * 1e6,
+        "broker_cpu_us": broker_us,
         "rss_mb": rss,
         "topic": output,
     }
 
 
-async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
+async def _limit_loop(s: Settings, want: int, broker_pid: int | None = None) -> dict[str, Any]:
     """The worker's work in one plain loop: each fetch processed and learned at once, and, every
     ``STREAM_AGGREGATE_INTERVAL`` as in the worker, the audience windows closed and the profiles
     updated in this process (no internal topics, no tables), their records sent with the predictions."""
@@ -513,6 +557,7 @@ async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
         aggregated += 1
 
     done, started, cpu0 = 0, None, 0.0
+    broker_cpu = BrokerCpu(broker_pid)
     idle_since = next_aggregate = time.monotonic()
     try:
         while done < want and time.monotonic() - idle_since < 15:
@@ -522,6 +567,7 @@ async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
             idle_since = time.monotonic()
             if started is None:
                 started, cpu0 = time.perf_counter(), time.process_time()
+                broker_cpu.start()
             for records in batches.values():
                 messages = [Message(r.value, r.key, r.topic, r.partition, r.offset, r.timestamp) for r in records]
                 for i in range(0, len(messages), 256):
@@ -538,17 +584,20 @@ async def _limit_loop(s: Settings, want: int) -> dict[str, Any]:
             "eps": done / seconds if seconds > 0 else 0.0,
             "events": done,
             "cpu_us": (time.process_time() - cpu0) / max(1, done) * 1e6,
+            "broker_cpu_us": broker_cpu.per_record(done),
         }
     finally:
         await consumer.stop()
         await producer.stop()
 
 
-def bench_limit(settings: Settings, events: Sequence[dict[str, Any]], want: int) -> dict[str, Any]:
+def bench_limit(
+    settings: Settings, events: Sequence[dict[str, Any]], want: int, broker_pid: int | None = None
+) -> dict[str, Any]:
     s = unique(settings, "limit")
     produce(s, events, progress=False)
     before = proc_memory_mb()
-    result = asyncio.run(_limit_loop(s, want))
+    result = asyncio.run(_limit_loop(s, want, broker_pid))
     result["rss_mb"] = proc_memory_mb()
     result["rss_mb_before"] = before
     return result
@@ -574,13 +623,14 @@ def run_bench(settings: Settings, n_events: int, out_dir: Path, rate: float | No
             settings = settings.replace(broker=broker.bootstrap)
         settings = settings.replace(data_dir=str(out_dir / "data"))
         print(f"bench: {n_events} events ({want} predictions each run) on {settings.broker}", file=sys.stderr)
-        limit = bench_limit(settings, events, want)
+        broker_pid = broker.pid if broker else None
+        limit = bench_limit(settings, events, want, broker_pid)
         print(f"bench: limit {limit['eps']:,.0f} events/s", file=sys.stderr)
-        pipeline = bench_pipeline(settings, events, want, out_dir, rate, broker.pid if broker else None)
+        pipeline = bench_pipeline(settings, events, want, out_dir, rate, broker_pid)
         print(f"bench: pipeline {pipeline['eps']:,.0f} events/s", file=sys.stderr)
-        naive = bench_agent(settings, events, want, out_dir, "naive")
+        naive = bench_agent(settings, events, want, out_dir, "naive", broker_pid)
         print(f"bench: naive {naive['eps']:,.0f} events/s", file=sys.stderr)
-        floor = bench_agent(settings, events, len(events), out_dir, "floor")
+        floor = bench_agent(settings, events, len(events), out_dir, "floor", broker_pid)
         print(f"bench: floor {floor['eps']:,.0f} events/s", file=sys.stderr)
         peer: dict[str, Any] | None = None
         if importlib.util.find_spec("quixstreams") is None:
@@ -589,7 +639,7 @@ def run_bench(settings: Settings, n_events: int, out_dir: Path, rate: float | No
                 file=sys.stderr,
             )
         else:
-            peer = bench_agent(settings, events, len(events), out_dir, "peer")
+            peer = bench_agent(settings, events, len(events), out_dir, "peer", broker_pid)
             print(f"bench: peer {peer['eps']:,.0f} events/s", file=sys.stderr)
     report = {
         "events": n_events,
@@ -715,6 +765,15 @@ def format_memory(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def _maybe(value: float | None) -> str:
+    """A figure rounded for the table, or ``-`` when it was not measured.
+
+    >>> _maybe(12.6), _maybe(None)
+    ('13', '-')
+    """
+    return "-" if value is None else f"{value:,.0f}"
+
+
 def format_bench(r: dict[str, Any]) -> str:
     rows = [
         ("pipeline (worker as shipped)", r["pipeline"]),
@@ -723,9 +782,13 @@ def format_bench(r: dict[str, Any]) -> str:
         ("floor (Faust, forward only)", r["floor"]),
         *([("peer (Quix Streams + River)", r["peer"])] if r.get("peer") else []),
     ]
-    lines = [f"{'run':30} {'events/s':>9} {'CPU µs/event':>13} {'peak RSS MB':>12} {'outputs':>8}"]
+    lines = [
+        f"{'run':30} {'events/s':>9} {'CPU µs/event':>13} {'broker µs/event':>16} {'peak RSS MB':>12} {'outputs':>8}"
+    ]
     lines += [
-        f"{name:30} {x['eps']:9,.0f} {x['cpu_us']:13,.0f} {x['rss_mb']:12.0f} {x['events']:8d}" for name, x in rows
+        f"{name:30} {x['eps']:9,.0f} {x['cpu_us']:13,.0f} {_maybe(x.get('broker_cpu_us')):>16} {x['rss_mb']:12.0f} "
+        f"{x['events']:8d}"
+        for name, x in rows
     ]
     p = r["pipeline"]
     if r.get("speedup_vs_peer") is not None:
