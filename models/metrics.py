@@ -11,8 +11,8 @@ made *before* the model learned from it.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Hashable
+from collections import Counter, deque
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 
@@ -36,6 +36,24 @@ class Confusion:
         self.cols: dict[Hashable, int] = {}
         self.total = 0
         self.correct = 0
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[Hashable, Hashable]]) -> Confusion:
+        """The counts of ``pairs`` of (truth, prediction), counted at once.
+
+        >>> Confusion.of([("a", "a"), ("a", "b"), ("a", "a")]).figures()["accuracy"]
+        0.6666666666666666
+        """
+        cm = cls()
+        rows, cols = cm.rows, cm.cols
+        for (y, p), n in Counter(pairs).items():
+            cm.pairs[(y, p)] = n
+            rows[y] = rows.get(y, 0) + n
+            cols[p] = cols.get(p, 0) + n
+            cm.total += n
+            if y == p:
+                cm.correct += n
+        return cm
 
     def add(self, y_true: Hashable, y_pred: Hashable, n: int = 1) -> None:
         key = (y_true, y_pred)
@@ -81,6 +99,9 @@ class Prequential:
 
     Predictions of ``None`` (a model that has seen no label yet) are not scored, as in
     :func:`river.evaluate.progressive_val_score`; they are counted in ``unscored``.
+
+    An update counts the pair overall and keeps it among the last ``window``; those are counted only
+    when a :meth:`snapshot` asks (a learner scores every label, and takes a snapshot once a second).
     """
 
     def __init__(self, window: int = 1000):
@@ -88,8 +109,13 @@ class Prequential:
         self.n = 0
         self.unscored = 0
         self._overall = Confusion()
-        self._rolling = Confusion()
-        self._recent: deque[tuple[Hashable, Hashable]] = deque()
+        self._recent: deque[tuple[Hashable, Hashable]] = deque(maxlen=window)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Checkpoints of 0.13 and before also kept the window's counts, and the pairs without a bound.
+        state.pop("_rolling", None)
+        state["_recent"] = deque(state["_recent"], maxlen=state["window"])
+        self.__dict__.update(state)
 
     def update(self, y_true: Hashable, y_pred: Hashable | None) -> None:
         if y_pred is None:
@@ -97,10 +123,7 @@ class Prequential:
             return
         self.n += 1
         self._overall.add(y_true, y_pred)
-        self._rolling.add(y_true, y_pred)
         self._recent.append((y_true, y_pred))
-        if len(self._recent) > self.window:
-            self._rolling.add(*self._recent.popleft(), -1)
 
     @property
     def classes(self) -> list[Hashable]:
@@ -112,7 +135,7 @@ class Prequential:
             "n": self.n,
             "unscored": self.unscored,
             **self._overall.figures(),
-            "rolling": {"window": self.window, **self._rolling.figures()},
+            "rolling": {"window": self.window, **Confusion.of(self._recent).figures()},
         }
 
 

@@ -60,3 +60,31 @@ def test_same_figures_as_river_on_a_long_skewed_stream():
     assert snap["n"] == 5000 and snap["unscored"] == 1
     assert close([snap["accuracy"], snap["macro_f1"], snap["kappa"]], overall)
     assert close([snap["rolling"][k] for k in ("accuracy", "macro_f1", "kappa")], rolling)
+
+
+def test_a_checkpoint_of_the_incremental_window_reads_back_with_the_same_figures():
+    """Checkpoints of 0.13 and before hold the window's counts too (``_rolling``) and its pairs in an
+    unbounded deque: read back, they give the same figures and keep the window bounded."""
+    from collections import deque
+
+    from models.metrics import Confusion
+
+    pairs = [("a", "a"), ("b", "a"), ("b", "b"), ("a", "b"), ("a", "a")]
+    fresh = Prequential(window=3)
+    for y, p in pairs:
+        fresh.update(y, p)
+    recent = deque(pairs[-3:])  # as 0.13 kept it: no maxlen
+    old_state = {
+        "window": 3,
+        "n": 5,
+        "unscored": 0,
+        "_overall": fresh._overall,
+        "_rolling": Confusion.of(recent),
+        "_recent": recent,
+    }
+    restored = Prequential.__new__(Prequential)
+    restored.__setstate__(old_state)  # as the checkpoint codec builds it
+    assert restored.snapshot() == fresh.snapshot()
+    for q in (restored, fresh):
+        q.update("b", "b")
+    assert restored.snapshot() == fresh.snapshot() and len(restored._recent) == 3
