@@ -33,6 +33,7 @@ figures are in ``docs/models.md``).
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from collections.abc import Mapping, Sequence
@@ -239,6 +240,32 @@ class AROWClassifier(Tracking, base.Classifier):
             np.fromiter(folded.keys(), dtype=np.intp, count=n),
             np.fromiter(folded.values(), dtype=np.float64, count=n),
         )
+
+    def _vectors(self, xs: Sequence[Mapping[Any, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_vector` of each post, concatenated, and how many rows each has; in one pass over all
+        of them when every key is an integer in range (the featurizer's hashes).
+
+        >>> model = AROWClassifier(hash_bits=4)
+        >>> idx, counts, lengths = model._vectors([{3: 1.0, 5: 2.0}, {"a": 1.0}, {20: 1.0}])
+        >>> idx.tolist(), counts.tolist(), lengths.tolist()
+        ([3, 5, 3, 4], [1.0, 2.0, 1.0, 1.0], [2, 1, 1])
+        """
+        lengths = np.fromiter(map(len, xs), dtype=np.intp, count=len(xs))
+        keys = itertools.chain.from_iterable(xs)
+        if set(map(type, keys)) <= {int}:
+            total = int(lengths.sum())
+            try:
+                idx = np.fromiter(itertools.chain.from_iterable(xs), dtype=np.intp, count=total)
+            except OverflowError:
+                idx = None
+            if idx is not None and (total == 0 or (idx.min() >= 0 and idx.max() <= self._mask)):
+                values = itertools.chain.from_iterable(x.values() for x in xs)
+                return idx, np.fromiter(values, dtype=np.float64, count=total), lengths
+        vectors = [self._vector(x) for x in xs]
+        lengths = np.fromiter((len(i) for i, _ in vectors), dtype=np.intp, count=len(vectors))
+        if not vectors:
+            return np.zeros(0, dtype=np.intp), np.zeros(0), lengths
+        return np.concatenate([i for i, _ in vectors]), np.concatenate([c for _, c in vectors]), lengths
 
     def _add_class(self, y: base.typing.ClfTarget) -> int:
         self._index[y] = len(self._classes)
@@ -479,12 +506,9 @@ class AROWClassifier(Tracking, base.Classifier):
         (a worker predicts a whole batch before the model learns from it)."""
         if not self._classes or not xs:
             return [{} for _ in xs] if not self._classes else []
-        vectors = [self._vector(x) for x in xs]
-        lengths = np.fromiter((len(i) for i, _ in vectors), dtype=np.intp, count=len(vectors))
+        idx, counts, lengths = self._vectors(xs)
         if not lengths.all():  # an empty post: reduceat cannot take empty segments
             return [self.predict_proba_one(x) for x in xs]
-        idx = np.concatenate([i for i, _ in vectors])
-        counts = np.concatenate([c for _, c in vectors])
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
         w = tfidf_units(counts, self._df[idx], self.n_docs, starts, lengths)
         z = self.temperature * np.add.reduceat(self._mean[idx] * w[:, None], starts, axis=0)

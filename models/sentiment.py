@@ -38,6 +38,7 @@ probabilities with the lexicon's, the lexicon's weight falling linearly from 1 t
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -170,6 +171,49 @@ def lexicon_features(lex: Sequence[float]) -> dict[int, float]:
     else:
         f[7 + sum(compound > e for e in BIN_EDGES)] = 1.0
     return f
+
+
+def lexicon_matrix(lex: np.ndarray) -> np.ndarray:
+    """:func:`lexicon_features` of many posts at once, dense (posts × ``N_LEX``), from their lexicon
+    scores (posts × 4).
+
+    >>> m = lexicon_matrix(np.array([(0.6, 0.5, 0.5, 0.0), (0.0, 0.0, 1.0, 0.0)]))
+    >>> [{k: v for k, v in lexicon_features(l).items() if v} == {k: v for k, v in enumerate(row) if v}
+    ...  for l, row in zip([(0.6, 0.5, 0.5, 0.0), (0.0, 0.0, 1.0, 0.0)], m.tolist())]
+    [True, True]
+    """
+    n = lex.shape[0]
+    out = np.zeros((n, N_LEX))
+    compound, pos, neg = lex[:, 0], lex[:, 1], lex[:, 3]
+    out[:, 0] = 1.0
+    out[:, 1:5] = lex
+    out[:, 5] = pos > 0
+    out[:, 6] = neg > 0
+    none = (compound == 0.0) & (pos == 0.0) & (neg == 0.0)  # no lexicon word at all
+    column = np.where(none, 7 + len(BIN_EDGES) + 1, 7 + np.searchsorted(BIN_EDGES, compound, side="left"))
+    out[np.arange(n), column] = 1.0
+    return out
+
+
+def lexicon_proba_matrix(compound: np.ndarray) -> np.ndarray:
+    """:func:`lexicon_proba` of many compound scores (posts × classes, in ``SENTIMENTS`` order).
+
+    >>> c = [0.4, 0.0, -0.3, 1.5]
+    >>> bool(np.allclose(lexicon_proba_matrix(np.array(c)), [list(lexicon_proba(x).values()) for x in c]))
+    True
+    """
+    c = np.clip(compound, -1.0, 1.0)
+    positive, negative = c >= NEUTRAL_BAND, c <= -NEUTRAL_BAND
+    rest = np.where(positive, (1.0 - c) / 3.0, (1.0 + c) / 3.0)
+    return np.where(
+        positive[:, None],
+        np.stack([rest, rest, rest + c], axis=1),
+        np.where(
+            negative[:, None],
+            np.stack([rest - c, rest, rest], axis=1),
+            np.stack([(0.1 - c) / 2.0, np.full_like(c, 0.9), (0.1 + c) / 2.0], axis=1),
+        ),
+    )
 
 
 class SentimentClassifier(Tracking, base.Classifier):
@@ -474,23 +518,43 @@ class SentimentModel:
         share = self._share()
         if not share or not xs:
             return [self._sentiment(self._blend((), lex, share)) for lex in lexes]
-        rows: list[int] = []
+        n = len(xs)
+        w = self.classifier._w
+        lex = np.array(lexes, dtype=np.float64).reshape(n, 4)
+        z = lexicon_matrix(lex) @ w[:N_LEX]  # the lexicon's features, dense
+        # the words: every post's in one array, each scaled to the post's word_scale
+        keys: list[int] = []
         values: list[float] = []
-        starts: list[int] = []
-        nones = [None] * len(xs)
-        for x, lex, interest, n in zip(xs, lexes, interests or nones, words or nones, strict=True):
-            starts.append(len(rows))  # the lexicon's bias row is always there: no post is empty
-            post_rows, post_values = self.rows(x, lex, interest, n)
-            rows += post_rows
-            values += post_values
-        z = np.add.reduceat(
-            self.classifier._w[np.array(rows, dtype=np.intp)] * np.array(values)[:, None],
-            np.array(starts, dtype=np.intp),
-            axis=0,
-        )
+        lengths: list[int] = []
+        for x, count in zip(xs, words or itertools.repeat(None), strict=False):
+            post_words = words_of(x, count)
+            keys += post_words
+            values += post_words.values()
+            lengths.append(len(post_words))
+        post = np.repeat(np.arange(n), lengths)
+        v = np.array(values, dtype=np.float64)
+        norm = np.sqrt(np.bincount(post, weights=v * v, minlength=n))
+        v *= (self.word_scale / np.where(norm > 0, norm, 1.0))[post]
+        idx = np.array(keys, dtype=np.int64)
+        word_rows = self._word_rows
+        parts = [(N_LEX + idx % word_rows, v, post)]
+        if interests is not None and self.interest_words:
+            salts = {i: stable_hash(str(i), 0xFFFFFFFF) for i in set(interests) if i is not None}
+            salt = np.array([salts.get(i, -1) if i is not None else -1 for i in interests], dtype=np.int64)[post]
+            own = salt >= 0
+            parts.append((N_LEX + (idx[own] * 1_000_003 + salt[own]) % word_rows, v[own], post[own]))
+        for rows, values_, posts in parts:
+            contrib = w[rows] * values_[:, None]
+            for c in range(z.shape[1]):
+                z[:, c] += np.bincount(posts, weights=contrib[:, c], minlength=n)
         e = np.exp(z - z.max(axis=1, keepdims=True))
-        learned = (e / e.sum(axis=1, keepdims=True)).tolist()
-        return [self._sentiment(self._blend(p, lex, share)) for p, lex in zip(learned, lexes, strict=True)]
+        p = e / e.sum(axis=1, keepdims=True)
+        if share < 1.0:
+            p = share * p + (1.0 - share) * lexicon_proba_matrix(lex[:, 0])
+        top = p.argmax(axis=1).tolist()
+        score = np.clip(p[:, 2] - p[:, 0], -1.0, 1.0).tolist()
+        cold = self.n_labels < self.warmup
+        return [Sentiment(SENTIMENTS[t], sc, cold) for t, sc in zip(top, score, strict=True)]
 
     def learn(
         self, x: Features, lex: Sequence[float], y: str, interest: str | None = None, words: int | None = None
