@@ -342,6 +342,12 @@ class Sentiment:
         return {"label": self.label, "score": round(self.score, digits), "cold": self.cold}
 
 
+FEW_POSTS = 8
+"""Below this many posts, :meth:`SentimentModel.predict_many` works post by post: its array operations
+over a batch cost about 60 µs whatever its size (measured: 20 µs per post in batches of 4, 12 post by
+post; 5 µs in batches of 64)."""
+
+
 class SentimentModel:
     """The lexicon plus a :class:`SentimentClassifier` that learns from sentiment labels.
 
@@ -519,6 +525,8 @@ class SentimentModel:
         if not share or not xs:
             return [self._sentiment(self._blend((), lex, share)) for lex in lexes]
         n = len(xs)
+        if n < FEW_POSTS:  # the array operations below cost more than they save
+            return self._predict_few(xs, lexes, interests, words, share)
         w = self.classifier._w
         lex = np.array(lexes, dtype=np.float64).reshape(n, 4)
         z = lexicon_matrix(lex) @ w[:N_LEX]  # the lexicon's features, dense
@@ -537,16 +545,16 @@ class SentimentModel:
         v *= (self.word_scale / np.where(norm > 0, norm, 1.0))[post]
         idx = np.array(keys, dtype=np.int64)
         word_rows = self._word_rows
-        parts = [(N_LEX + idx % word_rows, v, post)]
-        if interests is not None and self.interest_words:
+        rows = N_LEX + idx % word_rows
+        if interests is not None and self.interest_words and any(i is not None for i in interests):
+            # the same words again at the rows of the post's interest (when it has one)
             salts = {i: stable_hash(str(i), 0xFFFFFFFF) for i in set(interests) if i is not None}
             salt = np.array([salts.get(i, -1) if i is not None else -1 for i in interests], dtype=np.int64)[post]
             own = salt >= 0
-            parts.append((N_LEX + (idx[own] * 1_000_003 + salt[own]) % word_rows, v[own], post[own]))
-        for rows, values_, posts in parts:
-            contrib = w[rows] * values_[:, None]
-            for c in range(z.shape[1]):
-                z[:, c] += np.bincount(posts, weights=contrib[:, c], minlength=n)
+            rows = np.concatenate((rows, N_LEX + (idx[own] * 1_000_003 + salt[own]) % word_rows))
+            v = np.concatenate((v, v[own]))
+            post = np.concatenate((post, post[own]))
+        np.add.at(z, post, w[rows] * v[:, None])
         e = np.exp(z - z.max(axis=1, keepdims=True))
         p = e / e.sum(axis=1, keepdims=True)
         if share < 1.0:
@@ -555,6 +563,33 @@ class SentimentModel:
         score = np.clip(p[:, 2] - p[:, 0], -1.0, 1.0).tolist()
         cold = self.n_labels < self.warmup
         return [Sentiment(SENTIMENTS[t], sc, cold) for t, sc in zip(top, score, strict=True)]
+
+    def _predict_few(
+        self,
+        xs: Sequence[Features],
+        lexes: Sequence[Sequence[float]],
+        interests: Sequence[str | None] | None,
+        words: Sequence[int | None] | None,
+        share: float,
+    ) -> list[Sentiment]:
+        """:meth:`predict_many` of a few posts: each post's :meth:`rows`, one gather and one sum."""
+        rows: list[int] = []
+        values: list[float] = []
+        starts: list[int] = []
+        nones = [None] * len(xs)
+        for x, lex, interest, n in zip(xs, lexes, interests or nones, words or nones, strict=True):
+            starts.append(len(rows))  # the lexicon's bias row is always there: no post is empty
+            post_rows, post_values = self.rows(x, lex, interest, n)
+            rows += post_rows
+            values += post_values
+        z = np.add.reduceat(
+            self.classifier._w[np.array(rows, dtype=np.intp)] * np.array(values)[:, None],
+            np.array(starts, dtype=np.intp),
+            axis=0,
+        )
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        learned = (e / e.sum(axis=1, keepdims=True)).tolist()
+        return [self._sentiment(self._blend(p, lex, share)) for p, lex in zip(learned, lexes, strict=True)]
 
     def learn(
         self, x: Features, lex: Sequence[float], y: str, interest: str | None = None, words: int | None = None

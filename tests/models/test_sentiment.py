@@ -16,6 +16,7 @@ from river.checks import check_estimator
 from models.features import PostFeaturizer, words_of
 from models.labels import SENTIMENTS
 from models.sentiment import (
+    FEW_POSTS,
     Sentiment,
     SentimentClassifier,
     SentimentModel,
@@ -209,15 +210,20 @@ def test_batch_predictions_equal_one_at_a_time():
     examples = _real_examples(900)
     model = SentimentModel(warmup=200)
 
-    def check(batch):
-        interests = [e.group if i % 2 else None for i, e in enumerate(batch)]
-        words = [e.words for e in batch]
-        many = model.predict_many([e.x for e in batch], [e.lex for e in batch], interests, words)
-        one = [model.predict(e.x, e.lex, i, e.words) for e, i in zip(batch, interests, strict=True)]
-        assert [s.label for s in many] == [s.label for s in one]
-        assert all(
-            math.isclose(a.score, b.score, abs_tol=1e-12) and a.cold == b.cold for a, b in zip(many, one, strict=True)
-        )
+    def check(posts):
+        # a large batch (array operations over all of it), a few posts (post by post), and around the size
+        # where predict_many changes from one to the other; with interests for some, and for none
+        for size in (len(posts), 1, FEW_POSTS - 1, FEW_POSTS):
+            batch = posts[:size]
+            for interests in ([e.group if i % 2 else None for i, e in enumerate(batch)], [None] * size):
+                words = [e.words for e in batch]
+                many = model.predict_many([e.x for e in batch], [e.lex for e in batch], interests, words)
+                one = [model.predict(e.x, e.lex, i, e.words) for e, i in zip(batch, interests, strict=True)]
+                assert [s.label for s in many] == [s.label for s in one]
+                assert all(
+                    math.isclose(a.score, b.score, abs_tol=1e-12) and a.cold == b.cold
+                    for a, b in zip(many, one, strict=True)
+                )
 
     assert model.predict_many([], []) == []
     no_warmup = SentimentModel(warmup=0)  # no label yet: the lexicon answers, even without a warm-up
