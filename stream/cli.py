@@ -176,6 +176,13 @@ def build_parser() -> Parser:
         help="posts/s offered in the latency phase (default: half the pipeline's throughput)",
     )
     bn.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="run the pipeline and the peer N times, one pair after another, and report the medians (default 1)",
+    )
+    bn.add_argument(
         "--workers",
         type=_worker_counts,
         metavar="N,M",
@@ -398,7 +405,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         rows = memory_run(settings, args.memory, audience=args.audience, distinct=args.distinct)
         print(orjson.dumps(rows).decode() if args.json else format_memory(rows))
         return 0
-    report = run_bench(settings, args.events, args.out, args.rate)
+    report = run_bench(settings, args.events, args.out, args.rate, args.repeat)
     print(orjson.dumps(report).decode() if args.json else format_bench(report))
     return 0
 

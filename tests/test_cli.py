@@ -29,6 +29,7 @@ def run(*args, env=None):
         (["produce", "README.md"], {"STREAM_BROKER": "127.0.0.1:1"}, "unknown format"),
         (["compare", "tweets", "--models", "nb,gpt"], None, "unknown model 'gpt'"),
         (["bench", "--events", "0"], None, "argument --events: 0 must be at least 1"),
+        (["bench", "--repeat", "0"], None, "argument --repeat: 0 must be at least 1"),
         (["evaluate", "--test", "tweets", "--holdout", "cooking"], None, "--holdout 'cooking' is not an interest"),
         (["evaluate", "--test", "tweets", "--task", "mood"], None, "argument --task: invalid choice: 'mood'"),
         (["evaluate", "--test", "tweets", "--later", "1"], None, "argument --later: 1 is not strictly between 0 and 1"),
