@@ -16,14 +16,18 @@ from river.checks import check_estimator
 from models.features import PostFeaturizer, words_of
 from models.labels import SENTIMENTS
 from models.sentiment import (
+    BIN_EDGES,
     FEW_POSTS,
     Sentiment,
     SentimentClassifier,
     SentimentModel,
     lex_from_list,
     lex_to_list,
+    lexicon_features,
     lexicon_label,
+    lexicon_matrix,
     lexicon_proba,
+    lexicon_proba_matrix,
     lexicon_scores,
 )
 from stream.tools import data, sentiment_splits
@@ -295,3 +299,23 @@ def test_the_sentiment_reads_a_posts_words_not_its_bigrams_hashtags_or_platform(
     lex = lexicon_scores("Flight delayed again")
     assert model.proba(x1, lex, None, n1) == model.proba(x2, lex, None, n2)
     assert model.proba(x1, lex) != model.proba(x1, lex, None, n1)
+
+
+# VADER's scores, with the values where the features change (the bins' edges, the neutral band, zero)
+# drawn often
+_EDGES = [0.0, *BIN_EDGES, -1.0, 1.0]
+_score = st.one_of(st.sampled_from(_EDGES), st.floats(-1.0, 1.0, allow_nan=False))
+_share = st.one_of(st.just(0.0), st.floats(0.0, 1.0, allow_nan=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_score, _share, _share, _share), min_size=1, max_size=20))
+def test_the_lexicon_of_a_batch_is_the_lexicon_of_each_post(lexes):
+    """The array forms a batch's prediction uses give what each post's features and blend give."""
+    import numpy as np
+
+    matrix = lexicon_matrix(np.array(lexes))
+    probas = lexicon_proba_matrix(np.array([lex[0] for lex in lexes]))
+    for lex, row, proba in zip(lexes, matrix.tolist(), probas.tolist(), strict=True):
+        assert {k: v for k, v in lexicon_features(lex).items() if v} == {k: v for k, v in enumerate(row) if v}
+        assert proba == pytest.approx(list(lexicon_proba(lex[0]).values()), abs=1e-15)
