@@ -45,14 +45,8 @@ class Confusion:
         0.6666666666666666
         """
         cm = cls()
-        rows, cols = cm.rows, cm.cols
         for (y, p), n in Counter(pairs).items():
-            cm.pairs[(y, p)] = n
-            rows[y] = rows.get(y, 0) + n
-            cols[p] = cols.get(p, 0) + n
-            cm.total += n
-            if y == p:
-                cm.correct += n
+            cm.add(y, p, n)
         return cm
 
     def add(self, y_true: Hashable, y_pred: Hashable, n: int = 1) -> None:

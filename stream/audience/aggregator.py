@@ -167,6 +167,10 @@ class Aggregator:
             return live[2]
         return SegmentState.from_dict(stored["state"] if stored else None, segment)
 
+    def _keep(self, segment: str, partition: int, saved: dict[str, Any], state: SegmentState) -> None:
+        """Keep ``state`` for :meth:`_load`, valid while the segment's row holds ``saved``."""
+        self._live[segment] = (partition, saved, state)
+
     def _save(self, segment: str, state: SegmentState, partition: int, offset: int) -> None:
         saved = state.to_dict()
         self.table[segment] = {
@@ -175,7 +179,7 @@ class Aggregator:
             "offset": offset,
             "watermark": self.watermarks[partition],
         }
-        self._live[segment] = (partition, saved, state)
+        self._keep(segment, partition, saved, state)
         due = state.next_close_ms(self.spec)
         self._schedule(partition, segment, due)
         if due is None and segment_kind(segment) in EXPIRING_KINDS:
@@ -252,7 +256,7 @@ class Aggregator:
             due = state.next_close_ms(self.spec)
             if due is None or due > watermark:
                 self._schedule(partition, segment, due)
-                self._live[segment] = (partition, stored["state"], state)  # read only: still as saved
+                self._keep(segment, partition, stored["state"], state)  # read only: still as saved
                 continue
             self._advance(state, out, partition)
             # keep the segment's own offset: only its partials are deduplicated by it

@@ -117,24 +117,27 @@ def cpu_usage(watched: Mapping[str, int]) -> dict[str, tuple[float, float]]:
     }
 
 
-class BrokerCpu:
-    """The embedded broker's CPU over a run's span, per output record (``None`` without its pid: an
-    external broker). Every run pays the broker for what it fetches and sends, out of the same cores.
+class SpanCpu:
+    """A process's CPU over a run's span, per output record: counted from when it is made, or from
+    :meth:`start` (the span's first output). ``None`` without a pid (an external broker).
 
-    >>> BrokerCpu(None).per_record(10) is None
+    >>> SpanCpu(None).per_record(10) is None
+    True
+    >>> cpu = SpanCpu(os.getpid()); cpu.start(); cpu.per_record(1) >= 0
     True
     """
 
     def __init__(self, pid: int | None):
         self.pid = pid
         self.at_start: float | None = None
+        self.start()
 
     def start(self) -> None:
         if self.pid is not None:
             self.at_start = proc_cpu(self.pid)
 
     def per_record(self, count: int) -> float | None:
-        """µs of the broker's CPU per record since :meth:`start`."""
+        """µs of the process's CPU per record since the start (its child processes' included)."""
         if self.pid is None or self.at_start is None:
             return None
         return (proc_cpu(self.pid) - self.at_start) / max(1, count) * 1e6
@@ -385,11 +388,10 @@ def bench_pipeline(
         worker.wait_ready(learner=True)
         assert worker.proc is not None
         pid = worker.proc.pid
-        cpu = {"start": proc_cpu(pid)}
-        broker_cpu = BrokerCpu(broker_pid)
+        worker_cpu, broker_cpu = SpanCpu(pid), SpanCpu(broker_pid)
 
         def first_output() -> None:  # the span starts: CPU counted from here
-            cpu["start"] = proc_cpu(pid)
+            worker_cpu.start()
             broker_cpu.start()
 
         result: dict[str, Any] = {"backlog_client": offer(s, events, rate=None)}
@@ -400,11 +402,10 @@ def bench_pipeline(
             on_first=first_output,
             alive=lambda: worker.proc is not None and worker.proc.poll() is None,
         )
-        cpu["end"] = proc_cpu(pid)
         result.update(
             eps=span.eps(),
             events=span.count,
-            cpu_us=(cpu["end"] - cpu["start"]) / max(1, span.count) * 1e6,
+            cpu_us=worker_cpu.per_record(span.count),
             broker_cpu_us=broker_cpu.per_record(span.count),
         )
         # latency at a fixed offered load of half the throughput, once the worker is idle again (its
@@ -412,7 +413,7 @@ def bench_pipeline(
         result["settle_s"] = settle(pid)
         # The learner (in this one worker) learns from the training log behind the predictions: its
         # share of the backlog is only done once the worker is idle again. CPU per post with it:
-        result["cpu_us_settled"] = (proc_cpu(pid) - cpu["start"]) / max(1, span.count) * 1e6
+        result["cpu_us_settled"] = worker_cpu.per_record(span.count)
         rate = rate or max(10.0, result["eps"] / 2)
         n_lat = int(rate * LATENCY_SECONDS)
         # Event time advances with the wall clock, as in a live stream. (The backlog, like the demo,
@@ -491,11 +492,10 @@ def bench_agent(
             env={**settings_env(s), "BENCH_OUTPUT": output},
         )
     try:
-        cpu = {"start": 0.0}
-        broker_cpu = BrokerCpu(broker_pid)
+        agent_cpu, broker_cpu = SpanCpu(proc.pid), SpanCpu(broker_pid)
 
         def first_output() -> None:  # the span starts: CPU counted from here
-            cpu["start"] = proc_cpu(proc.pid)
+            agent_cpu.start()
             broker_cpu.start()
 
         follow(
@@ -505,15 +505,15 @@ def bench_agent(
             on_first=first_output,
             alive=lambda: proc.poll() is None,
         )
-        cpu_end, rss = proc_cpu(proc.pid), proc_memory_mb(proc.pid)
-        broker_us = broker_cpu.per_record(span.count)
+        cpu_us, broker_us = agent_cpu.per_record(span.count), broker_cpu.per_record(span.count)
+        rss = proc_memory_mb(proc.pid)
     finally:
         stop_process(proc, timeout=30)
         span.close()
     return {
         "eps": span.eps(),
         "events": span.count,
-        "cpu_us": (cpu_end - cpu["start"]) / max(1, span.count) * 1e6,
+        "cpu_us": cpu_us,
         "broker_cpu_us": broker_us,
         "rss_mb": rss,
         "topic": output,
@@ -560,7 +560,7 @@ async def _limit_loop(s: Settings, want: int, broker_pid: int | None = None) -> 
         aggregated += 1
 
     done, started, cpu0 = 0, None, 0.0
-    broker_cpu = BrokerCpu(broker_pid)
+    broker_cpu = SpanCpu(broker_pid)
     idle_since = next_aggregate = time.monotonic()
     try:
         while done < want and time.monotonic() - idle_since < 15:
