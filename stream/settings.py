@@ -299,9 +299,16 @@ class Settings:
     fetch_min_bytes: int = _setting(
         1,
         "Least data (bytes) the broker gathers for a fetch of the worker's inputs before it answers, within "
-        "`STREAM_FETCH_WAIT_MS`. 1 answers as soon as a post is there: the lowest latency. Under sustained "
-        "load, 65536 makes fewer, larger fetches and leaves more CPU to the posts; then every fetch waits "
-        "`STREAM_FETCH_WAIT_MS` when posts come slower (measured figures: docs/performance.md).",
+        "`STREAM_FETCH_WAIT_MS`: the floor of what `STREAM_FETCH_GATHER_MS` asks for. 1 answers as soon as a "
+        "post is there. A fixed 65536 makes fewer, larger fetches under sustained load, but then every fetch "
+        "waits `STREAM_FETCH_WAIT_MS` when posts come slower (measured figures: docs/performance.md).",
+    )
+    fetch_gather_ms: float = _setting(
+        10.0,
+        "Each fetch of the worker's inputs asks for about this many milliseconds of the input at its rate of "
+        "the last half second (at least `STREAM_FETCH_MIN_BYTES`, and never waiting over `STREAM_FETCH_WAIT_MS`): "
+        "under load fewer, larger fetches, which cost the worker and the broker less CPU per post; at low load "
+        "a fetch still answers at the first post. 0: every fetch asks for `STREAM_FETCH_MIN_BYTES`.",
     )
     session_timeout: float = _setting(8.0, "Consumer session timeout (s); the broker's join waits half.")
     security_protocol: str = _setting(
@@ -385,6 +392,8 @@ class Settings:
             raise ConfigError(f"STREAM_MAX_EVENT_AHEAD={self.max_event_ahead} must be positive")
         if not 1 <= self.fetch_wait_ms <= 10_000:
             raise ConfigError(f"STREAM_FETCH_WAIT_MS={self.fetch_wait_ms} must be between 1 and 10000")
+        if not 0 <= self.fetch_gather_ms <= 10_000:
+            raise ConfigError(f"STREAM_FETCH_GATHER_MS={self.fetch_gather_ms:g} must be between 0 and 10000")
         if not 1 <= self.fetch_min_bytes <= self.max_message_bytes:
             raise ConfigError(
                 f"STREAM_FETCH_MIN_BYTES={self.fetch_min_bytes} must be between 1 and "

@@ -23,6 +23,8 @@ def test_defaults_and_env():
         ({"STREAM_HASH_BITS": "40"}, "STREAM_HASH_BITS=40 must be between 8 and 28"),
         ({"STREAM_BROKER": " "}, "STREAM_BROKER is set but empty"),
         ({"STREAM_FETCH_MIN_BYTES": "0"}, "STREAM_FETCH_MIN_BYTES=0 must be between 1 and STREAM_MAX_MESSAGE_BYTES"),
+        ({"STREAM_FETCH_GATHER_MS": "-5"}, "STREAM_FETCH_GATHER_MS=-5 must be between 0 and 10000"),
+        ({"STREAM_FETCH_GATHER_MS": "nan"}, "STREAM_FETCH_GATHER_MS=nan must be between 0 and 10000"),
     ],
 )
 def test_bad_values_are_one_line_errors(env, message):

@@ -82,6 +82,7 @@ def make_app(settings: Settings, registry: CollectorRegistry) -> InterestApp:
     )
     app.fetch_max_wait_ms = settings.fetch_wait_ms
     app.fetch_min_bytes = settings.fetch_min_bytes
+    app.fetch_gather_s = settings.fetch_gather_ms / 1000
     setup_sensors(app, registry)
     return app
 

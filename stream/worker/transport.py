@@ -1,8 +1,9 @@
 """Everything of the worker that reaches below Faust's public API, pinned to one Faust version
 (:data:`FAUST_VERSION`; ``pyproject.toml`` pins the same, and ``tests/worker/test_transport.py`` fails
-when an upgrade changes what this module relies on). Faust's Kafka transport with five changes:
+when an upgrade changes what this module relies on). Faust's Kafka transport with six changes:
 records delivered a fetch at a time, partitions without a committed offset read from the beginning,
-the consumer's fetch wait, end offsets checked against the log, and a hook before each offset commit.
+the consumer's fetch wait, fetches sized to the load, end offsets checked against the log, and a hook
+before each offset commit.
 
 - **A fetch at a time.** Faust turns every record into a message, runs it through its conductor,
   schema and channel queue, creates tasks to await it, and acknowledges it, one at a time: 170-270 µs
@@ -29,6 +30,11 @@ the consumer's fetch wait, end offsets checked against the log, and a hook befor
   ``STREAM_FETCH_MIN_BYTES`` as the least data a fetch gathers within that wait (Faust leaves aiokafka's
   1 byte: under load every fetch then returns a few posts, and the worker and the broker pay a fetch's
   cost every few posts).
+- **Fetches sized to the load.** With ``STREAM_FETCH_GATHER_MS`` set, the least data a fetch asks for
+  follows the input rate (:class:`FetchGather`): about that many milliseconds of it, re-measured every
+  half second from the bytes fetched, so that under load the broker answers fewer, larger fetches and
+  at low load a fetch still answers at the first record. It is set on aiokafka's fetcher, which reads
+  ``_fetch_min_bytes`` into every fetch request it builds.
 - Faust commits the input offsets of the events an agent has acknowledged. The posts agent sends
   the partial aggregates of its posts on a timer, not with each batch, so :class:`InterestApp` has a
   ``before_commit`` hook: right before the offsets to commit are taken, it drains what the acknowledged
@@ -46,6 +52,7 @@ the consumer's fetch wait, end offsets checked against the log, and a hook befor
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -64,6 +71,8 @@ from stream.settings import ConfigError
 FAUST_VERSION = "0.15.3"
 """The Faust release this module is written against (and ``pyproject.toml`` pins)."""
 PROBE_WAIT_MS = 50
+GATHER_PERIOD_S = 0.5  # how often the least bytes of a fetch follow the input rate
+MAX_GATHER_BYTES = 1 << 20  # the most a fetch asks for: aiokafka's default bytes of one partition's fetch
 
 
 class FaustVersionError(ConfigError):
@@ -85,6 +94,44 @@ def check_faust_version(version: str | None = None) -> None:
             f"faust-streaming {version} is installed; the worker's transport is written for {FAUST_VERSION} "
             f"(pip install 'faust-streaming=={FAUST_VERSION}')"
         )
+
+
+class FetchGather:
+    """The least data (bytes) a fetch of the worker's inputs asks the broker for: what arrives in
+    ``gather_s`` at the rate of the last ``period``, never under ``floor`` nor over ``cap``. A fetch
+    still returns after the consumer's fetch wait whatever it has, so at low load it waits for a record
+    or two, and under load the broker answers fewer, larger fetches.
+
+    >>> g = FetchGather(0.01)
+    >>> g.observe(5_000, now=0.0) is None  # the first period starts: what came before is not counted
+    True
+    >>> g.observe(300_000, now=0.25) is None  # within the period
+    True
+    >>> g.observe(300_000, now=0.5)  # 1.2 MB/s: 10 ms of it
+    12000
+    >>> g.observe(0, now=1.0)  # nothing came for half a second: the floor
+    1
+    >>> g.observe(10**9, now=1.5)  # never more than a fetch can bring
+    1048576
+    """
+
+    def __init__(self, gather_s: float, floor: int = 1, period: float = GATHER_PERIOD_S, cap: int = MAX_GATHER_BYTES):
+        self.gather_s, self.floor, self.period, self.cap = gather_s, floor, period, max(floor, cap)
+        self._bytes = 0
+        self._since: float | None = None
+
+    def observe(self, fetched: int, now: float) -> int | None:
+        """Count ``fetched`` bytes at ``now`` (seconds); once a period is over, the new least bytes."""
+        if self._since is None:
+            self._since = now
+            return None
+        self._bytes += fetched
+        elapsed = now - self._since
+        if elapsed < self.period:
+            return None
+        rate = self._bytes / elapsed
+        self._bytes, self._since = 0, now
+        return max(self.floor, min(int(rate * self.gather_s), self.cap))
 
 
 class RecordBatch:
@@ -142,12 +189,30 @@ class BatchingConsumer(driver.Consumer):
     """Faust's aiokafka consumer, delivering the records of the app's ``batched_topics`` as one
     :class:`BatchMessage` per partition and fetch (see the module's docstring)."""
 
+    fetch_min_bytes: int = 1
+    fetch_gather_s: float = 0.0
+    _gather: FetchGather | None = None
+
     async def _wait_next_records(self, timeout: float) -> Any:
         records, active = await super()._wait_next_records(timeout)
+        if self.fetch_gather_s > 0:
+            self._follow_rate(records)
         batched: frozenset[str] = getattr(self.app, "batched_topics", frozenset())
         if records and batched:
             records = {tp: [RecordBatch(rs)] if rs and tp.topic in batched else rs for tp, rs in records.items()}
         return records, active
+
+    def _follow_rate(self, records: Mapping[Any, Sequence[Any]] | None) -> None:
+        """Count the bytes of a fetch; set the fetcher's least bytes when :class:`FetchGather` has new ones."""
+        if self._gather is None:
+            self._gather = FetchGather(self.fetch_gather_s, self.fetch_min_bytes)
+        fetched = sum(r.serialized_value_size for rs in records.values() for r in rs) if records else 0
+        least = self._gather.observe(fetched, time.monotonic())
+        if least is not None:
+            client = getattr(self._thread, "_consumer", None)  # aiokafka's consumer, once the thread made it
+            fetcher = getattr(client, "_fetcher", None)  # made by its start()
+            if fetcher is not None:
+                fetcher._fetch_min_bytes = least  # read into each fetch request it builds
 
     def _to_message(self, tp: Any, record: Any) -> Any:
         if type(record) is not RecordBatch:
@@ -229,10 +294,14 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
 
 
 def transport_class(
-    fetch_max_wait_ms: int, client_options: Mapping[str, Any] | None = None, fetch_min_bytes: int = 1
+    fetch_max_wait_ms: int,
+    client_options: Mapping[str, Any] | None = None,
+    fetch_min_bytes: int = 1,
+    fetch_gather_s: float = 0.0,
 ) -> type[driver.Transport]:
     """The aiokafka transport of Faust, with a worker consumer whose fetches wait ``fetch_max_wait_ms``
-    for ``fetch_min_bytes`` and that checks the end offsets it is told (see the module's docstring)
+    for ``fetch_min_bytes`` (or, with ``fetch_gather_s``, for that long of the input at its recent rate:
+    :class:`FetchGather`) and that checks the end offsets it is told (see the module's docstring)
     with a client built from ``client_options`` (bootstrap servers and the app's credentials)."""
     thread = type(
         "ConsumerThread",
@@ -277,6 +346,7 @@ def transport_class(
                     guard.commit_result(committed)
             return committed
 
+    Consumer.fetch_min_bytes, Consumer.fetch_gather_s = fetch_min_bytes, fetch_gather_s
     return type("Transport", (driver.Transport,), {"Consumer": Consumer})
 
 
@@ -300,11 +370,12 @@ class CommitGuard(Protocol):
 
 
 class InterestApp(faust.App):
-    """A Faust app whose consumer fetch wait and size are settings, with checked end offsets and a hook
-    called before each offset commit (see the module's docstring)."""
+    """A Faust app whose consumer fetch wait and size are settings (the size may follow the input rate),
+    with checked end offsets and a hook called before each offset commit (see the module's docstring)."""
 
     fetch_max_wait_ms: int = 1500
     fetch_min_bytes: int = 1
+    fetch_gather_s: float = 0.0
     before_commit: Callable[[], Awaitable[Any] | None] | None = None
     commit_guard: CommitGuard | None = None
     batched_topics: frozenset[str] = frozenset()  # delivered a fetch at a time (see the module's docstring)
@@ -314,9 +385,9 @@ class InterestApp(faust.App):
         # the probe of end offsets connects as Faust's own clients do
         auth = driver.credentials_to_aiokafka_auth(self.conf.broker_credentials, self.conf.ssl_context)
         options = {"bootstrap_servers": servers, **auth}
-        return transport_class(self.fetch_max_wait_ms, options, fetch_min_bytes=self.fetch_min_bytes)(
-            self.conf.broker_consumer, self
-        )
+        return transport_class(
+            self.fetch_max_wait_ms, options, fetch_min_bytes=self.fetch_min_bytes, fetch_gather_s=self.fetch_gather_s
+        )(self.conf.broker_consumer, self)
 
 
 def key_partition(key: bytes, partitions: int) -> int:

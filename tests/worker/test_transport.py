@@ -263,3 +263,36 @@ def test_the_worker_consumer_fetches_with_the_wait_and_least_bytes_of_the_settin
 
     asyncio.run(start())
     assert built["fetch_max_wait_ms"] == 70 and built["fetch_min_bytes"] == 4096
+
+
+def test_under_load_a_fetch_asks_for_about_the_gather_time_of_the_input_rate(monkeypatch):
+    """The consumer counts the bytes of each fetch and, every half second, sets aiokafka's fetcher to ask
+    for ``STREAM_FETCH_GATHER_MS`` of that rate; with no input it goes back to ``STREAM_FETCH_MIN_BYTES``."""
+    from stream.worker import transport
+
+    clock = iter([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.9, 1.6])  # one call each: a fetch of 5 records, then none
+    monkeypatch.setattr(transport.time, "monotonic", lambda: next(clock))
+    consumer_class: Any = transport_class(50, fetch_min_bytes=100, fetch_gather_s=0.02).Consumer
+    fetcher = SimpleNamespace(_fetch_min_bytes=100)
+    consumer = SimpleNamespace(_gather=None, _thread=SimpleNamespace(_consumer=SimpleNamespace(_fetcher=fetcher)))
+    consumer.fetch_gather_s, consumer.fetch_min_bytes = consumer_class.fetch_gather_s, consumer_class.fetch_min_bytes
+    record = SimpleNamespace(serialized_value_size=2_000)
+    seen = []
+    for fetched in [5, 5, 5, 5, 5, 5, 0, 0]:
+        consumer_class._follow_rate(consumer, {"tp": [record] * fetched} if fetched else {})
+        seen.append(fetcher._fetch_min_bytes)
+    # 5 fetches of 10 kB after the first, in 0.5 s: 100 kB/s, 20 ms of it; then 0.5 s with none: the floor
+    assert seen == [100, 100, 100, 100, 100, 2_000, 2_000, 100]
+
+
+def test_the_fetcher_builds_each_fetch_request_from_the_least_bytes_the_consumer_sets():
+    """What :class:`~stream.worker.transport.BatchingConsumer` relies on in the Kafka clients: Faust's
+    consumer thread keeps aiokafka's consumer as ``_consumer``, whose fetcher reads ``_fetch_min_bytes``
+    each time it builds a fetch request (not once, at its start)."""
+    import inspect
+
+    from aiokafka.consumer.fetcher import Fetcher
+    from faust.transport.drivers import aiokafka as driver
+
+    assert "self._consumer = self._create_consumer(" in inspect.getsource(driver.AIOKafkaConsumerThread)
+    assert "self._fetch_min_bytes," in inspect.getsource(Fetcher._get_actions_per_node)
