@@ -114,9 +114,24 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     register_pages(app, replica, history, publisher, learner)
     register_query_pages(app, settings)  # /profiles/{user_id}, /audience/{segment}: routed to the key's owner
     registry.register(
-        StatsCollector(processor.stats, lambda: model_gauges(processor, replica.view.offset), model=settings.model)
+        StatsCollector(
+            processor.stats,
+            lambda: [*model_gauges(processor, replica.view.offset), fetch_gauge(app)],
+            model=settings.model,
+        )
     )
     return InterestStream(app, settings, processor, topics, registry, history, replica, learner)
+
+
+def fetch_gauge(app: InterestApp) -> tuple[str, str, float]:
+    """The least bytes the worker's fetches ask for now, for Prometheus (``stream_fetch_min_bytes``)."""
+    now = app.fetch_min_bytes_now
+    return (
+        "fetch_min_bytes",
+        "Least bytes each fetch of the worker's inputs asks for now (follows the input rate with "
+        "STREAM_FETCH_GATHER_MS).",
+        float(app.fetch_min_bytes if now is None else now),
+    )
 
 
 DEFAULT_CHECKPOINT_KEY = Settings.__dataclass_fields__["checkpoint_key"].default

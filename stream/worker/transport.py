@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import faust
 import numpy as np
@@ -213,6 +213,7 @@ class BatchingConsumer(driver.Consumer):
             fetcher = getattr(client, "_fetcher", None)  # made by its start()
             if fetcher is not None:
                 fetcher._fetch_min_bytes = least  # read into each fetch request it builds
+                cast("InterestApp", self.app).fetch_min_bytes_now = least  # for /metrics
 
     def _to_message(self, tp: Any, record: Any) -> Any:
         if type(record) is not RecordBatch:
@@ -376,6 +377,7 @@ class InterestApp(faust.App):
     fetch_max_wait_ms: int = 1500
     fetch_min_bytes: int = 1
     fetch_gather_s: float = 0.0
+    fetch_min_bytes_now: int | None = None  # what the consumer's fetches ask for now (None: fetch_min_bytes)
     before_commit: Callable[[], Awaitable[Any] | None] | None = None
     commit_guard: CommitGuard | None = None
     batched_topics: frozenset[str] = frozenset()  # delivered a fetch at a time (see the module's docstring)

@@ -91,3 +91,48 @@ def test_a_worker_that_gathers_larger_fetches_still_takes_a_quiet_stream(make_se
         predictions = [orjson.loads(v) for v in read_all(settings, settings.topic_predictions, len(events))]
     ids = [p["post_id"] for p in predictions]
     assert sorted(ids) == sorted({str(e["id"]) for e in events}) and snapshot["counts"]["predicted"] == len(events)
+
+
+def test_a_steady_stream_makes_the_worker_ask_each_fetch_for_more(make_settings, tmp_path):
+    """With ``STREAM_FETCH_GATHER_MS``, what the worker's fetches ask for (``stream_fetch_min_bytes``)
+    rises above ``STREAM_FETCH_MIN_BYTES`` while posts come, and falls back to it once they stop; every
+    post is predicted, once."""
+    import re
+    import threading
+
+    settings = make_settings(tmp_path / "data", fetch_gather_ms=100)
+    events = tweets_stream()[:1500]
+    offline = Processor(settings)  # what the worker must publish: the same processor, offline
+    run(offline, events)
+    n_valid = offline.stats.outcomes["predicted"]
+
+    def asked() -> float:
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/metrics").read().decode()
+        found = re.search(r"^stream_fetch_min_bytes ([0-9.e+]+)$", metrics, re.M)
+        assert found, "stream_fetch_min_bytes is not on /metrics"
+        return float(found.group(1))
+
+    def until(condition, timeout: float) -> list[float]:
+        seen, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            seen.append(asked())
+            if condition(seen[-1]):
+                break
+            time.sleep(0.2)
+        return seen
+
+    with WorkerProcess(settings, tmp_path / "worker.log") as worker:
+        worker.wait_ready()
+        assert asked() == settings.fetch_min_bytes  # nothing fetched yet
+        sending = threading.Thread(target=produce, args=(settings, events), kwargs={"rate": 300, "progress": False})
+        sending.start()
+        while_sending = until(lambda v: v > settings.fetch_min_bytes, timeout=60)
+        sending.join()
+        snapshot = wait_processed(settings, len(events), 0, timeout=120, progress=False)
+        after = until(lambda v: v == settings.fetch_min_bytes, timeout=60)
+        predictions = [orjson.loads(v) for v in read_all(settings, settings.topic_predictions, n_valid)]
+    # 300 posts/s of ~300 bytes each: 100 ms of it is some 9 KB a fetch
+    assert max(while_sending) > 1_000, while_sending
+    assert after[-1] == settings.fetch_min_bytes, after
+    ids = [p["post_id"] for p in predictions]
+    assert len(ids) == len(set(ids)) == n_valid == snapshot["counts"]["predicted"]

@@ -274,15 +274,18 @@ def test_under_load_a_fetch_asks_for_about_the_gather_time_of_the_input_rate(mon
     monkeypatch.setattr(transport.time, "monotonic", lambda: next(clock))
     consumer_class: Any = transport_class(50, fetch_min_bytes=100, fetch_gather_s=0.02).Consumer
     fetcher = SimpleNamespace(_fetch_min_bytes=100)
-    consumer = SimpleNamespace(_gather=None, _thread=SimpleNamespace(_consumer=SimpleNamespace(_fetcher=fetcher)))
+    app = SimpleNamespace(fetch_min_bytes_now=None)
+    thread = SimpleNamespace(_consumer=SimpleNamespace(_fetcher=fetcher))
+    consumer = SimpleNamespace(_gather=None, _thread=thread, app=app)
     consumer.fetch_gather_s, consumer.fetch_min_bytes = consumer_class.fetch_gather_s, consumer_class.fetch_min_bytes
     record = SimpleNamespace(serialized_value_size=2_000)
     seen = []
     for fetched in [5, 5, 5, 5, 5, 5, 0, 0]:
         consumer_class._follow_rate(consumer, {"tp": [record] * fetched} if fetched else {})
-        seen.append(fetcher._fetch_min_bytes)
+        seen.append((fetcher._fetch_min_bytes, app.fetch_min_bytes_now))
     # 5 fetches of 10 kB after the first, in 0.5 s: 100 kB/s, 20 ms of it; then 0.5 s with none: the floor
-    assert seen == [100, 100, 100, 100, 100, 2_000, 2_000, 100]
+    assert [asked for asked, _ in seen] == [100, 100, 100, 100, 100, 2_000, 2_000, 100]
+    assert [shown for _, shown in seen] == [None] * 5 + [2_000, 2_000, 100]  # what /metrics shows
 
 
 def test_the_fetcher_builds_each_fetch_request_from_the_least_bytes_the_consumer_sets():
