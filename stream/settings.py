@@ -304,11 +304,12 @@ class Settings:
         "waits `STREAM_FETCH_WAIT_MS` when posts come slower (measured figures: docs/performance.md).",
     )
     fetch_gather_ms: float = _setting(
-        10.0,
+        0.0,
         "Each fetch of the worker's inputs asks for about this many milliseconds of the input at its rate of "
         "the last half second (at least `STREAM_FETCH_MIN_BYTES`, and never waiting over `STREAM_FETCH_WAIT_MS`): "
-        "under load fewer, larger fetches, which cost the worker and the broker less CPU per post; at low load "
-        "a fetch still answers at the first post. 0: every fetch asks for `STREAM_FETCH_MIN_BYTES`.",
+        "fewer, larger fetches, which cost the worker and the broker less CPU per post, for some latency "
+        "(10: a fifth less CPU per live post, and a higher p50 and p99; docs/performance.md). "
+        "0: every fetch asks for `STREAM_FETCH_MIN_BYTES`.",
     )
     session_timeout: float = _setting(8.0, "Consumer session timeout (s); the broker's join waits half.")
     security_protocol: str = _setting(

@@ -32,9 +32,10 @@ before each offset commit.
   cost every few posts).
 - **Fetches sized to the load.** With ``STREAM_FETCH_GATHER_MS`` set, the least data a fetch asks for
   follows the input rate (:class:`FetchGather`): about that many milliseconds of it, re-measured every
-  half second from the bytes fetched, so that under load the broker answers fewer, larger fetches and
-  at low load a fetch still answers at the first record. It is set on aiokafka's fetcher, which reads
-  ``_fetch_min_bytes`` into every fetch request it builds.
+  half second from the bytes fetched of the batched topics (the worker's own aggregates come in
+  bursts), so that under load the broker answers fewer, larger fetches and at low load a fetch still
+  answers at the first record. It is set on aiokafka's fetcher, which reads ``_fetch_min_bytes`` into
+  every fetch request it builds.
 - Faust commits the input offsets of the events an agent has acknowledged. The posts agent sends
   the partial aggregates of its posts on a timer, not with each batch, so :class:`InterestApp` has a
   ``before_commit`` hook: right before the offsets to commit are taken, it drains what the acknowledged
@@ -195,18 +196,24 @@ class BatchingConsumer(driver.Consumer):
 
     async def _wait_next_records(self, timeout: float) -> Any:
         records, active = await super()._wait_next_records(timeout)
-        if self.fetch_gather_s > 0:
-            self._follow_rate(records)
         batched: frozenset[str] = getattr(self.app, "batched_topics", frozenset())
+        if self.fetch_gather_s > 0:
+            self._follow_rate(records, batched)
         if records and batched:
             records = {tp: [RecordBatch(rs)] if rs and tp.topic in batched else rs for tp, rs in records.items()}
         return records, active
 
-    def _follow_rate(self, records: Mapping[Any, Sequence[Any]] | None) -> None:
-        """Count the bytes of a fetch; set the fetcher's least bytes when :class:`FetchGather` has new ones."""
+    def _follow_rate(self, records: Mapping[Any, Sequence[Any]] | None, inputs: frozenset[str]) -> None:
+        """Count the bytes a fetch brought of the ``inputs`` topics (the posts, feedback and erasures: the
+        worker's own aggregates come in bursts, twice a second); set the fetcher's least bytes when
+        :class:`FetchGather` has new ones."""
         if self._gather is None:
             self._gather = FetchGather(self.fetch_gather_s, self.fetch_min_bytes)
-        fetched = sum(r.serialized_value_size for rs in records.values() for r in rs) if records else 0
+        fetched = 0
+        if records:
+            for tp, rs in records.items():
+                if tp.topic in inputs:
+                    fetched += sum(r.serialized_value_size for r in rs)
         least = self._gather.observe(fetched, time.monotonic())
         if least is not None:
             client = getattr(self._thread, "_consumer", None)  # aiokafka's consumer, once the thread made it

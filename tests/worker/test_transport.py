@@ -279,9 +279,14 @@ def test_under_load_a_fetch_asks_for_about_the_gather_time_of_the_input_rate(mon
     consumer = SimpleNamespace(_gather=None, _thread=thread, app=app)
     consumer.fetch_gather_s, consumer.fetch_min_bytes = consumer_class.fetch_gather_s, consumer_class.fetch_min_bytes
     record = SimpleNamespace(serialized_value_size=2_000)
+    from faust.types import TP
+
+    posts, aggregates = TP("posts", 0), TP("aggregates", 0)
     seen = []
     for fetched in [5, 5, 5, 5, 5, 5, 0, 0]:
-        consumer_class._follow_rate(consumer, {"tp": [record] * fetched} if fetched else {})
+        # the worker's own aggregates, in the same fetches, are not the input: not counted
+        fetch = {posts: [record] * fetched, aggregates: [record] * 50} if fetched else {}
+        consumer_class._follow_rate(consumer, fetch, frozenset({"posts"}))
         seen.append((fetcher._fetch_min_bytes, app.fetch_min_bytes_now))
     # 5 fetches of 10 kB after the first, in 0.5 s: 100 kB/s, 20 ms of it; then 0.5 s with none: the floor
     assert [asked for asked, _ in seen] == [100, 100, 100, 100, 100, 2_000, 2_000, 100]
