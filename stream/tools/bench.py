@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,16 @@ class SpanCpu:
     def start(self) -> None:
         if self.pid is not None:
             self.at_start = proc_cpu(self.pid)
+
+    @staticmethod
+    def start_all(*counters: SpanCpu) -> Callable[[], None]:
+        """A callable that starts every counter (a span's first output starts them together)."""
+
+        def start() -> None:
+            for counter in counters:
+                counter.start()
+
+        return start
 
     def per_record(self, count: int) -> float | None:
         """µs of the process's CPU per record since the start (its child processes' included)."""
@@ -389,17 +399,12 @@ def bench_pipeline(
         assert worker.proc is not None
         pid = worker.proc.pid
         worker_cpu, broker_cpu = SpanCpu(pid), SpanCpu(broker_pid)
-
-        def first_output() -> None:  # the span starts: CPU counted from here
-            worker_cpu.start()
-            broker_cpu.start()
-
         result: dict[str, Any] = {"backlog_client": offer(s, events, rate=None)}
         follow(
             span,
             want,
             timeout=600,
-            on_first=first_output,
+            on_first=SpanCpu.start_all(worker_cpu, broker_cpu),  # CPU counted from the first output
             alive=lambda: worker.proc is not None and worker.proc.poll() is None,
         )
         result.update(
@@ -493,16 +498,11 @@ def bench_agent(
         )
     try:
         agent_cpu, broker_cpu = SpanCpu(proc.pid), SpanCpu(broker_pid)
-
-        def first_output() -> None:  # the span starts: CPU counted from here
-            agent_cpu.start()
-            broker_cpu.start()
-
         follow(
             span,
             want,
             timeout=900,
-            on_first=first_output,
+            on_first=SpanCpu.start_all(agent_cpu, broker_cpu),  # CPU counted from the first output
             alive=lambda: proc.poll() is None,
         )
         cpu_us, broker_us = agent_cpu.per_record(span.count), broker_cpu.per_record(span.count)

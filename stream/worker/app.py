@@ -25,7 +25,7 @@ from stream.worker.aggregates import register_audience_agent, register_profiles_
 from stream.worker.learnerproc import LearnerProcess
 from stream.worker.live import LiveHistory
 from stream.worker.modelsync import Follower
-from stream.worker.prometheus import StatsCollector, model_gauges
+from stream.worker.prometheus import StatsCollector, fetch_gauge, model_gauges
 from stream.worker.publisher import Publisher
 from stream.worker.query import register_query_pages
 from stream.worker.sensors import setup_sensors
@@ -116,22 +116,14 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     registry.register(
         StatsCollector(
             processor.stats,
-            lambda: [*model_gauges(processor, replica.view.offset), fetch_gauge(app)],
+            lambda: [
+                *model_gauges(processor, replica.view.offset),
+                fetch_gauge(app.fetch_min_bytes_now, app.fetch_min_bytes),
+            ],
             model=settings.model,
         )
     )
     return InterestStream(app, settings, processor, topics, registry, history, replica, learner)
-
-
-def fetch_gauge(app: InterestApp) -> tuple[str, str, float]:
-    """The least bytes the worker's fetches ask for now, for Prometheus (``stream_fetch_min_bytes``)."""
-    now = app.fetch_min_bytes_now
-    return (
-        "fetch_min_bytes",
-        "Least bytes each fetch of the worker's inputs asks for now (follows the input rate with "
-        "STREAM_FETCH_GATHER_MS).",
-        float(app.fetch_min_bytes if now is None else now),
-    )
 
 
 DEFAULT_CHECKPOINT_KEY = Settings.__dataclass_fields__["checkpoint_key"].default

@@ -328,3 +328,18 @@ def model_gauges(processor: Processor, training_offset: int) -> list[tuple[str, 
             float(joiner.early.expired),
         ),
     ]
+
+
+def fetch_gauge(asked_now: int | None, floor: int) -> tuple[str, str, float]:
+    """(name, help, value) of the least bytes the worker's fetches ask for now (``None``: not yet
+    measured, so the ``floor`` of ``STREAM_FETCH_MIN_BYTES``).
+
+    >>> fetch_gauge(None, 1)[2], fetch_gauge(9000, 1)[2]
+    (1.0, 9000.0)
+    """
+    return (
+        "fetch_min_bytes",
+        "Least bytes each fetch of the worker's inputs asks for now (follows the input rate with "
+        "STREAM_FETCH_GATHER_MS).",
+        float(floor if asked_now is None else asked_now),
+    )

@@ -190,14 +190,12 @@ class BatchingConsumer(driver.Consumer):
     """Faust's aiokafka consumer, delivering the records of the app's ``batched_topics`` as one
     :class:`BatchMessage` per partition and fetch (see the module's docstring)."""
 
-    fetch_min_bytes: int = 1
-    fetch_gather_s: float = 0.0
     _gather: FetchGather | None = None
 
     async def _wait_next_records(self, timeout: float) -> Any:
         records, active = await super()._wait_next_records(timeout)
         batched: frozenset[str] = getattr(self.app, "batched_topics", frozenset())
-        if self.fetch_gather_s > 0:
+        if getattr(self.app, "fetch_gather_s", 0.0) > 0:
             self._follow_rate(records, batched)
         if records and batched:
             records = {tp: [RecordBatch(rs)] if rs and tp.topic in batched else rs for tp, rs in records.items()}
@@ -207,8 +205,9 @@ class BatchingConsumer(driver.Consumer):
         """Count the bytes a fetch brought of the ``inputs`` topics (the posts, feedback and erasures: the
         worker's own aggregates come in bursts, twice a second); set the fetcher's least bytes when
         :class:`FetchGather` has new ones."""
+        app = cast("InterestApp", self.app)
         if self._gather is None:
-            self._gather = FetchGather(self.fetch_gather_s, self.fetch_min_bytes)
+            self._gather = FetchGather(app.fetch_gather_s, app.fetch_min_bytes)
         fetched = 0
         if records:
             for tp, rs in records.items():
@@ -220,7 +219,7 @@ class BatchingConsumer(driver.Consumer):
             fetcher = getattr(client, "_fetcher", None)  # made by its start()
             if fetcher is not None:
                 fetcher._fetch_min_bytes = least  # read into each fetch request it builds
-                cast("InterestApp", self.app).fetch_min_bytes_now = least  # for /metrics
+                app.fetch_min_bytes_now = least  # for /metrics
 
     def _to_message(self, tp: Any, record: Any) -> Any:
         if type(record) is not RecordBatch:
@@ -302,15 +301,12 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
 
 
 def transport_class(
-    fetch_max_wait_ms: int,
-    client_options: Mapping[str, Any] | None = None,
-    fetch_min_bytes: int = 1,
-    fetch_gather_s: float = 0.0,
+    fetch_max_wait_ms: int, client_options: Mapping[str, Any] | None = None, fetch_min_bytes: int = 1
 ) -> type[driver.Transport]:
     """The aiokafka transport of Faust, with a worker consumer whose fetches wait ``fetch_max_wait_ms``
-    for ``fetch_min_bytes`` (or, with ``fetch_gather_s``, for that long of the input at its recent rate:
-    :class:`FetchGather`) and that checks the end offsets it is told (see the module's docstring)
-    with a client built from ``client_options`` (bootstrap servers and the app's credentials)."""
+    for ``fetch_min_bytes`` (or, with the app's ``fetch_gather_s``, for that long of the input at its
+    recent rate: :class:`FetchGather`) and that checks the end offsets it is told (see the module's
+    docstring) with a client built from ``client_options`` (bootstrap servers and the app's credentials)."""
     thread = type(
         "ConsumerThread",
         (_ConsumerThread,),
@@ -354,7 +350,6 @@ def transport_class(
                     guard.commit_result(committed)
             return committed
 
-    Consumer.fetch_min_bytes, Consumer.fetch_gather_s = fetch_min_bytes, fetch_gather_s
     return type("Transport", (driver.Transport,), {"Consumer": Consumer})
 
 
@@ -394,9 +389,9 @@ class InterestApp(faust.App):
         # the probe of end offsets connects as Faust's own clients do
         auth = driver.credentials_to_aiokafka_auth(self.conf.broker_credentials, self.conf.ssl_context)
         options = {"bootstrap_servers": servers, **auth}
-        return transport_class(
-            self.fetch_max_wait_ms, options, fetch_min_bytes=self.fetch_min_bytes, fetch_gather_s=self.fetch_gather_s
-        )(self.conf.broker_consumer, self)
+        return transport_class(self.fetch_max_wait_ms, options, fetch_min_bytes=self.fetch_min_bytes)(
+            self.conf.broker_consumer, self
+        )
 
 
 def key_partition(key: bytes, partitions: int) -> int:

@@ -272,12 +272,11 @@ def test_under_load_a_fetch_asks_for_about_the_gather_time_of_the_input_rate(mon
 
     clock = iter([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.9, 1.6])  # one call each: a fetch of 5 records, then none
     monkeypatch.setattr(transport.time, "monotonic", lambda: next(clock))
-    consumer_class: Any = transport_class(50, fetch_min_bytes=100, fetch_gather_s=0.02).Consumer
+    consumer_class: Any = transport_class(50, fetch_min_bytes=100).Consumer
     fetcher = SimpleNamespace(_fetch_min_bytes=100)
-    app = SimpleNamespace(fetch_min_bytes_now=None)
+    app = SimpleNamespace(fetch_gather_s=0.02, fetch_min_bytes=100, fetch_min_bytes_now=None)
     thread = SimpleNamespace(_consumer=SimpleNamespace(_fetcher=fetcher))
     consumer = SimpleNamespace(_gather=None, _thread=thread, app=app)
-    consumer.fetch_gather_s, consumer.fetch_min_bytes = consumer_class.fetch_gather_s, consumer_class.fetch_min_bytes
     record = SimpleNamespace(serialized_value_size=2_000)
     from faust.types import TP
 
