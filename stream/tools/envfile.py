@@ -59,6 +59,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "SESSION_TIMEOUT",
             "FETCH_WAIT_MS",
             "FETCH_MIN_BYTES",
+            "FETCH_GATHER_MS",
             "DELIVERY_TIMEOUT",
             "MAX_MESSAGE_BYTES",
         ),

@@ -195,10 +195,10 @@ class BatchingConsumer(driver.Consumer):
     async def _wait_next_records(self, timeout: float) -> Any:
         records, active = await super()._wait_next_records(timeout)
         batched: frozenset[str] = getattr(self.app, "batched_topics", frozenset())
-        if getattr(self.app, "fetch_gather_s", 0.0) > 0:
-            self._follow_rate(records, batched)
         if records and batched:
             records = {tp: [RecordBatch(rs)] if rs and tp.topic in batched else rs for tp, rs in records.items()}
+        if getattr(self.app, "fetch_gather_s", 0.0) > 0:
+            self._follow_rate(records, batched)  # a batched partition's bytes are its RecordBatch's: summed once
         return records, active
 
     def _follow_rate(self, records: Mapping[Any, Sequence[Any]] | None, inputs: frozenset[str]) -> None:

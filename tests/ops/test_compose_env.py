@@ -198,3 +198,11 @@ def test_env_example_lists_every_setting_as_rendered():
     )
     for name in SETTINGS:
         assert re.search(rf"(?m)^#? ?{name}=", committed), name
+
+
+def test_every_setting_is_listed_under_a_group_of_its_own_kind():
+    """A new setting whose name no group of ``stream.tools.envfile.GROUPS`` takes lands under "Other",
+    away from its neighbours in ``.env.example``: name it in its group."""
+    from stream.tools.envfile import group_of
+
+    assert [name for name in SETTINGS if group_of(name) == "Other"] == []
