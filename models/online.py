@@ -159,9 +159,8 @@ class OnlineModel:
             else:
                 background.learn_one(x, y)
         if replay is not None:
-            replayed = replay.due(y)
-            if replayed is not None:
-                self.classifier.rehearse_one(*replayed)  # type: ignore[attr-defined]
+            for kept, c in replay.due(y):
+                self.classifier.rehearse_one(kept, c)  # type: ignore[attr-defined]
         self.classes.add(y)
         self.version += 1
         if not self.adapt:
