@@ -204,6 +204,12 @@ class Settings:
     drift_adapt: bool = _setting(
         True, "Detect concept drift (ADWIN on the error stream) and replace the model by one trained since the warning."
     )
+    burst_replays: float = _setting(
+        2.0,
+        "Kept posts the `arow` learner replays after each label while a burst keeps some interest away (no label "
+        "for 200 labels and four times its mean gap); 1 after each label otherwise. Each more costs about one "
+        "label's learning step in bursts (see docs/models.md, Bursts).",
+    )
     hash_bits: int = _setting(
         20,
         "Text features are hashed into 2^bits buckets (bounds model memory: `arow` keeps 32 bytes of weights per "
@@ -424,6 +430,8 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"STREAM_{name.upper()}={getattr(self, name)} must be positive")
+        if not 1 <= self.burst_replays <= 4:
+            raise ConfigError(f"STREAM_BURST_REPLAYS={self.burst_replays:g} must be between 1 and 4")
         if not 8 <= self.hash_bits <= 28:
             raise ConfigError(f"STREAM_HASH_BITS={self.hash_bits} must be between 8 and 28")
         if not 0 <= self.web_port <= 65535:

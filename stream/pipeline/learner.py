@@ -69,6 +69,7 @@ class Learner:
     ):
         self.settings = settings
         self.model = model or OnlineModel(settings.model, settings.hash_bits, adapt=settings.drift_adapt)
+        self._configure_replay()
         self.learning = learn
         self.stats = stats or Stats(top_segments=settings.top_segments)
         self.quality = Prequential(settings.rolling_window)
@@ -233,6 +234,13 @@ class Learner:
             )
         for key in self.STATE_KEYS:
             setattr(self, key, state[key])
+        self._configure_replay()
+
+    def _configure_replay(self) -> None:
+        """The replays per label in bursts as ``STREAM_BURST_REPLAYS`` says now, whatever a checkpoint
+        learned with."""
+        if self.model.replay is not None:
+            self.model.replay.burst_rate = self.settings.burst_replays
 
     def reset(self) -> None:
         """Forget everything learned: the state of a fresh learner with the same settings."""

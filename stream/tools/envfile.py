@@ -70,6 +70,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "MODEL",
             "DRIFT_ADAPT",
+            "BURST_REPLAYS",
             "HASH_BITS",
             "MAX_CLASSES",
             "COLD_LABELS",

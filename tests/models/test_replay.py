@@ -2,6 +2,8 @@
 
 from collections import Counter
 
+import pytest
+
 from models.online import OnlineModel
 from models.replay import ReplayBuffer
 
@@ -126,3 +128,17 @@ def test_a_buffer_of_a_checkpoint_without_burst_replays_takes_them_on():
     assert restored.in_burst()  # "b" away 301 labels
     restored.add({999: 1.0}, "a")
     assert len(restored.due("a")) == 2
+
+
+def test_the_learner_replays_in_bursts_as_the_setting_says_also_after_a_checkpoint():
+    from stream.pipeline.learner import Learner
+    from stream.settings import ConfigError, Settings
+
+    one = Learner(Settings(burst_replays=1.0))
+    assert one.model.replay is not None and one.model.replay.burst_rate == 1.0
+    two = Learner(Settings())
+    assert two.model.replay is not None and two.model.replay.burst_rate == 2.0
+    one.restore(two.state())  # a checkpoint written with 2 replays in bursts
+    assert one.model.replay is not None and one.model.replay.burst_rate == 1.0
+    with pytest.raises(ConfigError, match=r"STREAM_BURST_REPLAYS=0\.5 must be between 1 and 4"):
+        Settings(burst_replays=0.5).validate()
