@@ -46,6 +46,8 @@ from typing import Any
 
 __all__ = ["ReplayBuffer"]
 
+BURST_GAPS = 4  # a class away this many times its mean gap between labels (and burst_away) is kept away
+
 POLICY = 2  # the replay policy of the defaults below (1: 0.6 and before)
 Kept = Mapping[Any, float] | bytes  # a post as the model keeps it (see AROWClassifier.keep)
 
@@ -89,13 +91,13 @@ class ReplayBuffer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        fresh = ReplayBuffer()  # the current defaults, for what an earlier checkpoint lacks
         if "_labelled" not in state:  # checkpoints of 0.15 and before: no burst replays yet
-            fresh = ReplayBuffer()
             self.burst_rate, self.burst_away = fresh.burst_rate, fresh.burst_away
             self._labelled = dict(self._seen)  # the last label or replay of each class: near enough
             self._count = dict.fromkeys(self._seen, 1 + self._labels // max(1, len(self._seen)))
         if state.get("policy") != POLICY:  # checkpoints of 0.6 and before: 32 posts a class, replayed
-            fresh = ReplayBuffer()  # only while away 50 labels; the kept posts carry on under this policy
+            # only while away 50 labels; the kept posts carry on under this policy
             self.per_class, self.away, self.rate, self.policy = fresh.per_class, fresh.away, fresh.rate, POLICY
             self._posts = {y: deque(ring, maxlen=self.per_class) for y, ring in self._posts.items()}
 
@@ -116,7 +118,7 @@ class ReplayBuffer:
             return False
         c = min(self._labelled, key=self._labelled.__getitem__)
         away = self._labels - self._labelled[c]
-        return away >= self.burst_away and away * self._count[c] >= 4 * self._labels
+        return away >= self.burst_away and away * self._count[c] >= BURST_GAPS * self._labels
 
     def due(self, y: Hashable) -> list[tuple[Kept, Hashable]]:
         """The posts to learn again now that a label of ``y`` was learned, with their labels: one per
