@@ -202,7 +202,9 @@ class Settings:
         "`interest-stream compare` runs them all).",
     )
     drift_adapt: bool = _setting(
-        True, "Detect concept drift (ADWIN on the error stream) and replace the model by one trained since the warning."
+        True,
+        "Detect concept drift per interest (ADWIN on each interest's error) and unlearn the interests whose "
+        "meaning changed; `false` keeps what was learned. Also applies to a model restored from a checkpoint.",
     )
     burst_replays: float = _setting(
         2.0,

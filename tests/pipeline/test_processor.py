@@ -311,3 +311,14 @@ def test_a_post_checkpointed_waiting_by_an_earlier_version_is_learned_with_all_i
     by_hand = SentimentModel(warmup=Settings().sentiment_warmup)
     by_hand.learn({3: 1.0, 5: 1.0}, (0.5, 0.5, 0.5, 0.0), "negative")
     assert (learner.sentiment.classifier._w == by_hand.classifier._w).all()
+
+
+def test_a_restored_learner_adapts_to_drift_as_its_settings_say_not_as_the_checkpoint_did():
+    adapting = Learner(Settings()).state()
+    kept = Learner(Settings(drift_adapt=False))
+    kept.restore(adapting)
+    assert kept.model.adapt is False
+    fixed = Learner(Settings(drift_adapt=False)).state()
+    again = Learner(Settings())
+    again.restore(fixed)
+    assert again.model.adapt is True
