@@ -69,7 +69,7 @@ class Learner:
     ):
         self.settings = settings
         self.model = model or OnlineModel(settings.model, settings.hash_bits, adapt=settings.drift_adapt)
-        self._configure_model()
+        self._configure_replay()
         self.learning = learn
         self.stats = stats or Stats(top_segments=settings.top_segments)
         self.quality = Prequential(settings.rolling_window)
@@ -234,12 +234,12 @@ class Learner:
             )
         for key in self.STATE_KEYS:
             setattr(self, key, state[key])
-        self._configure_model()
+        self.model.adapt = self.settings.drift_adapt  # as set now, whatever the checkpoint learned with
+        self._configure_replay()
 
-    def _configure_model(self) -> None:
-        """The model's settings as they are now, whatever a checkpoint learned with: drift adaptation
-        (``STREAM_DRIFT_ADAPT``) and the replays per label in bursts (``STREAM_BURST_REPLAYS``)."""
-        self.model.adapt = self.settings.drift_adapt
+    def _configure_replay(self) -> None:
+        """The replays per label in bursts as ``STREAM_BURST_REPLAYS`` says now, whatever a checkpoint
+        learned with."""
         if self.model.replay is not None:
             self.model.replay.burst_rate = self.settings.burst_replays
 
