@@ -13,12 +13,14 @@ the document frequencies counted as labels arrive. Weights live in numpy arrays 
 Scores are turned into probabilities by a softmax whose temperature is itself learned online, from
 the log-loss of each prediction made before its label is learned (temperature scaling).
 
-With ``nb_weight`` above 0 (the ``arow-nb`` model), the model also counts each class's features, as
-multinomial naive Bayes does, and adds ``nb_weight`` times naive Bayes' log-likelihood of the post to
-the scaled margins. Counts do not depend on the order the labels came in: when each class of long posts
-arrives as one long burst, AROW's weights of the early classes are pushed down by the later ones, and
-the counts hold what they knew. The price is a slower start and nothing gained on short posts (the
-figures are in ``docs/models.md``).
+With ``nb_weight`` above 0, the model also counts each class's features, as multinomial naive Bayes
+does, and adds ``nb_weight`` times naive Bayes' log-likelihood of the post to the scaled margins.
+Counts do not depend on the order the labels came in: when each class of long posts arrives as one
+long burst, AROW's weights of the early classes are pushed down by the later ones, and the counts hold
+what they knew. Added always (the ``arow-nb`` model), they slow the start on long posts; with
+``nb_in_bursts`` (the default ``arow``) they are added only while :attr:`AROWClassifier.bursting` is
+set, which the learner sets while a burst keeps some class away (the figures are in
+``docs/models.md``).
 
 >>> model = AROWClassifier(hash_bits=10)
 >>> for _ in range(3):
@@ -114,6 +116,8 @@ class AROWClassifier(Tracking, base.Classifier):
         alone, and no counts are kept).
     nb_alpha
         Naive Bayes' additive smoothing of the counts.
+    nb_in_bursts
+        Add naive Bayes' term only while :attr:`bursting` is set (the counts are kept all along).
 
     Examples
     --------
@@ -135,11 +139,14 @@ class AROWClassifier(Tracking, base.Classifier):
         balanced: bool = False,
         nb_weight: float = 0.0,
         nb_alpha: float = 0.5,
+        nb_in_bursts: bool = False,
     ):
         self.r = r
         self.balanced = balanced
         self.nb_weight = nb_weight
         self.nb_alpha = nb_alpha
+        self.nb_in_bursts = nb_in_bursts
+        self.bursting = False  # set by the learner (see nb_in_bursts); replicas receive it in deltas
         self._counts: list[int] = []
         self.hash_bits = hash_bits
         self.calibration_rate = calibration_rate
@@ -188,7 +195,7 @@ class AROWClassifier(Tracking, base.Classifier):
             "df": self._df[rows],
         }
         if self.nb_weight:  # naive Bayes' counts of the same rows
-            delta.update(nb=self._nb[rows], nb_total=list(self._nb_total))
+            delta.update(nb=self._nb[rows], nb_total=list(self._nb_total), bursting=self.bursting)
         return delta
 
     def for_prediction(self) -> None:
@@ -221,6 +228,7 @@ class AROWClassifier(Tracking, base.Classifier):
         if "nb" in delta and self.nb_weight:  # a learner of 0.8 and before sends no counts
             self._nb[rows] = delta["nb"]
             self._nb_total = [float(t) for t in delta["nb_total"]]
+            self.bursting = bool(delta.get("bursting", False))
 
     def _vector(self, x: Mapping[Any, float]) -> tuple[np.ndarray, np.ndarray]:
         n, mask = len(x), self._mask
@@ -326,7 +334,32 @@ class AROWClassifier(Tracking, base.Classifier):
             self.nb_weight, self.nb_alpha = 0.0, 0.5
             self._nb_buf = np.zeros((self._mean_buf.shape[0], 0), dtype=np.float32)
             self._nb_total = [0.0] * len(self._classes)
+        if "nb_in_bursts" not in state:  # pickled by 0.15 or before: counts added always, if kept
+            self.nb_in_bursts, self.bursting = False, False
         self._views()
+
+    def count_features(self, nb_weight: float, in_bursts: bool) -> None:
+        """Start keeping naive Bayes' counts (from zero) on a model that kept none, weighted as
+        ``nb_weight`` and ``nb_in_bursts`` say: a model learned by an earlier version gains them.
+
+        >>> model = AROWClassifier(hash_bits=6)
+        >>> model.learn_one({1: 1.0}, "a")
+        >>> model.count_features(0.03, in_bursts=True)
+        >>> model.learn_one({2: 3.0}, "a")
+        >>> model._nb_total, model._nb.shape
+        ([3.0], (64, 1))
+        """
+        if self.nb_weight:
+            return
+        self.nb_weight, self.nb_in_bursts = nb_weight, in_bursts
+        self._nb_buf = np.full(self._mean_buf.shape, 0.0, dtype=np.float32)  # written now (see _make_room)
+        self._nb_total = [0.0] * len(self._classes)
+        self._views()
+
+    @property
+    def _nb_scale(self) -> float:
+        """The weight of naive Bayes' term in the scores now (``0``: AROW's margins alone)."""
+        return self.nb_weight if self.bursting or not self.nb_in_bursts else 0.0
 
     @staticmethod
     def _softmax(z: np.ndarray) -> np.ndarray:
@@ -495,8 +528,8 @@ class AROWClassifier(Tracking, base.Classifier):
         """The softmax's input: the scaled margins plus the weighted naive Bayes log-likelihood."""
         idx, counts = self._vector(x)
         z = self.temperature * self._margins(idx, counts)
-        if self.nb_weight and idx.shape[0]:
-            z += self.nb_weight * self._nb_log_likelihood(idx, counts, np.zeros(1, dtype=np.intp))[0]
+        if (scale := self._nb_scale) and idx.shape[0]:
+            z += scale * self._nb_log_likelihood(idx, counts, np.zeros(1, dtype=np.intp))[0]
         return z
 
     many_dicts = True  # predict_proba_many takes a list of dicts (River's takes a DataFrame)
@@ -512,8 +545,8 @@ class AROWClassifier(Tracking, base.Classifier):
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
         w = tfidf_units(counts, self._df[idx], self.n_docs, starts, lengths)
         z = self.temperature * np.add.reduceat(self._mean[idx] * w[:, None], starts, axis=0)
-        if self.nb_weight:
-            z += self.nb_weight * self._nb_log_likelihood(idx, counts, starts)
+        if scale := self._nb_scale:
+            z += scale * self._nb_log_likelihood(idx, counts, starts)
         e = np.exp(z - z.max(axis=1, keepdims=True))
         p = e / e.sum(axis=1, keepdims=True)
         classes = self._classes

@@ -39,7 +39,7 @@ def _balanced_nb() -> base.Classifier:
 
 
 def _arow(hash_bits: int = 20) -> base.Classifier:
-    return AROWClassifier(r=0.1, hash_bits=hash_bits)
+    return AROWClassifier(r=0.1, hash_bits=hash_bits, nb_weight=0.03, nb_in_bursts=True)
 
 
 def _arow_nb(hash_bits: int = 20) -> base.Classifier:
@@ -122,9 +122,9 @@ DESCRIPTIONS = {
     "prior": "baseline: always the most frequent label so far",
     "nb": "multinomial naive Bayes, River's maths, hand-optimised (models/nb.py)",
     "nb-balanced": "nb with a uniform class prior (rare interests not outvoted by their rarity)",
-    "arow": "one-vs-rest AROW over online TF-IDF, temperature-scaled (models/arow.py)",
+    "arow": "one-vs-rest AROW over online TF-IDF, temperature-scaled, naive Bayes' counts in bursts (models/arow.py)",
     "arow-balanced": "arow with labels weighted inversely to their class's share",
-    "arow-nb": "arow plus naive Bayes' counts per class: keeps classes of long posts learned in bursts",
+    "arow-nb": "arow with naive Bayes' counts added always, not only in bursts",
     "river-nb": "river.naive_bayes.MultinomialNB (stock)",
     "logreg": "l2-normalise → one-vs-rest river LogisticRegression (SGD)",
     "softmax": "l2-normalise → river SoftmaxRegression (SGD)",

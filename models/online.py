@@ -70,6 +70,10 @@ class OnlineModel:
         self.__dict__.update({**defaults, **state})
         if "centroids" not in state:  # checkpoints of 0.5 and before: no past to compare with yet
             self.centroids = ClassCentroids()
+        if hasattr(self.classifier, "count_features"):  # an `arow` of 0.15 or before gains the counts
+            fresh = make_classifier(self.name, self.featurizer.hash_bits)
+            if fresh.nb_weight:  # type: ignore[attr-defined]
+                self.classifier.count_features(fresh.nb_weight, fresh.nb_in_bursts)  # type: ignore[attr-defined]
         if "class_drift" not in state:
             self.class_drift = ClassDrift()
             self.class_drift.learned.update(dict.fromkeys(self.classes, self.class_drift.established))
@@ -161,6 +165,8 @@ class OnlineModel:
         if replay is not None:
             for kept, c in replay.due(y):
                 self.classifier.rehearse_one(kept, c)  # type: ignore[attr-defined]
+            if getattr(self.classifier, "nb_in_bursts", False):  # its predictions lean on counts in bursts
+                self.classifier.bursting = replay.in_burst()  # type: ignore[attr-defined]
         self.classes.add(y)
         self.version += 1
         if not self.adapt:

@@ -189,3 +189,72 @@ def test_the_naive_bayes_term_reaches_replicas_and_an_earlier_checkpoint_loads_a
     assert np.allclose(got, expected)
     assert [earlier.predict_one(x) for x in probe] == [alone.predict_one(x) for x in probe]
     earlier.learn_one(*stream[0])  # and learns on
+
+
+def test_counts_added_in_bursts_only_change_the_scores_while_bursting_and_reach_replicas():
+    """With ``nb_in_bursts`` (the default ``arow``), the counts are kept all along but the scores are
+    AROW's alone until the learner says a burst is on; then they are ``arow-nb``'s. A replica learns
+    which from the deltas."""
+    stream = naive_bayes_stream()
+    in_bursts, always = (
+        AROWClassifier(hash_bits=10, nb_weight=0.03, nb_in_bursts=True),
+        AROWClassifier(hash_bits=10, nb_weight=0.03),
+    )
+    alone, replica = AROWClassifier(hash_bits=10), AROWClassifier(hash_bits=10, nb_weight=0.03, nb_in_bursts=True)
+    in_bursts.track()
+    for x, y in stream:
+        for model in (in_bursts, always, alone):
+            model.learn_one(x, y)
+    probe = [x for x, _ in stream[:20]]
+    assert np.array_equal(in_bursts._nb, always._nb) and in_bursts._nb.any()
+    assert in_bursts.predict_proba_many(probe) == alone.predict_proba_many(probe)
+    assert in_bursts.predict_proba_many(probe) != always.predict_proba_many(probe)
+    in_bursts.bursting = True
+    assert in_bursts.predict_proba_many(probe) == always.predict_proba_many(probe)
+    assert [in_bursts.predict_proba_one(x) for x in probe] == [always.predict_proba_one(x) for x in probe]
+    replica.apply_delta(in_bursts.take_delta())
+    assert replica.bursting and replica.predict_proba_many(probe) == in_bursts.predict_proba_many(probe)
+    in_bursts.bursting = False
+    replica.apply_delta(in_bursts.take_delta())
+    assert not replica.bursting and replica.predict_proba_many(probe) == alone.predict_proba_many(probe)
+
+
+def test_the_default_model_leans_on_its_counts_while_a_burst_keeps_a_class_away():
+    from models.online import OnlineModel
+
+    model = OnlineModel("arow", hash_bits=10)
+    for i in range(400):  # mixed: each class every few labels
+        model.learn({i % 50: 1.0, 60 + i % 4: 1.0}, f"c{i % 4}", None)
+    assert not model.classifier.bursting  # type: ignore[attr-defined]
+    for i in range(300):  # a burst of one class: the others away 300 labels
+        model.learn({i % 50: 1.0, 60: 1.0}, "c0", None)
+    assert model.classifier.bursting  # type: ignore[attr-defined]
+    for i in range(8):  # the classes back
+        model.learn({i % 50: 1.0, 60 + i % 4: 1.0}, f"c{i % 4}", None)
+    assert not model.classifier.bursting  # type: ignore[attr-defined]
+
+
+def test_an_arow_model_of_an_earlier_version_gains_the_counts_from_zero():
+    """A checkpointed ``arow`` of 0.15 or before (AROW alone) loads with an empty table of counts that
+    fills from its next label on; what it learned is kept."""
+    from models.online import OnlineModel
+
+    model = OnlineModel("arow", hash_bits=8)
+    names: dict[Any, int] = {}
+    stream = [({names.setdefault(k, len(names)): v for k, v in x.items()}, y) for x, y in naive_bayes_stream(200)]
+    for x, y in stream:
+        model.learn(x, y, None)
+    state = copy.deepcopy(model.__dict__)
+    old = state["classifier"].__dict__
+    for key in ("nb_in_bursts", "bursting"):
+        del old[key]
+    old.update(nb_weight=0.0, _nb_buf=np.zeros((256, 0), np.float32), _nb=np.zeros((256, 0), np.float32))
+    old["_nb_total"] = [0.0] * len(old["_classes"])
+    earlier = OnlineModel.__new__(OnlineModel)
+    earlier.__setstate__(state)
+    classifier = earlier.classifier
+    assert classifier.nb_weight == 0.03 and classifier.nb_in_bursts  # type: ignore[attr-defined]
+    assert not classifier._nb.any() and classifier._nb.shape == (256, len(classifier.classes_))  # type: ignore[attr-defined]
+    assert np.array_equal(classifier._mean, model.classifier._mean)  # type: ignore[attr-defined]
+    earlier.learn(*stream[0], None)
+    assert classifier._nb_total[classifier._index[stream[0][1]]] > 0  # type: ignore[attr-defined]

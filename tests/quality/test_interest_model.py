@@ -61,10 +61,11 @@ def test_balanced_weights_raise_the_recall_of_a_rare_interest():
 def test_interests_learned_in_long_bursts_are_kept():
     """The forum file is sorted by newsgroup: each interest arrives as one long burst. Learned in that
     order (6,000 posts: bursts of 300 to 1,900), the default model scores the later posts of every
-    interest within 0.03 macro-F1 of the same posts learned shuffled (measured: 0.830 against 0.836).
-    Two replays a label while a burst keeps a class away is what brings it there: with one, as in
-    0.15, 0.786; without the class-balanced replay, below 0.35. ``arow-nb``, with naive Bayes' counts
-    beside the weights, comes within 0.03 too (0.837 against 0.837)."""
+    interest within 0.02 macro-F1 of the same posts learned shuffled (measured: 0.837 against 0.836).
+    Its naive Bayes' counts, added to the scores while a burst keeps a class away, are part of that:
+    AROW alone, with the same replays, 0.830 in file order. Learned shuffled, no class is ever away
+    that long, and its predictions are AROW's alone. ``arow-nb``, with the counts added always, comes
+    within 0.03 too (0.837 against 0.837)."""
     from sklearn.metrics import f1_score
 
     from models.online import OnlineModel
@@ -76,22 +77,23 @@ def test_interests_learned_in_long_bursts_are_kept():
     in_file_order, test = cleaned(earlier), cleaned(later)
     shuffled = list(in_file_order)
     random.Random(0).shuffle(shuffled)
-    scores = {}
+    scores, predictions = {}, {}
     for model_name, order, train in (
         (Settings().model, "file", in_file_order),
-        (Settings().model, "file, one replay a label", in_file_order),
+        (Settings().model, "file, AROW alone", in_file_order),
         (Settings().model, "shuffled", shuffled),
+        (Settings().model, "shuffled, AROW alone", shuffled),
         ("arow-nb", "file, counts", in_file_order),
         ("arow-nb", "shuffled, counts", shuffled),
     ):
         model = OnlineModel(model_name)
-        if order == "file, one replay a label":
-            assert model.replay is not None
-            model.replay.burst_rate = 1.0
+        if order.endswith("AROW alone"):
+            model.classifier.nb_weight = 0.0  # type: ignore[attr-defined]  # no counts kept or added
         for clean, y in train:
             model.learn(model.features(clean), y, None)
-        predicted = [max((p := model.predict(model.features(c))), key=p.__getitem__) for c, _ in test]
-        scores[order] = f1_score([y for _, y in test], predicted, average="macro")
-    assert scores["file"] >= scores["shuffled"] - 0.03, scores
-    assert scores["file"] > scores["file, one replay a label"] + 0.02, scores
+        predictions[order] = [max((p := model.predict(model.features(c))), key=p.__getitem__) for c, _ in test]
+        scores[order] = f1_score([y for _, y in test], predictions[order], average="macro")
+    assert scores["file"] >= scores["shuffled"] - 0.02, scores
+    assert scores["file"] > scores["file, AROW alone"], scores
+    assert predictions["shuffled"] == predictions["shuffled, AROW alone"]
     assert scores["file, counts"] >= scores["shuffled, counts"] - 0.03, scores
