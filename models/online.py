@@ -70,7 +70,7 @@ class OnlineModel:
         self.__dict__.update({**defaults, **state})
         if "centroids" not in state:  # checkpoints of 0.5 and before: no past to compare with yet
             self.centroids = ClassCentroids()
-        if hasattr(self.classifier, "count_features"):  # an `arow` of 0.15 or before gains the counts
+        if getattr(self.classifier, "nb_weight", None) == 0.0:  # an `arow` of 0.15 or before gains the counts
             fresh = make_classifier(self.name, self.featurizer.hash_bits)
             if fresh.nb_weight:  # type: ignore[attr-defined]
                 self.classifier.count_features(fresh.nb_weight, fresh.nb_in_bursts)  # type: ignore[attr-defined]
