@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from stream.settings import ConfigError, Settings
+
+PROBE_WAIT_MS = 50  # the end-offset probe's fetch wait
 
 if TYPE_CHECKING:  # the clients' imports are slow: only when a client is built
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -107,6 +110,40 @@ def aio_producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
     from aiokafka import AIOKafkaProducer
 
     return AIOKafkaProducer(**client_options(settings), **options)
+
+
+async def true_end_offsets(client_options: Mapping[str, Any], reported: Mapping[Any, int]) -> dict[Any, int]:
+    """The offset after the last record of each partition: ``reported`` (a broker's end offsets,
+    keyed by anything with ``topic`` and ``partition``), moved past the records read from there
+    (``client_options``: the bootstrap servers and connection options of the probe's client).
+
+    The embedded broker reports the base offset of the last record batch instead (see
+    :mod:`stream.worker.transport`); on Apache Kafka nothing is found past the end and the answer is
+    unchanged. Here, not in the transport, so that the learner process reads its end offsets without
+    importing Faust."""
+    result = dict(reported)
+    if not result:
+        return result
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    tps = {TopicPartition(tp.topic, tp.partition): tp for tp in result}
+    probe = AIOKafkaConsumer(**client_options, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=PROBE_WAIT_MS)
+    await probe.start()
+    try:
+        probe.assign(list(tps))
+        for ktp, tp in tps.items():
+            probe.seek(ktp, max(0, result[tp]))
+        idle = 0
+        while idle < 2:
+            batches = await probe.getmany(timeout_ms=PROBE_WAIT_MS * 2)
+            idle = 0 if batches else idle + 1
+            for ktp, records in batches.items():
+                if records:
+                    tp = tps[ktp]
+                    result[tp] = max(result[tp], records[-1].offset + 1)
+    finally:
+        await probe.stop()
+    return result
 
 
 def kafka_consumer(settings: Settings, *topics: str, **options: Any) -> KafkaConsumer:

@@ -31,12 +31,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import OffsetOutOfRangeError
 
 from models.persistence import CheckpointError, Reassembler, dump, load, part_header, read_meta, split
-from stream.clients import aio_consumer, aio_producer, client_options
+from stream.clients import aio_consumer, aio_producer, client_options, true_end_offsets
 from stream.pipeline.learner import CHECKPOINT_CLASSES, Learner
 from stream.pipeline.modelview import ModelView, unread_by_replica
 from stream.settings import Settings
 from stream.stats import Latency, Stats
-from stream.worker.transport import true_end_offsets
 
 log = logging.getLogger(__name__)
 

@@ -47,8 +47,8 @@ before each offset commit.
   embedded broker (Tansu 0.6) reports the *base offset of the last record batch* instead of the
   offset after the last record (measured: 6 records at offsets 0-5 written in batches [0-3], [4-5]
   give an end offset of 4), so a restarted worker would lose the last changes of its tables.
-  :func:`true_end_offsets` reads from the reported end on and moves it past any record found there;
-  on Apache Kafka there is none and the answer is unchanged.
+  :func:`stream.clients.true_end_offsets` reads from the reported end on and moves it past any record
+  found there; on Apache Kafka there is none and the answer is unchanged.
 """
 
 from __future__ import annotations
@@ -59,19 +59,18 @@ from typing import Any, Protocol, cast
 
 import faust
 import numpy as np
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import murmur2
 from faust.exceptions import ProducerSendError
 from faust.transport.consumer import ensure_TP
 from faust.transport.drivers import aiokafka as driver
 from faust.types.tuples import ConsumerMessage
 
+from stream.clients import true_end_offsets
 from stream.pipeline.records import Message
 from stream.settings import ConfigError
 
 FAUST_VERSION = "0.15.3"
 """The Faust release this module is written against (and ``pyproject.toml`` pins)."""
-PROBE_WAIT_MS = 50
 GATHER_PERIOD_S = 0.5  # how often the least bytes of a fetch follow the input rate
 MAX_GATHER_BYTES = 1 << 20  # the most a fetch asks for: aiokafka's default bytes of one partition's fetch
 
@@ -255,33 +254,6 @@ class BatchingConsumer(driver.Consumer):
             for tp in unset:
                 self._committed_offset[ensure_TP(tp)] = None
         return committed
-
-
-async def true_end_offsets(client_options: Mapping[str, Any], reported: Mapping[Any, int]) -> dict[Any, int]:
-    """The offset after the last record of each partition: ``reported`` (a broker's end offsets,
-    keyed by anything with ``topic`` and ``partition``), moved past the records read from there
-    (``client_options``: the bootstrap servers and connection options of the probe's client)."""
-    result = dict(reported)
-    if not result:
-        return result
-    tps = {TopicPartition(tp.topic, tp.partition): tp for tp in result}
-    probe = AIOKafkaConsumer(**client_options, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=PROBE_WAIT_MS)
-    await probe.start()
-    try:
-        probe.assign(list(tps))
-        for ktp, tp in tps.items():
-            probe.seek(ktp, max(0, result[tp]))
-        idle = 0
-        while idle < 2:
-            batches = await probe.getmany(timeout_ms=PROBE_WAIT_MS * 2)
-            idle = 0 if batches else idle + 1
-            for ktp, records in batches.items():
-                if records:
-                    tp = tps[ktp]
-                    result[tp] = max(result[tp], records[-1].offset + 1)
-    finally:
-        await probe.stop()
-    return result
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
