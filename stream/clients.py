@@ -112,10 +112,11 @@ def aio_producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(**client_options(settings), **options)
 
 
-async def true_end_offsets(client_options: Mapping[str, Any], reported: Mapping[Any, int]) -> dict[Any, int]:
+async def true_end_offsets(options: Mapping[str, Any], reported: Mapping[Any, int]) -> dict[Any, int]:
     """The offset after the last record of each partition: ``reported`` (a broker's end offsets,
     keyed by anything with ``topic`` and ``partition``), moved past the records read from there
-    (``client_options``: the bootstrap servers and connection options of the probe's client).
+    (``options``: the bootstrap servers and connection options of the probe's client, as
+    :func:`client_options` gives them).
 
     The embedded broker reports the base offset of the last record batch instead (see
     :mod:`stream.worker.transport`); on Apache Kafka nothing is found past the end and the answer is
@@ -127,7 +128,7 @@ async def true_end_offsets(client_options: Mapping[str, Any], reported: Mapping[
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     tps = {TopicPartition(tp.topic, tp.partition): tp for tp in result}
-    probe = AIOKafkaConsumer(**client_options, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=PROBE_WAIT_MS)
+    probe = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=PROBE_WAIT_MS)
     await probe.start()
     try:
         probe.assign(list(tps))
