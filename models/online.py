@@ -163,10 +163,11 @@ class OnlineModel:
             else:
                 background.learn_one(x, y)
         if replay is not None:
-            for kept, c in replay.due(y):
+            bursting = replay.in_burst()
+            for kept, c in replay.due(y, bursting):
                 self.classifier.rehearse_one(kept, c)  # type: ignore[attr-defined]
             if getattr(self.classifier, "nb_in_bursts", False):  # its predictions lean on counts in bursts
-                self.classifier.bursting = replay.in_burst()  # type: ignore[attr-defined]
+                self.classifier.bursting = bursting  # type: ignore[attr-defined]
         self.classes.add(y)
         self.version += 1
         if not self.adapt:

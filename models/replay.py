@@ -120,11 +120,14 @@ class ReplayBuffer:
         away = self._labels - self._labelled[c]
         return away >= self.burst_away and away * self._count[c] >= BURST_GAPS * self._labels
 
-    def due(self, y: Hashable) -> list[tuple[Kept, Hashable]]:
+    def due(self, y: Hashable, bursting: bool | None = None) -> list[tuple[Kept, Hashable]]:
         """The posts to learn again now that a label of ``y`` was learned, with their labels: one per
         class, the classes away the longest first, as many as the rate allows (:attr:`burst_rate` in
-        a burst); each class's kept posts in turn."""
-        rate = self.burst_rate if self.in_burst() else self.rate
+        a burst); each class's kept posts in turn. ``bursting``: :meth:`in_burst`, if the caller
+        already asked."""
+        if bursting is None:
+            bursting = self.in_burst()
+        rate = self.burst_rate if bursting else self.rate
         self._credit = min(self._credit + rate, max(1.0, math.ceil(rate)))
         due: list[tuple[Kept, Hashable]] = []
         while self._credit >= 1.0 and self._seen:
