@@ -29,6 +29,7 @@ a window's end plus the allowed lateness, closes the window: a record, its spike
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -461,17 +462,22 @@ class SegmentState:
             best = close if best is None else min(best, close)
         return best
 
-    def _aggregate(self, start: int, size: int, width: int) -> Tally:
+    def _aggregate(self, start: int, size: int, width: int, keys: list[int]) -> Tally | None:
+        """The posts of the window ``[start, start + size)``: ``None`` when it has none. ``keys`` are
+        the held buckets in order. A window of one bucket is that bucket's own tally, not a copy:
+        read it, do not change it."""
+        buckets = self.buckets
+        if size == width:
+            return buckets.get(start)
+        lo = bisect_left(keys, start)
+        hi = bisect_left(keys, start + size, lo)
+        if hi - lo == 1:
+            return buckets[keys[lo]]
+        if hi == lo:
+            return None
         total = Tally()
-        if size // width <= len(self.buckets):
-            for b in range(start, start + size, width):
-                t = self.buckets.get(b)
-                if t is not None:
-                    total.merge(t)
-        else:
-            for b in sorted(self.buckets):
-                if start <= b < start + size:
-                    total.merge(self.buckets[b])
+        for b in keys[lo:hi]:
+            total.merge(buckets[b])
         return total
 
     def advance(
@@ -503,20 +509,21 @@ class SegmentState:
         spikes: list[tuple[int, int, dict[str, Any]]] = []
         triggers: list[tuple[int, int, dict[str, Any]]] = []
         quiet: dict[str, int] = {}
+        keys = sorted(self.buckets)  # the buckets do not change until every kind is advanced
         for k_index, (kind, size, step) in enumerate(spec.kinds()):
             ns = first = self.next_start[kind]
             if ns is None:  # posts came before any watermark: start at the first window with posts
                 if not self.buckets:
                     continue
-                ns = first = _floor(min(self.buckets), step) - size + step
+                ns = first = _floor(keys[0], step) - size + step
             last = _floor(watermark - lateness - size, step)  # start of the last window that closes
             history = self.history[kind]
             kind_rules = [r for r in mine if r.window == kind]
             recorded = min((min_record_volume, *(r.min_support for r in kind_rules)))
             while ns <= last:
-                tally = self._aggregate(ns, size, width)
-                if tally.n == 0:  # silent: jump to the next window with posts, counting zeros
-                    ns = self._skip_silence(ns, last, size, step, history, params)
+                tally = self._aggregate(ns, size, width, keys)
+                if tally is None or not tally.n:  # silent: jump to the next window with posts, counting zeros
+                    ns = self._skip_silence(ns, last, size, step, history, params, keys)
                     continue
                 end = ns + size
                 found = self._observe(kind, ns, end, tally, history, params)
@@ -539,11 +546,13 @@ class SegmentState:
             quiet,
         )
 
-    def _skip_silence(self, ns: int, last: int, size: int, step: int, history: Baseline, params: SpikeParams) -> int:
+    def _skip_silence(
+        self, ns: int, last: int, size: int, step: int, history: Baseline, params: SpikeParams, keys: list[int]
+    ) -> int:
         """The start of the next window with posts (at most one past ``last``); the silent windows
-        skipped count as zero volume in the spike baseline."""
-        later = [b for b in self.buckets if b >= ns]
-        target = _floor(min(later), step) - size + step if later else last + step
+        skipped count as zero volume in the spike baseline. ``keys``: the held buckets in order."""
+        i = bisect_left(keys, ns)
+        target = _floor(keys[i], step) - size + step if i < len(keys) else last + step
         target = min(max(target, ns + step), last + step)
         # windows that end before the segment's first post are not silence: no zeros
         since = ns if self.born is None else max(ns, _floor(self.born, step) - size + step)

@@ -268,3 +268,36 @@ def test_windows_below_the_record_volume_are_counted_and_still_spike_and_fire_ru
     closed = {k: sum(w["kind"] == k for w in all_records.windows) for k in ("tumbling", "hopping")}
     assert {k: quiet.quiet.get(k, 0) + sum(w["kind"] == k for w in kept) for k in closed} == closed
     assert quiet.quiet["tumbling"] == 19 and all_records.quiet == {}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 1_200_000), st.sampled_from([-1.0, 0.0, 1.0]), st.sampled_from(["music", "travel"])),
+        min_size=1,
+        max_size=80,
+    ),
+    st.integers(1, 15),
+)
+def test_every_closed_window_counts_exactly_its_own_posts(posts, batch):
+    """Posts in event-time order (none late): each window's record is its posts, counted from scratch,
+    however the windows that share a bucket were closed before it."""
+    posts = sorted(posts)
+    labels = {-1.0: "negative", 0.0: "neutral", 1.0: "positive"}
+    state, watermark = SegmentState.from_dict(None, "all"), None
+    records: list[dict] = []
+    for i in range(0, len(posts), batch):
+        chunk = [(ts, sc, labels[sc], it, None, ()) for ts, sc, it in posts[i : i + batch]]
+        state.add(partials(chunk, SPEC)["all"], SPEC, watermark_ms=watermark)  # as the aggregator does
+        watermark = chunk[-1][0]
+        records += state.advance(watermark, SPEC).windows
+    records += state.advance(10**9, SPEC).windows
+    assert state.late == 0
+    assert {r["kind"] for r in records} == {"tumbling", "hopping"}
+    for r in records:
+        mine = [(sc, it) for ts, sc, it in posts if r["start"] <= ts < r["end"]]
+        assert r["volume"] == len(mine) > 0
+        assert r["mean_sentiment"] == round(sum(sc for sc, _ in mine) / len(mine), 4)
+        assert r["positive_share"] == round(sum(sc > 0 for sc, _ in mine) / len(mine), 4)
+        interests = {it: sum(i == it for _, i in mine) for it in {i for _, i in mine}}
+        assert r["interest_share"] == {k: round(v / len(mine), 4) for k, v in sorted(interests.items())}
