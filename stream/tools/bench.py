@@ -80,17 +80,18 @@ def child_pids(pid: int, proc: Path = Path("/proc")) -> list[int]:
     return found
 
 
-def proc_cpu(pid: int) -> float:
+def proc_cpu(pid: int, children: bool = True, proc: Path = Path("/proc")) -> float:
     """CPU seconds (user + system) of a process so far, its child processes' included, live or ended
-    (a worker that holds the learner role runs it in a child)."""
+    (a worker that holds the learner role runs it in a child); with ``children=False``, the process's
+    own alone."""
     total = 0.0
-    for p in (pid, *child_pids(pid)):
+    for p in (pid, *child_pids(pid, proc)) if children else (pid,):
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = (proc / str(p) / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # the child exited
             continue
         # utime, stime, and the ended children's (cutime, cstime) that the process has waited for
-        total += sum(int(f) for f in fields[11:15]) / CLK_TCK
+        total += sum(int(f) for f in fields[11 : 15 if children else 13]) / CLK_TCK
     return total
 
 
@@ -127,14 +128,15 @@ class SpanCpu:
     True
     """
 
-    def __init__(self, pid: int | None):
+    def __init__(self, pid: int | None, children: bool = True):
         self.pid = pid
+        self.children = children  # False: the process's own CPU, not its child processes'
         self.at_start: float | None = None
         self.start()
 
     def start(self) -> None:
         if self.pid is not None:
-            self.at_start = proc_cpu(self.pid)
+            self.at_start = proc_cpu(self.pid, self.children)
 
     @staticmethod
     def start_all(*counters: SpanCpu) -> Callable[[], None]:
@@ -147,10 +149,11 @@ class SpanCpu:
         return start
 
     def per_record(self, count: int) -> float | None:
-        """µs of the process's CPU per record since the start (its child processes' included)."""
+        """µs of the process's CPU per record since the start (its child processes' included, unless
+        made with ``children=False``)."""
         if self.pid is None or self.at_start is None:
             return None
-        return (proc_cpu(self.pid) - self.at_start) / max(1, count) * 1e6
+        return (proc_cpu(self.pid, self.children) - self.at_start) / max(1, count) * 1e6
 
 
 def proc_memory_mb(pid: int | str = "self", field: str = "VmHWM") -> float:
@@ -399,18 +402,20 @@ def bench_pipeline(
         assert worker.proc is not None
         pid = worker.proc.pid
         worker_cpu, broker_cpu = SpanCpu(pid), SpanCpu(broker_pid)
+        worker_alone = SpanCpu(pid, children=False)  # its event loop and threads, not its learner process
         result: dict[str, Any] = {"backlog_client": offer(s, events, rate=None)}
         follow(
             span,
             want,
             timeout=600,
-            on_first=SpanCpu.start_all(worker_cpu, broker_cpu),  # CPU counted from the first output
+            on_first=SpanCpu.start_all(worker_cpu, worker_alone, broker_cpu),  # CPU counted from the first output
             alive=lambda: worker.proc is not None and worker.proc.poll() is None,
         )
         result.update(
             eps=span.eps(),
             events=span.count,
             cpu_us=worker_cpu.per_record(span.count),
+            worker_cpu_us=worker_alone.per_record(span.count),
             broker_cpu_us=broker_cpu.per_record(span.count),
         )
         # latency at a fixed offered load of half the throughput, once the worker is idle again (its
@@ -913,6 +918,12 @@ def format_bench(r: dict[str, Any]) -> str:
         lines.append(
             "waiting for a CPU meanwhile (ready to run, none free), in cores: "
             + ", ".join(f"{k} {v:.2f}" for k, v in p["cpu_wait"].items())
+        )
+    if p.get("worker_cpu_us") is not None:
+        lines.append(
+            f"pipeline CPU per post in the backlog: the worker process {p['worker_cpu_us']:,.0f} µs (its event loop "
+            f"and client threads: the throughput's bound), its learner process "
+            f"{p['cpu_us'] - p['worker_cpu_us']:,.0f} µs"
         )
     lines.append(
         f"pipeline CPU per post with the learner caught up (it learns behind the predictions): "

@@ -30,6 +30,20 @@ def test_the_wait_sums_every_thread_of_the_process_and_of_its_children(tmp_path)
     assert proc_cpu_wait(10, children=False, proc=tmp_path) == pytest.approx(2.5)
 
 
+def test_the_cpu_of_a_process_alone_or_with_its_children(tmp_path):
+    def stat(pid, utime, stime, cutime, cstime):
+        fields = ["S", "1", *["0"] * 9, str(utime), str(stime), str(cutime), str(cstime), "20"]
+        (tmp_path / str(pid)).mkdir(exist_ok=True)
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} (python3 (x)) " + " ".join(fields) + "\n")
+
+    _task(tmp_path, 10, 10, "", children="20 ")
+    stat(10, 300, 100, 50, 50)  # its own 400 ticks, and 100 of children it has waited for
+    stat(20, 200, 0, 0, 0)  # a live child (a worker's learner process)
+    ticks = os.sysconf("SC_CLK_TCK")
+    assert proc_cpu(10, proc=tmp_path) == pytest.approx(700 / ticks)
+    assert proc_cpu(10, children=False, proc=tmp_path) == pytest.approx(400 / ticks)
+
+
 SPIN = """
 import os, sys, time
 os.sched_setaffinity(0, {%d})
