@@ -22,6 +22,7 @@ from stream.pipeline.processor import Processor
 from stream.settings import LOG_LEVELS, ConfigError, Settings
 from stream.worker.agents import register_input_agents
 from stream.worker.aggregates import register_audience_agent, register_profiles_agent
+from stream.worker.collect import collect_less
 from stream.worker.learnerproc import LearnerProcess
 from stream.worker.live import LiveHistory
 from stream.worker.modelsync import Follower
@@ -199,6 +200,7 @@ def main(argv: Sequence[str] = (), settings: Settings | None = None) -> None:
     # What is built so far (modules, the app, the models' weights) lives as long as the worker: keep it
     # out of the garbage collector's full passes, which scanned it at start-up for up to 80 ms at a
     # time (measured) while the first posts were coming in. The posts agent freezes again once the
-    # model replica has caught up.
+    # model replica has caught up. Its youngest objects are collected less often (see stream.worker.collect).
     gc.freeze()
+    collect_less()
     stream.app.main()

@@ -35,6 +35,7 @@ import orjson
 from stream.logs import configure as configure_logging
 from stream.settings import Settings, settings_env
 from stream.stats import Stats
+from stream.worker.collect import collect_less
 from stream.worker.logfilter import RepeatFilter
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,7 @@ def main() -> None:
     configure_logging(settings)
     for handler in logging.getLogger().handlers:  # a lost broker makes the clients log every few ms
         handler.addFilter(RepeatFilter())
+    collect_less()  # as the worker: a label's decoded record and arrays are freed by reference counting
     asyncio.run(_child(settings))
 
 
