@@ -50,25 +50,23 @@ def qualified_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def encode(obj: Any, allowed: Mapping[str, type] | None = None) -> tuple[Any, list[bytes | memoryview]]:
-    """``obj`` as ``(document, buffers)``: a JSON-able document, and the raw bytes of its arrays.
+class _Encoder:
+    """The state of one :func:`encode` call. A class, not closures: a recursive closure refers to itself
+    through its cell, and that cycle kept every object encoded and their buffers alive until the garbage
+    collector's next pass."""
 
-    Instances must be of a class in ``allowed`` (name → class), which names them in the document
-    (a class listed under another name than its own is written under that name: the name an earlier
-    version gave it), and reduce the ordinary way (``copyreg.__newobj__``): their state is encoded
-    the same way, recursively. Shared objects stay shared, and cycles through instances, lists and
-    dicts are kept."""
-    allowed = {} if allowed is None else allowed
-    names = {cls: name for name, cls in allowed.items()}
-    buffers: list[bytes | memoryview] = []
-    memo: dict[int, int] = {}
-    keep: list[Any] = []  # objects whose id() is in memo, kept alive while encoding
+    def __init__(self, allowed: Mapping[str, type]):
+        self.allowed = allowed
+        self.names = {cls: name for name, cls in allowed.items()}
+        self.buffers: list[bytes | memoryview] = []
+        self.memo: dict[int, int] = {}
+        self.keep: list[Any] = []  # objects whose id() is in memo, kept alive while encoding
 
-    def buf(data: bytes | memoryview) -> int:
-        buffers.append(data)
-        return len(buffers) - 1
+    def buf(self, data: bytes | memoryview) -> int:
+        self.buffers.append(data)
+        return len(self.buffers) - 1
 
-    def enc(o: Any) -> Any:
+    def enc(self, o: Any) -> Any:
         t = type(o)
         if o is None or t is bool or t is str:
             return o
@@ -77,33 +75,33 @@ def encode(obj: Any, allowed: Mapping[str, type] | None = None) -> tuple[Any, li
         if t is float:
             return o if math.isfinite(o) else {"$f": repr(o)}
         if t is bytes or t is bytearray:
-            return {"$b": buf(bytes(o)), "mutable": t is bytearray}
+            return {"$b": self.buf(bytes(o)), "mutable": t is bytearray}
         if isinstance(o, np.generic):
-            return {"$ns": o.dtype.str, "v": enc(o.item())}
-        ref = memo.get(id(o))
+            return {"$ns": o.dtype.str, "v": self.enc(o.item())}
+        ref = self.memo.get(id(o))
         if ref is not None:
             return {"$r": ref}
-        memo[id(o)] = len(memo)
-        keep.append(o)
+        self.memo[id(o)] = len(self.memo)
+        self.keep.append(o)
         node: dict[str, Any]
         if t is np.ndarray:
             if o.dtype.char not in PLAIN_DTYPES:
                 raise CodecError(f"cannot encode an array of dtype {o.dtype}")
             flat = np.ascontiguousarray(o).reshape(-1)  # no copy of a contiguous array
             data = flat.data.cast("B") if flat.size else b""
-            node = {"$nd": buf(data), "dtype": o.dtype.str, "shape": list(o.shape)}
+            node = {"$nd": self.buf(data), "dtype": o.dtype.str, "shape": list(o.shape)}
         elif t is array.array:
-            node = {"$a": o.typecode, "b": buf(o.tobytes())}
+            node = {"$a": o.typecode, "b": self.buf(o.tobytes())}
         elif t is list:
-            node = {"$l": [enc(x) for x in o]}
+            node = {"$l": [self.enc(x) for x in o]}
         elif t is tuple:
-            node = {"$t": [enc(x) for x in o]}
+            node = {"$t": [self.enc(x) for x in o]}
         elif t is set or t is frozenset:
-            node = {"$s": [enc(x) for x in o], "frozen": t is frozenset}
+            node = {"$s": [self.enc(x) for x in o], "frozen": t is frozenset}
         elif t is dict:
-            node = {"$d": [[enc(k), enc(v)] for k, v in o.items()]}
+            node = {"$d": [[self.enc(k), self.enc(v)] for k, v in o.items()]}
         elif t is collections.Counter or t is collections.OrderedDict:
-            node = {"$m": t.__name__, "items": [[enc(k), enc(v)] for k, v in o.items()]}
+            node = {"$m": t.__name__, "items": [[self.enc(k), self.enc(v)] for k, v in o.items()]}
         elif t is collections.defaultdict:
             factory = o.default_factory
             if factory is not None and FACTORIES.get(getattr(factory, "__name__", "")) is not factory:
@@ -111,13 +109,13 @@ def encode(obj: Any, allowed: Mapping[str, type] | None = None) -> tuple[Any, li
             node = {
                 "$m": "defaultdict",
                 "factory": None if factory is None else factory.__name__,
-                "items": [[enc(k), enc(v)] for k, v in o.items()],
+                "items": [[self.enc(k), self.enc(v)] for k, v in o.items()],
             }
         elif t is collections.deque:
-            node = {"$q": [enc(x) for x in o], "maxlen": o.maxlen}
+            node = {"$q": [self.enc(x) for x in o], "maxlen": o.maxlen}
         else:
-            name = names.get(t) or qualified_name(t)
-            if allowed.get(name) is not t:
+            name = self.names.get(t) or qualified_name(t)
+            if self.allowed.get(name) is not t:
                 raise CodecError(f"cannot encode an object of {name} (not in the allow-list)")
             reduced = o.__reduce_ex__(2)
             if not isinstance(reduced, tuple) or reduced[0] is not NEWOBJ or reduced[1][0] is not t:
@@ -125,10 +123,20 @@ def encode(obj: Any, allowed: Mapping[str, type] | None = None) -> tuple[Any, li
             state = reduced[2] if len(reduced) > 2 else None
             if len(reduced) > 3 and (reduced[3] is not None or (len(reduced) > 4 and reduced[4] is not None)):
                 raise CodecError(f"cannot encode an object of {name}: it has list or dict items")
-            node = {"$o": name, "a": [enc(x) for x in reduced[1][1:]], "s": enc(state)}
+            node = {"$o": name, "a": [self.enc(x) for x in reduced[1][1:]], "s": self.enc(state)}
         return node
 
-    return enc(obj), buffers
+
+def encode(obj: Any, allowed: Mapping[str, type] | None = None) -> tuple[Any, list[bytes | memoryview]]:
+    """``obj`` as ``(document, buffers)``: a JSON-able document, and the raw bytes of its arrays.
+
+    Instances must be of a class in ``allowed`` (name → class), which names them in the document
+    (a class listed under another name than its own is written under that name: the name an earlier
+    version gave it), and reduce the ordinary way (``copyreg.__newobj__``): their state is encoded
+    the same way, recursively. Shared objects stay shared, and cycles through instances, lists and
+    dicts are kept."""
+    encoder = _Encoder({} if allowed is None else allowed)
+    return encoder.enc(obj), encoder.buffers
 
 
 def _build(obj: Any, state: Any) -> None:
@@ -147,17 +155,20 @@ def _build(obj: Any, state: Any) -> None:
             setattr(obj, key, value)
 
 
-def decode(doc: Any, buffers: Sequence[bytes | bytearray | mmap.mmap], allowed: Mapping[str, type]) -> Any:
-    """The value :func:`encode` turned into ``(doc, buffers)``; only classes of ``allowed`` (name →
-    class) are instantiated. Raises :class:`CodecError` on anything else."""
-    memo: list[Any] = []
+class _Decoder:
+    """The state of one :func:`decode` call (a class, not closures: see :class:`_Encoder`)."""
 
-    def scalar_buffer(i: Any) -> bytes | bytearray | mmap.mmap:
-        if type(i) is not int or not 0 <= i < len(buffers):
+    def __init__(self, buffers: Sequence[bytes | bytearray | mmap.mmap], allowed: Mapping[str, type]):
+        self.buffers = buffers
+        self.allowed = allowed
+        self.memo: list[Any] = []
+
+    def scalar_buffer(self, i: Any) -> bytes | bytearray | mmap.mmap:
+        if type(i) is not int or not 0 <= i < len(self.buffers):
             raise CodecError(f"buffer {i!r} does not exist")
-        return buffers[i]
+        return self.buffers[i]
 
-    def dec(node: Any) -> Any:
+    def dec(self, node: Any) -> Any:
         t = type(node)
         if node is None or t in (bool, int, float, str):
             return node
@@ -165,43 +176,43 @@ def decode(doc: Any, buffers: Sequence[bytes | bytearray | mmap.mmap], allowed: 
             raise CodecError(f"unexpected node {str(node)[:60]}")
         if "$r" in node:
             ref = node["$r"]
-            if type(ref) is not int or not 0 <= ref < len(memo):
+            if type(ref) is not int or not 0 <= ref < len(self.memo):
                 raise CodecError(f"reference {ref!r} does not exist")
-            return memo[ref]
+            return self.memo[ref]
         if "$i" in node:
             return int(node["$i"])
         if "$f" in node:
             return float(node["$f"])
         if "$b" in node:
-            data = scalar_buffer(node["$b"])
+            data = self.scalar_buffer(node["$b"])
             return bytearray(data) if node.get("mutable") else bytes(data)
         if "$ns" in node:
-            return np.dtype(_plain_dtype(node["$ns"])).type(dec(node["v"]))
-        index = len(memo)
-        memo.append(None)  # the slot of this container or object, filled before its contents
+            return np.dtype(_plain_dtype(node["$ns"])).type(self.dec(node["v"]))
+        index = len(self.memo)
+        self.memo.append(None)  # the slot of this container or object, filled before its contents
         if "$nd" in node:
             dtype = _plain_dtype(node["dtype"])
             shape = tuple(int(x) for x in node["shape"])
-            out: Any = np.frombuffer(scalar_buffer(node["$nd"]), dtype=dtype).reshape(shape)
+            out: Any = np.frombuffer(self.scalar_buffer(node["$nd"]), dtype=dtype).reshape(shape)
             if not out.flags.writeable:  # read-only bytes: the array gets its own copy
                 out = out.copy()
         elif "$a" in node:
             if node["$a"] not in "bBuhHiIlLqQfd":
                 raise CodecError(f"array typecode {node['$a']!r}")
             out = array.array(node["$a"])
-            out.frombytes(scalar_buffer(node["b"]))
+            out.frombytes(self.scalar_buffer(node["b"]))
         elif "$l" in node:
-            out = memo[index] = []
-            out.extend(dec(x) for x in node["$l"])
+            out = self.memo[index] = []
+            out.extend(self.dec(x) for x in node["$l"])
         elif "$t" in node:
-            out = tuple(dec(x) for x in node["$t"])
+            out = tuple(self.dec(x) for x in node["$t"])
         elif "$s" in node:
-            items = [dec(x) for x in node["$s"]]
+            items = [self.dec(x) for x in node["$s"]]
             out = frozenset(items) if node.get("frozen") else set(items)
         elif "$d" in node:
-            out = memo[index] = {}
+            out = self.memo[index] = {}
             for k, v in node["$d"]:
-                out[dec(k)] = dec(v)
+                out[self.dec(k)] = self.dec(v)
         elif "$m" in node:
             kind = node["$m"]
             if kind == "Counter":
@@ -215,24 +226,28 @@ def decode(doc: Any, buffers: Sequence[bytes | bytearray | mmap.mmap], allowed: 
                 out = collections.defaultdict(None if factory is None else FACTORIES[factory])
             else:
                 raise CodecError(f"mapping kind {kind!r}")
-            memo[index] = out
+            self.memo[index] = out
             for k, v in node["items"]:
-                out[dec(k)] = dec(v)
+                out[self.dec(k)] = self.dec(v)
         elif "$q" in node:
             maxlen = node.get("maxlen")
-            out = collections.deque((dec(x) for x in node["$q"]), maxlen=None if maxlen is None else int(maxlen))
+            out = collections.deque((self.dec(x) for x in node["$q"]), maxlen=None if maxlen is None else int(maxlen))
         elif "$o" in node:
-            cls = allowed.get(node["$o"]) if type(node["$o"]) is str else None
+            cls = self.allowed.get(node["$o"]) if type(node["$o"]) is str else None
             if cls is None:
                 raise CodecError(f"class {node['$o']!r} is not allowed in a checkpoint")
-            out = memo[index] = cls.__new__(cls, *[dec(x) for x in node["a"]])
-            _build(out, dec(node["s"]))
+            out = self.memo[index] = cls.__new__(cls, *[self.dec(x) for x in node["a"]])
+            _build(out, self.dec(node["s"]))
         else:
             raise CodecError(f"unexpected node {str(node)[:60]}")
-        memo[index] = out
+        self.memo[index] = out
         return out
 
-    return dec(doc)
+
+def decode(doc: Any, buffers: Sequence[bytes | bytearray | mmap.mmap], allowed: Mapping[str, type]) -> Any:
+    """The value :func:`encode` turned into ``(doc, buffers)``; only classes of ``allowed`` (name →
+    class) are instantiated. Raises :class:`CodecError` on anything else."""
+    return _Decoder(buffers, allowed).dec(doc)
 
 
 def _plain_dtype(code: Any) -> np.dtype[Any]:
@@ -260,30 +275,33 @@ def attribute_buffers(doc: Any, attributes: Collection[tuple[str, str]]) -> set[
     ([0], 2)
     """
     out: set[int] = set()
-
-    def under(node: Any) -> None:  # every buffer of a subtree
-        if isinstance(node, dict):
-            out.update(node[k] for k in ("$nd", "$b") if type(node.get(k)) is int)
-            if "$a" in node and type(node.get("b")) is int:
-                out.add(node["b"])
-        for child in _children(node):
-            under(child)
-
-    def walk(node: Any) -> None:
-        name, state = (node.get("$o"), node.get("s")) if isinstance(node, dict) else (None, None)
-        if isinstance(name, str) and isinstance(state, dict) and isinstance(state.get("$d"), list):
-            for pair in state["$d"]:
-                if isinstance(pair, list) and len(pair) == 2 and (name, pair[0]) in attributes:
-                    under(pair[1])
-                else:
-                    walk(pair)
-            walk(node.get("a"))
-            return
-        for child in _children(node):
-            walk(child)
-
-    walk(doc)
+    _walk(doc, attributes, out)
     return out
+
+
+def _under(node: Any, out: set[int]) -> None:
+    """Add every buffer of a subtree to ``out``."""
+    if isinstance(node, dict):
+        out.update(node[k] for k in ("$nd", "$b") if type(node.get(k)) is int)
+        if "$a" in node and type(node.get("b")) is int:
+            out.add(node["b"])
+    for child in _children(node):
+        _under(child, out)
+
+
+def _walk(node: Any, attributes: Collection[tuple[str, str]], out: set[int]) -> None:
+    """Add to ``out`` the buffers under the ``attributes`` of the objects of a subtree."""
+    name, state = (node.get("$o"), node.get("s")) if isinstance(node, dict) else (None, None)
+    if isinstance(name, str) and isinstance(state, dict) and isinstance(state.get("$d"), list):
+        for pair in state["$d"]:
+            if isinstance(pair, list) and len(pair) == 2 and (name, pair[0]) in attributes:
+                _under(pair[1], out)
+            else:
+                _walk(pair, attributes, out)
+        _walk(node.get("a"), attributes, out)
+        return
+    for child in _children(node):
+        _walk(child, attributes, out)
 
 
 def _children(node: Any) -> list[Any]:

@@ -71,20 +71,30 @@ def by_partition(
     for key, item in items.items():
         grouped.setdefault(route(key, partitions), {})[key] = item
     out: list[tuple[int, bytes]] = []
-
-    def emit(partition: int, group: dict[str, Any]) -> None:
-        value = orjson.dumps({field: group, **extra})
-        if len(value) <= max_bytes or len(group) == 1:
-            out.append((partition, value))
-            return
-        keys = list(group)
-        half = len(keys) // 2
-        emit(partition, {k: group[k] for k in keys[:half]})
-        emit(partition, {k: group[k] for k in keys[half:]})
-
     for partition, group in sorted(grouped.items()):
-        emit(partition, group)
+        _emit(out, partition, group, field, extra, max_bytes)
     return out
+
+
+def _emit(
+    out: list[tuple[int, bytes]],
+    partition: int,
+    group: dict[str, Any],
+    field: str,
+    extra: Mapping[str, Any],
+    max_bytes: int,
+) -> None:
+    """Append ``group`` to ``out`` as one record of ``partition``, split in halves while it is longer than
+    ``max_bytes``. (A function of the module, not a closure: a recursive closure refers to itself through
+    its cell, and that cycle kept every record made alive until the garbage collector's next pass.)"""
+    value = orjson.dumps({field: group, **extra})
+    if len(value) <= max_bytes or len(group) == 1:
+        out.append((partition, value))
+        return
+    keys = list(group)
+    half = len(keys) // 2
+    _emit(out, partition, {k: group[k] for k in keys[:half]}, field, extra, max_bytes)
+    _emit(out, partition, {k: group[k] for k in keys[half:]}, field, extra, max_bytes)
 
 
 def encode_buckets(buckets: Mapping[int, Tally]) -> dict[str, Any]:
