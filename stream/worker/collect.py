@@ -5,8 +5,12 @@ freed. The worker allocates thousands per fetch (decoded records, window tallies
 nearly all freed by reference counting, and so ran a collection every 30 posts or so: 15–22 µs of CPU
 per post in the bench's backlog, 5–7% of the worker's CPU, for a few thousand objects reclaimed over
 15,000 posts. Collected after every 50,000 instead, the same backlog costs 1.0–2.6 µs per post in one or
-two collections, with pauses no longer than before (14–25 ms at most against 16–32) and the same peak
-RSS (220–231 MB against 220–222). See docs/performance.md.
+two collections, with pauses no longer than before (14–25 ms at most against 16–32).
+
+Collecting rarely is only safe where little memory waits in reference cycles: the snapshot and delta
+codec and the records of the internal topics used to leave each call's objects in one (a recursive
+closure), and with these thresholds the learner process's peak RSS rose by 30–45 MB until they stopped
+(``tests/models/test_codec.py``, ``tests/audience/test_records.py``). See docs/performance.md.
 """
 
 from __future__ import annotations
