@@ -394,7 +394,9 @@ def format_detail(d: dict) -> str:
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from stream.tools.bench import format_bench, format_memory, memory_run, run_bench
+    from stream.worker.collect import collect_less
 
+    collect_less()  # what runs in this process (per-stage costs, the limit, --memory) as a worker runs it
     if args.workers:
         from stream.tools.bench_scale import format_scale, run_scale
 

@@ -622,10 +622,7 @@ def run_bench(
     and the headline figures are the medians (of an even number, the lower middle one: a figure some run
     gave); the pair whose speedup is the median gives ``pipeline``, ``peer``, ``p50_ms`` and ``p99_ms``."""
     from stream.tools.data import tweets_stream
-    from stream.worker.collect import collect_less
 
-    # The per-stage costs and the limit run in this process: with the worker's garbage collection
-    collect_less()
     out_dir.mkdir(parents=True, exist_ok=True)
     base = tweets_stream()
     events = (
