@@ -4,8 +4,9 @@ CPython collects its youngest generation after every 700 container objects alloc
 freed. The worker allocates thousands per fetch (decoded records, window tallies, output records),
 nearly all freed by reference counting, and so ran a collection every 30 posts or so: 15–22 µs of CPU
 per post in the bench's backlog, 5–7% of the worker's CPU, for a few thousand objects reclaimed over
-15,000 posts. Collected after every 50,000 instead, the same backlog costs 1.0–2.6 µs per post in one or
-two collections, with pauses no longer than before (14–25 ms at most against 16–32).
+15,000 posts. Collected after every 50,000 instead, the same backlog costs 0.8–2.6 µs per post in one or
+two collections, whose pauses are no longer than before (14–25 ms at most against 16–32). A full
+collection scans the whole heap whatever the thresholds (75 ms once, on a loaded host); it is rarer now.
 
 Collecting rarely is only safe where little memory waits in reference cycles: the snapshot and delta
 codec and the records of the internal topics used to leave each call's objects in one (a recursive
