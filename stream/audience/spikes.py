@@ -16,8 +16,9 @@ direction and at least ``min_history`` windows are in the baseline.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import median
 from typing import TYPE_CHECKING, Any
 
 from stream.schemas import SCHEMA_VERSION
@@ -94,21 +95,6 @@ class SpikeParams:
         """
         history = settings.spike_history
         return cls(baseline=history, threshold=settings.spike_threshold, min_history=min(10, history))
-
-
-def median(values: Iterable[float]) -> float:
-    """The median, as :func:`statistics.median` gives it (the mean of the two middle values of an
-    even count), without its generality: it runs for every closed window.
-
-    >>> median([3, 1, 2]), median([4, 1, 3, 2]), median(x / 2 for x in (1, 3))
-    (2, 2.5, 1.0)
-    """
-    ordered = sorted(values)
-    n = len(ordered)
-    if not n:
-        raise ValueError("no median of no values")
-    mid = n // 2
-    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def robust_z(

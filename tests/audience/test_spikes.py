@@ -103,13 +103,3 @@ def test_may_spike_skips_the_mad_of_quiet_windows_only():
     assert not may_spike(1, [0] * 30, 1.0, 0.1, 3.5)  # a quiet hashtag's single post
     assert may_spike(4, [0] * 30, 1.0, 0.1, 3.5)  # z is 4: the MAD decides
     assert may_spike(-0.4, [0.3] * 10, 0.05, 0.0, 3.5)
-
-
-@given(st.lists(st.one_of(st.integers(-1000, 1000), st.floats(-1, 1)), min_size=1, max_size=40))
-def test_median_is_the_statistics_modules(values):
-    import statistics
-
-    from stream.audience.spikes import median
-
-    assert median(values) == statistics.median(values)
-    assert median(iter(values)) == statistics.median(values)
