@@ -52,8 +52,8 @@ def qualified_name(cls: type) -> str:
 
 class _Encoder:
     """The state of one :func:`encode` call. A class, not closures: a recursive closure refers to itself
-    through its cell, and that cycle kept every object encoded and their buffers alive until the garbage
-    collector's next pass."""
+    through its cell, and that cycle would keep every object encoded and their buffers alive until the
+    garbage collector's next pass."""
 
     def __init__(self, allowed: Mapping[str, type]):
         self.allowed = allowed

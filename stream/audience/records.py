@@ -86,7 +86,7 @@ def _emit(
 ) -> None:
     """Append ``group`` to ``out`` as one record of ``partition``, split in halves while it is longer than
     ``max_bytes``. (A function of the module, not a closure: a recursive closure refers to itself through
-    its cell, and that cycle kept every record made alive until the garbage collector's next pass.)"""
+    its cell, and that cycle would keep every record made alive until the garbage collector's next pass.)"""
     value = orjson.dumps({field: group, **extra})
     if len(value) <= max_bytes or len(group) == 1:
         out.append((partition, value))

@@ -8,10 +8,11 @@ per post in the bench's backlog, 5–7% of the worker's CPU, for a few thousand 
 two collections, whose pauses are no longer than before (14–25 ms at most against 16–32). A full
 collection scans the whole heap whatever the thresholds (75 ms once, on a loaded host); it is rarer now.
 
-Collecting rarely is only safe where little memory waits in reference cycles: the snapshot and delta
-codec and the records of the internal topics used to leave each call's objects in one (a recursive
-closure), and with these thresholds the learner process's peak RSS rose by 30–45 MB until they stopped
-(``tests/models/test_codec.py``, ``tests/audience/test_records.py``). See docs/performance.md.
+Collecting rarely is only safe where little memory waits in reference cycles. A recursive closure is
+one: written that way, the snapshot and delta codec and the records of the internal topics held 30–45 MB
+more in the learner process with these thresholds (measured). ``tests/models/test_codec.py`` and
+``tests/audience/test_records.py`` check that they leave nothing for the collector. See
+docs/performance.md.
 """
 
 from __future__ import annotations
