@@ -3,12 +3,13 @@
 :class:`FastVader` is vaderSentiment 3.3.2's ``SentimentIntensityAnalyzer`` with its scoring loop
 rewritten to do each piece of work once per text instead of once per word:
 
-* the text is scanned for emoji characters in one C-level set test; only a text that has one goes
-  through VADER's character-by-character emoji replacement;
+* a text that is not ASCII is scanned for emoji characters in one C-level set test; only a text
+  that has one goes through VADER's character-by-character emoji replacement;
 * the words are lower-cased once (VADER lower-cases the whole text again in each negation and idiom
   check, three times per sentiment word);
 * words that are not in the lexicon and are no booster cost one dictionary lookup, and a text with
-  no word of the lexicon (four tweets in ten) gets VADER's all-zero scores without its arithmetic.
+  no word of the lexicon (four tweets in ten) gets VADER's all-zero scores without its arithmetic;
+* the scores of the words become the four figures in one function, not five method calls.
 
 The rules, their order and their arithmetic are VADER's own, line for line, so the scores are equal
 to the stock analyzer's, to the last digit: ``tests/models/test_vader.py`` checks them on every demo
@@ -24,6 +25,7 @@ True
 
 from __future__ import annotations
 
+import math
 import string
 
 from vaderSentiment.vaderSentiment import (
@@ -33,7 +35,6 @@ from vaderSentiment.vaderSentiment import (
     NEGATE,
     SPECIAL_CASES,
     SentimentIntensityAnalyzer,
-    allcap_differential,
     scalar_inc_dec,
 )
 
@@ -46,13 +47,6 @@ _PUNCTUATION = string.punctuation
 def _negated(word: str) -> bool:
     """VADER's ``negated([word])`` for one lower-cased word."""
     return word in _NEGATE or "n't" in word
-
-
-def _strip_punc_if_word(token: str) -> str:
-    """VADER's ``SentiText._strip_punc_if_word``: emoticons (two characters or fewer once
-    stripped) keep their punctuation."""
-    stripped = token.strip(_PUNCTUATION)
-    return token if len(stripped) <= 2 else stripped
 
 
 class FastVader(SentimentIntensityAnalyzer):
@@ -77,24 +71,25 @@ class FastVader(SentimentIntensityAnalyzer):
         return out
 
     def polarity_scores(self, text: str) -> dict[str, float]:
-        if not self._emoji_chars.isdisjoint(text):
+        if not text.isascii() and not self._emoji_chars.isdisjoint(text):  # every emoji VADER names is not ASCII
             text = self._replace_emoji(text)
         text = text.strip()
-        words = [_strip_punc_if_word(w) for w in text.split()]
+        # VADER's SentiText._strip_punc_if_word: emoticons (two characters or fewer once stripped) stay whole
+        words = [w if len(s := w.strip(_PUNCTUATION)) <= 2 else s for w in text.split()]
         low = [w.lower() for w in words]
         lexicon, n = self.lexicon, len(words)
         if lexicon.keys().isdisjoint(low):  # no word VADER rates: its scores, without the arithmetic
             return {"neg": 0.0, "neu": 1.0 if low else 0.0, "pos": 0.0, "compound": 0.0}
-        is_cap_diff = allcap_differential(words)
-        sentiments: list[float] = []
-        for i, lw in enumerate(low):
-            if lw in BOOSTER_DICT or lw not in lexicon or (lw == "kind" and i < n - 1 and low[i + 1] == "of"):
-                sentiments.append(0)
-            else:
-                sentiments.append(self._valence(words, low, i, is_cap_diff))
+        caps = sum(map(str.isupper, words))
+        is_cap_diff = 0 < n - caps < n  # VADER's allcap_differential: some words, not all, in capitals
+        sentiments: list[float] = [0] * n
+        for i in [i for i, lw in enumerate(low) if lw in lexicon]:  # the other words score 0
+            lw = low[i]
+            if lw not in BOOSTER_DICT and not (lw == "kind" and i < n - 1 and low[i + 1] == "of"):
+                sentiments[i] = self._valence(words, low, i, is_cap_diff)
         if "but" in low:
             sentiments = self._but_check(words, sentiments)
-        return self.score_valence(sentiments, text)
+        return _scores(sentiments, text)
 
     def _valence(self, words: list[str], low: list[str], i: int, is_cap_diff: bool) -> float:
         """VADER's ``sentiment_valence`` for a lexicon word at ``i``."""
@@ -126,6 +121,46 @@ class FastVader(SentimentIntensityAnalyzer):
                 if start_i == 2:
                     valence = _special_idioms_check(valence, low, i)
         return _least_check(valence, low, i, lexicon)
+
+
+def _scores(sentiments: list[float], text: str) -> dict[str, float]:
+    """VADER's ``score_valence`` (with its punctuation emphasis, sifting and normalisation) in one
+    function: the same operations in the same order, without its five calls per text."""
+    if not sentiments:
+        return {"neg": 0.0, "neu": 0.0, "pos": 0.0, "compound": 0.0}
+    sum_s = float(sum(sentiments))
+    ep_count = min(text.count("!"), 4)
+    qm_count = text.count("?")
+    qm_amplifier: float = 0
+    if qm_count > 1:
+        qm_amplifier = qm_count * 0.18 if qm_count <= 3 else 0.96
+    punct_emph_amplifier = ep_count * 0.292 + qm_amplifier
+    if sum_s > 0:
+        sum_s += punct_emph_amplifier
+    elif sum_s < 0:
+        sum_s -= punct_emph_amplifier
+    compound = sum_s / math.sqrt((sum_s * sum_s) + 15)  # VADER's normalize, alpha 15
+    compound = -1.0 if compound < -1.0 else 1.0 if compound > 1.0 else compound
+    pos_sum = neg_sum = 0.0
+    neu_count = 0
+    for score in sentiments:
+        if score > 0:
+            pos_sum += float(score) + 1  # compensates for neutral words that are counted as 1
+        if score < 0:
+            neg_sum += float(score) - 1
+        if score == 0:
+            neu_count += 1
+    if pos_sum > math.fabs(neg_sum):
+        pos_sum += punct_emph_amplifier
+    elif pos_sum < math.fabs(neg_sum):
+        neg_sum -= punct_emph_amplifier
+    total = pos_sum + math.fabs(neg_sum) + neu_count
+    return {
+        "neg": round(math.fabs(neg_sum / total), 3),
+        "neu": round(math.fabs(neu_count / total), 3),
+        "pos": round(math.fabs(pos_sum / total), 3),
+        "compound": round(compound, 4),
+    }
 
 
 def _negation_check(valence: float, low: list[str], start_i: int, i: int) -> float:

@@ -114,3 +114,22 @@ def test_the_shortcuts_change_no_result(text):
     assert c.replace_emoji(text) == c._EMOJI.sub(c._emoji_word, text)
     assert c.fold(text) == re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text.casefold())).strip()
     assert c.extract_hashtags(text) == list(dict.fromkeys(m.lower() for m in c._HASHTAG.findall(text)))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(texts, posty, st.text(alphabet="@#._+-a1 é_", max_size=30)))
+@example("@a@b ##c x#d é@e _@f .@g @@h")
+def test_the_literal_first_patterns_match_as_their_plain_forms(text):
+    """``_MENTION``, ``_EMAIL_AT`` and ``_HASHTAG`` begin with their "@" or "#" and look behind it
+    afterwards (faster); they find what the plain look-behind-first forms find."""
+    assert [m.span() for m in c._MENTION.finditer(text)] == [m.span() for m in re.finditer(r"(?<![\w@])@\w+", text)]
+    assert [m.span() for m in c._HASHTAG.finditer(text)] == [m.span() for m in re.finditer(r"(?<![\w#])#(\w+)", text)]
+    assert bool(c._EMAIL_AT.search(text)) == bool(re.search(r"[\w.+-]@", text))
+
+
+@given(st.characters(codec=None))
+@example("_")
+@example("\u00bd")  # a numeric that is not a digit
+def test_a_word_character_that_is_no_underscore_is_alphanumeric(ch):
+    """``clean_post`` rejects a text with no ``str.isalnum`` character by one regex search."""
+    assert bool(c._ALNUM.search(ch)) == ch.isalnum()
