@@ -39,7 +39,7 @@ def _balanced_nb() -> base.Classifier:
 
 
 def _arow(hash_bits: int = 20) -> base.Classifier:
-    return AROWClassifier(r=0.1, hash_bits=hash_bits, nb_weight=0.03, nb_in_bursts=True)
+    return AROWClassifier(r=0.1, hash_bits=hash_bits, nb_weight=0.03, nb_in_bursts=True, burst_offset_rate=0.1)
 
 
 def _arow_nb(hash_bits: int = 20) -> base.Classifier:

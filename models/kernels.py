@@ -13,13 +13,14 @@ learner loads them in a thread when it takes the role (:func:`warm_up`).
 >>> import numpy as np
 >>> from models.delta import NOT_TRACKED
 >>> df, mean, var = np.zeros(4, np.int32), np.zeros((4, 2), np.float32), np.ones((4, 2), np.float32)
->>> t = arow_learn(np.array([1, 2]), np.array([1.0, 2.0]), df, 1, mean, var, 2, 0, 0.1, 5.0, 0.0, NOT_TRACKED, True)
+>>> x, counts = np.array([1, 2]), np.array([1.0, 2.0])
+>>> t = arow_learn(x, counts, df, 1, mean, var, 2, 0, 0.1, 5.0, 0.0, NOT_TRACKED, True, NO_OFFSETS, 0.0)
 >>> df.tolist(), bool(mean[1, 0] > 0 > mean[1, 1]), t
 ([0, 1, 1, 0], True, 5.0)
 
 Learning a post again (``new_doc=False``, a replay) moves the weights and leaves the counts alone:
 
->>> _ = arow_learn(np.array([1, 2]), np.array([1.0, 2.0]), df, 1, mean, var, 2, 0, 0.1, 5.0, 0.0, NOT_TRACKED, False)
+>>> _ = arow_learn(x, counts, df, 1, mean, var, 2, 0, 0.1, 5.0, 0.0, NOT_TRACKED, False, NO_OFFSETS, 0.0)
 >>> df.tolist()
 [0, 1, 1, 0]
 """
@@ -33,7 +34,9 @@ import numpy as np
 
 from models.delta import NOT_TRACKED
 
-__all__ = ["arow_learn", "nb_count", "softmax_adagrad_learn", "warm_up"]
+__all__ = ["NO_OFFSETS", "arow_learn", "nb_count", "softmax_adagrad_learn", "warm_up"]
+
+NO_OFFSETS = np.zeros(0)  # arow_learn's offsets when it learns none (offset_rate 0)
 
 
 @numba.njit(cache=True)
@@ -51,12 +54,16 @@ def arow_learn(
     calibration_rate: float,
     touched: np.ndarray,
     new_doc: bool,
+    offsets: np.ndarray,
+    offset_rate: float,
 ) -> float:  # pragma: no cover - compiled; covered through AROWClassifier.learn_one
     """One one-vs-rest AROW step on label ``c`` of ``k`` classes, in place: document frequencies
     ``df`` and the rows ``idx`` of ``mean`` and ``var`` (their first ``k`` columns), marked in
     ``touched`` (unless it is empty). ``n_docs`` counts this document. Returns the temperature after
     one online calibration step (unchanged when ``calibration_rate`` is 0 or there is one class).
-    ``new_doc=False`` learns a post counted before (a replay): ``df`` already counts it and stays."""
+    ``new_doc=False`` learns a post counted before (a replay): ``df`` already counts it and stays.
+    With ``offset_rate`` above 0, the classes' ``offsets`` (added to the scaled scores) first take one
+    gradient step on the log-loss of the post's label under the scores before the update."""
     n = idx.shape[0]
     if touched.shape[0]:
         for i in range(n):
@@ -89,6 +96,17 @@ def arow_learn(
         for col in range(k):
             scores[col] += wi * mean[j, col]
             spread[col] += w2 * var[j, col]
+    if offset_rate > 0.0 and k > 1:  # gradient of the log-loss in the offsets: p - onehot(c)
+        top = -math.inf
+        for col in range(k):
+            top = max(top, temperature * scores[col] + offsets[col])
+        p = np.empty(k)
+        total = 0.0
+        for col in range(k):
+            p[col] = math.exp(temperature * scores[col] + offsets[col] - top)
+            total += p[col]
+        for col in range(k):
+            offsets[col] -= offset_rate * (p[col] / total - (1.0 if col == c else 0.0))
     if calibration_rate > 0.0 and k > 1:  # gradient of the log-loss in the temperature: E_p[score] - score[c]
         top = scores.max()
         total = 0.0
@@ -189,6 +207,22 @@ def warm_up() -> None:
     replayed = np.frombuffer(kept, np.int32, count=2), np.frombuffer(kept, np.float32, offset=8)
     for (rows, counts), new_doc in (((idx, values), True), (replayed, False)):  # a label; a kept post
         mean, var = np.zeros((2, 2), np.float32), np.ones((2, 2), np.float32)
-        arow_learn(rows, counts, np.zeros(2, np.int32), 1, mean, var, 2, 0, 0.1, 5.0, 0.05, NOT_TRACKED, new_doc)
+        arow_learn(
+            rows,
+            counts,
+            np.zeros(2, np.int32),
+            1,
+            mean,
+            var,
+            2,
+            0,
+            0.1,
+            5.0,
+            0.05,
+            NOT_TRACKED,
+            new_doc,
+            np.zeros(2),
+            0.1,
+        )
     nb_count(idx, values, np.zeros((2, 2), np.float32), 0)
     softmax_adagrad_learn(idx, values, 0, 1.0, np.zeros((2, 3)), np.zeros((2, 3)), 0.1, 0.0, NOT_TRACKED)

@@ -70,10 +70,13 @@ class OnlineModel:
         self.__dict__.update({**defaults, **state})
         if "centroids" not in state:  # checkpoints of 0.5 and before: no past to compare with yet
             self.centroids = ClassCentroids()
-        if getattr(self.classifier, "nb_weight", None) == 0.0:  # an `arow` of 0.15 or before gains the counts
-            fresh = make_classifier(self.name, self.featurizer.hash_bits)
-            if fresh.nb_weight:  # type: ignore[attr-defined]
-                self.classifier.count_features(fresh.nb_weight, fresh.nb_in_bursts)  # type: ignore[attr-defined]
+        classifier: Any = self.classifier
+        if getattr(classifier, "nb_weight", None) == 0.0 or getattr(classifier, "burst_offset_rate", None) == 0.0:
+            fresh: Any = make_classifier(self.name, self.featurizer.hash_bits)
+            if classifier.nb_weight == 0.0 and fresh.nb_weight:  # an `arow` of 0.15 or before gains the counts
+                classifier.count_features(fresh.nb_weight, fresh.nb_in_bursts)
+            if classifier.burst_offset_rate == 0.0 and getattr(fresh, "burst_offset_rate", 0.0):  # and the offsets
+                classifier.burst_offset_rate = fresh.burst_offset_rate
         if "class_drift" not in state:
             self.class_drift = ClassDrift()
             self.class_drift.learned.update(dict.fromkeys(self.classes, self.class_drift.established))
@@ -166,7 +169,7 @@ class OnlineModel:
             bursting = replay.in_burst()
             for kept, c in replay.due(y, bursting):
                 self.classifier.rehearse_one(kept, c)  # type: ignore[attr-defined]
-            if getattr(self.classifier, "nb_in_bursts", False):  # its predictions lean on counts in bursts
+            if getattr(self.classifier, "uses_bursts", False):  # its predictions change in bursts
                 self.classifier.bursting = bursting  # type: ignore[attr-defined]
         self.classes.add(y)
         self.version += 1

@@ -246,15 +246,53 @@ def test_an_arow_model_of_an_earlier_version_gains_the_counts_from_zero():
         model.learn(x, y, None)
     state = copy.deepcopy(model.__dict__)
     old = state["classifier"].__dict__
-    for key in ("nb_in_bursts", "bursting"):
+    for key in ("nb_in_bursts", "bursting", "burst_offset_rate", "_offsets"):
         del old[key]
     old.update(nb_weight=0.0, _nb_buf=np.zeros((256, 0), np.float32), _nb=np.zeros((256, 0), np.float32))
     old["_nb_total"] = [0.0] * len(old["_classes"])
+    state["classifier"].__setstate__(dict(old))  # as unpickling it does
     earlier = OnlineModel.__new__(OnlineModel)
     earlier.__setstate__(state)
     classifier = earlier.classifier
     assert classifier.nb_weight == 0.03 and classifier.nb_in_bursts  # type: ignore[attr-defined]
+    assert classifier.burst_offset_rate == 0.1 and not classifier._offsets.any()  # type: ignore[attr-defined]
     assert not classifier._nb.any() and classifier._nb.shape == (256, len(classifier.classes_))  # type: ignore[attr-defined]
     assert np.array_equal(classifier._mean, model.classifier._mean)  # type: ignore[attr-defined]
     earlier.learn(*stream[0], None)
     assert classifier._nb_total[classifier._index[stream[0][1]]] > 0  # type: ignore[attr-defined]
+
+
+def test_burst_offsets_learn_from_replays_in_bursts_only_and_reach_replicas():
+    """While a burst of one class is on, each replay of another class moves the classes' offsets
+    against the burst's pull (the replayed class up, the burst's class down); labels as they come and
+    replays outside bursts move nothing. The offsets change the scores in bursts only, and a replica
+    predicts with them from the deltas."""
+    model = AROWClassifier(hash_bits=10, burst_offset_rate=0.1)
+    replica = AROWClassifier(hash_bits=10, burst_offset_rate=0.1)
+    model.track()
+    mixed = [({f"w{i % 23}": 1.0, f"c{i % 4}": 2.0}, f"c{i % 4}") for i in range(200)]
+    for x, y in mixed:
+        model.learn_one(x, y)
+    kept = [(model.keep(x), y) for x, y in mixed[1:40] if y != "c0"]
+    for x, y in kept:  # replays outside a burst
+        model.rehearse_one(x, y)
+    assert not model._offsets.any()
+    model.bursting = True
+    for i in range(300):  # a burst of c0, labels as they come: no offset moves
+        model.learn_one({f"w{i % 23}": 1.0, "c0": 2.0, "c1": 0.5}, "c0")
+    assert not model._offsets.any()
+    probe = [x for x, _ in mixed[:20]]
+    before = model.predict_proba_many(probe)
+    for x, y in kept:  # the burst's replays of the others
+        model.rehearse_one(x, y)
+    offsets = dict(zip(model.classes_, model._offsets[: len(model.classes_)], strict=True))
+    assert offsets["c0"] < 0 < offsets["c1"]
+    assert model.predict_proba_many(probe) != before
+    replica.apply_delta(model.take_delta())
+    assert replica.bursting and replica.predict_proba_many(probe) == model.predict_proba_many(probe)
+    one = [model.predict_proba_one(x) for x in probe]
+    assert np.allclose([list(p.values()) for p in one], [list(p.values()) for p in model.predict_proba_many(probe)])
+    model.bursting = False  # out of the burst: AROW's scores alone, the offsets kept for the next one
+    plain = [model._softmax(model.temperature * model.decision_function(x)) for x in probe]
+    got = [[p[c] for c in model.classes_] for p in model.predict_proba_many(probe)]
+    assert np.allclose(got, plain) and model._offsets.any()
