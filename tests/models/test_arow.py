@@ -274,8 +274,8 @@ def test_burst_offsets_learn_from_replays_in_bursts_only_and_reach_replicas():
     for x, y in mixed:
         model.learn_one(x, y)
     kept = [(model.keep(x), y) for x, y in mixed[1:40] if y != "c0"]
-    for x, y in kept:  # replays outside a burst
-        model.rehearse_one(x, y)
+    for post, label in kept:  # replays outside a burst
+        model.rehearse_one(post, label)
     assert not model._offsets.any()
     model.bursting = True
     for i in range(300):  # a burst of c0, labels as they come: no offset moves
@@ -283,8 +283,8 @@ def test_burst_offsets_learn_from_replays_in_bursts_only_and_reach_replicas():
     assert not model._offsets.any()
     probe = [x for x, _ in mixed[:20]]
     before = model.predict_proba_many(probe)
-    for x, y in kept:  # the burst's replays of the others
-        model.rehearse_one(x, y)
+    for post, label in kept:  # the burst's replays of the others
+        model.rehearse_one(post, label)
     offsets = dict(zip(model.classes_, model._offsets[: len(model.classes_)], strict=True))
     assert offsets["c0"] < 0 < offsets["c1"]
     assert model.predict_proba_many(probe) != before
