@@ -251,13 +251,17 @@ class AROWClassifier(Tracking, base.Classifier):
 
     def _vector(self, x: Mapping[Any, float]) -> tuple[np.ndarray, np.ndarray]:
         n, mask = len(x), self._mask
-        if all(type(k) is int for k in x):  # the featurizer's hashes: no folding needed if in range
-            try:
-                idx = np.fromiter(x.keys(), dtype=np.intp, count=n)
-                if n == 0 or (idx.min() >= 0 and idx.max() <= mask):
-                    return idx, np.fromiter(x.values(), dtype=np.float64, count=n)
-            except OverflowError:
-                pass
+        if set(map(type, x)) <= {int}:  # the featurizer's hashes: no folding needed if in range
+            if n <= 64:  # a tweet's few keys: Python's min and max cost less than numpy's two reductions
+                if n == 0 or (min(x) >= 0 and max(x) <= mask):
+                    return np.fromiter(x.keys(), dtype=np.intp, count=n), np.fromiter(x.values(), np.float64, n)
+            else:
+                try:
+                    idx = np.fromiter(x.keys(), dtype=np.intp, count=n)
+                    if idx.min() >= 0 and idx.max() <= mask:
+                        return idx, np.fromiter(x.values(), dtype=np.float64, count=n)
+                except OverflowError:
+                    pass
         folded: dict[int, float] = {}
         for k, v in x.items():
             h = (k if type(k) is int else zlib.crc32(str(k).encode("utf-8", "surrogatepass"))) & mask

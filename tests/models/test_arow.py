@@ -7,6 +7,7 @@ import pickle
 from typing import Any
 
 import numpy as np
+import pytest
 from river.checks import check_estimator
 
 from models.arow import AROWClassifier
@@ -296,3 +297,22 @@ def test_burst_offsets_learn_from_replays_in_bursts_only_and_reach_replicas():
     plain = [model._softmax(model.temperature * model.decision_function(x)) for x in probe]
     got = [[p[c] for c in model.classes_] for p in model.predict_proba_many(probe)]
     assert np.allclose(got, plain) and model._offsets.any()
+
+
+@pytest.mark.parametrize("size", [3, 64, 65, 300])
+def test_a_posts_rows_are_its_keys_when_in_range_and_folded_otherwise(size):
+    """``_vector`` takes integer keys in range as they are (checked in Python for a few keys, in
+    numpy for many) and folds every other key, out-of-range and negative integers included, as
+    ``key & mask``."""
+    model = AROWClassifier(hash_bits=8)
+    for x in (
+        {(3 * k) % 256: float(k % 5 + 1) for k in range(size)},
+        {**dict.fromkeys(range(size - 1), 1.0), 256 + 3: 2.0},
+        {**dict.fromkeys(range(size - 1), 1.0), -1: 2.0},
+        {**dict.fromkeys(range(size - 1), 1.0), 2**80 + 5: 2.0},
+    ):
+        idx, counts = model._vector(x)
+        folded: dict[int, float] = {}
+        for k, v in x.items():
+            folded[k & 255] = folded.get(k & 255, 0.0) + v
+        assert dict(zip(idx.tolist(), counts.tolist(), strict=True)) == folded
