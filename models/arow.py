@@ -124,6 +124,8 @@ class AROWClassifier(Tracking, base.Classifier):
         one offset per class by a gradient step on its label's log-loss, and the offsets are added to
         the scaled scores: they take back the pull of the burst's own class on the posts of the
         others. Labels as they come do not move them: their mix is the burst's, not the classes'.
+        They are fitted to AROW's scaled scores (in the compiled step, without naive Bayes' term,
+        which does not depend on the order and is added beside them).
 
     Examples
     --------
@@ -153,7 +155,7 @@ class AROWClassifier(Tracking, base.Classifier):
         self.nb_weight = nb_weight
         self.nb_alpha = nb_alpha
         self.nb_in_bursts = nb_in_bursts
-        self.burst_offset_rate = burst_offset_rate
+        self.burst_offset_rate = float(burst_offset_rate)  # a float: the compiled step's one signature
         self._offsets = np.zeros(0)  # one per class, with room as the weights (see _make_room)
         self.bursting = False  # set by the learner (see nb_in_bursts); replicas receive it in deltas
         self._counts: list[int] = []

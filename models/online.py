@@ -167,10 +167,10 @@ class OnlineModel:
                 background.learn_one(x, y)
         if replay is not None:
             bursting = replay.in_burst()
+            if getattr(self.classifier, "uses_bursts", False):  # its replays and predictions change in bursts
+                self.classifier.bursting = bursting  # type: ignore[attr-defined]
             for kept, c in replay.due(y, bursting):
                 self.classifier.rehearse_one(kept, c)  # type: ignore[attr-defined]
-            if getattr(self.classifier, "uses_bursts", False):  # its predictions change in bursts
-                self.classifier.bursting = bursting  # type: ignore[attr-defined]
         self.classes.add(y)
         self.version += 1
         if not self.adapt:

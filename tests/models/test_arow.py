@@ -257,6 +257,7 @@ def test_an_arow_model_of_an_earlier_version_gains_the_counts_from_zero():
     classifier = earlier.classifier
     assert classifier.nb_weight == 0.03 and classifier.nb_in_bursts  # type: ignore[attr-defined]
     assert classifier.burst_offset_rate == 0.1 and not classifier._offsets.any()  # type: ignore[attr-defined]
+    assert classifier._offsets.shape == (classifier._mean_buf.shape[1],)  # type: ignore[attr-defined]
     assert not classifier._nb.any() and classifier._nb.shape == (256, len(classifier.classes_))  # type: ignore[attr-defined]
     assert np.array_equal(classifier._mean, model.classifier._mean)  # type: ignore[attr-defined]
     earlier.learn(*stream[0], None)
@@ -316,3 +317,24 @@ def test_a_posts_rows_are_its_keys_when_in_range_and_folded_otherwise(size):
         for k, v in x.items():
             folded[k & 255] = folded.get(k & 255, 0.0) + v
         assert dict(zip(idx.tolist(), counts.tolist(), strict=True)) == folded
+
+
+def test_the_replays_of_the_label_that_starts_a_burst_move_the_offsets():
+    """The learner says a burst is on before it replays that label's kept posts: the offsets learn
+    from the first replays of a burst, as from the later ones."""
+    from models.online import OnlineModel
+
+    model = OnlineModel("arow", hash_bits=10)
+    classifier: Any = model.classifier
+    for i in range(400):  # mixed: each class every few labels
+        model.learn({i % 50: 1.0, 60 + i % 4: 1.0}, f"c{i % 4}", None)
+    started = False
+    for i in range(300):  # a burst of one class
+        before = classifier._offsets.copy()
+        replayed = model.replay.replayed if model.replay is not None else 0
+        model.learn({i % 50: 1.0, 60: 1.0}, "c0", None)
+        if classifier.bursting and not started:
+            started = True
+            assert model.replay is not None and model.replay.replayed > replayed
+            assert not np.array_equal(classifier._offsets, before)
+    assert started
