@@ -390,6 +390,11 @@ class AROWClassifier(Tracking, base.Classifier):
         """The weight of naive Bayes' term in the scores now (``0``: AROW's margins alone)."""
         return self.nb_weight if self.bursting or not self.nb_in_bursts else 0.0
 
+    @property
+    def _offsets_now(self) -> np.ndarray | None:
+        """The classes' burst offsets to add to the scaled scores now (``None``: no burst, or none kept)."""
+        return self._offsets[: len(self._classes)] if self.bursting and self.burst_offset_rate else None
+
     @staticmethod
     def _softmax(z: np.ndarray) -> np.ndarray:
         e = np.exp(z - z.max())
@@ -563,8 +568,8 @@ class AROWClassifier(Tracking, base.Classifier):
         """The softmax's input: the scaled margins plus the weighted naive Bayes log-likelihood."""
         idx, counts = self._vector(x)
         z = self.temperature * self._margins(idx, counts)
-        if self.bursting and self.burst_offset_rate:
-            z += self._offsets[: z.shape[0]]
+        if (offsets := self._offsets_now) is not None:
+            z += offsets
         if (scale := self._nb_scale) and idx.shape[0]:
             z += scale * self._nb_log_likelihood(idx, counts, np.zeros(1, dtype=np.intp))[0]
         return z
@@ -584,8 +589,8 @@ class AROWClassifier(Tracking, base.Classifier):
         z = self.temperature * np.add.reduceat(self._mean[idx] * w[:, None], starts, axis=0)
         if scale := self._nb_scale:
             z += scale * self._nb_log_likelihood(idx, counts, starts)
-        if self.bursting and self.burst_offset_rate:
-            z += self._offsets[: z.shape[1]]
+        if (offsets := self._offsets_now) is not None:
+            z += offsets
         e = np.exp(z - z.max(axis=1, keepdims=True))
         p = e / e.sum(axis=1, keepdims=True)
         classes = self._classes
