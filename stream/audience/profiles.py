@@ -51,7 +51,7 @@ class Profile:
         """The profile with one more post's interest probabilities (any event-time order)."""
         if self.posts == 0 or at_ms >= self.updated_ms:
             factor = 0.0 if self.posts == 0 else 2.0 ** (-(at_ms - self.updated_ms) / 1000 / half_life_s)
-            scores = {k: v * factor for k, v in self.scores.items() if v * factor >= MIN_SCORE}
+            scores = {k: w for k, v in self.scores.items() if (w := v * factor) >= MIN_SCORE}
             weight, updated = 1.0, at_ms
         else:  # an older post: it counts less, the reference time stays
             scores = dict(self.scores)
@@ -80,11 +80,13 @@ def profile_record(user_id: str, profile: Profile, top_k: int) -> dict[str, Any]
     >>> profile_record("u1", Profile({"music": 3.0, "sports": 1.0}, 0, 4), 1)["top"]
     [{'interest': 'music', 'score': 3.0, 'share': 0.75}]
     """
-    total = sum(profile.scores.values()) or 1.0
+    scores = profile.scores
+    total = sum(scores.values()) or 1.0
+    rounded = {k: round(scores[k], 5) for k in sorted(scores)}
     return {
         "user_id": user_id,
-        "scores": {k: round(v, 5) for k, v in sorted(profile.scores.items())},
-        "top": [{"interest": k, "score": round(v, 5), "share": round(v / total, 4)} for k, v in profile.top(top_k)],
+        "scores": rounded,
+        "top": [{"interest": k, "score": rounded[k], "share": round(v / total, 4)} for k, v in profile.top(top_k)],
         "posts": profile.posts,
         "updated_at": profile.updated_ms,
         "schema_version": SCHEMA_VERSION,
@@ -175,5 +177,5 @@ class ProfileBook:
         profile = Profile.from_dict(stored)
         for at_ms, probabilities in update["posts"]:
             profile = profile.add(probabilities, int(at_ms), self.half_life_s)
-        self.table[user] = {**profile.to_dict(), "offset": offset}
+        self.table[user] = {"scores": profile.scores, "updated_ms": profile.updated_ms, "posts": profile.posts, "offset": offset}
         return "updated", profile_record(user, profile, self.top_k)

@@ -248,31 +248,40 @@ class Window:
         return self.tally.mean_sentiment
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON record published for the window (shares of the window's posts, 4 places).
+        """The JSON record published for the window (:func:`window_record`).
 
-        >>> Window("all", "tumbling", 0, 60000, Tally(4, -1.0, 1, 1, 2, {"travel": 3})).to_record()
-        ... # doctest: +NORMALIZE_WHITESPACE
-        {'type': 'window', 'segment': 'all', 'kind': 'tumbling', 'start': 0, 'end': 60000, 'volume': 4,
-         'mean_sentiment': -0.25, 'positive_share': 0.25, 'neutral_share': 0.25, 'negative_share': 0.5,
-         'interest_share': {'travel': 0.75}, 'id': 'all|tumbling|0', 'schema_version': 1}
+        >>> Window("all", "tumbling", 0, 60000, Tally(4, -1.0, 1, 1, 2, {"travel": 3})).to_record()["id"]
+        'all|tumbling|0'
         """
-        t = self.tally
-        n = t.n or 1
-        return {
-            "type": "window",
-            "segment": self.segment,
-            "kind": self.kind,
-            "start": self.start_ms,
-            "end": self.end_ms,
-            "volume": t.n,
-            "mean_sentiment": self.mean_sentiment,
-            "positive_share": round(t.pos / n, 4),
-            "neutral_share": round(t.neu / n, 4),
-            "negative_share": round(t.neg / n, 4),
-            "interest_share": {k: round(v / n, 4) for k, v in sorted(t.interests.items())},
-            "id": self.id,
-            "schema_version": SCHEMA_VERSION,
-        }
+        return window_record(self.segment, self.kind, self.start_ms, self.end_ms, self.tally)
+
+
+def window_record(segment: str, kind: str, start: int, end: int, tally: Tally) -> dict[str, Any]:
+    """The JSON record published for a closed window (shares of the window's posts, 4 places).
+
+    >>> window_record("all", "tumbling", 0, 60000, Tally(4, -1.0, 1, 1, 2, {"travel": 3}))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'type': 'window', 'segment': 'all', 'kind': 'tumbling', 'start': 0, 'end': 60000, 'volume': 4,
+     'mean_sentiment': -0.25, 'positive_share': 0.25, 'neutral_share': 0.25, 'negative_share': 0.5,
+     'interest_share': {'travel': 0.75}, 'id': 'all|tumbling|0', 'schema_version': 1}
+    """
+    volume = tally.n
+    n = volume or 1
+    return {
+        "type": "window",
+        "segment": segment,
+        "kind": kind,
+        "start": start,
+        "end": end,
+        "volume": volume,
+        "mean_sentiment": round(tally.s / volume, 4) if volume else None,
+        "positive_share": round(tally.pos / n, 4),
+        "neutral_share": round(tally.neu / n, 4),
+        "negative_share": round(tally.neg / n, 4),
+        "interest_share": {k: round(v / n, 4) for k, v in sorted(tally.interests.items())},
+        "id": f"{segment}|{kind}|{start}",
+        "schema_version": SCHEMA_VERSION,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +312,17 @@ class Emitted:
 
 def _floor(x: int, step: int) -> int:
     return x - x % step
+
+
+def _in_order(items: list[tuple[int, int, dict[str, Any]]]) -> tuple[dict[str, Any], ...]:
+    """The records of ``(window end, kind index, record)`` items, by window end, then kind.
+
+    >>> _in_order([(120, 0, "a"), (180, 0, "b"), (120, 1, "c")])
+    ('a', 'c', 'b')
+    """
+    if len(items) < 2:
+        return tuple(r for *_, r in items)
+    return tuple(r for *_, r in sorted(items, key=lambda item: (item[0], item[1])))
 
 
 class SegmentState:
@@ -502,9 +522,11 @@ class SegmentState:
         if self.watermark is None or watermark_ms > self.watermark:
             self.watermark = watermark_ms
         watermark = self.watermark
-        mine = [r for r in rules if r.matches(self.segment)]
+        segment = self.segment
+        mine = [r for r in rules if r.matches(segment)] if rules else []
         width = spec.bucket_ms
         lateness = spec.lateness_ms
+        min_sentiment = params.sentiment_min_volume
         windows: list[tuple[int, int, dict[str, Any]]] = []
         spikes: list[tuple[int, int, dict[str, Any]]] = []
         triggers: list[tuple[int, int, dict[str, Any]]] = []
@@ -526,25 +548,25 @@ class SegmentState:
                     ns = self._skip_silence(ns, last, size, step, history, params, keys)
                     continue
                 end = ns + size
-                found = self._observe(kind, ns, end, tally, history, params)
-                spikes.extend((end, k_index, s) for s in found)
-                if tally.n < recorded:
+                volume = tally.n
+                # the mean sentiment only counts (spikes, baseline) from min_sentiment posts on
+                mean = round(tally.s / volume, 4) if volume >= min_sentiment else None
+                found = [s.to_record() for s in detect(segment, kind, ns, end, volume, mean, history, params)]
+                history.push(volume, mean, params)  # the window joins the baseline it was judged against
+                if found:
+                    spikes.extend((end, k_index, s) for s in found)
+                if volume < recorded:
                     quiet[kind] = quiet.get(kind, 0) + 1
                 else:
-                    record = Window(self.segment, kind, ns, end, tally).to_record()
+                    record = window_record(segment, kind, ns, end, tally)
                     windows.append((end, k_index, record))
-                    triggers.extend((end, k_index, t) for t in self._fire(kind_rules, end, record, found))
+                    if kind_rules:
+                        triggers.extend((end, k_index, t) for t in self._fire(kind_rules, end, record, found))
                 ns += step
             if ns != first or self.next_start[kind] is not None:  # else earlier posts may still come
                 self.next_start[kind] = ns
         self._prune(spec, mine)
-        order = lambda item: (item[0], item[1])  # noqa: E731 - sort key
-        return Emitted(
-            tuple(r for *_, r in sorted(windows, key=order)),
-            tuple(r for *_, r in sorted(spikes, key=order)),
-            tuple(r for *_, r in sorted(triggers, key=order)),
-            quiet,
-        )
+        return Emitted(_in_order(windows), _in_order(spikes), _in_order(triggers), quiet)
 
     def _skip_silence(
         self, ns: int, last: int, size: int, step: int, history: Baseline, params: SpikeParams, keys: list[int]
@@ -558,15 +580,6 @@ class SegmentState:
         since = ns if self.born is None else max(ns, _floor(self.born, step) - size + step)
         history.push_zeros(max(0, (target - since) // step), params)
         return target
-
-    def _observe(
-        self, kind: str, start: int, end: int, tally: Tally, history: Baseline, params: SpikeParams
-    ) -> list[dict[str, Any]]:
-        """The spikes of a closed window against the baseline, which the window then joins."""
-        mean = tally.mean_sentiment
-        spikes = [s.to_record() for s in detect(self.segment, kind, start, end, tally.n, mean, history, params)]
-        history.push(tally.n, mean if tally.n >= params.sentiment_min_volume else None, params)
-        return spikes
 
     def _fire(
         self, rules: Sequence[Rule], end: int, record: dict[str, Any], spikes: list[dict[str, Any]]
