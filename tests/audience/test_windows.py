@@ -301,3 +301,29 @@ def test_every_closed_window_counts_exactly_its_own_posts(posts, batch):
         assert r["positive_share"] == round(sum(sc > 0 for sc, _ in mine) / len(mine), 4)
         interests = {it: sum(i == it for _, i in mine) for it in {i for _, i in mine}}
         assert r["interest_share"] == {k: round(v / len(mine), 4) for k, v in sorted(interests.items())}
+
+
+def test_only_windows_of_enough_posts_enter_the_sentiment_baseline_and_a_sentiment_spike_fires():
+    """A closed window joins the volume baseline whatever its size; its mean sentiment joins the sentiment
+    baseline, and is tested for a spike, only from ``sentiment_min_volume`` posts on (the record has it
+    at any size)."""
+    params = SpikeParams(baseline=30, min_history=3, sentiment_min_volume=4)
+    spec = WindowSpec(tumbling_s=60, hopping_size_s=60, hopping_step_s=60, lateness_s=0)
+    state = SegmentState.from_dict(None, "all")
+    sizes_and_scores = [(5, 0.2), (2, -1.0), (4, 0.1), (6, 0.3), (3, 1.0), (5, -0.9)]
+    closed = []
+    for minute, (n, score) in enumerate(sizes_and_scores):
+        start = minute * 60_000
+        posts = [post(start + i, score, "positive" if score > 0 else "negative") for i in range(n)]
+        state.add(partials(posts, spec)["all"], spec)
+        closed.append(state.advance(start + 60_000, spec, params=params))
+    tumbling = state.history["tumbling"]
+    assert tumbling.volume == [5, 2, 4, 6, 3, 5]
+    assert tumbling.sentiment == [0.2, 0.1, 0.3, -0.9]  # the windows of 2 and 3 posts are left out
+    assert [w["mean_sentiment"] for e in closed for w in e.windows if w["kind"] == "tumbling"] == [
+        score for _, score in sizes_and_scores
+    ]
+    spikes = [s for e in closed for s in e.spikes]
+    assert [(s["metric"], s["direction"], s["window_start"]) for s in spikes if s["kind"] == "tumbling"] == [
+        ("sentiment", "down", 300_000)
+    ]
