@@ -177,10 +177,5 @@ class ProfileBook:
         profile = Profile.from_dict(stored)
         for at_ms, probabilities in update["posts"]:
             profile = profile.add(probabilities, int(at_ms), self.half_life_s)
-        self.table[user] = {
-            "scores": profile.scores,
-            "updated_ms": profile.updated_ms,
-            "posts": profile.posts,
-            "offset": offset,
-        }
+        self.table[user] = {**profile.to_dict(), "offset": offset}
         return "updated", profile_record(user, profile, self.top_k)

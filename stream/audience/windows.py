@@ -229,33 +229,6 @@ def partials(posts: Iterable[PostTuple], spec: WindowSpec) -> dict[str, dict[int
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A closed window of one segment and its aggregate."""
-
-    segment: str
-    kind: str
-    start_ms: int
-    end_ms: int
-    tally: Tally = field(compare=False)
-
-    @property
-    def id(self) -> str:
-        return f"{self.segment}|{self.kind}|{self.start_ms}"
-
-    @property
-    def mean_sentiment(self) -> float | None:
-        return self.tally.mean_sentiment
-
-    def to_record(self) -> dict[str, Any]:
-        """The JSON record published for the window (:func:`window_record`).
-
-        >>> Window("all", "tumbling", 0, 60000, Tally(4, -1.0, 1, 1, 2, {"travel": 3})).to_record()["id"]
-        'all|tumbling|0'
-        """
-        return window_record(self.segment, self.kind, self.start_ms, self.end_ms, self.tally)
-
-
 def window_record(segment: str, kind: str, start: int, end: int, tally: Tally) -> dict[str, Any]:
     """The JSON record published for a closed window (shares of the window's posts, 4 places).
 
@@ -274,7 +247,7 @@ def window_record(segment: str, kind: str, start: int, end: int, tally: Tally) -
         "start": start,
         "end": end,
         "volume": volume,
-        "mean_sentiment": round(tally.s / volume, 4) if volume else None,
+        "mean_sentiment": tally.mean_sentiment,
         "positive_share": round(tally.pos / n, 4),
         "neutral_share": round(tally.neu / n, 4),
         "negative_share": round(tally.neg / n, 4),
@@ -550,7 +523,7 @@ class SegmentState:
                 end = ns + size
                 volume = tally.n
                 # the mean sentiment only counts (spikes, baseline) from min_sentiment posts on
-                mean = round(tally.s / volume, 4) if volume >= min_sentiment else None
+                mean = tally.mean_sentiment if volume >= min_sentiment else None
                 found = [s.to_record() for s in detect(segment, kind, ns, end, volume, mean, history, params)]
                 history.push(volume, mean, params)  # the window joins the baseline it was judged against
                 if found:

@@ -36,7 +36,7 @@ from yarl import URL
 from stream.audience.profiles import Profile, profile_record
 from stream.audience.records import route
 from stream.audience.segments import WINDOW_KINDS
-from stream.audience.windows import SegmentState, Window, WindowSpec
+from stream.audience.windows import SegmentState, WindowSpec, window_record
 from stream.pipeline.cleaning import hashtag_key
 from stream.settings import Settings
 
@@ -140,7 +140,7 @@ def profile_view(row: Mapping[str, Any] | None, user: str, top_k: int) -> dict[s
 
 def bucket_view(segment: str, start: int, width: int, state: SegmentState) -> dict[str, Any]:
     """The figures of one open bucket (posts not yet in a closed window of every kind)."""
-    record = Window(segment, "bucket", start, start + width, state.buckets[start]).to_record()
+    record = window_record(segment, "bucket", start, start + width, state.buckets[start])
     return {k: v for k, v in record.items() if k not in ("type", "kind", "id", "segment")}
 
 
