@@ -183,6 +183,12 @@ def build_parser() -> Parser:
         help="run the pipeline and the peer N times, one pair after another, and report the medians (default 1)",
     )
     bn.add_argument(
+        "--layout",
+        choices=("split", "single"),
+        default="split",
+        help="the pipeline as a posts worker and an aggregates worker (split, default) or one worker (single)",
+    )
+    bn.add_argument(
         "--workers",
         type=_worker_counts,
         metavar="N,M",
@@ -407,7 +413,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         rows = memory_run(settings, args.memory, audience=args.audience, distinct=args.distinct)
         print(orjson.dumps(rows).decode() if args.json else format_memory(rows))
         return 0
-    report = run_bench(settings, args.events, args.out, args.rate, args.repeat)
+    report = run_bench(settings, args.events, args.out, args.rate, args.repeat, args.layout)
     print(orjson.dumps(report).decode() if args.json else format_bench(report))
     return 0
 

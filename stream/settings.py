@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = "STREAM_"
+ROLES = ("all", "posts", "aggregates")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 # Python's level names (and Faust's short ones) → the name Faust's ``--loglevel`` takes.
@@ -111,7 +112,18 @@ class Settings:
         "Kafka bootstrap server(s), `host:port[,host:port]` or `kafka://host:port`. Unset: the demo "
         "starts the embedded broker on a free loopback port (the worker and `produce` need it set).",
     )
-    app_id: str = _setting("interest-stream", "Faust app id = Kafka consumer group id.")
+    app_id: str = _setting(
+        "interest-stream",
+        "Faust app id = the Kafka consumer group of the workers that run the posts (`all` or `posts`); "
+        "`aggregates` workers form the group `APP_ID-aggregates`.",
+    )
+    role: str = _setting(
+        "all",
+        "What a worker runs: `all` (every agent in one process), `posts` (validation, predictions, "
+        "sentiment and the learner role) or `aggregates` (the audience windows, triggers, profiles and their "
+        "query API). A `posts` and an `aggregates` worker side by side do what one `all` worker does, on "
+        "two cores.",
+    )
     topic_posts: str = _setting("social.posts", "Input topic of post events (JSON).")
     topic_feedback: str = _setting("social.feedback", "Delayed labels `{post_id, interest?, sentiment?}`.")
     topic_predictions: str = _setting("interest.predictions", "One prediction per accepted post.")
@@ -446,6 +458,8 @@ class Settings:
             raise ConfigError(f"STREAM_LOG_LEVEL={self.log_level!r} is not one of {', '.join(sorted(set(LOG_LEVELS)))}")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"STREAM_LOG_FORMAT={self.log_format!r} is not text or json")
+        if self.role not in ROLES:
+            raise ConfigError(f"STREAM_ROLE={self.role!r} is not one of {', '.join(ROLES)}")
         self._validate_security()
 
     def _validate_security(self) -> None:
@@ -473,6 +487,27 @@ class Settings:
         new = dataclasses.replace(self, **changes)
         new.validate()
         return new
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group (and Faust app id) of a worker of this role: the posts workers' group is
+        ``STREAM_APP_ID``, the aggregates workers have their own, so that each group assigns only the
+        topics its members consume.
+
+        >>> Settings().group_id, Settings(role="posts").group_id, Settings(role="aggregates").group_id
+        ('interest-stream', 'interest-stream', 'interest-stream-aggregates')
+        """
+        return f"{self.app_id}-aggregates" if self.role == "aggregates" else self.app_id
+
+    @property
+    def runs_posts(self) -> bool:
+        """Whether a worker of this role runs the posts' agents and can hold the learner role."""
+        return self.role in ("all", "posts")
+
+    @property
+    def runs_aggregates(self) -> bool:
+        """Whether a worker of this role runs the audience and profiles agents and their tables."""
+        return self.role in ("all", "aggregates")
 
     @property
     def broker_url(self) -> str:

@@ -1,8 +1,10 @@
 """``interest-stream bench``: the pipeline as shipped, a naive Faust agent, the raw-client limit and
 the framework floor, measured in the same run on the same events.
 
-- **pipeline**: one ``interest-stream worker`` process (decode, validate, dedup, clean, featurize,
-  predict interest and sentiment, training log and learner, audience partials and profiles, publish);
+- **pipeline**: the workers as deployed for throughput (``--layout split``, the default): a ``posts``
+  worker (decode, validate, dedup, clean, featurize, predict interest and sentiment, training log and
+  its learner process, audience partials and profile updates, publish) and an ``aggregates`` worker
+  (audience windows, triggers, profiles); ``--layout single``: one ``all`` worker doing both;
 - **naive**: ``stream.tools.bench_naive``, the textbook Faust agent: one event at a time, River's stock
   ``BagOfWords | MultinomialNB``, the lexicon, ``await topic.send()`` per event;
 - **limit**: the worker's work in a plain aiokafka loop in this process (``getmany``, batches, sends
@@ -22,8 +24,9 @@ while the posts are predicted (the others learn each post in their loop). Latenc
 pipeline afterwards, at a fixed offered load of half its throughput (sent by :func:`offer`), Kafka
 timestamp of the post → Kafka timestamp of its prediction, with the CPU the worker, the broker and the
 load generator use meanwhile.
-CPU µs per event is the process's CPU time over the events (the worker's learner process included);
-RSS is the process's peak (VmHWM; the worker's learner process apart). The
+CPU µs per event is the process's CPU time over the events (for the pipeline, every worker process's
+and the learner process's); RSS is the process's peak (VmHWM; for the pipeline, the posts worker's,
+the learner process and the aggregates worker apart). The
 per-stage breakdown times the processor's steps in this process. With the embedded broker, each run
 also reports the broker's CPU per output record over its span. A benchmark, not a test: the figures
 move with the machine's load, so ``--repeat N`` runs the pipeline and the peer N times, each pipeline
@@ -383,6 +386,11 @@ def offer(settings: Settings, events: Sequence[dict[str, Any]], rate: float | No
     return "confluent-kafka"
 
 
+LAYOUTS = ("split", "single")
+"""How the pipeline runs: ``split``, a ``posts`` worker and an ``aggregates`` worker (the aggregating
+agents on a core of their own); ``single``, one ``all`` worker."""
+
+
 def bench_pipeline(
     settings: Settings,
     events: Sequence[dict[str, Any]],
@@ -390,40 +398,54 @@ def bench_pipeline(
     out_dir: Path,
     rate: float | None = None,
     broker_pid: int | None = None,
+    layout: str = "split",
 ) -> dict[str, Any]:
     s = unique(settings, "pipeline")
     span = Span(s, s.topic_predictions, keep_prefix=b"lat")
-    with WorkerProcess(s, out_dir / "pipeline.log") as worker:
+    with ExitStack() as stack:
+        aggregates = None
+        if layout == "split":
+            aggregates = stack.enter_context(
+                WorkerProcess(s.replace(role="aggregates", web_port=free_port()), out_dir / "pipeline-aggregates.log")
+            )
+            s = s.replace(role="posts")
+        worker = stack.enter_context(WorkerProcess(s, out_dir / "pipeline.log"))
+        procs = [w for w in (worker, aggregates) if w is not None]
         # The backlog is sent once the worker holds the learner role and its learner process has
         # started: every label is then learned while the posts are predicted, as the other runs learn
         # each post in their loop. (Preloaded, the backlog was predicted while the learner process was
         # still starting, and the figure left most of the learning out: see docs/performance.md.)
         worker.wait_ready(learner=True)
-        assert worker.proc is not None
-        pid = worker.proc.pid
-        worker_cpu, broker_cpu = SpanCpu(pid), SpanCpu(broker_pid)
-        worker_alone = SpanCpu(pid, children=False)  # its event loop and threads, not its learner process
-        result: dict[str, Any] = {"backlog_client": offer(s, events, rate=None)}
+        if aggregates is not None:
+            aggregates.wait_ready()
+        pids = [w.proc.pid for w in procs if w.proc is not None]
+        pid = pids[0]
+        pipeline_cpu = [SpanCpu(p) for p in pids]  # every worker process, with the learner process
+        worker_alone = SpanCpu(pid, children=False)  # the posts' event loop and threads, not its learner process
+        aggregates_cpu = pipeline_cpu[1:]
+        broker_cpu = SpanCpu(broker_pid)
+        result: dict[str, Any] = {"layout": layout, "backlog_client": offer(s, events, rate=None)}
         follow(
             span,
             want,
             timeout=600,
-            on_first=SpanCpu.start_all(worker_cpu, worker_alone, broker_cpu),  # CPU counted from the first output
-            alive=lambda: worker.proc is not None and worker.proc.poll() is None,
+            on_first=SpanCpu.start_all(*pipeline_cpu, worker_alone, broker_cpu),  # CPU counted from the first output
+            alive=lambda: all(w.proc is not None and w.proc.poll() is None for w in procs),
         )
         result.update(
             eps=span.eps(),
             events=span.count,
-            cpu_us=worker_cpu.per_record(span.count),
+            cpu_us=sum_cpu(pipeline_cpu, span.count),
             worker_cpu_us=worker_alone.per_record(span.count),
+            aggregates_cpu_us=sum_cpu(aggregates_cpu, span.count) if aggregates_cpu else None,
             broker_cpu_us=broker_cpu.per_record(span.count),
         )
-        # latency at a fixed offered load of half the throughput, once the worker is idle again (its
+        # latency at a fixed offered load of half the throughput, once the workers are idle again (the
         # audience, profile and learner agents finish the backlog after the last prediction)
-        result["settle_s"] = settle(pid)
-        # The learner (in this one worker) learns from the training log behind the predictions: its
-        # share of the backlog is only done once the worker is idle again. CPU per post with it:
-        result["cpu_us_settled"] = worker_cpu.per_record(span.count)
+        result["settle_s"] = max(settle(p) for p in pids)
+        # The learner learns from the training log behind the predictions: its share of the backlog is
+        # only done once the worker is idle again. CPU per post with it:
+        result["cpu_us_settled"] = sum_cpu(pipeline_cpu, span.count)
         rate = rate or max(10.0, result["eps"] / 2)
         n_lat = int(rate * LATENCY_SECONDS)
         # Event time advances with the wall clock, as in a live stream. (The backlog, like the demo,
@@ -431,7 +453,11 @@ def bench_pipeline(
         # of times more audience windows than a live post does.)
         late = relabel([events[i % len(events)] for i in range(n_lat)], "lat", 1_500_000_000_000, step_ms=1000.0 / rate)
         sent_at = Span(s, s.topic_posts, keep_prefix=b"lat")
-        watched = {"worker": pid, **({"broker": broker_pid} if broker_pid else {})}
+        watched = {
+            "worker": pid,
+            **({"aggregates": pids[1]} if len(pids) > 1 else {}),
+            **({"broker": broker_pid} if broker_pid else {}),
+        }
         before, started = cpu_usage(watched), time.monotonic()
         result["load_client"] = offer(s, late, rate)
         took = time.monotonic() - started
@@ -442,10 +468,12 @@ def bench_pipeline(
         follow(sent_at, len(events) + n_lat, timeout=60)
         delays = sorted(span.at[k] - sent_at.at[k] for k in span.at if k in sent_at.at)
         sent_at.close()
-        result.update(worker_metrics(s.web_port))
+        stalls = [worker_metrics(w.settings.web_port)["loop_stalls"] for w in procs]
         result.update(
+            loop_stalls=sum_or_none(stalls),
             rss_mb=proc_memory_mb(pid),
             learner_rss_mb=max((proc_memory_mb(c) for c in child_pids(pid)), default=None),
+            aggregates_rss_mb=proc_memory_mb(pids[1]) if len(pids) > 1 else None,
             offered_eps=rate,
             p50_ms=delays[len(delays) // 2] if delays else None,
             p99_ms=delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else None,
@@ -453,6 +481,12 @@ def bench_pipeline(
         )
     span.close()
     return result
+
+
+def sum_cpu(counters: Sequence[SpanCpu], count: int) -> float | None:
+    """The CPU per record of several processes together (``None`` when any is unknown)."""
+    each = [c.per_record(count) for c in counters]
+    return None if any(x is None for x in each) else sum(x for x in each if x is not None)
 
 
 def worker_metrics(port: int) -> dict[str, Any]:
@@ -612,10 +646,16 @@ def bench_limit(
 
 
 def run_bench(
-    settings: Settings, n_events: int, out_dir: Path, rate: float | None = None, repeat: int = 1
+    settings: Settings,
+    n_events: int,
+    out_dir: Path,
+    rate: float | None = None,
+    repeat: int = 1,
+    layout: str = "split",
 ) -> dict[str, Any]:
     """The runs on ``n_events`` demo tweets; returns the figures (also ``out_dir/bench.json``).
-    Latency is measured at ``rate`` posts/s (default: half the pipeline's throughput).
+    Latency is measured at ``rate`` posts/s (default: half the pipeline's throughput). The pipeline
+    runs in ``layout`` (:data:`LAYOUTS`).
 
     The pipeline and the peer run ``repeat`` times, one right after the other (on a shared host their
     speed moves by a fifth within minutes: each pair meets the same host); ``pairs`` lists every pair,
@@ -649,7 +689,7 @@ def run_bench(
             )
         runs: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         for _ in range(repeat):
-            pipeline = bench_pipeline(settings, events, want, out_dir, rate, broker_pid)
+            pipeline = bench_pipeline(settings, events, want, out_dir, rate, broker_pid, layout)
             print(f"bench: pipeline {pipeline['eps']:,.0f} events/s", file=sys.stderr)
             peer = bench_agent(settings, events, len(events), out_dir, "peer", broker_pid) if with_peer else None
             if peer is not None:
@@ -659,7 +699,13 @@ def run_bench(
         print(f"bench: naive {naive['eps']:,.0f} events/s", file=sys.stderr)
         floor = bench_agent(settings, events, len(events), out_dir, "floor", broker_pid)
         print(f"bench: floor {floor['eps']:,.0f} events/s", file=sys.stderr)
-    report = {"events": n_events, "predictions": want, **summarize(runs, limit, naive, floor), "stages_us": stages}
+    report = {
+        "events": n_events,
+        "predictions": want,
+        "layout": layout,
+        **summarize(runs, limit, naive, floor),
+        "stages_us": stages,
+    }
     (out_dir / "bench.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return report
 
@@ -867,7 +913,7 @@ def _maybe(value: float | None) -> str:
 
 def format_bench(r: dict[str, Any]) -> str:
     rows = [
-        ("pipeline (worker as shipped)", r["pipeline"]),
+        (f"pipeline ({r.get('layout', 'split')})", r["pipeline"]),
         ("naive Faust agent", r["naive"]),
         ("limit (plain aiokafka loop)", r["limit"]),
         ("floor (Faust, forward only)", r["floor"]),
@@ -920,10 +966,12 @@ def format_bench(r: dict[str, Any]) -> str:
             + ", ".join(f"{k} {v:.2f}" for k, v in p["cpu_wait"].items())
         )
     if p.get("worker_cpu_us") is not None:
+        aggregates = p.get("aggregates_cpu_us") or 0.0
         lines.append(
-            f"pipeline CPU per post in the backlog: the worker process {p['worker_cpu_us']:,.0f} µs (its event loop "
+            f"pipeline CPU per post in the backlog: the posts worker {p['worker_cpu_us']:,.0f} µs (its event loop "
             f"and client threads: the throughput's bound), its learner process "
-            f"{p['cpu_us'] - p['worker_cpu_us']:,.0f} µs"
+            f"{p['cpu_us'] - p['worker_cpu_us'] - aggregates:,.0f} µs"
+            + (f", the aggregates worker {aggregates:,.0f} µs" if p.get("aggregates_cpu_us") is not None else "")
         )
     lines.append(
         f"pipeline CPU per post with the learner caught up (it learns behind the predictions): "
@@ -933,7 +981,9 @@ def format_bench(r: dict[str, Any]) -> str:
         "per-stage cost in this process (µs/event): " + ", ".join(f"{k} {v:.0f}" for k, v in r["stages_us"].items())
     )
     lines.append(
-        f"(the pipeline's RSS is the worker's; its learner process peaked at {p.get('learner_rss_mb') or 0:.0f} MB; "
-        "limit's RSS is this process's peak, broker clients and data included)"
+        f"(the pipeline's RSS is the posts worker's; its learner process peaked at "
+        f"{p.get('learner_rss_mb') or 0:.0f} MB"
+        + (f", the aggregates worker at {p['aggregates_rss_mb']:.0f} MB" if p.get("aggregates_rss_mb") else "")
+        + "; limit's RSS is this process's peak, broker clients and data included)"
     )
     return "\n".join(lines)

@@ -54,6 +54,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "SASL_",
             "SSL_",
             "APP_ID",
+            "ROLE",
             "PARTITIONS",
             "REPLICATION",
             "SESSION_TIMEOUT",

@@ -32,7 +32,7 @@ from stream.worker.query import register_query_pages
 from stream.worker.sensors import setup_sensors
 from stream.worker.tasks import register_tasks
 from stream.worker.topics import Topics, declare_topics
-from stream.worker.transport import InterestApp, check_faust_version, partition_router
+from stream.worker.transport import GroupTable, InterestApp, check_faust_version, partition_router
 from stream.worker.web import register_pages
 
 
@@ -57,7 +57,8 @@ def make_app(settings: Settings, registry: CollectorRegistry) -> InterestApp:
     than the one the transport is written for."""
     check_faust_version()
     app = InterestApp(
-        settings.app_id,
+        settings.group_id,  # the aggregates workers have a group of their own
+        Table=GroupTable,  # whose changelogs keep the names the posts workers' group gives them
         broker=settings.broker_url,
         broker_credentials=faust_credentials(settings),  # the same connection as every other client's
         logging_config=faust_logging_config(settings),
@@ -81,6 +82,7 @@ def make_app(settings: Settings, registry: CollectorRegistry) -> InterestApp:
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
         stream_wait_empty=False,
     )
+    app.changelog_group = settings.app_id
     app.fetch_max_wait_ms = settings.fetch_wait_ms
     app.fetch_min_bytes = settings.fetch_min_bytes
     app.fetch_gather_s = settings.fetch_gather_ms / 1000
@@ -109,11 +111,13 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     replica = Follower(settings, processor.view)  # type: ignore[arg-type]  # a worker's view is a ModelView
     learner = LearnerProcess(settings, processor.stats)  # the role, when the group gives it: a child process
     register_tasks(app, settings, topics, processor, publisher, replica, learner, history)
-    register_input_agents(app, settings, topics, processor, publisher, replica)
-    register_audience_agent(app, settings, topics, processor.stats, publisher, history, rules)
-    register_profiles_agent(app, settings, topics, processor.stats, publisher, replica, processor.view.is_erased)
+    if settings.runs_posts:
+        register_input_agents(app, settings, topics, processor, publisher, replica)
+    if settings.runs_aggregates:
+        register_audience_agent(app, settings, topics, processor.stats, publisher, history, rules)
+        register_profiles_agent(app, settings, topics, processor.stats, publisher, replica, processor.view.is_erased)
+        register_query_pages(app, settings)  # /profiles/{user_id}, /audience/{segment}: routed to the key's owner
     register_pages(app, replica, history, publisher, learner)
-    register_query_pages(app, settings)  # /profiles/{user_id}, /audience/{segment}: routed to the key's owner
     registry.register(
         StatsCollector(
             processor.stats,

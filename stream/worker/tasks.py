@@ -36,8 +36,8 @@ def register_tasks(
     learner: LearnerProcess,
     history: LiveHistory,
 ) -> None:
-    """Follow the model topic, hold the learner role while the group assigns it here, probe the event
-    loop, and publish a metrics snapshot every ``STREAM_METRICS_INTERVAL``."""
+    """Follow the model topic, hold the learner role while the group assigns it here (a worker that runs
+    the posts), probe the event loop, and publish a metrics snapshot every ``STREAM_METRICS_INTERVAL``."""
 
     @app.task
     async def loop_lag() -> None:
@@ -51,23 +51,8 @@ def register_tasks(
             await topic.maybe_declare()
         await replica.run()
 
-    @app.agent(topics.learner, name="learner-role")
-    async def learner_role(stream: faust.StreamT) -> None:
-        async for _ in stream.events():  # nothing is written there: the assignment of its partition is the role
-            pass
-
-    role = TP(settings.topic_learner, 0)
-
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust types receivers as (sender, *args, signal, **kwargs)
-    async def take_or_give_up_role(app: faust.App, assigned: Any, **kwargs: Any) -> None:
-        if role in app.consumer.assignment():
-            learner.start()
-        elif learner.active:
-            await learner.stop("the group assigned the learner role to another worker")
-
-    @app.on_before_shutdown.connect  # type: ignore[arg-type]
-    async def give_up_role(app: faust.App, **kwargs: Any) -> None:
-        await learner.stop("shutdown")
+    if settings.runs_posts:  # the learner learns what the posts workers predicted: it is one of theirs
+        register_learner_role(app, settings, topics, learner)
 
     worker = f"{socket.gethostname()}:{settings.web_port}"
 
@@ -92,3 +77,26 @@ def register_tasks(
         snapshot["learner"] = learner.status()
         history.record(snapshot)
         await publisher.send(topics.metrics, [(None, orjson.dumps(snapshot))])
+
+
+def register_learner_role(app: faust.App, settings: Settings, topics: Topics, learner: LearnerProcess) -> None:
+    """Hold the learner role (run the learner process) while the group assigns this worker the one
+    partition of ``STREAM_TOPIC_LEARNER``; give it up on another assignment and at shutdown."""
+
+    @app.agent(topics.learner, name="learner-role")
+    async def learner_role(stream: faust.StreamT) -> None:
+        async for _ in stream.events():  # nothing is written there: the assignment of its partition is the role
+            pass
+
+    role = TP(settings.topic_learner, 0)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust types receivers as (sender, *args, signal, **kwargs)
+    async def take_or_give_up_role(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        if role in app.consumer.assignment():
+            learner.start()
+        elif learner.active:
+            await learner.stop("the group assigned the learner role to another worker")
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def give_up_role(app: faust.App, **kwargs: Any) -> None:
+        await learner.stop("shutdown")

@@ -3,7 +3,7 @@
 when an upgrade changes what this module relies on). Faust's Kafka transport with six changes:
 records delivered a fetch at a time, partitions without a committed offset read from the beginning,
 the consumer's fetch wait, fetches sized to the load, end offsets checked against the log, and a hook
-before each offset commit.
+before each offset commit; and tables whose changelog topic is not named after the app id.
 
 - **A fetch at a time.** Faust turns every record into a message, runs it through its conductor,
   schema and channel queue, creates tasks to await it, and acknowledges it, one at a time: 170-270 µs
@@ -49,6 +49,12 @@ before each offset commit.
   give an end offset of 4), so a restarted worker would lose the last changes of its tables.
   :func:`stream.clients.true_end_offsets` reads from the reported end on and moves it past any record
   found there; on Apache Kafka there is none and the answer is unchanged.
+- **Changelog topics named after the posts workers' group.** Faust names a table's changelog
+  ``{app id}-{table}-changelog``. An ``aggregates`` worker's app id is its own consumer group
+  (``STREAM_APP_ID-aggregates``), yet it must restore the tables an ``all`` worker of ``STREAM_APP_ID``
+  wrote, so :class:`GroupTable` (the app's table class) names the changelog after
+  ``InterestApp.changelog_group`` (``STREAM_APP_ID``) through Faust's ``Collection._changelog_topic_name``,
+  and every other property of the topic stays Faust's own.
 """
 
 from __future__ import annotations
@@ -344,6 +350,15 @@ class CommitGuard(Protocol):
     def commit_result(self, committed: bool) -> None: ...
 
 
+class GroupTable(faust.Table):
+    """A Faust table whose changelog topic is named after the app's ``changelog_group`` instead of its
+    id (see the module's docstring); with no group it is Faust's own name."""
+
+    def _changelog_topic_name(self) -> str:
+        group = getattr(self.app, "changelog_group", None) or self.app.conf.id
+        return f"{group}-{self.name}-changelog"
+
+
 class InterestApp(faust.App):
     """A Faust app whose consumer fetch wait and size are settings (the size may follow the input rate),
     with checked end offsets and a hook called before each offset commit (see the module's docstring)."""
@@ -355,6 +370,7 @@ class InterestApp(faust.App):
     before_commit: Callable[[], Awaitable[Any] | None] | None = None
     commit_guard: CommitGuard | None = None
     batched_topics: frozenset[str] = frozenset()  # delivered a fetch at a time (see the module's docstring)
+    changelog_group: str | None = None  # the tables' changelogs are named after it (None: the app id)
 
     def _new_transport(self) -> Any:
         servers = [f"{u.host}:{u.port}" for u in self.conf.broker_consumer]

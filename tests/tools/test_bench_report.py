@@ -8,7 +8,8 @@ def _run(eps, cpu, p99=120, stalls=0):
         "eps": eps,
         "cpu_us": cpu,
         "cpu_us_settled": cpu + 5,
-        "worker_cpu_us": cpu - 100,
+        "worker_cpu_us": cpu - 160,
+        "aggregates_cpu_us": 60.0,
         "broker_cpu_us": 30.0,
         "rss_mb": 180.0,
         "events": 1000,
@@ -43,7 +44,8 @@ def test_the_median_pair_gives_the_details_and_every_pair_is_printed():
     text = format_bench(report)
     assert "3 pairs one after another" in text
     assert "pipeline / peer: 1.20x (median of 3 pairs)" in text
-    assert "the worker process 220 µs (its event loop" in text and "its learner process 100 µs" in text
+    assert "the posts worker 160 µs (its event loop" in text and "its learner process 100 µs" in text
+    assert "the aggregates worker 60 µs" in text
     for eps, p99 in ((4000, 300), (5000, 110), (3000, 150)):
         assert f"pipeline {eps:,} posts/s" in text and f"p99 {p99} ms" in text
 
