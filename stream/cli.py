@@ -184,9 +184,9 @@ def build_parser() -> Parser:
     )
     bn.add_argument(
         "--layout",
-        choices=("split", "single"),
-        default="split",
-        help="the pipeline as a posts worker and an aggregates worker (split, default) or one worker (single)",
+        choices=("single", "split"),
+        default="single",
+        help="the pipeline as one worker (single, default) or as a posts and an aggregates worker (split)",
     )
     bn.add_argument(
         "--workers",

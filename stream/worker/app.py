@@ -94,7 +94,7 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     """A configured Faust app with the stream's agents, timers and ``/metrics`` page.
 
     Raises :class:`~stream.audience.rules.RuleError` (one line) when the trigger rules file is invalid."""
-    rules = configured_rules(settings)
+    rules = configured_rules(settings) if settings.runs_aggregates else ()  # read where they are used
     registry = CollectorRegistry(auto_describe=True)
     app = make_app(settings, registry)
     processor = processor or Processor(settings, view=ModelView(settings))

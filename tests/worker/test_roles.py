@@ -2,6 +2,7 @@
 
 import pytest
 
+from stream.audience.rules import RuleError
 from stream.settings import ConfigError, Settings
 from stream.worker.app import create_app
 
@@ -29,3 +30,11 @@ def test_each_role_runs_its_agents_in_its_group_and_the_changelogs_keep_the_post
 def test_an_unknown_role_is_a_one_line_error():
     with pytest.raises(ConfigError, match=r"^STREAM_ROLE='learner' is not one of all, posts, aggregates$"):
         Settings.from_env({"STREAM_ROLE": "learner"})
+
+
+def test_only_a_worker_that_runs_the_audience_reads_the_trigger_rules(tmp_path):
+    missing = str(tmp_path / "no-such-rules.toml")  # e.g. mounted into the aggregates workers only
+    create_app(Settings(broker="127.0.0.1:9", app_id="grp", role="posts", trigger_rules=missing))
+    for role in ("all", "aggregates"):
+        with pytest.raises(RuleError, match=r"no-such-rules\.toml"):
+            create_app(Settings(broker="127.0.0.1:9", app_id="grp", role=role, trigger_rules=missing))
