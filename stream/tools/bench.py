@@ -69,7 +69,8 @@ def unique(settings: Settings, tag: str) -> Settings:
         for f in dataclasses.fields(Settings)
         if f.name.startswith("topic_")
     }
-    return settings.replace(app_id=f"bench-{run}", web_port=free_port(), **topics)
+    # every run's worker runs every agent, whatever STREAM_ROLE says (the split pipeline sets the roles)
+    return settings.replace(app_id=f"bench-{run}", web_port=free_port(), role="all", **topics)
 
 
 def child_pids(pid: int, proc: Path = Path("/proc")) -> list[int]:
@@ -442,7 +443,10 @@ def bench_pipeline(
         )
         # latency at a fixed offered load of half the throughput, once the workers are idle again (the
         # audience, profile and learner agents finish the backlog after the last prediction)
-        result["settle_s"] = max(settle(p) for p in pids)
+        settled_from = time.monotonic()
+        for p in pids:
+            settle(p)
+        result["settle_s"] = time.monotonic() - settled_from
         # The learner learns from the training log behind the predictions: its share of the backlog is
         # only done once the worker is idle again. CPU per post with it:
         result["cpu_us_settled"] = sum_cpu(pipeline_cpu, span.count)
@@ -931,6 +935,8 @@ def format_bench(r: dict[str, Any]) -> str:
         for name, x in rows
     ]
     p = r["pipeline"]
+    split = r.get("layout") == "split"
+    worker = "the posts worker" if split else "the worker process"
     pairs = r.get("pairs") or []
     if len(pairs) > 1:
         lines.append(f"the pipeline and the peer, {len(pairs)} pairs one after another (the table: the median pair):")
@@ -954,7 +960,8 @@ def format_bench(r: dict[str, Any]) -> str:
     lines.append(
         f"pipeline latency at {p['offered_eps']:,.0f} posts/s offered, "
         f"post → prediction: p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms ({p['latency_samples']} posts; "
-        f"the worker needed {p['settle_s']:.0f} s after its last backlog prediction to go idle)"
+        f"{'the workers' if split else 'the worker'} needed {p['settle_s']:.0f} s after its last backlog prediction "
+        "to go idle)"
     )
     if p.get("cpu_share"):
         shares = p["cpu_share"]
@@ -971,7 +978,7 @@ def format_bench(r: dict[str, Any]) -> str:
     if p.get("worker_cpu_us") is not None:
         aggregates = p.get("aggregates_cpu_us") or 0.0
         lines.append(
-            f"pipeline CPU per post in the backlog: the posts worker {p['worker_cpu_us']:,.0f} µs (its event loop "
+            f"pipeline CPU per post in the backlog: {worker} {p['worker_cpu_us']:,.0f} µs (its event loop "
             f"and client threads: the throughput's bound), its learner process "
             f"{p['cpu_us'] - p['worker_cpu_us'] - aggregates:,.0f} µs"
             + (f", the aggregates worker {aggregates:,.0f} µs" if p.get("aggregates_cpu_us") is not None else "")
@@ -984,7 +991,7 @@ def format_bench(r: dict[str, Any]) -> str:
         "per-stage cost in this process (µs/event): " + ", ".join(f"{k} {v:.0f}" for k, v in r["stages_us"].items())
     )
     lines.append(
-        f"(the pipeline's RSS is the posts worker's; its learner process peaked at "
+        f"(the pipeline's RSS is {worker}'s; its learner process peaked at "
         f"{p.get('learner_rss_mb') or 0:.0f} MB"
         + (f", the aggregates worker at {p['aggregates_rss_mb']:.0f} MB" if p.get("aggregates_rss_mb") else "")
         + "; limit's RSS is this process's peak, broker clients and data included)"

@@ -353,6 +353,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the whole demo; returns the report, also written to ``out_dir/report.json`` and drawn in
     ``out_dir/report.png``. With ``keep``, the broker and worker stay up (live page) until Ctrl-C."""
+    settings = settings.replace(role="all")  # one worker runs every agent, whatever STREAM_ROLE says
     out_dir.mkdir(parents=True, exist_ok=True)
     wall = time.monotonic()
     stream = tweets_stream()[:events] if events else tweets_stream()

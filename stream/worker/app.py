@@ -59,6 +59,7 @@ def make_app(settings: Settings, registry: CollectorRegistry) -> InterestApp:
     app = InterestApp(
         settings.group_id,  # the aggregates workers have a group of their own
         Table=GroupTable,  # whose changelogs keep the names the posts workers' group gives them
+        changelog_group=settings.app_id,
         broker=settings.broker_url,
         broker_credentials=faust_credentials(settings),  # the same connection as every other client's
         logging_config=faust_logging_config(settings),
@@ -82,7 +83,6 @@ def make_app(settings: Settings, registry: CollectorRegistry) -> InterestApp:
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
         stream_wait_empty=False,
     )
-    app.changelog_group = settings.app_id
     app.fetch_max_wait_ms = settings.fetch_wait_ms
     app.fetch_min_bytes = settings.fetch_min_bytes
     app.fetch_gather_s = settings.fetch_gather_ms / 1000

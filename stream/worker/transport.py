@@ -372,6 +372,11 @@ class InterestApp(faust.App):
     batched_topics: frozenset[str] = frozenset()  # delivered a fetch at a time (see the module's docstring)
     changelog_group: str | None = None  # the tables' changelogs are named after it (None: the app id)
 
+    def __init__(self, id: str, *, changelog_group: str | None = None, **options: Any):
+        # set before any table exists: Faust names a table's changelog when the table is added
+        self.changelog_group = changelog_group
+        super().__init__(id, **options)
+
     def _new_transport(self) -> Any:
         servers = [f"{u.host}:{u.port}" for u in self.conf.broker_consumer]
         # the probe of end offsets connects as Faust's own clients do
