@@ -121,8 +121,8 @@ class Settings:
         "all",
         "What a worker runs: `all` (every agent in one process), `posts` (validation, predictions, "
         "sentiment and the learner role) or `aggregates` (the audience windows, triggers, profiles and their "
-        "query API). A `posts` and an `aggregates` worker side by side do what one `all` worker does, on "
-        "two cores.",
+        "query API). A `posts` and an `aggregates` worker side by side do what one `all` worker does, in "
+        "two processes.",
     )
     topic_posts: str = _setting("social.posts", "Input topic of post events (JSON).")
     topic_feedback: str = _setting("social.feedback", "Delayed labels `{post_id, interest?, sentiment?}`.")

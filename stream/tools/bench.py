@@ -387,11 +387,6 @@ def offer(settings: Settings, events: Sequence[dict[str, Any]], rate: float | No
     return "confluent-kafka"
 
 
-LAYOUTS = ("single", "split")
-"""How the pipeline runs: ``single``, one ``all`` worker (the default); ``split``, a ``posts`` worker
-and an ``aggregates`` worker (see ``STREAM_ROLE``)."""
-
-
 def bench_pipeline(
     settings: Settings,
     events: Sequence[dict[str, Any]],
@@ -659,7 +654,8 @@ def run_bench(
 ) -> dict[str, Any]:
     """The runs on ``n_events`` demo tweets; returns the figures (also ``out_dir/bench.json``).
     Latency is measured at ``rate`` posts/s (default: half the pipeline's throughput). The pipeline
-    runs in ``layout`` (:data:`LAYOUTS`).
+    runs in ``layout``: ``single``, one ``all`` worker; ``split``, a ``posts`` and an ``aggregates``
+    worker (see ``STREAM_ROLE``).
 
     The pipeline and the peer run ``repeat`` times, one right after the other (on a shared host their
     speed moves by a fifth within minutes: each pair meets the same host); ``pairs`` lists every pair,
