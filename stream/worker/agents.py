@@ -12,7 +12,6 @@ only after what its records caused is delivered.
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 
 import faust
@@ -52,10 +51,6 @@ def register_input_agents(
     @app.agent(topics.posts, name="posts")
     async def posts(stream: faust.StreamT) -> None:
         await replica.ready.wait()  # predict with the cluster's model, never from scratch
-        # Everything built so far (the app, Faust, the models, the replayed state) lives as long as the
-        # worker: keep it out of the garbage collector's full passes, which scanned it for 20-95 ms
-        # every few seconds (measured) and were most of the event loop's stalls.
-        gc.freeze()
         async for fetches in take(stream, settings):
             for batch in slices(fetches, settings.batch_size):
                 await publisher.outputs(processor.process_posts(batch))

@@ -5,7 +5,6 @@ its state in a Faust table whose changelog restores it after a restart or a reba
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -70,7 +69,6 @@ def register_profiles_agent(
     @app.agent(topics.profile_updates, name="profiles")
     async def profiles(stream: faust.StreamT) -> None:
         await replica.ready.wait()  # erasures are known once the model replica is caught up
-        gc.freeze()  # what was built so far lives as long as the worker (as the posts agent does; see there)
         async for event in stream.events():  # one event: a batch's updates for this partition's users
             published = book.apply_record(event.value, event.message.offset)
             await table.flush(publisher, event.message.partition)

@@ -203,8 +203,9 @@ def main(argv: Sequence[str] = (), settings: Settings | None = None) -> None:
     sys.argv = ["interest-stream", *quiet, "worker", *args]
     # What is built so far (modules, the app, the models' weights) lives as long as the worker: keep it
     # out of the garbage collector's full passes, which scanned it at start-up for up to 80 ms at a
-    # time (measured) while the first posts were coming in. The posts agent freezes again once the
-    # model replica has caught up. Its youngest objects are collected less often (see stream.worker.collect).
+    # time (measured) while the first posts were coming in. A task freezes again once the model
+    # replica has caught up (see stream.worker.tasks). Its youngest objects are collected less often
+    # (see stream.worker.collect).
     gc.freeze()
     collect_less()
     stream.app.main()
