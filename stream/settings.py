@@ -308,6 +308,12 @@ class Settings:
         "before it exits with a one-line error and code 75, for its supervisor to restart it; nothing is "
         "committed past what was delivered, so the restart loses nothing.",
     )
+    stall_timeout: float = _setting(
+        30.0,
+        "Seconds a partition the worker holds may have records it does not read, with its read position "
+        "unmoved, before the worker logs its state and fetches it again from that position (0: never); "
+        'counted in `stream_events_total{outcome="input_partitions_restarted"}`.',
+    )
     top_segments: int = _setting(
         50, "Campaigns exported as Prometheus series (the busiest); the rest are summed as `other`."
     )
@@ -409,6 +415,8 @@ class Settings:
             )
         if self.delivery_timeout < 10:
             raise ConfigError(f"STREAM_DELIVERY_TIMEOUT={self.delivery_timeout} must be at least 10")
+        if self.stall_timeout != 0 and not 5 <= self.stall_timeout <= 86_400:
+            raise ConfigError(f"STREAM_STALL_TIMEOUT={self.stall_timeout:g} must be 0 (off) or between 5 and 86400")
         if self.max_event_ahead <= 0:
             raise ConfigError(f"STREAM_MAX_EVENT_AHEAD={self.max_event_ahead} must be positive")
         if not 1 <= self.fetch_wait_ms <= 10_000:

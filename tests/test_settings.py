@@ -25,6 +25,8 @@ def test_defaults_and_env():
         ({"STREAM_FETCH_MIN_BYTES": "0"}, "STREAM_FETCH_MIN_BYTES=0 must be between 1 and STREAM_MAX_MESSAGE_BYTES"),
         ({"STREAM_FETCH_GATHER_MS": "-5"}, "STREAM_FETCH_GATHER_MS=-5 must be between 0 and 10000"),
         ({"STREAM_FETCH_GATHER_MS": "nan"}, "STREAM_FETCH_GATHER_MS=nan must be between 0 and 10000"),
+        ({"STREAM_STALL_TIMEOUT": "2"}, "STREAM_STALL_TIMEOUT=2 must be 0 (off) or between 5 and 86400"),
+        ({"STREAM_STALL_TIMEOUT": "nan"}, "STREAM_STALL_TIMEOUT=nan must be 0 (off) or between 5 and 86400"),
     ],
 )
 def test_bad_values_are_one_line_errors(env, message):

@@ -62,6 +62,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "FETCH_MIN_BYTES",
             "FETCH_GATHER_MS",
             "DELIVERY_TIMEOUT",
+            "STALL_TIMEOUT",
             "MAX_MESSAGE_BYTES",
         ),
     ),

@@ -46,6 +46,7 @@ OUTCOMES = (
     "learned_duplicate",
     "labels_refused",
     "publish_errors",
+    "input_partitions_restarted",
     "outputs_too_large",
     "partials_redelivered",
     "audience_late_posts",

@@ -1,5 +1,5 @@
 """The worker's background tasks and timers: the model follower, the learner role, the event-loop
-probe and the metrics snapshots."""
+probe, the stall watchdog and the metrics snapshots."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import socket
+import time
 from typing import Any
 
 import faust
@@ -15,11 +16,13 @@ from faust.types import TP
 
 from stream.pipeline.processor import Processor
 from stream.settings import Settings
+from stream.stats import Stats
 from stream.worker.learnerproc import LearnerProcess
 from stream.worker.live import LiveHistory
 from stream.worker.logfilter import RepeatFilter
 from stream.worker.modelsync import Follower
 from stream.worker.publisher import Publisher
+from stream.worker.stalls import StallWatch
 from stream.worker.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,9 @@ def register_tasks(
             logging.shutdown()
             os._exit(EXIT_UNDELIVERABLE)
 
+    if settings.stall_timeout:
+        register_stall_watchdog(app, settings, processor)
+
     @app.timer(settings.metrics_interval, name="metrics")
     async def metrics() -> None:
         snapshot = processor.snapshot()
@@ -87,6 +93,51 @@ def register_tasks(
         snapshot["learner"] = learner.status()
         history.record(snapshot)
         await publisher.send(topics.metrics, [(None, orjson.dumps(snapshot))])
+
+
+def register_stall_watchdog(app: faust.App, settings: Settings, processor: Processor) -> None:
+    """Every few seconds, run :func:`restart_stalled` with a watch of ``STREAM_STALL_TIMEOUT``."""
+    watch: StallWatch[TP] = StallWatch(settings.stall_timeout)
+
+    @app.timer(min(5.0, settings.stall_timeout / 3), name="stall-watchdog")
+    async def stall_watchdog() -> None:
+        await restart_stalled(app, watch, processor.stats, time.monotonic())
+
+
+async def restart_stalled(app: Any, watch: StallWatch[TP], stats: Stats, now: float) -> list[TP]:
+    """Outside rebalances, find the partitions the worker holds that have records it has not read for
+    ``watch.after`` seconds without its read position moving (:class:`~stream.worker.stalls.StallWatch`),
+    log what Faust and the Kafka client hold of each, and fetch it again from there
+    (:meth:`~stream.worker.transport.BatchingConsumer.restart_fetch`). Returns those partitions."""
+    consumer = app.consumer
+    if app.rebalancing or app.in_recovery or not consumer.flow_active:
+        return []
+    try:
+        positions = await consumer.input_positions()
+    except Exception as exc:  # a broker that does not answer: the delivery watchdog's concern
+        log.debug("stall watchdog: no end offsets (%r)", exc)
+        return []
+    restarted = []
+    for tp in watch.observe(now, positions):
+        if app.rebalancing:  # began while the end offsets were asked for
+            break
+        next_offset, end = positions[tp]
+        state = consumer.fetch_state(tp)
+        offset = await consumer.restart_fetch(tp)
+        stats.outcomes["input_partitions_restarted"] += 1
+        restarted.append(tp)
+        log.error(
+            "%s[%d] has %d records from offset %d on that the worker has not read for %.0f s; fetching it "
+            "again from offset %d (%s)",
+            tp.topic,
+            tp.partition,
+            end - next_offset,
+            next_offset,
+            watch.after,
+            offset,
+            state,
+        )
+    return restarted
 
 
 def register_learner_role(app: faust.App, settings: Settings, topics: Topics, learner: LearnerProcess) -> None:

@@ -3,7 +3,8 @@
 when an upgrade changes what this module relies on). Faust's Kafka transport with six changes:
 records delivered a fetch at a time, partitions without a committed offset read from the beginning,
 the consumer's fetch wait, fetches sized to the load, end offsets checked against the log, and a hook
-before each offset commit; and tables whose changelog topic is not named after the app id.
+before each offset commit; what the stall watchdog reads and does; and tables whose changelog topic
+is not named after the app id.
 
 - **A fetch at a time.** Faust turns every record into a message, runs it through its conductor,
   schema and channel queue, creates tasks to await it, and acknowledges it, one at a time: 170-270 µs
@@ -49,6 +50,17 @@ before each offset commit; and tables whose changelog topic is not named after t
   give an end offset of 4), so a restarted worker would lose the last changes of its tables.
   :func:`stream.clients.true_end_offsets` reads from the reported end on and moves it past any record
   found there; on Apache Kafka there is none and the answer is unchanged.
+- **Stalled input partitions.** :meth:`BatchingConsumer.input_positions` and
+  :meth:`BatchingConsumer.restart_fetch` serve the worker's stall watchdog
+  (:class:`~stream.worker.stalls.StallWatch`, run in ``stream.worker.tasks``). Faust's read offset of
+  a partition is the last offset it handed to an agent (after a seek, the offset to read next), so
+  the next offset is taken as one past it: a partition that stalls with exactly one record unread
+  right after a seek is seen once a second record arrives. The end offsets are the broker's own, one
+  request, not checked as above: the embedded broker's may be a batch short, which only delays a
+  report. A restart makes Faust count the partition active again (not paused, not held back for a
+  full buffer) and seeks the client there, which drops what it fetched of the partition and did not
+  deliver; a client that never fetched the partition again after a rebalance (faust-streaming issue
+  629) is reset the same way.
 - **Changelog topics named after the posts workers' group.** Faust names a table's changelog
   ``{app id}-{table}-changelog``. An ``aggregates`` worker's app id is its own consumer group
   (``STREAM_APP_ID-aggregates``), yet it must restore the tables an ``all`` worker of ``STREAM_APP_ID``
@@ -251,6 +263,58 @@ class BatchingConsumer(driver.Consumer):
         self._read_offset[tp] = record.offset - 1
         return message
 
+    async def input_positions(self) -> dict[Any, tuple[int, int]]:
+        """For each partition the worker holds, but a table's changelog: the offset its agents read
+        next and the end offset the broker reports (see "Stalled input partitions" in the module's
+        docstring)."""
+        held = [tp for tp in self.assignment() if not self._is_changelog_tp(tp)]
+        if not held:
+            return {}
+        thread = cast(_ConsumerThread, self._thread)
+        ends = await thread.reported_end_offsets(held)
+        unread = [tp for tp in held if self._read_offset.get(tp) is None]  # nothing committed, nothing read
+        starts = await thread.earliest_offsets(*unread) if unread else {}
+        positions: dict[Any, tuple[int, int]] = {}
+        for tp in held:
+            read, end = self._read_offset.get(tp), ends.get(tp)
+            start = starts.get(tp) if read is None else read + 1
+            if end is not None and start is not None:
+                positions[tp] = (start, end)
+        return positions
+
+    def fetch_state(self, tp: Any) -> str:
+        """What Faust and the Kafka client hold of ``tp``, for a log line."""
+        faust_side = (
+            f"active={tp in (self._active_partitions or ())} paused={tp in self._paused_partitions} "
+            f"buffered={tp in self._buffered_partitions} read={self._read_offset.get(tp)} "
+            f"committed={self._committed_offset.get(tp)}"
+        )
+        client = getattr(self._thread, "_consumer", None)  # aiokafka's consumer, once the thread made it
+        fetcher = getattr(client, "_fetcher", None)
+        subscription = fetcher._subscriptions.subscription if fetcher is not None else None
+        assignment = subscription.assignment if subscription is not None else None
+        state = assignment.state_value(tp) if assignment is not None else None
+        if fetcher is None or state is None:
+            return f"{faust_side}; the client holds no state of it"
+        position = state.position if state.has_valid_position else None
+        return (
+            f"{faust_side}; client: position={position} highwater={state.highwater} paused={state.paused} "
+            f"fetched_undelivered={tp in fetcher._records}"
+        )
+
+    async def restart_fetch(self, tp: Any) -> int:
+        """Fetch ``tp`` again from the last offset its agents read (none read yet: the beginning of the
+        partition, where such a partition is read from): Faust counts it active (not paused, not held
+        back), and the client seeks there, which drops what it fetched of it and did not deliver.
+        Returns that offset. At least once: the record at that offset comes again."""
+        offset = self._read_offset.get(tp)
+        if offset is None:
+            offset = (await self._thread.earliest_offsets(tp))[tp]
+        self._buffered_partitions.discard(tp)
+        self.resume_partitions([tp])
+        await self.seek(tp, offset)  # Faust's: the client's seek, and the offset to read from
+        return offset
+
     async def seek_to_committed(self) -> Mapping[Any, int]:
         committed = await super().seek_to_committed()
         unset = [tp for tp, offset in committed.items() if not offset and not self._is_changelog_tp(tp)]
@@ -272,6 +336,10 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # both read by AIOKafkaConsumer.start()
         consumer._fetch_min_bytes = self.fetch_min_bytes
         return consumer
+
+    async def reported_end_offsets(self, partitions: list[Any]) -> Mapping[Any, int]:
+        """The end offsets the broker reports, unchecked (one request; see the module's docstring)."""
+        return cast(Mapping[Any, int], await self.call_thread(super()._highwaters, partitions))
 
     async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
         reported = await super()._highwaters(partitions)
