@@ -52,15 +52,17 @@ is not named after the app id.
   found there; on Apache Kafka there is none and the answer is unchanged.
 - **Stalled input partitions.** :meth:`BatchingConsumer.input_positions` and
   :meth:`BatchingConsumer.restart_fetch` serve the worker's stall watchdog
-  (:class:`~stream.worker.stalls.StallWatch`, run in ``stream.worker.tasks``). Faust's read offset of
-  a partition is the last offset it handed to an agent (after a seek, the offset to read next), so
-  the next offset is taken as one past it: a partition that stalls with exactly one record unread
-  right after a seek is seen once a second record arrives. The end offsets are the broker's own, one
-  request, not checked as above: the embedded broker's may be a batch short, which only delays a
-  report. A restart makes Faust count the partition active again (not paused, not held back for a
-  full buffer) and seeks the client there, which drops what it fetched of the partition and did not
-  deliver; a client that never fetched the partition again after a rebalance (faust-streaming issue
-  629) is reset the same way.
+  (:class:`~stream.worker.stalls.StallWatch`, run in ``stream.worker.tasks``). A partition's next offset
+  is the client's position: the offset it hands Faust next, which moves when Faust takes the records,
+  not when they are fetched (records fetched and never taken leave it where it was), and which moves
+  past transaction markers, so that markers at a partition's end are not taken for records left to
+  read. Before the client has a position: one past Faust's read offset (the last offset it handed an
+  agent), or the partition's first offset. The end offsets are the broker's own, one request, not
+  checked as above: the embedded broker's may be a batch short, which only delays a report. A restart
+  makes Faust count the partition active again (not paused, not held back for a full buffer) and seeks
+  the client to Faust's read offset, which drops what it fetched of the partition and did not deliver;
+  a client that never fetched the partition again after a rebalance (faust-streaming issue 629) is
+  reset the same way.
 - **Changelog topics named after the posts workers' group.** Faust names a table's changelog
   ``{app id}-{table}-changelog``. An ``aggregates`` worker's app id is its own consumer group
   (``STREAM_APP_ID-aggregates``), yet it must restore the tables an ``all`` worker of ``STREAM_APP_ID``
@@ -264,23 +266,39 @@ class BatchingConsumer(driver.Consumer):
         return message
 
     async def input_positions(self) -> dict[Any, tuple[int, int]]:
-        """For each partition the worker holds, but a table's changelog: the offset its agents read
-        next and the end offset the broker reports (see "Stalled input partitions" in the module's
-        docstring)."""
+        """For each partition the worker holds, but a table's changelog: the offset the client hands
+        Faust next and the end offset the broker reports (see "Stalled input partitions" in the
+        module's docstring)."""
         held = [tp for tp in self.assignment() if not self._is_changelog_tp(tp)]
         if not held:
             return {}
         thread = cast(_ConsumerThread, self._thread)
         ends = await thread.reported_end_offsets(held)
-        unread = [tp for tp in held if self._read_offset.get(tp) is None]  # nothing committed, nothing read
-        starts = await thread.earliest_offsets(*unread) if unread else {}
-        positions: dict[Any, tuple[int, int]] = {}
+        nexts: dict[Any, int | None] = {}
         for tp in held:
-            read, end = self._read_offset.get(tp), ends.get(tp)
-            start = starts.get(tp) if read is None else read + 1
-            if end is not None and start is not None:
-                positions[tp] = (start, end)
-        return positions
+            _, state = self._client_state(tp)
+            read = self._read_offset.get(tp)
+            if state is not None and state.has_valid_position:
+                nexts[tp] = state.position
+            else:  # before the client's first position: one past what Faust read, or the beginning
+                nexts[tp] = None if read is None else read + 1
+        unread = [tp for tp, offset in nexts.items() if offset is None]
+        if unread:
+            nexts.update(await thread.earliest_offsets(*unread))
+        return {
+            tp: (offset, end)
+            for tp, offset in nexts.items()
+            if offset is not None and (end := ends.get(tp)) is not None
+        }
+
+    def _client_state(self, tp: Any) -> tuple[Any, Any]:
+        """aiokafka's fetcher and its state of ``tp`` ((None, None) while the client holds none)."""
+        client = getattr(self._thread, "_consumer", None)  # aiokafka's consumer, once the thread made it
+        fetcher = getattr(client, "_fetcher", None)
+        subscription = fetcher._subscriptions.subscription if fetcher is not None else None
+        assignment = subscription.assignment if subscription is not None else None
+        state = assignment.state_value(tp) if assignment is not None else None
+        return (fetcher, state) if state is not None else (None, None)
 
     def fetch_state(self, tp: Any) -> str:
         """What Faust and the Kafka client hold of ``tp``, for a log line."""
@@ -289,12 +307,8 @@ class BatchingConsumer(driver.Consumer):
             f"buffered={tp in self._buffered_partitions} read={self._read_offset.get(tp)} "
             f"committed={self._committed_offset.get(tp)}"
         )
-        client = getattr(self._thread, "_consumer", None)  # aiokafka's consumer, once the thread made it
-        fetcher = getattr(client, "_fetcher", None)
-        subscription = fetcher._subscriptions.subscription if fetcher is not None else None
-        assignment = subscription.assignment if subscription is not None else None
-        state = assignment.state_value(tp) if assignment is not None else None
-        if fetcher is None or state is None:
+        fetcher, state = self._client_state(tp)
+        if state is None:
             return f"{faust_side}; the client holds no state of it"
         position = state.position if state.has_valid_position else None
         return (

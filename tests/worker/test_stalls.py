@@ -16,7 +16,7 @@ from stream.worker.app import make_app
 from stream.worker.stalls import StallWatch
 from stream.worker.tasks import restart_stalled
 
-POSTS, OTHER, NEVER = TP("posts", 0), TP("other", 0), TP("posts", 1)
+POSTS, OTHER, NEVER, MARKED = TP("posts", 0), TP("other", 0), TP("posts", 1), TP("posts", 2)
 
 
 def _app():
@@ -29,8 +29,15 @@ def _app():
 class FakeThread:
     """The consumer thread's side: the broker's first and end offsets, and the client's seeks."""
 
-    def __init__(self, ends, starts):
+    def __init__(self, ends, starts, positions):
         self.ends, self.starts, self.seeks = ends, starts, []
+        states = {
+            tp: SimpleNamespace(has_valid_position=True, position=p, highwater=p, paused=False)
+            for tp, p in positions.items()
+        }
+        assignment = SimpleNamespace(state_value=states.get)
+        subscriptions = SimpleNamespace(subscription=SimpleNamespace(assignment=assignment))
+        self._consumer = SimpleNamespace(_fetcher=SimpleNamespace(_subscriptions=subscriptions, _records={}))
 
     async def reported_end_offsets(self, partitions):
         return {tp: self.ends[tp] for tp in partitions if tp in self.ends}
@@ -49,17 +56,21 @@ def test_a_partition_faust_no_longer_fetches_is_fetched_again_from_its_read_offs
 async def _a_stalled_partition_fetched_again():  # in one event loop: Faust's app binds its events to it
     app, changelog = _app()
     consumer: Any = app.consumer
-    consumer._thread = thread = FakeThread({OTHER: 100, POSTS: 30, NEVER: 9, changelog: 500}, {NEVER: 5})
-    consumer.assignment = lambda: {OTHER, POSTS, NEVER, changelog}
+    ends = {OTHER: 100, POSTS: 30, NEVER: 9, MARKED: 20, changelog: 500}
+    # the client's positions: what it hands Faust next; it has none yet of OTHER and NEVER
+    consumer._thread = thread = FakeThread(ends, {NEVER: 5}, {POSTS: 30, MARKED: 20})
+    consumer.assignment = lambda: {OTHER, POSTS, NEVER, MARKED, changelog}
     consumer._active_partitions = {POSTS}  # OTHER was left out of the fetches: it is paused and held back
     consumer._paused_partitions, consumer._buffered_partitions = {OTHER}, {OTHER}
-    consumer._read_offset.update({OTHER: 40, POSTS: 29})
+    consumer._read_offset.update({OTHER: 40, POSTS: 29, MARKED: 17})  # 18, 19: a transaction's markers
 
     positions = await consumer.input_positions()
-    # a partition with nothing committed nor read is read from its first offset (records before it deleted)
-    assert positions == {OTHER: (41, 100), POSTS: (30, 30), NEVER: (5, 9)}  # no changelog: recovery reads them
+    # without the client's position: one past Faust's read offset, or with nothing committed nor read, the
+    # partition's first offset (records before it deleted); no changelog: Faust's recovery reads those
+    assert positions == {OTHER: (41, 100), POSTS: (30, 30), NEVER: (5, 9), MARKED: (20, 20)}
     assert "active=False paused=True buffered=True read=40" in consumer.fetch_state(OTHER)
     assert "the client holds no state of it" in consumer.fetch_state(OTHER)
+    assert "client: position=30 highwater=30 paused=False fetched_undelivered=False" in consumer.fetch_state(POSTS)
 
     assert await consumer.restart_fetch(OTHER) == 40
     assert await consumer.restart_fetch(NEVER) == 5
