@@ -311,7 +311,7 @@ class Settings:
     stall_timeout: float = _setting(
         30.0,
         "Seconds a partition the worker holds may have records it does not read, with its read position "
-        "unmoved, before the worker logs its state and fetches it again from that position (0: never); "
+        "unmoved, before the worker logs its state and fetches it again from the last offset it read (0: never); "
         'counted in `stream_events_total{outcome="input_partitions_restarted"}`.',
     )
     top_segments: int = _setting(

@@ -14,9 +14,10 @@ class StallWatch(Generic[P]):
     for ``after`` seconds.
 
     Each call to :meth:`observe` gives, for every partition the worker holds, the offset it reads next
-    and the partition's end offset as the broker reports it. A partition that
-    is read up to its end, or whose next offset moved, starts over; one found stalled starts over too,
-    so that it is reported again only after another ``after`` seconds without moving.
+    and the partition's end offset as the broker reports it. A partition that is read up to its end, or
+    whose next offset moved, starts over; one found stalled starts over too, so that it is reported
+    again only after another ``after`` seconds without moving. A new ``epoch`` (the consumer group's
+    generation: the partitions were sought again) and :meth:`reset` start every partition over.
 
     >>> watch = StallWatch(after=30.0)
     >>> watch.observe(0.0, {"p0": (100, 150), "p1": (40, 40)})  # p0 has 50 records to read
@@ -33,6 +34,10 @@ class StallWatch(Generic[P]):
     []
     >>> watch.watched()
     []
+    >>> watch.observe(70.0, {"p0": (190, 200)}, epoch=1), watch.observe(100.0, {"p0": (190, 200)}, epoch=2)
+    ([], [])
+    >>> watch.observe(130.0, {"p0": (190, 200)}, epoch=2)  # 30 s in the same generation
+    ['p0']
     """
 
     def __init__(self, after: float) -> None:
@@ -40,10 +45,14 @@ class StallWatch(Generic[P]):
             raise ValueError(f"after={after} must be positive")
         self.after = after
         self._since: dict[P, tuple[int, float]] = {}  # partition -> (next offset, since when it has not moved)
+        self._epoch: Hashable = None
 
-    def observe(self, now: float, positions: Mapping[P, tuple[int, int]]) -> list[P]:
+    def observe(self, now: float, positions: Mapping[P, tuple[int, int]], epoch: Hashable = None) -> list[P]:
         """The partitions of ``positions`` (partition → (next offset to read, end offset)) stalled at
         ``now`` (seconds)."""
+        if epoch != self._epoch:
+            self.reset()
+            self._epoch = epoch
         stalled: list[P] = []
         since = self._since
         for partition in [p for p in since if p not in positions]:
@@ -59,6 +68,10 @@ class StallWatch(Generic[P]):
                 stalled.append(partition)
                 since[partition] = (next_offset, now)
         return stalled
+
+    def reset(self) -> None:
+        """Start every partition over (the worker did not read meanwhile for a reason of its own)."""
+        self._since.clear()
 
     def watched(self) -> list[P]:
         """The partitions behind their end offset, counted since they last moved."""

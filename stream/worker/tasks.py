@@ -28,6 +28,7 @@ from stream.worker.topics import Topics
 log = logging.getLogger(__name__)
 
 EXIT_UNDELIVERABLE = 75  # EX_TEMPFAIL: a supervisor restarts the worker
+FETCH_LOOP_S = 5.0  # Faust's fetch loop asks for records at least every second while it is not waiting
 
 
 def register_tasks(
@@ -83,7 +84,7 @@ def register_tasks(
             os._exit(EXIT_UNDELIVERABLE)
 
     if settings.stall_timeout:
-        register_stall_watchdog(app, settings, processor)
+        register_stall_watchdog(app, settings, processor, publisher, replica)
 
     @app.timer(settings.metrics_interval, name="metrics")
     async def metrics() -> None:
@@ -95,40 +96,65 @@ def register_tasks(
         await publisher.send(topics.metrics, [(None, orjson.dumps(snapshot))])
 
 
-def register_stall_watchdog(app: faust.App, settings: Settings, processor: Processor) -> None:
-    """Every few seconds, run :func:`restart_stalled` with a watch of ``STREAM_STALL_TIMEOUT``."""
+def register_stall_watchdog(
+    app: faust.App, settings: Settings, processor: Processor, publisher: Publisher, replica: Follower
+) -> None:
+    """Every few seconds, run :func:`restart_stalled` with a watch of ``STREAM_STALL_TIMEOUT``, once the
+    agents take records (they wait for the model replica first) and while nothing waits to be delivered."""
     watch: StallWatch[TP] = StallWatch(settings.stall_timeout)
 
     @app.timer(min(5.0, settings.stall_timeout / 3), name="stall-watchdog")
     async def stall_watchdog() -> None:
-        await restart_stalled(app, watch, processor.stats, time.monotonic())
+        reading = replica.ready.is_set() and publisher.stalled_for() is None
+        await restart_stalled(app, watch, processor.stats, time.monotonic(), reading=reading)
 
 
-async def restart_stalled(app: Any, watch: StallWatch[TP], stats: Stats, now: float) -> list[TP]:
-    """Outside rebalances, find the partitions the worker holds that have records it has not read for
-    ``watch.after`` seconds without its read position moving (:class:`~stream.worker.stalls.StallWatch`),
-    log what Faust and the Kafka client hold of each, and fetch it again from there
-    (:meth:`~stream.worker.transport.BatchingConsumer.restart_fetch`). Returns those partitions."""
+async def restart_stalled(app: Any, watch: StallWatch[TP], stats: Stats, now: float, reading: bool = True) -> list[TP]:
+    """Find the partitions the worker holds that have records it has not read for ``watch.after``
+    seconds without its read position moving (:class:`~stream.worker.stalls.StallWatch`), while Faust's
+    fetch loop went on asking for records; log what Faust and the Kafka client hold of each, and fetch
+    it again (:meth:`~stream.worker.transport.BatchingConsumer.restart_fetch`). Returns those
+    partitions.
+
+    A worker that does not read as a whole is not watched meanwhile, and its partitions start over:
+    during a rebalance (Faust seeks every partition then), before its agents take records
+    (``reading``), and while Faust's fetch loop waits, which it does when an agent's queue is full or
+    the producer's buffer is: that is the agents' pace, or the delivery watchdog's concern."""
     consumer = app.consumer
-    if app.rebalancing or app.in_recovery or not consumer.flow_active:
+    fetched_at = consumer.fetched_at
+    if (
+        not reading
+        or app.rebalancing
+        or app.in_recovery
+        or not consumer.flow_active
+        or fetched_at is None
+        or now - fetched_at > FETCH_LOOP_S
+    ):
+        watch.reset()
         return []
+    generation = app.consumer_generation_id
     try:
         positions = await consumer.input_positions()
     except Exception as exc:  # a broker that does not answer: the delivery watchdog's concern
         log.debug("stall watchdog: no end offsets (%r)", exc)
         return []
     restarted = []
-    for tp in watch.observe(now, positions):
-        if app.rebalancing:  # began while the end offsets were asked for
+    for tp in watch.observe(now, positions, epoch=generation):
+        if app.consumer_generation_id != generation or app.rebalancing or tp not in consumer.assignment():
+            watch.reset()  # a rebalance began while the end offsets were asked for
             break
         next_offset, end = positions[tp]
         state = consumer.fetch_state(tp)
-        offset = await consumer.restart_fetch(tp)
+        try:
+            offset = await consumer.restart_fetch(tp)
+        except Exception as exc:  # revoked meanwhile, or the broker did not answer: the next round sees
+            log.warning("%s[%d] could not be fetched again: %r", tp.topic, tp.partition, exc)
+            continue
         stats.outcomes["input_partitions_restarted"] += 1
         restarted.append(tp)
         log.error(
-            "%s[%d] has %d records from offset %d on that the worker has not read for %.0f s; fetching it "
-            "again from offset %d (%s)",
+            "%s[%d]: %d offsets left to read from offset %d, and none read for %.0f s; fetching it again "
+            "from offset %d (%s)",
             tp.topic,
             tp.partition,
             end - next_offset,

@@ -52,17 +52,20 @@ is not named after the app id.
   found there; on Apache Kafka there is none and the answer is unchanged.
 - **Stalled input partitions.** :meth:`BatchingConsumer.input_positions` and
   :meth:`BatchingConsumer.restart_fetch` serve the worker's stall watchdog
-  (:class:`~stream.worker.stalls.StallWatch`, run in ``stream.worker.tasks``). A partition's next offset
-  is the client's position: the offset it hands Faust next, which moves when Faust takes the records,
-  not when they are fetched (records fetched and never taken leave it where it was), and which moves
-  past transaction markers, so that markers at a partition's end are not taken for records left to
-  read. Before the client has a position: one past Faust's read offset (the last offset it handed an
-  agent), or the partition's first offset. The end offsets are the broker's own, one request, not
-  checked as above: the embedded broker's may be a batch short, which only delays a report. A restart
-  makes Faust count the partition active again (not paused, not held back for a full buffer) and seeks
-  the client to Faust's read offset, which drops what it fetched of the partition and did not deliver;
-  a client that never fetched the partition again after a rebalance (faust-streaming issue 629) is
-  reset the same way.
+  (:class:`~stream.worker.stalls.StallWatch`, run in ``stream.worker.tasks``), and
+  ``BatchingConsumer.fetched_at`` tells it whether Faust's fetch loop goes on asking for records. A
+  partition's next offset is the client's position: the offset it hands Faust next, which moves when
+  Faust takes the records, not when they are fetched (records fetched and never taken leave it where
+  it was), and which moves past transaction markers, so that markers at a partition's end are not
+  taken for records left to read. It is read from Faust's thread, as Faust reads the client's
+  highwaters and assignment. Before the client has a position: one past Faust's read offset, or the
+  partition's first offset. (Faust's read offset is the last offset it handed an agent, or after a
+  seek the offset to read next, where one past it is one too many: that only delays a report.) The end
+  offsets are the broker's own, one request, not checked as above: the embedded broker's may be a batch
+  short, which also only delays a report. A restart makes Faust count the partition active again (not
+  paused, not held back for a full buffer) and seeks the client to Faust's read offset through Faust's
+  ``seek_wait`` (in the client's thread), which drops what the client fetched of the partition and did
+  not deliver. Nothing is skipped; at most a record already handed on comes again.
 - **Changelog topics named after the posts workers' group.** Faust names a table's changelog
   ``{app id}-{table}-changelog``. An ``aggregates`` worker's app id is its own consumer group
   (``STREAM_APP_ID-aggregates``), yet it must restore the tables an ``all`` worker of ``STREAM_APP_ID``
@@ -210,9 +213,11 @@ class BatchingConsumer(driver.Consumer):
     :class:`BatchMessage` per partition and fetch (see the module's docstring)."""
 
     _gather: FetchGather | None = None
+    fetched_at: float | None = None  # when Faust's fetch loop last asked for records (time.monotonic())
 
     async def _wait_next_records(self, timeout: float) -> Any:
         records, active = await super()._wait_next_records(timeout)
+        self.fetched_at = time.monotonic()
         batched: frozenset[str] = getattr(self.app, "batched_topics", frozenset())
         if records and batched:
             records = {tp: [RecordBatch(rs)] if rs and tp.topic in batched else rs for tp, rs in records.items()}
@@ -234,8 +239,7 @@ class BatchingConsumer(driver.Consumer):
                     fetched += sum(r.serialized_value_size for r in rs)
         least = self._gather.observe(fetched, time.monotonic())
         if least is not None:
-            client = getattr(self._thread, "_consumer", None)  # aiokafka's consumer, once the thread made it
-            fetcher = getattr(client, "_fetcher", None)  # made by its start()
+            fetcher = self._fetcher()
             if fetcher is not None:
                 fetcher._fetch_min_bytes = least  # read into each fetch request it builds
                 app.fetch_min_bytes_now = least  # for /metrics
@@ -276,11 +280,10 @@ class BatchingConsumer(driver.Consumer):
         ends = await thread.reported_end_offsets(held)
         nexts: dict[Any, int | None] = {}
         for tp in held:
-            _, state = self._client_state(tp)
-            read = self._read_offset.get(tp)
-            if state is not None and state.has_valid_position:
-                nexts[tp] = state.position
-            else:  # before the client's first position: one past what Faust read, or the beginning
+            position, read = self._client_position(tp), self._read_offset.get(tp)
+            if position is not None:
+                nexts[tp] = position
+            else:  # before the client's first position: past what Faust read, or the beginning
                 nexts[tp] = None if read is None else read + 1
         unread = [tp for tp, offset in nexts.items() if offset is None]
         if unread:
@@ -291,14 +294,25 @@ class BatchingConsumer(driver.Consumer):
             if offset is not None and (end := ends.get(tp)) is not None
         }
 
+    def _fetcher(self) -> Any:
+        """aiokafka's fetcher (made by its consumer's ``start()``, in the consumer thread), or None."""
+        client = getattr(self._thread, "_consumer", None)  # aiokafka's consumer, once the thread made it
+        return getattr(client, "_fetcher", None)
+
     def _client_state(self, tp: Any) -> tuple[Any, Any]:
         """aiokafka's fetcher and its state of ``tp`` ((None, None) while the client holds none)."""
-        client = getattr(self._thread, "_consumer", None)  # aiokafka's consumer, once the thread made it
-        fetcher = getattr(client, "_fetcher", None)
+        fetcher = self._fetcher()
         subscription = fetcher._subscriptions.subscription if fetcher is not None else None
         assignment = subscription.assignment if subscription is not None else None
         state = assignment.state_value(tp) if assignment is not None else None
         return (fetcher, state) if state is not None else (None, None)
+
+    def _client_position(self, tp: Any) -> int | None:
+        """The client's position of ``tp`` (None while it has none), read from this thread: the client's
+        thread may reset it between the check and the read."""
+        _, state = self._client_state(tp)
+        position = state._position if state is not None else None
+        return position if isinstance(position, int) else None
 
     def fetch_state(self, tp: Any) -> str:
         """What Faust and the Kafka client hold of ``tp``, for a log line."""
@@ -310,23 +324,22 @@ class BatchingConsumer(driver.Consumer):
         fetcher, state = self._client_state(tp)
         if state is None:
             return f"{faust_side}; the client holds no state of it"
-        position = state.position if state.has_valid_position else None
         return (
-            f"{faust_side}; client: position={position} highwater={state.highwater} paused={state.paused} "
-            f"fetched_undelivered={tp in fetcher._records}"
+            f"{faust_side}; client: position={self._client_position(tp)} highwater={state.highwater} "
+            f"paused={state.paused} fetched_undelivered={tp in fetcher._records}"
         )
 
     async def restart_fetch(self, tp: Any) -> int:
-        """Fetch ``tp`` again from the last offset its agents read (none read yet: the beginning of the
-        partition, where such a partition is read from): Faust counts it active (not paused, not held
-        back), and the client seeks there, which drops what it fetched of it and did not deliver.
-        Returns that offset. At least once: the record at that offset comes again."""
+        """Fetch ``tp`` again from Faust's read offset (none yet: the beginning of the partition, where
+        such a partition is read from): Faust counts it active (not paused, not held back), and the
+        client, in its own thread, seeks there, which drops what it fetched of it and did not deliver.
+        Returns that offset. Nothing is skipped; at most a record already handed on comes again."""
         offset = self._read_offset.get(tp)
         if offset is None:
             offset = (await self._thread.earliest_offsets(tp))[tp]
         self._buffered_partitions.discard(tp)
         self.resume_partitions([tp])
-        await self.seek(tp, offset)  # Faust's: the client's seek, and the offset to read from
+        await self.seek_wait({tp: offset})  # Faust's: through the client's thread; sets the read offset
         return offset
 
     async def seek_to_committed(self) -> Mapping[Any, int]:

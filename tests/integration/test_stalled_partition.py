@@ -83,11 +83,11 @@ def test_a_partition_left_unread_is_fetched_again_and_every_post_predicted(broke
     log = worker.log_file.read_text()
     unread = {texts[i] for i in texts} - {texts[i] for i in predicted}
     assert not unread, f"{len(unread)} posts' texts without a prediction; see {worker.log_file}"
-    # the watchdog found the partition, said what Faust held of it, and fetched it again once
-    assert f"{settings.topic_posts}[0] has " in log and "active=False paused=True" in log, log[-3000:]
+    # the watchdog found the partition, said what Faust held of it, and fetched it again
+    assert f"{settings.topic_posts}[0]: " in log and "active=False paused=True" in log, log[-3000:]
     [restarted] = [
         line
         for line in metrics.splitlines()
         if line.startswith('stream_events_total{outcome="input_partitions_restarted"')
     ]
-    assert float(restarted.split()[-1]) == 1.0
+    assert float(restarted.split()[-1]) >= 1.0

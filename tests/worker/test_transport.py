@@ -277,6 +277,7 @@ def test_under_load_a_fetch_asks_for_about_the_gather_time_of_the_input_rate(mon
     app = SimpleNamespace(fetch_gather_s=0.02, fetch_min_bytes=100, fetch_min_bytes_now=None)
     thread = SimpleNamespace(_consumer=SimpleNamespace(_fetcher=fetcher))
     consumer = SimpleNamespace(_gather=None, _thread=thread, app=app)
+    consumer._fetcher = lambda: consumer_class._fetcher(consumer)  # finds the fetcher under Faust's thread
     record = SimpleNamespace(serialized_value_size=2_000)
     from faust.types import TP
 
