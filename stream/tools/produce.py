@@ -106,6 +106,15 @@ class Sent:
     posts: int = 0
     feedback: int = 0
     seconds: float = 0.0
+    failed: int = 0  # records the broker did not take (after the client's retries)
+    error: str | None = None  # the first of their errors
+
+    def undelivered(self, exc: BaseException) -> None:
+        """A send's error callback: count the record, keep the first error."""
+        self.failed += 1
+        if self.error is None:
+            name, text = type(exc).__name__, str(exc)
+            self.error = text if text.startswith(name) else f"{name}: {text}"  # Kafka errors name themselves
 
 
 def produce(
@@ -120,7 +129,8 @@ def produce(
     total: int | None = None,
 ) -> Sent:
     """Send ``events`` (dicts are JSON-encoded, bytes sent as they are) to the posts topic, keyed
-    by post id; with ``feedback_fraction``, that share of labels goes to the feedback topic later."""
+    by post id; with ``feedback_fraction``, that share of labels goes to the feedback topic later.
+    Raises :class:`~stream.tools.broker.BrokerError` (one line) if the broker did not take every record."""
     try:
         ensure_topics(settings, [settings.topic_posts, settings.topic_feedback])
         producer = make_producer(settings)
@@ -145,7 +155,7 @@ def produce(
                 key = str(ident).encode() if ident is not None else None
                 value = orjson.dumps(event)
             topic = settings.topic_feedback if kind == "feedback" else settings.topic_posts
-            producer.send(topic, key=key, value=value)
+            producer.send(topic, key=key, value=value).add_errback(sent.undelivered)
             if kind == "feedback":
                 sent.feedback += 1
                 continue
@@ -160,4 +170,9 @@ def produce(
         producer.close()
     sent.seconds = time.monotonic() - start
     bar.close(sent.posts, f"(+{sent.feedback} feedback)")
+    if sent.failed:
+        raise BrokerError(
+            f"{sent.failed} of {sent.posts + sent.feedback} records were not delivered to {settings.broker} "
+            f"({sent.error})"
+        )
     return sent
