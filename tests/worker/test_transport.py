@@ -304,3 +304,39 @@ def test_the_fetcher_builds_each_fetch_request_from_the_least_bytes_the_consumer
 
     assert "self._consumer = self._create_consumer(" in inspect.getsource(driver.AIOKafkaConsumerThread)
     assert "self._fetch_min_bytes," in inspect.getsource(Fetcher._get_actions_per_node)
+
+
+def test_while_the_app_rebalances_only_the_tables_changelogs_are_fetched():
+    """At the end of a rebalance Faust seeks the inputs to their committed offsets and then resumes its
+    flow control, which empties the agents' queues: input records handed on in between would be lost
+    (the read offset and the client's position are past them). So the consumer asks the Kafka client
+    for nothing but the tables' changelogs until the rebalance has ended."""
+    from faust.types import TP
+    from prometheus_client import CollectorRegistry
+
+    from stream.settings import Settings
+    from stream.worker.app import make_app
+
+    async def scenario():
+        app = make_app(Settings(broker="127.0.0.1:9", app_id="test-rebalance"), CollectorRegistry())
+        table = app.Table("counts", default=int)
+        consumer: Any = app.consumer
+        changelog, posts = TP(table.changelog_topic.get_topic_name(), 0), TP("posts", 0)
+        asked = []
+
+        async def getmany(active_partitions, timeout):  # the consumer thread's fetch
+            asked.append(set(active_partitions))
+            return {tp: ["a record"] for tp in active_partitions}
+
+        consumer._thread = SimpleNamespace(getmany=getmany)
+        app.rebalancing = True
+        during = await consumer._getmany({changelog, posts}, 1.0), await consumer._getmany({posts}, 1.0)
+        app.rebalancing = False
+        after = await consumer._getmany({changelog, posts}, 1.0)
+        return changelog, posts, during, after, asked
+
+    changelog, posts, (restoring, inputs_only), after, asked = asyncio.run(scenario())
+    assert set(restoring) == {changelog}
+    assert inputs_only == {}  # and the client is not asked: no partitions would mean every partition
+    assert set(after) == {changelog, posts}
+    assert asked == [{changelog}, {changelog, posts}]
