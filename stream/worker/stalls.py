@@ -32,8 +32,6 @@ class StallWatch(Generic[P]):
     ['p0']
     >>> watch.observe(61.0, {"p0": (190, 190)})  # read to its end; p1 is no longer held
     []
-    >>> watch.watched()
-    []
     >>> watch.observe(70.0, {"p0": (190, 200)}, epoch=1), watch.observe(100.0, {"p0": (190, 200)}, epoch=2)
     ([], [])
     >>> watch.observe(130.0, {"p0": (190, 200)}, epoch=2)  # 30 s in the same generation
@@ -72,7 +70,3 @@ class StallWatch(Generic[P]):
     def reset(self) -> None:
         """Start every partition over (the worker did not read meanwhile for a reason of its own)."""
         self._since.clear()
-
-    def watched(self) -> list[P]:
-        """The partitions behind their end offset, counted since they last moved."""
-        return list(self._since)
