@@ -108,6 +108,7 @@ FAUST_VERSION = "0.15.3"
 GATHER_PERIOD_S = 0.5  # how often the least bytes of a fetch follow the input rate
 MAX_GATHER_BYTES = 1 << 20  # the most a fetch asks for: aiokafka's default bytes of one partition's fetch
 REBALANCE_POLL_S = 0.05  # how often the fetch loop looks again while a rebalance holds the inputs back
+POSITIONS_TIMEOUT_S = 5.0  # how long the stall watchdog waits for the end offsets it asked for
 
 
 class FaustVersionError(ConfigError):
@@ -226,6 +227,7 @@ class BatchingConsumer(driver.Consumer):
 
     _gather: FetchGather | None = None
     fetched_at: float | None = None  # when Faust's fetch loop last asked for records (time.monotonic())
+    _positions: asyncio.Future[dict[Any, tuple[int, int]]] | None = None  # input_positions' request, once sent
 
     async def _wait_next_records(self, timeout: float) -> Any:
         records, active = await super()._wait_next_records(timeout)
@@ -291,10 +293,26 @@ class BatchingConsumer(driver.Consumer):
         self._read_offset[tp] = record.offset - 1
         return message
 
-    async def input_positions(self) -> dict[Any, tuple[int, int]]:
+    async def input_positions(self, timeout: float = POSITIONS_TIMEOUT_S) -> dict[Any, tuple[int, int]]:
         """For each partition the worker holds, but a table's changelog: the offset the client hands
         Faust next and the end offset the broker reports (see "Stalled input partitions" in the
-        module's docstring)."""
+        module's docstring). ``TimeoutError`` after ``timeout`` seconds without the broker's answer: the
+        request goes on in the consumer's thread (until the client's request timeout), and the next
+        call waits for it instead of sending another, so that requests to a broker that went away do
+        not take up the thread's workers, which Faust's commits and seeks go through too."""
+        request = self._positions
+        if request is None or request.done():
+            if request is not None and not request.cancelled():
+                request.exception()  # answered after its caller gave up: read, so that asyncio does not log it
+            request = self._positions = asyncio.ensure_future(self._input_positions())
+        return await asyncio.wait_for(asyncio.shield(request), timeout)
+
+    async def on_stop(self) -> None:
+        if self._positions is not None:
+            self._positions.cancel()  # a request the watchdog gave up on may still wait for the broker
+        await super().on_stop()
+
+    async def _input_positions(self) -> dict[Any, tuple[int, int]]:
         held = [tp for tp in self.assignment() if not self._is_changelog_tp(tp)]
         if not held:
             return {}

@@ -227,3 +227,35 @@ def test_the_watchdog_asks_the_broker_for_its_end_offsets_in_one_request_not_the
         return await thread.reported_end_offsets([POSTS]), asked
 
     assert asyncio.run(scenario()) == ({POSTS: 7}, [[POSTS]])
+
+
+def test_end_offsets_the_broker_does_not_give_are_waited_for_briefly_and_asked_for_once():
+    """A broker that went away answers no request until the client's request timeout (minutes): the
+    watchdog gives up on the answer after a few seconds, and asks again only once the request ended."""
+
+    async def scenario():
+        app, _ = await _app()
+        consumer: Any = app.consumer
+        consumer._thread = thread = FakeThread(consumer, {POSTS: 35}, {}, {POSTS: 30})
+        consumer.assignment = lambda: {POSTS}
+        answer, asked = asyncio.Event(), []
+
+        async def reported_end_offsets(partitions):
+            asked.append(list(partitions))
+            await answer.wait()
+            return {POSTS: 35}
+
+        thread.reported_end_offsets = reported_end_offsets  # type: ignore[method-assign]
+        for _ in range(2):
+            try:
+                await consumer.input_positions(timeout=0.05)
+                raise AssertionError("a request the broker does not answer must time out")
+            except TimeoutError:
+                pass
+        assert len(asked) == 1  # the second call waited for the first request
+        answer.set()
+        await asyncio.sleep(0)
+        assert await consumer.input_positions(timeout=1) == {POSTS: (30, 35)}
+        assert len(asked) == 2  # the answer to the abandoned request is old: asked again
+
+    asyncio.run(scenario())
