@@ -9,6 +9,7 @@ import pytest
 
 from stream.pipeline.cleaning import CleanPost, clean_event, retweet_key
 from stream.pipeline.processor import Processor
+from stream.tools.broker import BrokerError
 from stream.tools.data import FAULTS, inject_faults, tweets_stream
 from stream.tools.demo import TopicReader, WorkerProcess, wait_processed
 from stream.tools.evaluate import run
@@ -124,10 +125,19 @@ def test_a_steady_stream_makes_the_worker_ask_each_fetch_for_more(make_settings,
     with WorkerProcess(settings, tmp_path / "worker.log") as worker:
         worker.wait_ready()
         assert asked() == settings.fetch_min_bytes  # nothing fetched yet
-        sending = threading.Thread(target=produce, args=(settings, events), kwargs={"rate": 300, "progress": False})
+        refused: list[BrokerError] = []  # records the broker did not take: then the worker is not to blame
+
+        def send() -> None:
+            try:
+                produce(settings, events, rate=300, progress=False)
+            except BrokerError as exc:
+                refused.append(exc)
+
+        sending = threading.Thread(target=send)
         sending.start()
         while_sending = until(lambda v: v > settings.fetch_min_bytes, timeout=60)
         sending.join()
+        assert not refused, f"the load generator: {refused[0]}"
         snapshot = wait_processed(settings, len(events), 0, timeout=120, progress=False)
         after = until(lambda v: v == settings.fetch_min_bytes, timeout=60)
         predictions = [orjson.loads(v) for v in read_all(settings, settings.topic_predictions, n_valid)]
