@@ -24,6 +24,7 @@ from stream.worker.modelsync import Follower
 from stream.worker.publisher import Publisher
 from stream.worker.stalls import StallWatch
 from stream.worker.topics import Topics
+from stream.worker.transport import POSITIONS_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -102,14 +103,22 @@ def register_stall_watchdog(
     """Every few seconds, run :func:`restart_stalled` with a watch of ``STREAM_STALL_TIMEOUT``, once the
     agents take records (they wait for the model replica first) and while nothing waits to be delivered."""
     watch: StallWatch[TP] = StallWatch(settings.stall_timeout)
+    interval = min(5.0, settings.stall_timeout / 3)
 
-    @app.timer(min(5.0, settings.stall_timeout / 3), name="stall-watchdog")
+    @app.timer(interval, name="stall-watchdog")
     async def stall_watchdog() -> None:
         reading = replica.ready.is_set() and publisher.stalled_for() is None
-        await restart_stalled(app, watch, processor.stats, time.monotonic(), reading=reading)
+        await restart_stalled(app, watch, processor.stats, time.monotonic(), reading=reading, timeout=interval / 2)
 
 
-async def restart_stalled(app: Any, watch: StallWatch[TP], stats: Stats, now: float, reading: bool = True) -> list[TP]:
+async def restart_stalled(
+    app: Any,
+    watch: StallWatch[TP],
+    stats: Stats,
+    now: float,
+    reading: bool = True,
+    timeout: float = POSITIONS_TIMEOUT_S,
+) -> list[TP]:
     """Find the partitions the worker holds that have records it has not read for ``watch.after``
     seconds without its read position moving (:class:`~stream.worker.stalls.StallWatch`), while Faust's
     fetch loop went on asking for records; log what Faust and the Kafka client hold of each, and fetch
@@ -119,7 +128,9 @@ async def restart_stalled(app: Any, watch: StallWatch[TP], stats: Stats, now: fl
     A worker that does not read as a whole is not watched meanwhile, and its partitions start over:
     during a rebalance (Faust seeks every partition then), before its agents take records
     (``reading``), and while Faust's fetch loop waits, which it does when an agent's queue is full or
-    the producer's buffer is: that is the agents' pace, or the delivery watchdog's concern."""
+    the producer's buffer is: that is the agents' pace, or the delivery watchdog's concern. Nor while
+    the broker does not give the end offsets within ``timeout`` seconds (below the watchdog's interval,
+    so that a silent broker does not make its timer overlap)."""
     consumer = app.consumer
     fetched_at = consumer.fetched_at
     if (
@@ -134,8 +145,8 @@ async def restart_stalled(app: Any, watch: StallWatch[TP], stats: Stats, now: fl
         return []
     generation = app.consumer_generation_id
     try:
-        positions = await consumer.input_positions()
-    except Exception as exc:  # a broker that does not answer: the delivery watchdog's concern
+        positions = await consumer.input_positions(timeout)
+    except Exception as exc:  # a broker that does not answer (within ``timeout``): the delivery watchdog's concern
         log.debug("stall watchdog: no end offsets (%r)", exc)
         return []
     restarted = []

@@ -108,7 +108,7 @@ FAUST_VERSION = "0.15.3"
 GATHER_PERIOD_S = 0.5  # how often the least bytes of a fetch follow the input rate
 MAX_GATHER_BYTES = 1 << 20  # the most a fetch asks for: aiokafka's default bytes of one partition's fetch
 REBALANCE_POLL_S = 0.05  # how often the fetch loop looks again while a rebalance holds the inputs back
-POSITIONS_TIMEOUT_S = 5.0  # how long the stall watchdog waits for the end offsets it asked for
+POSITIONS_TIMEOUT_S = 2.5  # how long the stall watchdog waits for the end offsets (half its 5 s interval)
 
 
 class FaustVersionError(ConfigError):
@@ -302,9 +302,8 @@ class BatchingConsumer(driver.Consumer):
         not take up the thread's workers, which Faust's commits and seeks go through too."""
         request = self._positions
         if request is None or request.done():
-            if request is not None and not request.cancelled():
-                request.exception()  # answered after its caller gave up: read, so that asyncio does not log it
             request = self._positions = asyncio.ensure_future(self._input_positions())
+            request.add_done_callback(_retrieved)  # its error is the caller's, or nobody's once given up on
         return await asyncio.wait_for(asyncio.shield(request), timeout)
 
     async def on_stop(self) -> None:
@@ -411,6 +410,13 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
     async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
         reported = await super()._highwaters(partitions)
         return await true_end_offsets(self.client_options, reported)
+
+
+def _retrieved(request: asyncio.Future[Any]) -> None:
+    """Mark the error of a finished request as read, so that asyncio does not log one that no caller
+    waited for any more."""
+    if not request.cancelled():
+        request.exception()
 
 
 def transport_class(

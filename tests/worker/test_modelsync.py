@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from typing import Any
 
+from models import persistence
 from models.persistence import dump, split
 from stream.pipeline.learner import CHECKPOINT_CLASSES, Learner
 from stream.pipeline.modelview import ModelView
 from stream.pipeline.records import training_post
 from stream.settings import Settings
+from stream.worker import modelsync
 from stream.worker.modelsync import Follower, encode_delta
 
 LABELS = ["sports", "travel", "music"]
@@ -45,10 +49,17 @@ def delta_of(learner: Learner, settings: Settings) -> bytes:
     return encode_delta(delta, meta, settings.checkpoint_key.encode())
 
 
-def test_a_delta_is_decoded_while_the_event_loop_goes_on():
-    """Decoding a delta (decompressing it, checking its signature) takes milliseconds: the event loop
-    runs other tasks meanwhile, and the delta is applied."""
+def test_a_delta_is_decoded_in_a_thread_while_the_event_loop_goes_on(monkeypatch):
+    """Decoding a delta (decompressing it, checking its signature) takes milliseconds: it is done in
+    another thread, the event loop runs other tasks meanwhile, and the delta is applied."""
     follower, learner, settings = follower_and_learner()
+    decoded_in: list[int] = []
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        decoded_in.append(threading.get_ident())
+        return persistence.load(*args, **kwargs)
+
+    monkeypatch.setattr(modelsync, "load", load)
     learn(learner, 30, 30)
     (record,) = records(delta_of(learner, settings), settings, "delta")
 
@@ -65,6 +76,7 @@ def test_a_delta_is_decoded_while_the_event_loop_goes_on():
         return ran
 
     assert asyncio.run(take_beside_another_task()) == ["other task", "delta taken"]
+    assert decoded_in and threading.get_ident() not in decoded_in
     assert (follower.deltas, follower.refused) == (1, 0)
     assert follower.view.model.version == learner.model.version == 60
     assert follower.view.model.predict(X) == learner.model.predict(X)

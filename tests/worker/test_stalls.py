@@ -2,6 +2,8 @@
 from its read offset, through Faust's own consumer and fetch loop."""
 
 import asyncio
+import contextlib
+import gc
 import logging
 from types import SimpleNamespace
 from typing import Any, cast
@@ -130,7 +132,7 @@ class FakeConsumer:
     def assignment(self):
         return set(self.positions)
 
-    async def input_positions(self):
+    async def input_positions(self, timeout):
         return dict(self.positions)
 
     def fetch_state(self, tp):
@@ -254,8 +256,53 @@ def test_end_offsets_the_broker_does_not_give_are_waited_for_briefly_and_asked_f
                 pass
         assert len(asked) == 1  # the second call waited for the first request
         answer.set()
-        await asyncio.sleep(0)
+        await asyncio.wait_for(asyncio.shield(consumer._positions), 1)  # answered, after both calls gave up
         assert await consumer.input_positions(timeout=1) == {POSTS: (30, 35)}
         assert len(asked) == 2  # the answer to the abandoned request is old: asked again
 
     asyncio.run(scenario())
+
+
+def test_a_request_given_up_on_is_cancelled_when_the_worker_stops_and_its_error_is_not_logged(caplog, monkeypatch):
+    """A request that fails after every caller gave up (the broker went away) leaves no "exception was
+    never retrieved" in the log, and one still unanswered when the consumer stops is cancelled."""
+
+    async def scenario():
+        app, _ = await _app()
+        consumer: Any = app.consumer
+        consumer._thread = thread = FakeThread(consumer, {POSTS: 35}, {}, {POSTS: 30})
+        consumer.assignment = lambda: {POSTS}
+        gone = asyncio.Event()
+
+        async def fails_later(partitions):
+            await gone.wait()
+            raise ConnectionError("the broker went away")
+
+        async def never_answers(partitions):
+            await asyncio.Event().wait()
+
+        thread.reported_end_offsets = fails_later  # type: ignore[method-assign]
+        with contextlib.suppress(TimeoutError):
+            await consumer.input_positions(timeout=0.05)
+        gone.set()
+        await asyncio.wait([consumer._positions])
+        consumer._positions = None  # nothing holds the failed request any more
+        gc.collect()
+
+        thread.reported_end_offsets = never_answers  # type: ignore[method-assign]
+        with contextlib.suppress(TimeoutError):
+            await consumer.input_positions(timeout=0.05)
+        unanswered = consumer._positions
+        monkeypatch.setattr(driver.Consumer, "on_stop", _nothing)  # Faust's own: a commit, not the point here
+        await consumer.on_stop()
+        await asyncio.wait([unanswered], timeout=1)
+        return unanswered.cancelled()
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        assert asyncio.run(scenario())
+        gc.collect()
+    assert "never retrieved" not in caplog.text
+
+
+async def _nothing(self):
+    return None
