@@ -24,7 +24,6 @@ from stream.worker.modelsync import Follower
 from stream.worker.publisher import Publisher
 from stream.worker.stalls import StallWatch
 from stream.worker.topics import Topics
-from stream.worker.transport import POSITIONS_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +107,7 @@ def register_stall_watchdog(
     @app.timer(interval, name="stall-watchdog")
     async def stall_watchdog() -> None:
         reading = replica.ready.is_set() and publisher.stalled_for() is None
-        await restart_stalled(app, watch, processor.stats, time.monotonic(), reading=reading, timeout=interval / 2)
+        await restart_stalled(app, watch, processor.stats, time.monotonic(), interval / 2, reading=reading)
 
 
 async def restart_stalled(
@@ -116,8 +115,8 @@ async def restart_stalled(
     watch: StallWatch[TP],
     stats: Stats,
     now: float,
+    timeout: float,
     reading: bool = True,
-    timeout: float = POSITIONS_TIMEOUT_S,
 ) -> list[TP]:
     """Find the partitions the worker holds that have records it has not read for ``watch.after``
     seconds without its read position moving (:class:`~stream.worker.stalls.StallWatch`), while Faust's

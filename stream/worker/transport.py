@@ -108,7 +108,6 @@ FAUST_VERSION = "0.15.3"
 GATHER_PERIOD_S = 0.5  # how often the least bytes of a fetch follow the input rate
 MAX_GATHER_BYTES = 1 << 20  # the most a fetch asks for: aiokafka's default bytes of one partition's fetch
 REBALANCE_POLL_S = 0.05  # how often the fetch loop looks again while a rebalance holds the inputs back
-POSITIONS_TIMEOUT_S = 2.5  # how long the stall watchdog waits for the end offsets (half its 5 s interval)
 
 
 class FaustVersionError(ConfigError):
@@ -293,7 +292,7 @@ class BatchingConsumer(driver.Consumer):
         self._read_offset[tp] = record.offset - 1
         return message
 
-    async def input_positions(self, timeout: float = POSITIONS_TIMEOUT_S) -> dict[Any, tuple[int, int]]:
+    async def input_positions(self, timeout: float) -> dict[Any, tuple[int, int]]:
         """For each partition the worker holds, but a table's changelog: the offset the client hands
         Faust next and the end offset the broker reports (see "Stalled input partitions" in the
         module's docstring). ``TimeoutError`` after ``timeout`` seconds without the broker's answer: the

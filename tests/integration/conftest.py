@@ -1,13 +1,16 @@
 """Real parts: the embedded Tansu broker over TCP and worker processes. Unique names per test."""
 
 import dataclasses
+import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from stream.settings import Settings
 from stream.tools.broker import EmbeddedBroker, free_port
+from stream.tools.produce import produce
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +50,25 @@ def make_settings(broker):
 def settings(broker, tmp_path: Path) -> Settings:
     """Settings with topic and group names no other test uses."""
     return unique_settings(broker, tmp_path / "data")
+
+
+class BackgroundLoad:
+    """``interest-stream produce`` in a thread of its own; :meth:`join` waits for it and raises with its
+    error (``BrokerError``: records the broker did not take), so that a test blames the load generator,
+    not the workers, for what it did not send."""
+
+    def __init__(self, settings: Settings, events: list[dict[str, Any]], **options: Any):
+        self.errors: list[Exception] = []
+
+        def send() -> None:
+            try:
+                produce(settings, events, progress=False, **options)
+            except Exception as exc:
+                self.errors.append(exc)
+
+        self.thread = threading.Thread(target=send)
+        self.thread.start()
+
+    def join(self) -> None:
+        self.thread.join()
+        assert not self.errors, f"the load generator: {self.errors[0]}"

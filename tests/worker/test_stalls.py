@@ -87,7 +87,12 @@ async def _a_stalled_partition_fetched_again():  # in one event loop: Faust's ap
 
     # without the client's position: one past Faust's read offset, or with nothing committed nor read, the
     # partition's first offset (records before it deleted); no changelog: Faust's recovery reads those
-    assert await consumer.input_positions() == {OTHER: (41, 100), POSTS: (30, 35), NEVER: (5, 9), MARKED: (20, 20)}
+    assert await consumer.input_positions(timeout=1) == {
+        OTHER: (41, 100),
+        POSTS: (30, 35),
+        NEVER: (5, 9),
+        MARKED: (20, 20),
+    }
     assert "active=False paused=True buffered=True read=40 committed=None; client: position=None" in (
         consumer.fetch_state(OTHER)
     )
@@ -153,7 +158,7 @@ def _watchdog(positions):
 
     def check(now, reading=True, waiting=False):
         consumer.fetched_at = now - (10.0 if waiting else 1.0)  # when Faust's fetch loop last asked for records
-        return asyncio.run(restart_stalled(app, watch, stats, now, reading=reading))
+        return asyncio.run(restart_stalled(app, watch, stats, now, 1.0, reading=reading))
 
     return app, consumer, stats, check
 
