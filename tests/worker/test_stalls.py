@@ -311,3 +311,46 @@ def test_a_request_given_up_on_is_cancelled_when_the_worker_stops_and_its_error_
 
 async def _nothing(self):
     return None
+
+
+def test_the_watchdogs_timer_waits_for_end_offsets_half_its_interval_and_reads_only_once_the_replica_is_ready(
+    monkeypatch,
+):
+    from stream.worker import tasks
+
+    timers: dict[str, tuple[float, Any]] = {}
+    calls: list[dict[str, Any]] = []
+
+    def timer(interval, name):
+        def register(fn):
+            timers[name] = (interval, fn)
+            return fn
+
+        return register
+
+    async def recorded(app, watch, stats, now, timeout, reading=True):
+        calls.append({"after": watch.after, "timeout": timeout, "reading": reading})
+        return []
+
+    monkeypatch.setattr(tasks, "restart_stalled", recorded)
+    ready, stalled = asyncio.Event(), cast(list[float | None], [None])
+    replica: Any = SimpleNamespace(ready=ready)
+    publisher: Any = SimpleNamespace(stalled_for=lambda: stalled[0])
+    processor: Any = SimpleNamespace(stats=Stats())
+    for stall_timeout, interval in ((30.0, 5.0), (6.0, 2.0)):
+        timers.clear()
+        calls.clear()
+        settings = Settings(broker="127.0.0.1:9", stall_timeout=stall_timeout)
+        tasks.register_stall_watchdog(cast(Any, SimpleNamespace(timer=timer)), settings, processor, publisher, replica)
+        every, check = timers["stall-watchdog"]
+        ready.clear()
+        asyncio.run(check())  # the agents wait for the model replica: not reading yet
+        ready.set()
+        asyncio.run(check())
+        stalled[0] = 12.0  # a delivery waits: Faust's fetch loop may pause meanwhile
+        asyncio.run(check())
+        stalled[0] = None
+        assert every == interval
+        assert calls == [
+            {"after": stall_timeout, "timeout": interval / 2, "reading": reading} for reading in (False, True, False)
+        ]
