@@ -1,0 +1,249 @@
+"""What each part of a post's work costs in the worker's event loop, beside what the simplest code
+for that part costs: the peer's stock code (``stream/tools/bench_peer.py``: a regex cleaner, River's
+``BagOfWords | MultinomialNB``), the stock VADER analyzer, or the bare JSON parse.
+
+Run ``python -m stream.tools.floors [--events N] [--passes K]``: the interest and sentiment models,
+and the peer's model, learn the first ``N`` demo tweets (default 8,000); each part is then timed on
+the next ``N`` (at most 6,000), in slices of 64 as the worker predicts them, and the best of
+``K`` passes (default 5) is given in µs per post. The references do less than the worker's code
+(the regex cleaner keeps mojibake, HTML entities and emoji; the bag of words has no word pairs,
+hashtags or hashing); they say how far a part could fall, not what a worker could drop.
+
+>>> rows = measure(events=40, passes=1)
+>>> [r["part"] for r in rows][:3]
+['decode + validate', 'clean', 'featurize']
+>>> all(r["ours_us"] > 0 for r in rows)
+True
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+SLICE = 64
+
+
+def _best(fn: Callable[[], object], passes: int, n: int) -> float:
+    """µs per post of ``fn`` over ``n`` posts: the best of ``passes`` runs."""
+    best = float("inf")
+    for _ in range(passes):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best / max(1, n) * 1e6
+
+
+def _slices(items: Sequence[Any]) -> list[Sequence[Any]]:
+    return [items[i : i + SLICE] for i in range(0, len(items), SLICE)]
+
+
+def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
+    """The parts' costs (``ours_us``) and their references' (``reference_us``, ``None``: no
+    reference), in the order a post meets them."""
+    from river import compose, feature_extraction, naive_bayes
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    from models.features import top_class
+    from models.sentiment import lexicon_scores
+    from stream.audience.aggregator import Aggregator
+    from stream.audience.profiles import ProfileBook
+    from stream.audience.rules import configured_rules
+    from stream.pipeline.cleaning import CleanPost, clean_post
+    from stream.pipeline.events import Post, parse_post
+    from stream.pipeline.processor import Processor
+    from stream.pipeline.records import Message, prediction_record, training_post
+    from stream.settings import Settings
+    from stream.tools.bench_peer import clean as regex_clean
+    from stream.tools.data import tweets_stream
+
+    data = tweets_stream()
+    learned, timed = data[:events], data[events : events + min(events, 6000)]
+    settings = Settings.from_env()
+    proc = Processor(settings)
+    for chunk in _slices([orjson.dumps(e) for e in learned]):
+        proc.run_locally(proc.process_posts([Message(v) for v in chunk]))
+    peer = compose.Pipeline(feature_extraction.BagOfWords(), naive_bayes.MultinomialNB(alpha=0.5))
+    for e in learned:
+        if isinstance(e.get("interest"), str):
+            peer.learn_one(regex_clean(e["text"]), e["interest"])  # type: ignore[arg-type]  # a str in
+
+    raw = [orjson.dumps(e) for e in timed]
+    posts = [p for p in map(parse_post, raw) if isinstance(p, Post)]
+    pairs = [(p, c) for p, c in ((p, clean_post(p)) for p in posts) if isinstance(c, CleanPost)]
+    model, sentiment_model = proc.model, proc.learner.sentiment
+    featured = [model.features_and_words(c) for _, c in pairs]
+    xs, words = [x for x, _ in featured], [w for _, w in featured]
+    scores = [s for chunk in _slices(xs) for s in model.predict_many(list(chunk))]
+    lexes = [lexicon_scores(p.text) for p, _ in pairs]
+    interests = [sentiment_model.interest_of(s) for s in scores]
+    sentiments = sentiment_model.predict_many(xs, lexes, interests, words)
+    texts = [regex_clean(p.text) for p, _ in pairs]
+    bags = [peer["BagOfWords"].transform_one(t) for t in texts]
+    vader = SentimentIntensityAnalyzer()
+    n = len(pairs)
+
+    def predict_ours() -> None:
+        for chunk in _slices(xs):
+            model.predict_many(list(chunk))
+
+    def sentiment_ours() -> None:
+        for i in range(0, n, SLICE):
+            j = i + SLICE
+            sentiment_model.predict_many(xs[i:j], lexes[i:j], interests[i:j], words[i:j])
+
+    def training_ours() -> None:
+        for (post, _), x, w, s, lex, sent in zip(pairs, xs, words, scores, lexes, sentiments, strict=True):
+            training_post(post.id, x, top_class(s), post.interest, lex, sent.label, post.sentiment, words=w)
+
+    def record_ours() -> None:
+        now = time.time()
+        for (post, clean), s, sent in zip(pairs, scores, sentiments, strict=True):
+            orjson.dumps(prediction_record(post, clean, s, 1, now, sent))
+
+    def record_peer() -> None:
+        for (post, _), s in zip(pairs, scores, strict=True):
+            orjson.dumps({"post_id": post.id, "interest": top_class(s)})
+
+    learner, now_ms = proc.learner, int(time.time() * 1000)
+    # each pass learns the posts under new ids (a post learned before is skipped as a duplicate)
+    passes_records = iter(
+        [
+            training_post(f"{post.id}/{k}", x, top_class(s), post.interest, lex, sent.label, post.sentiment, words=w)
+            for (post, _), x, w, s, lex, sent in zip(pairs, xs, words, scores, lexes, sentiments, strict=True)
+        ]
+        for k in range(passes)
+    )
+    offsets = iter(range(learner.offset + 1, 1 << 62))
+
+    def learn_ours() -> None:
+        for record in next(passes_records):
+            learner.apply(next(offsets), record, now_ms)
+
+    # what the aggregating agents get of the same posts, drained every 1,024 posts (as the bench's stages)
+    drained_from = Processor(settings)
+    partials: list[tuple[int, bytes]] = []
+    updates: list[tuple[int, bytes]] = []
+    for i in range(0, len(raw), 256):
+        drained_from.run_locally(drained_from.process_posts([Message(v) for v in raw[i : i + 256]]))
+        if (i + 256) % 1024 == 0 or i + 256 >= len(raw):
+            drained = drained_from.drain_aggregates()
+            partials += drained.partials
+            updates += drained.profile_updates
+    rules = configured_rules(settings)
+    # the processor as a worker runs it, on copies of the posts that it has not seen (it drops repeats)
+    passes_messages = iter(
+        [Message(orjson.dumps({**e, "id": f"{e['id']}/{k}", "text": f"{e['text']} v{k}"})) for e in timed]
+        for k in range(passes)
+    )
+
+    def processor_ours() -> None:
+        messages = next(passes_messages)
+        for i in range(0, len(messages), 1024):
+            for j in range(i, min(i + 1024, len(messages)), SLICE):
+                proc.process_posts(messages[j : j + SLICE])
+            proc.drain_aggregates()
+
+    def audience_ours() -> None:
+        aggregator = Aggregator.from_settings({}, settings, rules)
+        for offset, (partition, value) in enumerate(partials):
+            aggregator.on_record(partition, offset, value).keyed()
+
+    def profiles_ours() -> None:
+        book = ProfileBook.from_settings({}, settings, is_erased=lambda user: False)
+        for offset, (_, value) in enumerate(updates):
+            book.apply_record(value, offset)
+
+    nb, bag = peer["MultinomialNB"], peer["BagOfWords"]
+    labelled = [(b, p.interest) for b, (p, _) in zip(bags, pairs, strict=True) if isinstance(p.interest, str)]
+    rows: list[tuple[str, Callable[[], object], Callable[[], object] | None, str]] = [
+        (
+            "decode + validate",
+            lambda: [parse_post(v) for v in raw],
+            lambda: [orjson.loads(v) for v in raw],
+            "the JSON parse alone",
+        ),
+        (
+            "clean",
+            lambda: [clean_post(p) for p in posts],
+            lambda: [regex_clean(p.text) for p in posts],
+            "the peer's regex cleaner",
+        ),
+        (
+            "featurize",
+            lambda: [model.features_and_words(c) for _, c in pairs],
+            lambda: [bag.transform_one(t) for t in texts],
+            "River's BagOfWords (the peer's)",
+        ),
+        (
+            "predict interest",
+            predict_ours,
+            lambda: [nb.predict_proba_one(b) for b in bags],
+            "River's MultinomialNB, a post at a time (the peer's)",
+        ),
+        (
+            "VADER",
+            lambda: [lexicon_scores(p.text) for p, _ in pairs],
+            lambda: [vader.polarity_scores(p.text) for p, _ in pairs],
+            "vaderSentiment's analyzer",
+        ),
+        ("sentiment model", sentiment_ours, None, "none (the peer has no sentiment)"),
+        ("training record", training_ours, None, "none (the peer learns in its loop)"),
+        ("prediction record", record_ours, record_peer, "the peer's record (id and interest)"),
+        (
+            "the processor",
+            processor_ours,
+            None,
+            "all of the above but learning, as a worker runs it (and the posts' partials and profile updates)",
+        ),
+        ("audience windows", audience_ours, None, "none (the peer keeps no windows)"),
+        ("profiles", profiles_ours, None, "none (the peer keeps no profiles)"),
+        (
+            "learn",
+            learn_ours,
+            lambda: [nb.learn_one(b, y) for b, y in labelled],
+            "River's MultinomialNB.learn_one (the peer learns in its loop, the worker in its learner process)",
+        ),
+    ]
+    return [
+        {
+            "part": part,
+            "ours_us": _best(ours, passes, n),
+            "reference_us": _best(reference, passes, n) if reference is not None else None,
+            "reference": what,
+        }
+        for part, ours, reference, what in rows
+    ]
+
+
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m stream.tools.floors", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=8000, help="demo tweets learned, then timed (at most 6,000)")
+    ap.add_argument("--passes", type=int, default=5, help="passes timed; the best is given")
+    ap.add_argument("--json", action="store_true", help="the rows as JSON")
+    args = ap.parse_args(argv)
+    if args.events < 1 or args.passes < 1:
+        ap.error("--events and --passes must be at least 1")
+    from stream.worker.collect import collect_less
+
+    collect_less()  # the worker's garbage-collector thresholds
+    rows = measure(args.events, args.passes)
+    if args.json:
+        print(orjson.dumps(rows).decode())
+        return 0
+    print(f"{'part':>18} {'ours µs':>8} {'ref µs':>8}  reference")
+    for r in rows:
+        print(f"{r['part']:>18} {_fmt(r['ours_us']):>8} {_fmt(r['reference_us']):>8}  {r['reference']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
