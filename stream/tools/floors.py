@@ -1,13 +1,14 @@
-"""What each part of a post's work costs in the worker's event loop, beside what the simplest code
-for that part costs: the peer's stock code (``stream/tools/bench_peer.py``: a regex cleaner, River's
+"""What each part of a post's work costs, timed alone, beside what the simplest code for that part
+costs: the peer's stock code (``stream/tools/bench_peer.py``: a regex cleaner, River's
 ``BagOfWords | MultinomialNB``), the stock VADER analyzer, or the bare JSON parse.
 
 Run ``python -m stream.tools.floors [--events N] [--passes K]``: the interest and sentiment models,
 and the peer's model, learn the first ``N`` demo tweets (default 8,000); each part is then timed on
 the next ``N`` (at most 6,000), in slices of 64 as the worker predicts them, and the best of
 ``K`` passes (default 5) is given in µs per post. The references do less than the worker's code
-(the regex cleaner keeps mojibake, HTML entities and emoji; the bag of words has no word pairs,
-hashtags or hashing); they say how far a part could fall, not what a worker could drop.
+(the regex cleaner does not repair mojibake or HTML entities, name emoji, split hashtags into words or
+remove e-mail addresses and phone numbers; the bag of words has no word pairs, hashtags or hashing):
+they say how far a part could fall, not what a worker could drop.
 
 >>> rows = measure(events=40, passes=1)
 >>> [r["part"] for r in rows][:3]
