@@ -31,11 +31,19 @@ SLICE = 64
 
 def _best(fn: Callable[[], object], passes: int, n: int) -> float:
     """µs per post of ``fn`` over ``n`` posts: the best of ``passes`` runs."""
+    return _best_of(lambda _: fn(), passes, n, lambda _: None)
+
+
+def _best_of(fn: Callable[[Any], object], passes: int, n: int, prepare: Callable[[int], Any]) -> float:
+    """µs per post of ``fn(prepare(k))`` over ``n`` posts, the best of ``passes`` runs ``k``; only
+    ``fn`` is timed (each pass's input is made just before, and dropped after)."""
     best = float("inf")
-    for _ in range(passes):
+    for k in range(passes):
+        given = prepare(k)
         t = time.perf_counter()
-        fn()
+        fn(given)
         best = min(best, time.perf_counter() - t)
+        del given
     return best / max(1, n) * 1e6
 
 
@@ -111,18 +119,17 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
             orjson.dumps({"post_id": post.id, "interest": top_class(s)})
 
     learner, now_ms = proc.learner, int(time.time() * 1000)
-    # each pass learns the posts under new ids (a post learned before is skipped as a duplicate)
-    passes_records = iter(
-        [
-            training_post(f"{post.id}/{k}", x, top_class(s), post.interest, lex, sent.label, post.sentiment, words=w)
-            for (post, _), x, w, s, lex, sent in zip(pairs, xs, words, scores, lexes, sentiments, strict=True)
+
+    def records_of(k: int) -> list[bytes]:  # a pass's posts under new ids: a post learned before is skipped
+        return [
+            training_post(f"{p.id}/{k}", x, top_class(s), p.interest, lex, sent.label, p.sentiment, words=w)
+            for (p, _), x, w, s, lex, sent in zip(pairs, xs, words, scores, lexes, sentiments, strict=True)
         ]
-        for k in range(passes)
-    )
+
     offsets = iter(range(learner.offset + 1, 1 << 62))
 
-    def learn_ours() -> None:
-        for record in next(passes_records):
+    def learn_ours(records: list[bytes]) -> None:
+        for record in records:
             learner.apply(next(offsets), record, now_ms)
 
     # what the aggregating agents get of the same posts, drained every 1,024 posts (as the bench's stages)
@@ -136,14 +143,11 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
             partials += drained.partials
             updates += drained.profile_updates
     rules = configured_rules(settings)
-    # the processor as a worker runs it, on copies of the posts that it has not seen (it drops repeats)
-    passes_messages = iter(
-        [Message(orjson.dumps({**e, "id": f"{e['id']}/{k}", "text": f"{e['text']} v{k}"})) for e in timed]
-        for k in range(passes)
-    )
 
-    def processor_ours() -> None:
-        messages = next(passes_messages)
+    def messages_of(k: int) -> list[Message]:  # a pass's posts, unseen by the processor (it drops repeats)
+        return [Message(orjson.dumps({**e, "id": f"{e['id']}/{k}", "text": f"{e['text']} v{k}"})) for e in timed]
+
+    def processor_ours(messages: list[Message]) -> None:  # the processor as a worker runs it
         for i in range(0, len(messages), 1024):
             for j in range(i, min(i + 1024, len(messages)), SLICE):
                 proc.process_posts(messages[j : j + SLICE])
@@ -161,51 +165,57 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
 
     nb, bag = peer["MultinomialNB"], peer["BagOfWords"]
     labelled = [(b, p.interest) for b, (p, _) in zip(bags, pairs, strict=True) if isinstance(p.interest, str)]
-    rows: list[tuple[str, Callable[[], object], Callable[[], object] | None, str]] = [
+    # (part, the worker's code timed, the reference, what the reference is)
+    rows: list[tuple[str, Callable[[], float], Callable[[], object] | None, str]] = [
         (
             "decode + validate",
-            lambda: [parse_post(v) for v in raw],
+            lambda: _best(lambda: [parse_post(v) for v in raw], passes, n),
             lambda: [orjson.loads(v) for v in raw],
             "the JSON parse alone",
         ),
         (
             "clean",
-            lambda: [clean_post(p) for p in posts],
+            lambda: _best(lambda: [clean_post(p) for p in posts], passes, n),
             lambda: [regex_clean(p.text) for p in posts],
             "the peer's regex cleaner",
         ),
         (
             "featurize",
-            lambda: [model.features_and_words(c) for _, c in pairs],
+            lambda: _best(lambda: [model.features_and_words(c) for _, c in pairs], passes, n),
             lambda: [bag.transform_one(t) for t in texts],
             "River's BagOfWords (the peer's)",
         ),
         (
             "predict interest",
-            predict_ours,
+            lambda: _best(predict_ours, passes, n),
             lambda: [nb.predict_proba_one(b) for b in bags],
             "River's MultinomialNB, a post at a time (the peer's)",
         ),
         (
             "VADER",
-            lambda: [lexicon_scores(p.text) for p, _ in pairs],
+            lambda: _best(lambda: [lexicon_scores(p.text) for p, _ in pairs], passes, n),
             lambda: [vader.polarity_scores(p.text) for p, _ in pairs],
             "vaderSentiment's analyzer",
         ),
-        ("sentiment model", sentiment_ours, None, "none (the peer has no sentiment)"),
-        ("training record", training_ours, None, "none (the peer learns in its loop)"),
-        ("prediction record", record_ours, record_peer, "the peer's record (id and interest)"),
+        ("sentiment model", lambda: _best(sentiment_ours, passes, n), None, "none (the peer has no sentiment)"),
+        ("training record", lambda: _best(training_ours, passes, n), None, "none (the peer learns in its loop)"),
+        (
+            "prediction record",
+            lambda: _best(record_ours, passes, n),
+            record_peer,
+            "the peer's record (id and interest)",
+        ),
         (
             "the processor",
-            processor_ours,
+            lambda: _best_of(processor_ours, passes, n, messages_of),
             None,
             "all of the above but learning, as a worker runs it (and the posts' partials and profile updates)",
         ),
-        ("audience windows", audience_ours, None, "none (the peer keeps no windows)"),
-        ("profiles", profiles_ours, None, "none (the peer keeps no profiles)"),
+        ("audience windows", lambda: _best(audience_ours, passes, n), None, "none (the peer keeps no windows)"),
+        ("profiles", lambda: _best(profiles_ours, passes, n), None, "none (the peer keeps no profiles)"),
         (
             "learn",
-            learn_ours,
+            lambda: _best_of(learn_ours, passes, n, records_of),
             lambda: [nb.learn_one(b, y) for b, y in labelled],
             "River's MultinomialNB.learn_one (the peer learns in its loop, the worker in its learner process)",
         ),
@@ -213,7 +223,7 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
     return [
         {
             "part": part,
-            "ours_us": _best(ours, passes, n),
+            "ours_us": ours(),
             "reference_us": _best(reference, passes, n) if reference is not None else None,
             "reference": what,
         }
