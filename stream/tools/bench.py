@@ -265,13 +265,10 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
     from models.features import top_class
     from models.kernels import warm_up
     from models.sentiment import lexicon_scores
-    from stream.audience.aggregator import Aggregator
-    from stream.audience.profiles import ProfileBook
-    from stream.audience.rules import configured_rules
     from stream.pipeline.cleaning import CleanPost, clean_post
     from stream.pipeline.events import Post, parse_post
     from stream.pipeline.processor import Processor
-    from stream.pipeline.records import Message, training_post
+    from stream.pipeline.records import training_post
 
     warm_up()  # the learner's compiled updates, compiled (or loaded) before the clock starts
     proc = Processor(settings)
@@ -313,31 +310,58 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
         for name, dt in zip(STAGES[: len(dts)], dts, strict=True):
             stages[name] += dt
         n += len(pairs)
-    # the count of predictions a worker publishes: the processor's own dedup included; and the records
-    # the aggregating agents get, drained every 1,024 posts (a worker drains every
-    # STREAM_AGGREGATE_INTERVAL, 0.5 s: 1,000 posts at 2,000 posts/s)
+    predicted, partials, updates = aggregating_inputs(settings, raw)
+    t0 = clock()
+    apply_partials(settings, partials)
+    t1 = clock()
+    apply_profile_updates(settings, updates)
+    t2 = clock()
+    stages["audience windows"], stages["profiles"] = t1 - t0, t2 - t1
+    return predicted, {k: v / max(1, n) * 1e6 for k, v in stages.items()}
+
+
+def aggregating_inputs(
+    settings: Settings, raw: Sequence[bytes]
+) -> tuple[int, list[tuple[int, bytes]], list[tuple[int, bytes]]]:
+    """The count of predictions a worker publishes of the posts ``raw`` (the processor's own dedup
+    included), and the records the aggregating agents get of them, ``(partition, value)``: partials and
+    profile updates, drained every 1,024 posts (a worker drains every ``STREAM_AGGREGATE_INTERVAL``, 0.5
+    s: 1,000 posts at 2,000 posts/s). Offline, learned at once: the profiles need the interest model's
+    scores."""
+    from stream.pipeline.processor import Processor
+    from stream.pipeline.records import Message
+
     count = Processor(settings)
     predicted = 0
     partials: list[tuple[int, bytes]] = []
     updates: list[tuple[int, bytes]] = []
     for i in range(0, len(raw), 256):
-        # learned at once, as the first pass did: the profiles need the interest model's scores
         predicted += len(count.run_locally(count.process_posts([Message(v) for v in raw[i : i + 256]])).predictions)
         if (i + 256) % 1024 == 0 or i + 256 >= len(raw):
             drained = count.drain_aggregates()
             partials += drained.partials
             updates += drained.profile_updates
+    return predicted, partials, updates
+
+
+def apply_partials(settings: Settings, partials: Sequence[tuple[int, bytes]]) -> None:
+    """What the audience agent does with ``audience.partials`` records (a dict as its table), the
+    records it sends included."""
+    from stream.audience.aggregator import Aggregator
+    from stream.audience.rules import configured_rules
+
     aggregator = Aggregator.from_settings({}, settings, configured_rules(settings))
-    book = ProfileBook.from_settings({}, settings, is_erased=lambda user: False)
-    t0 = clock()
     for offset, (partition, value) in enumerate(partials):
-        aggregator.on_record(partition, offset, value).keyed()  # and the records the agent sends
-    t1 = clock()
+        aggregator.on_record(partition, offset, value).keyed()
+
+
+def apply_profile_updates(settings: Settings, updates: Sequence[tuple[int, bytes]]) -> None:
+    """What the profiles agent does with ``user.updates`` records (a dict as its table)."""
+    from stream.audience.profiles import ProfileBook
+
+    book = ProfileBook.from_settings({}, settings, is_erased=lambda user: False)
     for offset, (_, value) in enumerate(updates):
         book.apply_record(value, offset)
-    t2 = clock()
-    stages["audience windows"], stages["profiles"] = t1 - t0, t2 - t1
-    return predicted, {k: v / max(1, n) * 1e6 for k, v in stages.items()}
 
 
 def own_cpu() -> float:

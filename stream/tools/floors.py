@@ -70,14 +70,12 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
 
     from models.features import top_class
     from models.sentiment import lexicon_scores
-    from stream.audience.aggregator import Aggregator
-    from stream.audience.profiles import ProfileBook
-    from stream.audience.rules import configured_rules
     from stream.pipeline.cleaning import CleanPost, clean_post
     from stream.pipeline.events import Post, parse_post
     from stream.pipeline.processor import Processor
     from stream.pipeline.records import Message, prediction_record, training_post
     from stream.settings import Settings
+    from stream.tools.bench import aggregating_inputs, apply_partials, apply_profile_updates
     from stream.tools.bench_peer import clean as regex_clean
     from stream.tools.data import tweets_stream
 
@@ -130,7 +128,6 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
             orjson.dumps({"post_id": post.id, "interest": top_class(s)})
 
     learner, now_ms = proc.learner, int(time.time() * 1000)
-
     learner.track()  # as the learner process does: each label also records what it changed, for the deltas
 
     def records_of(k: int) -> list[bytes]:  # a pass's posts under new ids: a post learned before is skipped
@@ -146,17 +143,7 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
         for record in records:
             learner.apply(next(offsets), record, now_ms)
 
-    # what the aggregating agents get of the same posts, drained every 1,024 posts (as the bench's stages)
-    drained_from = Processor(settings)
-    partials: list[tuple[int, bytes]] = []
-    updates: list[tuple[int, bytes]] = []
-    for i in range(0, len(raw), 256):
-        drained_from.run_locally(drained_from.process_posts([Message(v) for v in raw[i : i + 256]]))
-        if (i + 256) % 1024 == 0 or i + 256 >= len(raw):
-            drained = drained_from.drain_aggregates()
-            partials += drained.partials
-            updates += drained.profile_updates
-    rules = configured_rules(settings)
+    _, partials, updates = aggregating_inputs(settings, raw)  # what the aggregating agents get of these posts
 
     def messages_of(k: int) -> list[Message]:  # a pass's posts, unseen by the processor (it drops repeats)
         return [Message(orjson.dumps({**e, "id": f"{e['id']}/{k}", "text": f"{e['text']} v{k}"})) for e in timed]
@@ -166,16 +153,6 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
             for j in range(i, min(i + 1024, len(messages)), SLICE):
                 proc.process_posts(messages[j : j + SLICE])
             proc.drain_aggregates()
-
-    def audience_ours() -> None:
-        aggregator = Aggregator.from_settings({}, settings, rules)
-        for offset, (partition, value) in enumerate(partials):
-            aggregator.on_record(partition, offset, value).keyed()
-
-    def profiles_ours() -> None:
-        book = ProfileBook.from_settings({}, settings, is_erased=lambda user: False)
-        for offset, (_, value) in enumerate(updates):
-            book.apply_record(value, offset)
 
     nb, bag = peer["MultinomialNB"], peer["BagOfWords"]
     labelled = [(b, p.interest) for b, (p, _) in zip(bags, pairs, strict=True) if isinstance(p.interest, str)]
@@ -225,8 +202,18 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
             None,
             "all of the above but learning, as a worker runs it (and the posts' partials and profile updates)",
         ),
-        ("audience windows", lambda: _best(audience_ours, passes, n), None, "none (the peer keeps no windows)"),
-        ("profiles", lambda: _best(profiles_ours, passes, n), None, "none (the peer keeps no profiles)"),
+        (
+            "audience windows",
+            lambda: _best(lambda: apply_partials(settings, partials), passes, n),
+            None,
+            "none (the peer keeps no windows)",
+        ),
+        (
+            "profiles",
+            lambda: _best(lambda: apply_profile_updates(settings, updates), passes, n),
+            None,
+            "none (the peer keeps no profiles)",
+        ),
         (
             "learn",
             lambda: _best_of(learn_ours, passes, n, records_of),
