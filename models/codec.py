@@ -279,6 +279,32 @@ def attribute_buffers(doc: Any, attributes: Collection[tuple[str, str]]) -> set[
     return out
 
 
+def object_buffers(doc: Any, classes: Collection[str]) -> set[int]:
+    """The buffers of a :func:`encode` document held anywhere under the objects of the given classes
+    (qualified names), wherever they are: what a reader that drops those objects need not read.
+
+    >>> class Box:
+    ...     def __init__(self):
+    ...         self.big, self.small = np.zeros(4), b"ab"
+    >>> doc, buffers = encode({"box": Box(), "other": np.ones(2)}, {qualified_name(Box): Box})
+    >>> sorted(object_buffers(doc, {qualified_name(Box)})), len(buffers)
+    ([0, 1], 3)
+    """
+    out: set[int] = set()
+    _find(doc, classes, out)
+    return out
+
+
+def _find(node: Any, classes: Collection[str], out: set[int]) -> None:
+    """Add to ``out`` the buffers under the objects of ``classes`` in a subtree."""
+    name = node.get("$o") if isinstance(node, dict) else None
+    if isinstance(name, str) and name in classes:
+        _under(node, out)
+        return
+    for child in _children(node):
+        _find(child, classes, out)
+
+
 def _under(node: Any, out: set[int]) -> None:
     """Add every buffer of a subtree to ``out``."""
     if isinstance(node, dict):

@@ -7,6 +7,10 @@ learner's whole state, of which the view keeps the two models and the erasures),
 A view holds no learner state: no prequential metrics (their figures come with each delta), no
 waiting labels, no learned post ids.
 
+A worker that predicts nothing (``STREAM_ROLE=aggregates``) holds a view without the interest model
+(``predicts=False``): its profiles agent reads the erasures alone, and the model's arrays are about
+100 MB at the default ``STREAM_HASH_BITS``.
+
 Snapshots and deltas carry the learner's ``epoch``: a learner that takes over, or one whose model
 was replaced after a drift, starts a new epoch with a snapshot. A view applies the deltas of its
 own epoch only, and loads a snapshot of another epoch: a delta never patches a model it was not
@@ -14,7 +18,7 @@ taken from.
 
 >>> import copy
 >>> from stream.pipeline.learner import Learner
->>> from stream.pipeline.records import training_post
+>>> from stream.pipeline.records import training_erase, training_post
 >>> from stream.settings import Settings
 >>> settings = Settings(hash_bits=10)
 >>> learner, view = Learner(settings), ModelView(settings)
@@ -28,13 +32,20 @@ True
 (True, 2, 1)
 >>> view.apply(learner.take_delta(), epoch="another")   # not the epoch of its snapshot: skipped
 False
+>>> erasures = ModelView(settings, predicts=False)  # an aggregates worker's
+>>> erasures.load(copy.deepcopy(learner.state()), epoch="e1")
+>>> _ = learner.apply(2, training_erase(erased_token("u1")), timestamp_ms=0)
+>>> erasures.apply(learner.take_delta(), epoch="e1"), erasures.is_erased("u1"), erasures.offset
+(True, True, 2)
+>>> erasures.model.version, erasures.figures()["model"]["version"]  # the learner's version: in its figures
+(0, 2)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from models.codec import attribute_buffers
+from models.codec import attribute_buffers, object_buffers
 from models.metrics import Prequential
 from models.online import OnlineModel
 from models.sentiment import SentimentModel
@@ -50,11 +61,18 @@ class ModelView:
     ----------
     settings
         The model's name, hash bits and sentiment warm-up: a fresh view predicts as a fresh learner.
+    predicts
+        ``False``: the view of a worker that predicts nothing keeps the erasures, the sentiment model,
+        the training offset and the learner's figures, but not the interest model: ``model`` stays a
+        fresh one with the fewest rows (``PLACEHOLDER_BITS``), and snapshots and deltas of it are not
+        read (see :meth:`unread`).
     """
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, predicts: bool = True):
         self.settings = settings
-        self.model = _for_prediction(OnlineModel(settings.model, settings.hash_bits, adapt=False))
+        self.predicts = predicts
+        bits = settings.hash_bits if predicts else PLACEHOLDER_BITS
+        self.model = _for_prediction(OnlineModel(settings.model, bits, adapt=False))
         self.sentiment = SentimentModel(warmup=settings.sentiment_warmup)
         self.erased: set[str] = set()
         self.epoch: str | None = None  # of the snapshot loaded; None: a fresh model
@@ -73,7 +91,9 @@ class ModelView:
         model = state["model"]
         if model.name != self.settings.model:
             raise ValueError(f"snapshot holds model {model.name!r}, STREAM_MODEL asks for {self.settings.model!r}")
-        self.model, self.sentiment, self.erased = _for_prediction(model), state["sentiment"], set(state["erased"])
+        if self.predicts:
+            self.model = _for_prediction(model)
+        self.sentiment, self.erased = state["sentiment"], set(state["erased"])
         self.offset, self.epoch, self._figures = int(state["offset"]), epoch, figures
 
     def apply(self, delta: dict[str, Any], epoch: str) -> bool:
@@ -82,12 +102,20 @@ class ModelView:
         always writes a snapshot before its first delta."""
         if epoch != self.epoch:
             return False
-        self.model.apply_delta(delta["model"])
+        if self.predicts:
+            self.model.apply_delta(delta["model"])
         self.sentiment.apply_delta(delta["sentiment"])
         self.erased.update(delta["erased"])
         self.offset = int(delta["offset"])
         self._figures = delta.get("figures")
         return True
+
+    def unread(self, document: Any) -> set[int]:
+        """The buffers of a learner's snapshot (its :mod:`models.codec` document) that this view drops
+        as soon as it has them: :func:`models.persistence.load` need not keep them. A view that
+        predicts drops what only learning reads (:func:`unread_by_replica`), one that does not the
+        whole interest model."""
+        return unread_by_replica(document) if self.predicts else object_buffers(document, {INTEREST_MODEL})
 
     def figures(self) -> dict[str, Any]:
         """The learner's figures as of the last delta (see ``Learner.figures``); a fresh model's
@@ -112,12 +140,15 @@ class ModelView:
         }
 
 
+PLACEHOLDER_BITS = 1  # the interest model of a view that predicts nothing: two rows
+INTEREST_MODEL = "models.online.OnlineModel"  # its class, as a snapshot's document names it
+
 # What _for_prediction drops, as (class, attribute) in a snapshot's document: see unread_by_replica.
 LEARNING_ONLY = frozenset(
     {
-        ("models.online.OnlineModel", "replay"),
-        ("models.online.OnlineModel", "_background"),
-        ("models.online.OnlineModel", "centroids"),
+        (INTEREST_MODEL, "replay"),
+        (INTEREST_MODEL, "_background"),
+        (INTEREST_MODEL, "centroids"),
         ("models.arow.AROWClassifier", "_var_buf"),
     }
 )

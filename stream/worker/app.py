@@ -97,7 +97,7 @@ def create_app(settings: Settings, processor: Processor | None = None) -> Intere
     rules = configured_rules(settings) if settings.runs_aggregates else ()  # read where they are used
     registry = CollectorRegistry(auto_describe=True)
     app = make_app(settings, registry)
-    processor = processor or Processor(settings, view=ModelView(settings))
+    processor = processor or Processor(settings, view=ModelView(settings, predicts=settings.runs_posts))
     if not processor.model.replicable:
         raise ConfigError(
             f"STREAM_MODEL={settings.model} cannot be replicated to the workers (River's stock models are for "

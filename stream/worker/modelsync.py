@@ -33,7 +33,7 @@ from aiokafka.errors import OffsetOutOfRangeError
 from models.persistence import CheckpointError, Reassembler, dump, load, part_header, read_meta, split
 from stream.clients import aio_consumer, aio_producer, client_options, true_end_offsets
 from stream.pipeline.learner import CHECKPOINT_CLASSES, Learner
-from stream.pipeline.modelview import ModelView, unread_by_replica
+from stream.pipeline.modelview import ModelView
 from stream.settings import Settings
 from stream.stats import Latency, Stats
 
@@ -142,7 +142,7 @@ class Follower:
                 if not self.ready.is_set() and self._position + 1 >= end_at_start:
                     log.info(
                         "model caught up: version %d (training offset %d, epoch %s)",
-                        self.view.model.version,
+                        self.view.figures()["model"]["version"],
                         self.view.offset,
                         self.view.epoch,
                     )
@@ -181,7 +181,7 @@ class Follower:
             if view.epoch is not None and epoch <= view.epoch:
                 return  # this epoch's deltas cover it (or a learner that lost the role wrote it)
             try:
-                meta, state = await asyncio.to_thread(load, whole, self.key, CHECKPOINT_CLASSES, unread_by_replica)
+                meta, state = await asyncio.to_thread(load, whole, self.key, CHECKPOINT_CLASSES, view.unread)
                 view.load(state, epoch, meta.get("figures"))
             except (CheckpointError, ValueError, KeyError) as exc:
                 self._refuse(offset, exc)

@@ -284,8 +284,8 @@ def model_gauges(processor: Processor, training_offset: int) -> list[tuple[str, 
     sentiment, lexicon = figures["sentiment_quality"], figures["lexicon_quality"]
     view, joiner = processor.view, processor.joiner
     return [
-        ("model_version", "Labels the model has learned.", float(view.model.version)),
-        ("model_classes", "Interest classes the model knows.", float(len(view.model.classes))),
+        ("model_version", "Labels the model has learned.", float(model["version"])),
+        ("model_classes", "Interest classes the model knows.", float(model["n_classes"])),
         ("model_drifts_total", "Drifts the model adapted to.", float(model["drifts"])),
         ("model_error_rate", "Error rate over the drift detector's window.", model["error_rate"]),
         (

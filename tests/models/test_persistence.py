@@ -188,6 +188,42 @@ def test_a_replica_decodes_a_snapshot_without_what_only_learning_reads():
         assert value is None or value.size == 0
 
 
+@pytest.mark.parametrize("model", ["arow", "nb"])
+def test_a_view_that_predicts_nothing_reads_no_interest_model(model):
+    """An aggregates worker's view leaves every buffer of the interest model unread (zeros on fresh
+    pages), keeps a placeholder of two rows, and takes the erasures, the sentiment model (read in full:
+    nothing it holds is shared with the interest model), the offset and the learner's figures."""
+    import numpy as np
+
+    from models.sentiment import lexicon_scores
+    from stream.pipeline.modelview import PLACEHOLDER_BITS, ModelView
+    from stream.pipeline.privacy import erased_token
+    from stream.pipeline.records import training_erase
+
+    settings = Settings(model=model)
+    proc = Processor(settings)
+    labelled = [orjson.loads(m.value or b"") for m in posts(60)]
+    for i, event in enumerate(labelled):
+        event["sentiment"] = "positive" if i % 3 else "negative"
+    proc.run_locally(proc.process_posts([Message(orjson.dumps(e)) for e in labelled]))
+    proc.learner.apply(10_000, training_erase(erased_token("u9")), 0)
+    blob = dump(proc.learner.state(), proc.learner.metadata(), b"k", CHECKPOINT_CLASSES)
+    view = ModelView(settings, predicts=False)
+    _, state = load(blob, b"k", CHECKPOINT_CLASSES, view.unread)
+    _, full = load(blob, b"k", CHECKPOINT_CLASSES)
+    if model == "arow":  # naive Bayes' counts are dicts in the document, not buffers
+        arrays = [v for v in vars(state["model"].classifier).values() if isinstance(v, np.ndarray) and v.size > 1000]
+        assert arrays and not any(a.any() for a in arrays)  # unread: zeros
+        assert full["model"].classifier._mean_buf.any()
+    view.load(state, "e1", proc.learner.figures())
+    assert view.model.version == 0 and view.model.featurizer.hash_bits == PLACEHOLDER_BITS
+    assert view.is_erased("u9") and view.offset == 10_000
+    assert view.figures()["model"]["version"] == proc.model.version == 60
+    assert view.sentiment.n_labels == full["sentiment"].n_labels > 0
+    x, lex = {1: 1.0, 7: 2.0}, lexicon_scores("a great day")
+    assert view.sentiment.predict_many([x], [lex]) == full["sentiment"].predict_many([x], [lex])
+
+
 @pytest.mark.parametrize("model", ["arow", "arow-balanced", "arow-nb", "nb", "nb-balanced", "river-nb", "logreg"])
 def test_every_worker_model_round_trips_and_river_candidates_are_rebuilt_instead(model):
     """The worker's own models (and drift detectors, metrics) come back equal; River's stock

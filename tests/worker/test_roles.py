@@ -3,6 +3,7 @@
 import pytest
 
 from stream.audience.rules import RuleError
+from stream.pipeline.modelview import ModelView
 from stream.settings import ConfigError, Settings
 from stream.worker.app import create_app
 
@@ -22,6 +23,9 @@ def test_each_role_runs_its_agents_in_its_group_and_the_changelogs_keep_the_post
     stream = create_app(Settings(broker="127.0.0.1:9", app_id="grp", role=role))
     assert stream.app.conf.id == group
     assert set(stream.app.agents) == agents
+    # a worker that predicts nothing holds no interest model (its profiles agent reads the erasures)
+    view = stream.processor.view
+    assert isinstance(view, ModelView) and view.predicts == ("posts" in agents)
     changelogs = {t.changelog_topic.get_topic_name() for t in stream.app.tables.values()}
     # an aggregates worker restores the tables an all worker wrote: Faust would name them grp-aggregates-...
     assert changelogs == ({"grp-audience-changelog", "grp-profiles-changelog"} if "audience" in agents else set())
