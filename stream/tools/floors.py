@@ -109,10 +109,11 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
         for chunk in _slices(xs):
             model.predict_many(list(chunk))
 
-    def sentiment_ours() -> None:
+    def sentiment_ours() -> None:  # with each post's interest for it, as the processor gives them
+        interest_of = sentiment_model.interest_of
         for i in range(0, n, SLICE):
             j = i + SLICE
-            sentiment_model.predict_many(xs[i:j], lexes[i:j], interests[i:j], words[i:j])
+            sentiment_model.predict_many(xs[i:j], lexes[i:j], [interest_of(s) for s in scores[i:j]], words[i:j])
 
     def training_ours() -> None:
         for (post, _), x, w, s, lex, sent in zip(pairs, xs, words, scores, lexes, sentiments, strict=True):
