@@ -1,0 +1,64 @@
+"""Every relative link of the README, the CHANGELOG and docs/ leads somewhere: to a file of the
+repository and, with a ``#fragment``, to a heading of that page (anchors as GitHub makes them)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").rglob("*.md")])
+FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$", re.M)
+
+
+def slug(heading: str) -> str:
+    """A heading's anchor as GitHub makes it: the text as rendered, lower case, punctuation dropped,
+    each space a hyphen.
+
+    >>> slug("Worker roles: the aggregates in a process of their own (unreleased)")
+    'worker-roles-the-aggregates-in-a-process-of-their-own-unreleased'
+    >>> slug("Naive Bayes' counts in `arow` (0.16.0)"), slug("**Bold** [a link](x.md) → on")
+    ('naive-bayes-counts-in-arow-0160', 'bold-a-link--on')
+    """
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link renders as its text
+    text = text.replace("`", "").replace("*", "")
+    return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors of a page's headings (a repeated one gets ``-1``, ``-2``, …, as on GitHub)."""
+    seen: dict[str, int] = {}
+    out = set()
+    for heading in HEADING.findall(FENCE.sub("", page.read_text())):
+        base = slug(heading)
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        out.add(base if n == 0 else f"{base}-{n}")
+    return out
+
+
+def links(page: Path) -> list[str]:
+    """The page's relative links, outside code blocks and inline code."""
+    text = re.sub(r"`[^`\n]*`", "", FENCE.sub("", page.read_text()))
+    return [t for t in LINK.findall(text) if not re.match(r"^[a-z][a-z0-9+.-]*:", t)]  # no http:, mailto:
+
+
+def test_the_pages_have_links_to_check():
+    assert len(PAGES) >= 10 and sum(len(links(p)) for p in PAGES) > 50
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_leads_to_a_file_and_a_heading(page):
+    broken = []
+    for target in links(page):
+        path, _, fragment = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        if not dest.exists():
+            broken.append(f"{target}: no such file")
+        elif fragment and dest.suffix == ".md" and fragment not in anchors(dest):
+            broken.append(f"{target}: no such heading in {dest.relative_to(ROOT)}")
+    assert not broken, f"{page.relative_to(ROOT)}: " + "; ".join(broken)
