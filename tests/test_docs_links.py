@@ -62,3 +62,39 @@ def test_every_relative_link_leads_to_a_file_and_a_heading(page):
         elif fragment and dest.suffix == ".md" and fragment not in anchors(dest):
             broken.append(f"{target}: no such heading in {dest.relative_to(ROOT)}")
     assert not broken, f"{page.relative_to(ROOT)}: " + "; ".join(broken)
+
+
+PATH = re.compile(r"`((?:stream|models|tests|ops|docs)/[\w./-]*\w)`")
+DOTTED = re.compile(r"`((?:stream|models)\.[\w.]*\w)")
+
+
+def resolves(name: str) -> bool:
+    """Whether a dotted name (``stream.pipeline.modelview.ModelView``) is a module, or an attribute
+    of one.
+
+    >>> resolves("stream.pipeline.modelview.ModelView"), resolves("stream.pipeline.modelview.Nothing")
+    (True, False)
+    """
+    import importlib
+
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attribute in parts[i:]:
+            if not hasattr(obj, attribute):
+                return False
+            obj = getattr(obj, attribute)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.name != "CHANGELOG.md"], ids=lambda p: p.name)
+def test_every_file_and_module_a_page_names_exists(page):
+    """The README and docs/ describe the code as it is (the CHANGELOG may name what is gone)."""
+    text = page.read_text()
+    missing = [p for p in PATH.findall(text) if not (ROOT / p).exists() and not list(ROOT.glob(p))]
+    missing += [n for n in DOTTED.findall(text) if not resolves(n)]
+    assert not missing, f"{page.relative_to(ROOT)} names what is not there: {', '.join(sorted(set(missing)))}"
