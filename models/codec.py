@@ -279,16 +279,22 @@ def attribute_buffers(doc: Any, attributes: Collection[tuple[str, str]]) -> set[
     return out
 
 
-def object_buffers(doc: Any, classes: Collection[str]) -> set[int]:
-    """The buffers of a :func:`encode` document held anywhere under the objects of the given classes
-    (qualified names), wherever they are: what a reader that drops those objects need not read.
+def object_arrays(doc: Any, classes: Collection[str]) -> set[int]:
+    """The buffers of the arrays (numpy's and ``array.array``) held anywhere under the objects of the
+    given classes (qualified names) in an :func:`encode` document: what a reader that drops those
+    objects need not read. Bytes are left out: an object may decode them into state that a zeroed
+    value would break while it is built (a Rust object's pickled state), and they are small.
+
+    An object encoded a second time refers to its first encoding: the caller must know that nothing
+    outside those objects refers to one inside them (for a learner's snapshot and its interest model,
+    ``tests/models/test_persistence.py`` checks it).
 
     >>> class Box:
     ...     def __init__(self):
     ...         self.big, self.small = np.zeros(4), b"ab"
     >>> doc, buffers = encode({"box": Box(), "other": np.ones(2)}, {qualified_name(Box): Box})
-    >>> sorted(object_buffers(doc, {qualified_name(Box)})), len(buffers)
-    ([0, 1], 3)
+    >>> sorted(object_arrays(doc, {qualified_name(Box)})), len(buffers)
+    ([0], 3)
     """
     out: set[int] = set()
     _find(doc, classes, out)
@@ -296,13 +302,24 @@ def object_buffers(doc: Any, classes: Collection[str]) -> set[int]:
 
 
 def _find(node: Any, classes: Collection[str], out: set[int]) -> None:
-    """Add to ``out`` the buffers under the objects of ``classes`` in a subtree."""
+    """Add to ``out`` the array buffers under the objects of ``classes`` in a subtree."""
     name = node.get("$o") if isinstance(node, dict) else None
     if isinstance(name, str) and name in classes:
-        _under(node, out)
+        _arrays_under(node, out)
         return
     for child in _children(node):
         _find(child, classes, out)
+
+
+def _arrays_under(node: Any, out: set[int]) -> None:
+    """Add every array buffer of a subtree to ``out``."""
+    if isinstance(node, dict):
+        if type(node.get("$nd")) is int:
+            out.add(node["$nd"])
+        if "$a" in node and type(node.get("b")) is int:
+            out.add(node["b"])
+    for child in _children(node):
+        _arrays_under(child, out)
 
 
 def _under(node: Any, out: set[int]) -> None:

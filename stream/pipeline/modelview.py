@@ -1,9 +1,10 @@
 """A worker's read-only model replica: what its posts are predicted with.
 
-One worker in the cluster learns (see :mod:`stream.pipeline.learner`); every worker predicts with a
-:class:`ModelView` kept current from what the learner publishes on the model topic: a snapshot (the
-learner's whole state, of which the view keeps the two models and the erasures), then sparse deltas
-(the rows of weights, document frequencies and calibration that changed, see :mod:`models.delta`).
+One worker in the cluster learns (see :mod:`stream.pipeline.learner`); every worker that predicts
+(``STREAM_ROLE`` ``all`` or ``posts``) predicts with a :class:`ModelView` kept current from what the
+learner publishes on the model topic: a snapshot (the learner's whole state, of which the view keeps
+the two models and the erasures), then sparse deltas (the rows of weights, document frequencies and
+calibration that changed, see :mod:`models.delta`).
 A view holds no learner state: no prequential metrics (their figures come with each delta), no
 waiting labels, no learned post ids.
 
@@ -45,7 +46,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.codec import attribute_buffers, object_buffers
+from models.codec import attribute_buffers, object_arrays
 from models.metrics import Prequential
 from models.online import OnlineModel
 from models.sentiment import SentimentModel
@@ -93,6 +94,8 @@ class ModelView:
             raise ValueError(f"snapshot holds model {model.name!r}, STREAM_MODEL asks for {self.settings.model!r}")
         if self.predicts:
             self.model = _for_prediction(model)
+        elif figures is None:  # the version and classes of the model it drops (a snapshot carries them)
+            figures = _fresh_figures(model, self.settings.rolling_window, int(state["offset"]))
         self.sentiment, self.erased = state["sentiment"], set(state["erased"])
         self.offset, self.epoch, self._figures = int(state["offset"]), epoch, figures
 
@@ -115,29 +118,33 @@ class ModelView:
         as soon as it has them: :func:`models.persistence.load` need not keep them. A view that
         predicts drops what only learning reads (:func:`unread_by_replica`), one that does not the
         whole interest model."""
-        return unread_by_replica(document) if self.predicts else object_buffers(document, {INTEREST_MODEL})
+        return unread_by_replica(document) if self.predicts else object_arrays(document, {INTEREST_MODEL})
 
     def figures(self) -> dict[str, Any]:
         """The learner's figures as of the last delta (see ``Learner.figures``); a fresh model's
         before any."""
         if self._figures is not None:
             return self._figures
-        model = self.model
-        empty = Prequential(self.settings.rolling_window).snapshot()
-        return {
-            "quality": empty,
-            "sentiment_quality": empty,
-            "lexicon_quality": empty,
-            "model": {
-                "name": model.name,
-                "version": model.version,
-                "n_classes": len(model.classes),
-                "drifts": model.drifts,
-                "error_rate": 0.0,
-                "classes": sorted(map(str, model.classes)),
-                "training_offset": self.offset,
-            },
-        }
+        return _fresh_figures(self.model, self.settings.rolling_window, self.offset)
+
+
+def _fresh_figures(model: OnlineModel, rolling_window: int, offset: int) -> dict[str, Any]:
+    """A model's figures without the learner's quality figures (none yet)."""
+    empty = Prequential(rolling_window).snapshot()
+    return {
+        "quality": empty,
+        "sentiment_quality": empty,
+        "lexicon_quality": empty,
+        "model": {
+            "name": model.name,
+            "version": model.version,
+            "n_classes": len(model.classes),
+            "drifts": model.drifts,
+            "error_rate": 0.0,
+            "classes": sorted(map(str, model.classes)),
+            "training_offset": offset,
+        },
+    }
 
 
 PLACEHOLDER_BITS = 1  # the interest model of a view that predicts nothing: two rows

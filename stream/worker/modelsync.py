@@ -11,7 +11,8 @@
 - **Every worker** (the learner's too) runs a :class:`Follower`: it reads the model topic from the
   newest snapshot on, loads it into its :class:`~stream.pipeline.modelview.ModelView` and applies
   the deltas of that epoch; a snapshot of a newer epoch is loaded, older epochs' records (a learner
-  that lost the role) are skipped. The posts are predicted with that view.
+  that lost the role) are skipped. The posts are predicted with that view (an aggregates worker's
+  keeps the erasures and the learner's figures, not the interest model).
 
 Every model record is one part of a signed whole of at most ``STREAM_MAX_MESSAGE_BYTES``
 (:func:`models.persistence.split`): data only, never unpickled, verified as one before it is used.

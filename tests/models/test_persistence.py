@@ -190,9 +190,10 @@ def test_a_replica_decodes_a_snapshot_without_what_only_learning_reads():
 
 @pytest.mark.parametrize("model", ["arow", "nb"])
 def test_a_view_that_predicts_nothing_reads_no_interest_model(model):
-    """An aggregates worker's view leaves every buffer of the interest model unread (zeros on fresh
-    pages), keeps a placeholder of two rows, and takes the erasures, the sentiment model (read in full:
-    nothing it holds is shared with the interest model), the offset and the learner's figures."""
+    """An aggregates worker's view leaves the interest model's arrays unread (zeros on fresh pages),
+    keeps a placeholder of two rows, and takes the erasures, the sentiment model (decoded as in full:
+    nothing it holds is shared with the interest model), the offset and the learner's figures (from
+    the model itself when the snapshot has none)."""
     import numpy as np
 
     from models.sentiment import lexicon_scores
@@ -216,10 +217,18 @@ def test_a_view_that_predicts_nothing_reads_no_interest_model(model):
         assert arrays and not any(a.any() for a in arrays)  # unread: zeros
         assert full["model"].classifier._mean_buf.any()
     view.load(state, "e1", proc.learner.figures())
-    assert view.model.version == 0 and view.model.featurizer.hash_bits == PLACEHOLDER_BITS
+    placeholder = [v.nbytes for v in vars(view.model.classifier).values() if isinstance(v, np.ndarray)]
+    assert view.model.version == 0 and PLACEHOLDER_BITS == 1 and sum(placeholder) < 4096
     assert view.is_erased("u9") and view.offset == 10_000
     assert view.figures()["model"]["version"] == proc.model.version == 60
     assert view.sentiment.n_labels == full["sentiment"].n_labels > 0
+    kept, whole = vars(view.sentiment.classifier), vars(full["sentiment"].classifier)
+    names = [k for k, v in kept.items() if isinstance(v, np.ndarray)]
+    assert names and all(np.array_equal(kept[k], whole[k]) for k in names)
+    without = ModelView(settings, predicts=False)  # a snapshot without figures: the model's own
+    without.load(load(blob, b"k", CHECKPOINT_CLASSES, without.unread)[1], "e1")
+    model_figures = without.figures()["model"]
+    assert (model_figures["version"], model_figures["classes"]) == (60, ["sports", "travel"])
     x, lex = {1: 1.0, 7: 2.0}, lexicon_scores("a great day")
     assert view.sentiment.predict_many([x], [lex]) == full["sentiment"].predict_many([x], [lex])
 

@@ -92,3 +92,39 @@ def test_a_delta_signed_with_another_key_is_refused_and_changes_nothing():
     assert (follower.deltas, follower.refused) == (0, 1)
     assert follower.view.model.version == 30
     assert follower.view.model.predict(X) == before
+
+
+def test_a_follower_that_predicts_nothing_reads_no_interest_model_and_reports_the_learners_figures(monkeypatch):
+    """An aggregates worker's follower loads a snapshot without the interest model's arrays, and its
+    gauges give the learner's version and classes, from the snapshot and then from each delta."""
+    from stream.pipeline.processor import Processor
+    from stream.worker.prometheus import model_gauges
+
+    settings = Settings(hash_bits=12)
+    learner = Learner(settings)
+    learn(learner, 0, 30)
+    key = settings.checkpoint_key.encode()
+    meta = {**learner.metadata(), "kind": "snapshot", "epoch": "e1", "figures": learner.figures()}
+    snapshot = dump(learner.state(), meta, key, CHECKPOINT_CLASSES)
+    view = ModelView(settings, predicts=False)
+    follower = Follower(settings, view)
+    used: list[Any] = []  # what the follower names unread when it loads a snapshot
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > 3:
+            used.append(args[3])
+        return persistence.load(*args, **kwargs)
+
+    monkeypatch.setattr(modelsync, "load", load)
+    for part in records(snapshot, settings, "snapshot"):
+        asyncio.run(follower.take(part))
+    gauges = {name: value for name, _, value in model_gauges(Processor(settings, view=view), view.offset)}
+    assert used == [view.unread] and view.model.version == 0  # the interest model's arrays unread, then dropped
+    assert gauges["model_version"] == 30 and gauges["model_classes"] == 3
+    learner.track()
+    learn(learner, 30, 12)
+    for part in records(delta_of(learner, settings), settings, "delta"):
+        asyncio.run(follower.take(part))
+    gauges = {name: value for name, _, value in model_gauges(Processor(settings, view=view), view.offset)}
+    assert (follower.deltas, follower.refused, view.model.version) == (1, 0, 0)
+    assert gauges["model_version"] == 42 and gauges["training_offset"] == 41
