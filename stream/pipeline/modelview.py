@@ -117,7 +117,7 @@ class ModelView:
         """The buffers of a learner's snapshot (its :mod:`models.codec` document) that this view drops
         as soon as it has them: :func:`models.persistence.load` need not keep them. A view that
         predicts drops what only learning reads (:func:`unread_by_replica`), one that does not the
-        whole interest model."""
+        interest model's arrays (:func:`models.codec.object_arrays`)."""
         return unread_by_replica(document) if self.predicts else object_arrays(document, {INTEREST_MODEL})
 
     def figures(self) -> dict[str, Any]:
