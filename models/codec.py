@@ -305,31 +305,20 @@ def _find(node: Any, classes: Collection[str], out: set[int]) -> None:
     """Add to ``out`` the array buffers under the objects of ``classes`` in a subtree."""
     name = node.get("$o") if isinstance(node, dict) else None
     if isinstance(name, str) and name in classes:
-        _arrays_under(node, out)
+        _under(node, out, arrays_only=True)
         return
     for child in _children(node):
         _find(child, classes, out)
 
 
-def _arrays_under(node: Any, out: set[int]) -> None:
-    """Add every array buffer of a subtree to ``out``."""
+def _under(node: Any, out: set[int], arrays_only: bool = False) -> None:
+    """Add every buffer of a subtree to ``out`` (with ``arrays_only``, those of arrays: not bytes)."""
     if isinstance(node, dict):
-        if type(node.get("$nd")) is int:
-            out.add(node["$nd"])
+        out.update(node[k] for k in (("$nd",) if arrays_only else ("$nd", "$b")) if type(node.get(k)) is int)
         if "$a" in node and type(node.get("b")) is int:
             out.add(node["b"])
     for child in _children(node):
-        _arrays_under(child, out)
-
-
-def _under(node: Any, out: set[int]) -> None:
-    """Add every buffer of a subtree to ``out``."""
-    if isinstance(node, dict):
-        out.update(node[k] for k in ("$nd", "$b") if type(node.get(k)) is int)
-        if "$a" in node and type(node.get("b")) is int:
-            out.add(node["b"])
-    for child in _children(node):
-        _under(child, out)
+        _under(child, out, arrays_only)
 
 
 def _walk(node: Any, attributes: Collection[tuple[str, str]], out: set[int]) -> None:

@@ -3,6 +3,7 @@ repository and, with a ``#fragment``, to a heading of that page (anchors as GitH
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
 
 
-def anchors(page: Path) -> set[str]:
+@functools.cache
+def anchors(page: Path) -> frozenset[str]:
     """The anchors of a page's headings (a repeated one gets ``-1``, ``-2``, …, as on GitHub)."""
     seen: dict[str, int] = {}
     out = set()
@@ -38,7 +40,7 @@ def anchors(page: Path) -> set[str]:
         n = seen.get(base, 0)
         seen[base] = n + 1
         out.add(base if n == 0 else f"{base}-{n}")
-    return out
+    return frozenset(out)
 
 
 def links(page: Path) -> list[str]:
