@@ -32,6 +32,7 @@ from stream.pipeline.records import (
     Message,
     dead_letter,
     prediction_record,
+    published_scores,
     training_erase,
     training_post,
 )
@@ -182,8 +183,8 @@ class Processor:
         sentiments = sentiment_model.predict_many(
             xs, lexes, [sentiment_model.interest_of(s) for s in all_scores], [n for *_, n in ready]
         )
-        for (msg, post, clean, user, x, words), scores, lex, sentiment in zip(
-            ready, all_scores, lexes, sentiments, strict=True
+        for (msg, post, clean, user, x, words), scores, shown, lex, sentiment in zip(
+            ready, all_scores, published_scores(all_scores), lexes, sentiments, strict=True
         ):
             predicted = top_class(scores)
             post_key = post.id.encode()
@@ -196,7 +197,7 @@ class Processor:
                 joined = joiner.post(post.id, Pending(x, predicted, lex, sentiment.label, words), now)
                 if joined is not None:
                     out.training.append((post_key, joined.record()))
-            record = prediction_record(post, clean, scores, model.version, now, sentiment, user, cold_labels)
+            record = prediction_record(post, clean, predicted, shown, model.version, now, sentiment, user, cold_labels)
             out.predictions.append((post_key, orjson.dumps(record)))
             campaign = post.campaign if post.campaign is None or self.campaigns.admit(post.campaign) else None
             tags = clean.hashtags
@@ -204,8 +205,8 @@ class Processor:
                 admit = self.hashtags.admit
                 tags = tuple(tag for tag in tags if admit(tag))
             audience.append((post.created_at, sentiment.score, sentiment.label, predicted, campaign, tags))
-            if scores:
-                profiles.setdefault(user, []).append((post.created_at, {str(c): p for c, p in scores.items()}))
+            if shown:  # the probabilities the record shows (a dict nothing changes: the record is already made)
+                profiles.setdefault(user, []).append((post.created_at, shown))
             stats.outcomes["predicted"] += 1
             stats.predicted_interest[str(predicted)] += 1
             stats.predicted_sentiment[sentiment.label] += 1

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 
-from models.features import top_class
 from models.online import Features
 from models.sentiment import Sentiment
 from stream.pipeline.cleaning import CleanPost
@@ -102,23 +102,55 @@ def dead_letter(
     )
 
 
+SCORE_PLACES = 5  # decimals of the probabilities a prediction record shows
+
+
+def published_scores(batch: Sequence[Mapping[Any, float]], places: int = SCORE_PLACES) -> list[dict[str, float]]:
+    """Each post's class probabilities as a prediction record shows them: string keys, ``places``
+    decimals. Rounded in one array operation when the posts list the same classes in the same order
+    (a model's ``predict_many`` gives them so), else one post at a time.
+
+    >>> published_scores([{"a": 0.123456, "b": 0.876544}, {"a": 0.5, "b": 0.5}])
+    [{'a': 0.12346, 'b': 0.87654}, {'a': 0.5, 'b': 0.5}]
+    >>> published_scores([{"a": 1.0}, {}, {"b": 0.333333}])
+    [{'a': 1.0}, {}, {'b': 0.33333}]
+
+    The array rounding (NumPy's, half to even on the scaled value) agrees with Python's ``round`` but on
+    exact decimal ties, which probabilities out of a softmax do not meet:
+
+    >>> import random; rng = random.Random(0); xs = [rng.random() for _ in range(1000)]
+    >>> [s["a"] for s in published_scores([{"a": x} for x in xs])] == [round(x, 5) for x in xs]
+    True
+    """
+    if not batch:
+        return []
+    classes = tuple(batch[0])
+    if not classes or any(tuple(s) != classes for s in batch):
+        return [{str(c): round(p, places) for c, p in s.items()} for s in batch]
+    names = [str(c) for c in classes]
+    rows = np.round(np.array([list(s.values()) for s in batch], dtype=np.float64), places).tolist()
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
 def prediction_record(
     post: Post,
     clean: CleanPost,
-    scores: dict[Any, float],
+    interest: str | None,
+    scores: dict[str, float],
     version: int,
     now: float,
     sentiment: Sentiment | None = None,
     user_id: str | None = None,
     cold_labels: int = 0,
 ) -> dict[str, Any]:
-    """The body of an ``interest.predictions`` event (``cold``: the model had learned fewer than
-    ``cold_labels`` labels)."""
+    """The body of an ``interest.predictions`` event: ``interest`` the top class, ``scores`` as
+    :func:`published_scores` gives them (``cold``: the model had learned fewer than ``cold_labels``
+    labels)."""
     return {
         "post_id": post.id,
         "user_id": post.user_id if user_id is None else user_id,
-        "interest": top_class(scores),
-        "scores": {str(c): round(p, 5) for c, p in scores.items()},
+        "interest": interest,
+        "scores": scores,
         "cold": version < cold_labels,
         "sentiment": sentiment.to_dict() if sentiment is not None else None,
         "model_version": version,

@@ -73,7 +73,7 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
     from stream.pipeline.cleaning import CleanPost, clean_post
     from stream.pipeline.events import Post, parse_post
     from stream.pipeline.processor import Processor
-    from stream.pipeline.records import Message, prediction_record, training_post
+    from stream.pipeline.records import Message, prediction_record, published_scores, training_post
     from stream.settings import Settings
     from stream.tools.bench import aggregating_inputs, apply_partials, apply_profile_updates
     from stream.tools.bench_peer import clean as regex_clean
@@ -121,8 +121,12 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
 
     def record_ours() -> None:
         now = time.time()
-        for (post, clean), s, sent in zip(pairs, scores, sentiments, strict=True):
-            orjson.dumps(prediction_record(post, clean, s, 1, now, sent))
+        for i in range(0, n, SLICE):  # the scores of a slice are rounded together, as the processor does
+            j = i + SLICE
+            for (post, clean), s, shown, sent in zip(
+                pairs[i:j], scores[i:j], published_scores(scores[i:j]), sentiments[i:j], strict=True
+            ):
+                orjson.dumps(prediction_record(post, clean, top_class(s), shown, 1, now, sent))
 
     def record_peer() -> None:
         for (post, _), s in zip(pairs, scores, strict=True):
