@@ -10,6 +10,9 @@ the next ``N`` (at most 6,000), in slices of 64 as the worker predicts them, and
 remove e-mail addresses and phone numbers; the bag of words has no word pairs, hashtags or hashing):
 they say how far a part could fall, not what a worker could drop.
 
+"de-duplicate" is the processor's check of each post's id and text against those it has seen (none of
+these); "aggregates drained" encodes what the processor keeps of each post for the aggregating agents
+(its audience entry and its profile entry) as the records of the internal topics, every 1,024 posts.
 The processor drops repeated texts as a worker does (about 4% of these posts), and is still divided by
 all the posts; learning is timed with the delta tracking of the learner process, without taking the
 deltas (3-4 µs a label, see ``docs/performance.md``).
@@ -17,8 +20,9 @@ deltas (3-4 µs a label, see ``docs/performance.md``).
 >>> rows = measure(events=40, passes=2)
 >>> [r["part"] for r in rows][:3]
 ['decode + validate', 'clean', 'featurize']
->>> [r["part"] for r in rows if r["reference_us"] is None]
-['sentiment model', 'training record', 'the processor', 'audience windows', 'profiles']
+>>> [r["part"] for r in rows if r["reference_us"] is None]  # doctest: +NORMALIZE_WHITESPACE
+['sentiment model', 'de-duplicate', 'training record', 'aggregates drained', 'the processor',
+ 'audience windows', 'profiles']
 
 Each pass gets its own input, made before its clock starts:
 
@@ -70,6 +74,8 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
 
     from models.features import top_class
     from models.sentiment import lexicon_scores
+    from stream.audience.records import encode_partials, encode_profile_updates
+    from stream.audience.windows import PostTuple
     from stream.pipeline.cleaning import CleanPost, clean_post
     from stream.pipeline.events import Post, parse_post
     from stream.pipeline.processor import Processor
@@ -150,6 +156,29 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
 
     _, partials, updates = aggregating_inputs(settings, raw)  # what the aggregating agents get of these posts
 
+    def dedup_ours(fresh: Processor) -> None:  # a processor that has seen none of these posts
+        for post, clean in pairs:
+            fresh._duplicate(post, clean)
+
+    # what the processor keeps of each post for the aggregating agents, drained every 1,024 posts
+    # (a worker drains every STREAM_AGGREGATE_INTERVAL): audience entries and profile entries
+    shown = [r for i in range(0, n, SLICE) for r in published_scores(scores[i : i + SLICE])]
+    chunks = []
+    for i in range(0, n, 1024):
+        audience: list[PostTuple] = []
+        profiles: dict[str, list[tuple[int, dict[str, float]]]] = {}
+        j = i + 1024
+        for (post, clean), s, r, sent in zip(pairs[i:j], scores[i:j], shown[i:j], sentiments[i:j], strict=True):
+            audience.append((post.created_at, sent.score, sent.label, top_class(s), post.campaign, clean.hashtags))
+            profiles.setdefault(post.user_id, []).append((post.created_at, r))
+        chunks.append((audience, profiles))
+    limit = settings.max_message_bytes // 2
+
+    def drain_ours() -> None:
+        for audience, profiles in chunks:
+            encode_partials(audience, proc.window_spec, settings.partitions, limit)
+            encode_profile_updates(profiles, settings.partitions, limit)
+
     def messages_of(k: int) -> list[Message]:  # a pass's posts, unseen by the processor (it drops repeats)
         return [Message(orjson.dumps({**e, "id": f"{e['id']}/{k}", "text": f"{e['text']} v{k}"})) for e in timed]
 
@@ -194,12 +223,24 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
             "vaderSentiment's analyzer",
         ),
         ("sentiment model", lambda: _best(sentiment_ours, passes, n), None, "none (the peer has no sentiment)"),
+        (
+            "de-duplicate",
+            lambda: _best_of(dedup_ours, passes, n, lambda _: Processor(settings, learner=proc.learner)),
+            None,
+            "none (the peer predicts every post it gets)",
+        ),
         ("training record", lambda: _best(training_ours, passes, n), None, "none (the peer learns in its loop)"),
         (
             "prediction record",
             lambda: _best(record_ours, passes, n),
             record_peer,
             "the peer's record (id and interest)",
+        ),
+        (
+            "aggregates drained",
+            lambda: _best(drain_ours, passes, n),
+            None,
+            "none (the peer keeps no windows or profiles)",
         ),
         (
             "the processor",
