@@ -290,3 +290,113 @@ def test_a_stopping_worker_has_time_to_hand_over_the_learner_role():
     # The learner's last delta and snapshot (STOP_TIMEOUT), then Faust's commit and leaving the group.
     assert pod_spec()["terminationGracePeriodSeconds"] >= STOP_TIMEOUT + 30
     assert pod_spec()["automountServiceAccountToken"] is False
+
+
+# -- ops/k8s-split: posts workers and aggregates workers (an overlay of ops/k8s) ---------------------
+
+SPLIT = ROOT / "ops" / "k8s-split"
+SPLIT_NOT_APPLIED = {"servicemonitor.yaml"}
+SPLIT_MANIFESTS = sorted(p.name for p in SPLIT.glob("*.yaml") if p.name != "kustomization.yaml")
+ROLES = {"interest-stream-worker": "posts", "interest-stream-aggregates": "aggregates"}
+
+
+def split_rendered() -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")  # `make sysdeps` installs it (Debian's kubernetes-client)
+    assert kubectl is not None, "kubectl is not installed: run `make sysdeps`"
+    res = subprocess.run([kubectl, "kustomize", str(SPLIT)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return [d for d in yaml.safe_load_all(res.stdout) if d]
+
+
+def role_of(deployment: dict[str, Any]) -> str | None:
+    (container,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "worker"]
+    roles = [e["value"] for e in container.get("env", []) if e["name"] == "STREAM_ROLE"]
+    return roles[0] if len(roles) == 1 else None
+
+
+def test_the_split_kustomization_applies_the_base_and_its_own_manifests():
+    text = (SPLIT / "kustomization.yaml").read_text()
+    kustomization = yaml.safe_load(text)
+    assert kustomization["namespace"] == yaml.safe_load((K8S / "kustomization.yaml").read_text())["namespace"]
+    applied = {r for r in kustomization["resources"] if r != "../k8s"} | {p["path"] for p in kustomization["patches"]}
+    assert "../k8s" in kustomization["resources"]
+    assert applied == set(SPLIT_MANIFESTS) - SPLIT_NOT_APPLIED
+    for name in SPLIT_NOT_APPLIED:
+        assert name in text  # a comment says why it is not applied
+
+
+def test_the_split_layout_renders_a_posts_and_an_aggregates_deployment():
+    docs = split_rendered()
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == [
+        "ConfigMap",
+        "Deployment",
+        "Deployment",
+        "PodDisruptionBudget",
+        "PodDisruptionBudget",
+        "Service",
+        "Service",
+    ]
+    for doc in docs:
+        assert doc["metadata"]["namespace"] == "interest-stream"
+        kubernetes_validate.validate(doc, VERSIONS[-1], strict=True)
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    assert {name: role_of(d) for name, d in deployments.items()} == ROLES
+    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    for name, role in ROLES.items():
+        settings = Settings.from_env({**config, "STREAM_ROLE": role, "STREAM_CHECKPOINT_KEY": "a-key-of-the-operator"})
+        assert (settings.runs_posts, settings.runs_aggregates) == (role == "posts", role == "aggregates")
+        assert deployments[name]["spec"]["replicas"] <= settings.partitions
+    # Each Service and PodDisruptionBudget selects the pods of its own Deployment, and only those.
+    pod_labels = {name: d["spec"]["template"]["metadata"]["labels"] for name, d in deployments.items()}
+    for doc in docs:
+        if doc["kind"] in ("Service", "PodDisruptionBudget", "Deployment"):
+            spec = doc["spec"]
+            selector = spec["selector"] if doc["kind"] == "Service" else spec["selector"]["matchLabels"]
+            selected = {name for name, labels in pod_labels.items() if selector.items() <= labels.items()}
+            assert selected == {doc["metadata"]["name"]}, (doc["kind"], doc["metadata"]["name"])
+
+
+def test_an_aggregates_pod_is_a_worker_pod_with_its_role_labels_resources_and_trigger_rules():
+    base = pod_spec()
+    spec = load_split("aggregates-deployment.yaml")["spec"]["template"]["spec"]
+    (container,) = [c for c in spec["containers"] if c["name"] == "worker"]
+    ignored = {"containers", "topologySpreadConstraints", "volumes"}
+    assert {k: v for k, v in spec.items() if k not in ignored} == {k: v for k, v in base.items() if k not in ignored}
+    same = {k: v for k, v in container.items() if k not in ("env", "resources", "volumeMounts")}
+    assert same == {k: v for k, v in worker().items() if k not in ("env", "resources", "volumeMounts")}
+    assert [e for e in container["env"] if e["name"] != "STREAM_ROLE"] == worker()["env"]
+    assert container["volumeMounts"][: len(worker()["volumeMounts"])] == worker()["volumeMounts"]
+    assert spec["volumes"][: len(base["volumes"])] == base["volumes"]
+    # Smaller than a worker that may hold the learner role (about 125 MB in the bench), within its limits.
+    requests, limits = container["resources"]["requests"], container["resources"]["limits"]
+    assert quantity(requests["memory"]) < quantity(worker()["resources"]["requests"]["memory"])
+    for resource in ("cpu", "memory"):
+        assert quantity(requests[resource]) <= quantity(limits[resource])
+    # The commented STREAM_TRIGGER_RULES points into the optional ConfigMap mount, and the example rules load.
+    text = (SPLIT / "aggregates-deployment.yaml").read_text()
+    (rules,) = re.findall(r"^\s*#\s*value:\s*(/\S+)", text, re.M)
+    assert "# - name: STREAM_TRIGGER_RULES" in text and "STREAM_TRIGGER_RULES" in SETTINGS
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "triggers"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "triggers"]
+    assert mount["readOnly"] and volume["configMap"]["optional"]
+    assert posixpath.dirname(rules) == mount["mountPath"] and posixpath.basename(rules) in text.split("--from-file=")[1]
+    from stream.audience.rules import load_rules
+
+    assert load_rules(ROOT / "ops" / "triggers" / "rules.toml")
+
+
+def test_the_aggregates_service_monitor_scrapes_the_aggregates_service():
+    monitor, service = load_split("servicemonitor.yaml"), load_split("aggregates-service.yaml")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert not selector.items() <= load("service.yaml")["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
+    assert {p["name"] for p in service["spec"]["ports"]} >= {endpoint["port"]}
+
+
+def load_split(name: str) -> dict[str, Any]:
+    """The one object of ``ops/k8s-split/<name>``."""
+    (doc,) = [d for d in yaml.safe_load_all((SPLIT / name).read_text()) if d]
+    return doc
