@@ -115,8 +115,9 @@ def published_scores(batch: Sequence[Mapping[Any, float]], places: int = SCORE_P
     >>> published_scores([{"a": 1.0}, {}, {"b": 0.333333}])
     [{'a': 1.0}, {}, {'b': 0.33333}]
 
-    The array rounding (NumPy's, half to even on the scaled value) agrees with Python's ``round`` but on
-    exact decimal ties, which probabilities out of a softmax do not meet:
+    The array rounding (NumPy's: the value scaled by ``10 ** places``, rounded half to even) agrees with
+    Python's ``round`` except within about one ulp of a decimal tie (``5e-06`` gives ``0.0``, where
+    ``round`` gives ``1e-05``), which probabilities out of a softmax do not meet in practice:
 
     >>> import random; rng = random.Random(0); xs = [rng.random() for _ in range(1000)]
     >>> [s["a"] for s in published_scores([{"a": x} for x in xs])] == [round(x, 5) for x in xs]

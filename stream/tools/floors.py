@@ -78,6 +78,7 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
     from stream.audience.windows import PostTuple
     from stream.pipeline.cleaning import CleanPost, clean_post
     from stream.pipeline.events import Post, parse_post
+    from stream.pipeline.privacy import pseudonym
     from stream.pipeline.processor import Processor
     from stream.pipeline.records import Message, prediction_record, published_scores, training_post
     from stream.settings import Settings
@@ -170,7 +171,7 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
         j = i + 1024
         for (post, clean), s, r, sent in zip(pairs[i:j], scores[i:j], shown[i:j], sentiments[i:j], strict=True):
             audience.append((post.created_at, sent.score, sent.label, top_class(s), post.campaign, clean.hashtags))
-            profiles.setdefault(post.user_id, []).append((post.created_at, r))
+            profiles.setdefault(pseudonym(post.user_id, settings.pseudonym_key), []).append((post.created_at, r))
         chunks.append((audience, profiles))
     limit = settings.max_message_bytes // 2
 

@@ -339,8 +339,12 @@ def test_the_split_layout_renders_a_posts_and_an_aggregates_deployment():
     ]
     for doc in docs:
         assert doc["metadata"]["namespace"] == "interest-stream"
-        kubernetes_validate.validate(doc, VERSIONS[-1], strict=True)
+        for version in VERSIONS:
+            kubernetes_validate.validate(doc, version, strict=True)
     deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    # One image for every container of both kinds (set in the overlay's kustomization, see its comment).
+    images = {c["image"] for d in deployments.values() for c in pods_containers(d)}
+    assert images == {worker()["image"]}
     assert {name: role_of(d) for name, d in deployments.items()} == ROLES
     config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
     for name, role in ROLES.items():
@@ -349,12 +353,21 @@ def test_the_split_layout_renders_a_posts_and_an_aggregates_deployment():
         assert deployments[name]["spec"]["replicas"] <= settings.partitions
     # Each Service and PodDisruptionBudget selects the pods of its own Deployment, and only those.
     pod_labels = {name: d["spec"]["template"]["metadata"]["labels"] for name, d in deployments.items()}
-    for doc in docs:
-        if doc["kind"] in ("Service", "PodDisruptionBudget", "Deployment"):
-            spec = doc["spec"]
-            selector = spec["selector"] if doc["kind"] == "Service" else spec["selector"]["matchLabels"]
-            selected = {name for name, labels in pod_labels.items() if selector.items() <= labels.items()}
-            assert selected == {doc["metadata"]["name"]}, (doc["kind"], doc["metadata"]["name"])
+    selectors = [
+        (
+            doc["kind"],
+            doc["metadata"]["name"],
+            doc["spec"]["selector"] if doc["kind"] == "Service" else doc["spec"]["selector"]["matchLabels"],
+        )
+        for doc in docs
+        if doc["kind"] in ("Service", "PodDisruptionBudget", "Deployment")
+    ]
+    for name, d in deployments.items():  # the pods are spread among their own kind
+        for c in d["spec"]["template"]["spec"].get("topologySpreadConstraints", []):
+            selectors.append(("topologySpreadConstraints", name, c["labelSelector"]["matchLabels"]))
+    for kind, owner, selector in selectors:
+        selected = {name for name, labels in pod_labels.items() if selector.items() <= labels.items()}
+        assert selected == {owner}, (kind, owner)
 
 
 def test_an_aggregates_pod_is_a_worker_pod_with_its_role_labels_resources_and_trigger_rules():
@@ -380,7 +393,8 @@ def test_an_aggregates_pod_is_a_worker_pod_with_its_role_labels_resources_and_tr
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == "triggers"]
     (volume,) = [v for v in spec["volumes"] if v["name"] == "triggers"]
     assert mount["readOnly"] and volume["configMap"]["optional"]
-    assert posixpath.dirname(rules) == mount["mountPath"] and posixpath.basename(rules) in text.split("--from-file=")[1]
+    (key,) = re.findall(r"--from-file=([^=\s]+)=", text)  # the file's name in the ConfigMap
+    assert posixpath.dirname(rules) == mount["mountPath"] and posixpath.basename(rules) == key
     from stream.audience.rules import load_rules
 
     assert load_rules(ROOT / "ops" / "triggers" / "rules.toml")
@@ -394,6 +408,11 @@ def test_the_aggregates_service_monitor_scrapes_the_aggregates_service():
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
     assert {p["name"] for p in service["spec"]["ports"]} >= {endpoint["port"]}
+
+
+def pods_containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = deployment["spec"]["template"]["spec"]
+    return [*spec.get("initContainers", []), *spec["containers"]]
 
 
 def load_split(name: str) -> dict[str, Any]:
