@@ -100,3 +100,59 @@ def test_every_file_and_module_a_page_names_exists(page):
     missing = [p for p in PATH.findall(text) if not (ROOT / p).exists() and not list(ROOT.glob(p))]
     missing += [n for n in DOTTED.findall(text) if not resolves(n)]
     assert not missing, f"{page.relative_to(ROOT)} names what is not there: {', '.join(sorted(set(missing)))}"
+
+
+CLASS = re.compile(r"`([A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*)(?:\(([^`]*)\))?`")
+# Names of other projects the pages compare with or refer to, and Python's constants.
+ELSEWHERE = {"Dockerfile", "True", "False", "None", "TfidfVectorizer", "LinearSVC", "MultinomialNB", "BagOfWords"}
+
+
+@functools.cache
+def our_classes() -> dict[str, str]:
+    """Class name → its module's dotted name, for every class of ``stream/`` and ``models/``."""
+    found = {}
+    for path in sorted([*(ROOT / "stream").rglob("*.py"), *(ROOT / "models").rglob("*.py")]):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for name in re.findall(r"^class (\w+)", path.read_text(), re.M):
+            found.setdefault(name, module)
+    return found
+
+
+def alert_names() -> set[str]:
+    return set(re.findall(r"^\s*- alert: (\w+)", (ROOT / "ops" / "prometheus" / "alerts.yml").read_text(), re.M))
+
+
+def unknown_class_names(text: str) -> list[str]:
+    """The backticked class names of ``text`` (``ModelView``, ``ModelView(predicts=False)``) that no
+    class of ours, alert rule or name of :data:`ELSEWHERE` has, and the keyword arguments a class of
+    ours does not take.
+
+    >>> unknown_class_names("`ModelView(predicts=False)`, `Processor`, `LinearSVC()`")
+    []
+    >>> unknown_class_names("`ModelVeiw`, `ModelView(predict=False)`")
+    ['ModelVeiw', 'ModelView(predict=)']
+    """
+    import importlib
+    import inspect
+
+    ours, alerts, unknown = our_classes(), alert_names(), []
+    for name, args in CLASS.findall(text):
+        if name in ELSEWHERE or name in alerts:
+            continue
+        if name not in ours:
+            unknown.append(name)
+            continue
+        parameters = inspect.signature(getattr(importlib.import_module(ours[name]), name)).parameters
+        for keyword in re.findall(r"(?:^|,)\s*(\w+)\s*=", args):
+            if keyword not in parameters:
+                unknown.append(f"{name}({keyword}=)")
+    return unknown
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.name != "CHANGELOG.md"], ids=lambda p: p.name)
+def test_every_class_a_page_names_exists_and_takes_its_arguments(page):
+    unknown = unknown_class_names(page.read_text())
+    assert not unknown, (
+        f"{page.relative_to(ROOT)} names classes that are not there (or arguments they do not take): "
+        f"{', '.join(sorted(set(unknown)))}; a name of another project goes in ELSEWHERE"
+    )
