@@ -110,7 +110,7 @@ ELSEWHERE = {"Dockerfile", "True", "False", "None", "TfidfVectorizer", "LinearSV
 @functools.cache
 def our_classes() -> dict[str, str]:
     """Class name → its module's dotted name, for every class of ``stream/`` and ``models/``."""
-    found = {}
+    found: dict[str, str] = {}
     for path in sorted([*(ROOT / "stream").rglob("*.py"), *(ROOT / "models").rglob("*.py")]):
         module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
         for name in re.findall(r"^class (\w+)", path.read_text(), re.M):
