@@ -1,5 +1,7 @@
-"""Every relative link of the README, the CHANGELOG and docs/ leads somewhere: to a file of the
-repository and, with a ``#fragment``, to a heading of that page (anchors as GitHub makes them)."""
+"""The README, the CHANGELOG and docs/ point at what is there: every relative link leads to a file of
+the repository and, with a ``#fragment``, to a heading of that page (anchors as GitHub makes them); and
+the README and docs/ name only files, modules and classes that exist (classes with the keyword
+arguments they take)."""
 
 from __future__ import annotations
 
@@ -118,8 +120,10 @@ def our_classes() -> dict[str, str]:
     return found
 
 
-def alert_names() -> set[str]:
-    return set(re.findall(r"^\s*- alert: (\w+)", (ROOT / "ops" / "prometheus" / "alerts.yml").read_text(), re.M))
+@functools.cache
+def alert_names() -> frozenset[str]:
+    """The alert rules of ``ops/prometheus/alerts.yml``."""
+    return frozenset(re.findall(r"^\s*- alert: (\w+)", (ROOT / "ops" / "prometheus" / "alerts.yml").read_text(), re.M))
 
 
 def unknown_class_names(text: str) -> list[str]:

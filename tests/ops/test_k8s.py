@@ -35,10 +35,19 @@ WEB_PORT = 6066
 MANIFESTS = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
 
 
-def load(name: str) -> dict[str, Any]:
-    """The one object of ``ops/k8s/<name>``."""
-    (doc,) = [d for d in yaml.safe_load_all((K8S / name).read_text()) if d]
+def load(name: str, directory: Path = K8S) -> dict[str, Any]:
+    """The one object of ``<directory>/<name>`` (``ops/k8s`` by default)."""
+    (doc,) = [d for d in yaml.safe_load_all((directory / name).read_text()) if d]
     return doc
+
+
+def rendered(directory: Path) -> list[dict[str, Any]]:
+    """The objects ``kubectl kustomize <directory>`` renders."""
+    kubectl = shutil.which("kubectl")  # `make sysdeps` installs it (Debian's kubernetes-client)
+    assert kubectl is not None, "kubectl is not installed: run `make sysdeps`"
+    res = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return [d for d in yaml.safe_load_all(res.stdout) if d]
 
 
 CORE_MANIFESTS = [n for n in MANIFESTS if (load(n)["apiVersion"], load(n)["kind"]) not in CUSTOM_KINDS]
@@ -53,8 +62,9 @@ def worker() -> dict[str, Any]:
     return container
 
 
-def all_containers() -> list[dict[str, Any]]:
-    spec = pod_spec()
+def all_containers(spec: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The init containers and containers of a pod spec (the workers' by default)."""
+    spec = pod_spec() if spec is None else spec
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
@@ -126,11 +136,7 @@ def test_kustomization_applies_every_core_manifest_and_says_what_it_leaves_out()
 
 
 def test_kustomize_renders_the_manifests_into_valid_objects():
-    kubectl = shutil.which("kubectl")  # `make sysdeps` installs it (Debian's kubernetes-client)
-    assert kubectl is not None, "kubectl is not installed: run `make sysdeps`"
-    res = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    docs = [d for d in yaml.safe_load_all(res.stdout) if d]
+    docs = rendered(K8S)
     assert sorted(d["kind"] for d in docs) == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Service"]
     for doc in docs:
         assert doc["metadata"]["namespace"] == "interest-stream"
@@ -300,14 +306,6 @@ SPLIT_MANIFESTS = sorted(p.name for p in SPLIT.glob("*.yaml") if p.name != "kust
 ROLES = {"interest-stream-worker": "posts", "interest-stream-aggregates": "aggregates"}
 
 
-def split_rendered() -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")  # `make sysdeps` installs it (Debian's kubernetes-client)
-    assert kubectl is not None, "kubectl is not installed: run `make sysdeps`"
-    res = subprocess.run([kubectl, "kustomize", str(SPLIT)], capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    return [d for d in yaml.safe_load_all(res.stdout) if d]
-
-
 def role_of(deployment: dict[str, Any]) -> str | None:
     (container,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "worker"]
     roles = [e["value"] for e in container.get("env", []) if e["name"] == "STREAM_ROLE"]
@@ -326,7 +324,7 @@ def test_the_split_kustomization_applies_the_base_and_its_own_manifests():
 
 
 def test_the_split_layout_renders_a_posts_and_an_aggregates_deployment():
-    docs = split_rendered()
+    docs = rendered(SPLIT)
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == [
         "ConfigMap",
@@ -343,7 +341,7 @@ def test_the_split_layout_renders_a_posts_and_an_aggregates_deployment():
             kubernetes_validate.validate(doc, version, strict=True)
     deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
     # One image for every container of both kinds (set in the overlay's kustomization, see its comment).
-    images = {c["image"] for d in deployments.values() for c in pods_containers(d)}
+    images = {c["image"] for d in deployments.values() for c in all_containers(d["spec"]["template"]["spec"])}
     assert images == {worker()["image"]}
     assert {name: role_of(d) for name, d in deployments.items()} == ROLES
     config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
@@ -372,7 +370,7 @@ def test_the_split_layout_renders_a_posts_and_an_aggregates_deployment():
 
 def test_an_aggregates_pod_is_a_worker_pod_with_its_role_labels_resources_and_trigger_rules():
     base = pod_spec()
-    spec = load_split("aggregates-deployment.yaml")["spec"]["template"]["spec"]
+    spec = load("aggregates-deployment.yaml", SPLIT)["spec"]["template"]["spec"]
     (container,) = [c for c in spec["containers"] if c["name"] == "worker"]
     ignored = {"containers", "topologySpreadConstraints", "volumes"}
     assert {k: v for k, v in spec.items() if k not in ignored} == {k: v for k, v in base.items() if k not in ignored}
@@ -401,21 +399,10 @@ def test_an_aggregates_pod_is_a_worker_pod_with_its_role_labels_resources_and_tr
 
 
 def test_the_aggregates_service_monitor_scrapes_the_aggregates_service():
-    monitor, service = load_split("servicemonitor.yaml"), load_split("aggregates-service.yaml")
+    monitor, service = load("servicemonitor.yaml", SPLIT), load("aggregates-service.yaml", SPLIT)
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= service["metadata"]["labels"].items()
     assert not selector.items() <= load("service.yaml")["metadata"]["labels"].items()
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
     assert {p["name"] for p in service["spec"]["ports"]} >= {endpoint["port"]}
-
-
-def pods_containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
-    spec = deployment["spec"]["template"]["spec"]
-    return [*spec.get("initContainers", []), *spec["containers"]]
-
-
-def load_split(name: str) -> dict[str, Any]:
-    """The one object of ``ops/k8s-split/<name>``."""
-    (doc,) = [d for d in yaml.safe_load_all((SPLIT / name).read_text()) if d]
-    return doc
