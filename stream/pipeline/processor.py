@@ -44,6 +44,7 @@ from stream.stats import Stats
 log = logging.getLogger(__name__)
 
 Predictor = Learner | ModelView  # what the posts are predicted with: a learner's models, or a replica
+ProfileEntries = dict[str, list[tuple[int, dict[str, float]]]]  # user → (event time ms, probabilities) a post
 
 MISSING_VALUE = Rejected("missing_value", "null record")
 MIN_DUPLICATE_WORDS = 3  # shorter texts ("thank you!") are common, not copies
@@ -110,7 +111,7 @@ class Processor:
         self.route: Callable[[str], int] | None = None
         # what the posts since the last drain_aggregates() add to the audience windows and profiles
         self._audience: list[PostTuple] = []
-        self._profiles: dict[str, list[tuple[int, dict[str, float]]]] = {}
+        self._profiles: ProfileEntries = {}
 
     @property
     def model(self) -> OnlineModel:
@@ -219,12 +220,22 @@ class Processor:
         call, one record per partition of the internal topics. A worker calls it every
         ``STREAM_AGGREGATE_INTERVAL`` and before each offset commit, so that the aggregating agents
         handle a few records per interval, whatever the size of the batches of predictions."""
+        return self.encode_aggregates(*self.take_aggregates())
+
+    def take_aggregates(self) -> tuple[list[PostTuple], ProfileEntries]:
+        """What the posts processed since the last call add to the audience windows and the profiles
+        (their audience entries, and their profile entries by user), forgotten here."""
+        taken = self._audience, self._profiles
+        self._audience, self._profiles = [], {}
+        return taken
+
+    def encode_aggregates(self, audience: Sequence[PostTuple], profiles: ProfileEntries) -> Outputs:
+        """:meth:`take_aggregates`'s entries as the records of the internal topics, one per partition."""
         out = Outputs()
-        audience, profiles, n = self._audience, self._profiles, self.settings.partitions
+        n = self.settings.partitions
         limit = self.settings.max_message_bytes // 2  # room for the split to stay below the producer's limit
         out.partials = encode_partials(audience, self.window_spec, n, limit)
         out.profile_updates = encode_profile_updates(profiles, n, limit)
-        self._audience, self._profiles = [], {}
         return out
 
     def process_feedback(self, messages: Sequence[Message]) -> Outputs:

@@ -74,12 +74,10 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
 
     from models.features import top_class
     from models.sentiment import lexicon_scores
-    from stream.audience.records import encode_partials, encode_profile_updates
     from stream.audience.windows import PostTuple
     from stream.pipeline.cleaning import CleanPost, clean_post
     from stream.pipeline.events import Post, parse_post
-    from stream.pipeline.privacy import pseudonym
-    from stream.pipeline.processor import Processor
+    from stream.pipeline.processor import Processor, ProfileEntries
     from stream.pipeline.records import Message, prediction_record, published_scores, training_post
     from stream.settings import Settings
     from stream.tools.bench import aggregating_inputs, apply_partials, apply_profile_updates
@@ -161,24 +159,20 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
         for post, clean in pairs:
             fresh._duplicate(post, clean)
 
-    # what the processor keeps of each post for the aggregating agents, drained every 1,024 posts
-    # (a worker drains every STREAM_AGGREGATE_INTERVAL): audience entries and profile entries
-    shown = [r for i in range(0, n, SLICE) for r in published_scores(scores[i : i + SLICE])]
-    chunks = []
-    for i in range(0, n, 1024):
-        audience: list[PostTuple] = []
-        profiles: dict[str, list[tuple[int, dict[str, float]]]] = {}
-        j = i + 1024
-        for (post, clean), s, r, sent in zip(pairs[i:j], scores[i:j], shown[i:j], sentiments[i:j], strict=True):
-            audience.append((post.created_at, sent.score, sent.label, top_class(s), post.campaign, clean.hashtags))
-            profiles.setdefault(pseudonym(post.user_id, settings.pseudonym_key), []).append((post.created_at, r))
-        chunks.append((audience, profiles))
-    limit = settings.max_message_bytes // 2
+    def entries_of(k: int) -> list[tuple[list[PostTuple], ProfileEntries]]:  # a pass's posts, untimed
+        fresh, messages = Processor(settings, learner=proc.learner), messages_of(k)
+        chunks = []
+        for i in range(0, len(messages), 1024):  # drained every 1,024 posts (a worker: STREAM_AGGREGATE_INTERVAL)
+            for j in range(i, min(i + 1024, len(messages)), SLICE):
+                fresh.process_posts(messages[j : j + SLICE])
+            chunks.append(fresh.take_aggregates())
+        return chunks
 
-    def drain_ours() -> None:
+    def drain_ours(
+        chunks: list[tuple[list[PostTuple], ProfileEntries]],
+    ) -> None:  # what the processor keeps for the aggregating agents
         for audience, profiles in chunks:
-            encode_partials(audience, proc.window_spec, settings.partitions, limit)
-            encode_profile_updates(profiles, settings.partitions, limit)
+            proc.encode_aggregates(audience, profiles)
 
     def messages_of(k: int) -> list[Message]:  # a pass's posts, unseen by the processor (it drops repeats)
         return [Message(orjson.dumps({**e, "id": f"{e['id']}/{k}", "text": f"{e['text']} v{k}"})) for e in timed]
@@ -239,7 +233,7 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
         ),
         (
             "aggregates drained",
-            lambda: _best(drain_ours, passes, n),
+            lambda: _best_of(drain_ours, passes, n, entries_of),
             None,
             "none (the peer keeps no windows or profiles)",
         ),
