@@ -435,6 +435,19 @@ class SentimentModel:
         top = max(scores, key=scores.__getitem__)
         return str(top) if scores[top] >= self.interest_min_proba else None
 
+    def interests_of(self, tops: Sequence[Any], probas: Sequence[float]) -> list[str | None]:
+        """:meth:`interest_of` of a batch, given each post's top interest (``None``: none) and its
+        probability, as :func:`stream.pipeline.records.score_batch` gives them.
+
+        >>> m = SentimentModel(interest_min_proba=0.9)
+        >>> m.interests_of(["travel", "music", None], [0.95, 0.6, 0.0])
+        ['travel', None, None]
+        """
+        if not self.interest_words:
+            return [None] * len(tops)
+        least = self.interest_min_proba
+        return [None if t is None or p < least else str(t) for t, p in zip(tops, probas, strict=True)]
+
     def rows(
         self, x: Features, lex: Sequence[float], interest: str | None = None, words: int | None = None
     ) -> tuple[list[int], list[float]]:

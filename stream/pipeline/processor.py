@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 
-from models.features import top_class
 from models.online import OnlineModel
 from models.sentiment import lexicon_scores
 from stream.audience.records import encode_erasures, encode_partials, encode_profile_updates
@@ -32,7 +31,7 @@ from stream.pipeline.records import (
     Message,
     dead_letter,
     prediction_record,
-    published_scores,
+    score_batch,
     training_erase,
     training_post,
 )
@@ -179,15 +178,14 @@ class Processor:
                 self._reject(out, msg, Rejected("internal_error", f"{type(exc).__name__}: {exc}"[:200]), now)
         # The whole batch is predicted at once: the model learns only after (from the training log).
         xs = [x for *_, x, _ in ready]
-        all_scores = model.predict_many(xs)
+        tops, top_probas, all_shown = score_batch(model.predict_many(xs))
         lexes = [lexicon_scores(post.text) for _, post, *_ in ready]
         sentiments = sentiment_model.predict_many(
-            xs, lexes, [sentiment_model.interest_of(s) for s in all_scores], [n for *_, n in ready]
+            xs, lexes, sentiment_model.interests_of(tops, top_probas), [n for *_, n in ready]
         )
-        for (msg, post, clean, user, x, words), scores, shown, lex, sentiment in zip(
-            ready, all_scores, published_scores(all_scores), lexes, sentiments, strict=True
+        for (msg, post, clean, user, x, words), predicted, shown, lex, sentiment in zip(
+            ready, tops, all_shown, lexes, sentiments, strict=True
         ):
-            predicted = top_class(scores)
             post_key = post.id.encode()
             if post.interest is not None or post.sentiment is not None:
                 example = training_post(

@@ -19,11 +19,12 @@ import base64
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
 
+from models.features import top_class
 from models.online import Features
 from models.sentiment import Sentiment
 from stream.pipeline.cleaning import CleanPost
@@ -105,32 +106,55 @@ def dead_letter(
 SCORE_PLACES = 5  # decimals of the probabilities a prediction record shows
 
 
-def published_scores(batch: Sequence[Mapping[Any, float]], places: int = SCORE_PLACES) -> list[dict[str, float]]:
-    """Each post's class probabilities as a prediction record shows them: string keys, ``places``
-    decimals. Rounded in one array operation when the posts list the same classes in the same order
-    (a model's ``predict_many`` gives them so), else one post at a time.
+class ScoredBatch(NamedTuple):
+    """A batch's class probabilities as the processor uses them (see :func:`score_batch`)."""
 
-    >>> published_scores([{"a": 0.123456, "b": 0.876544}, {"a": 0.5, "b": 0.5}])
-    [{'a': 0.12346, 'b': 0.87654}, {'a': 0.5, 'b': 0.5}]
-    >>> published_scores([{"a": 1.0}, {}, {"b": 0.333333}])
-    [{'a': 1.0}, {}, {'b': 0.33333}]
+    top: list[Any]  # each post's top class (``None``: the model knows no class yet)
+    top_proba: list[float]  # its probability (0.0 without one)
+    shown: list[dict[str, float]]  # the probabilities as a prediction record shows them
+
+
+def score_batch(batch: Sequence[Mapping[Any, float]], places: int = SCORE_PLACES) -> ScoredBatch:
+    """Each post's top class (as :func:`models.features.top_class` gives it), that class's probability,
+    and the probabilities as a prediction record shows them: string keys, ``places`` decimals. In a few
+    array operations when the posts list the same classes in the same order (a model's
+    ``predict_many`` gives them so), else one post at a time.
+
+    >>> b = score_batch([{"a": 0.123456, "b": 0.876544}, {"a": 0.5, "b": 0.5}])
+    >>> b.top, b.top_proba, b.shown
+    (['b', 'a'], [0.876544, 0.5], [{'a': 0.12346, 'b': 0.87654}, {'a': 0.5, 'b': 0.5}])
+    >>> score_batch([{"a": 1.0}, {}, {"b": 0.333333}])
+    ScoredBatch(top=['a', None, 'b'], top_proba=[1.0, 0.0, 0.333333], shown=[{'a': 1.0}, {}, {'b': 0.33333}])
 
     The array rounding (NumPy's: the value scaled by ``10 ** places``, rounded half to even) agrees with
     Python's ``round`` except within about one ulp of a decimal tie (``5e-06`` gives ``0.0``, where
-    ``round`` gives ``1e-05``), which probabilities out of a softmax do not meet in practice:
+    ``round`` gives ``1e-05``), which probabilities out of a softmax do not meet in practice; the top
+    class is the first of the highest, as :func:`~models.features.top_class` says:
 
-    >>> import random; rng = random.Random(0); xs = [rng.random() for _ in range(1000)]
-    >>> [s["a"] for s in published_scores([{"a": x} for x in xs])] == [round(x, 5) for x in xs]
-    True
+    >>> import random; rng = random.Random(0)
+    >>> batch = [{c: rng.choice((0.25, rng.random())) for c in "abc"} for _ in range(1000)]
+    >>> b = score_batch(batch)
+    >>> [s["a"] for s in b.shown] == [round(s["a"], 5) for s in batch], b.top == [top_class(s) for s in batch]
+    (True, True)
     """
     if not batch:
-        return []
+        return ScoredBatch([], [], [])
     classes = tuple(batch[0])
     if not classes or any(tuple(s) != classes for s in batch):
-        return [{str(c): round(p, places) for c, p in s.items()} for s in batch]
+        top = [top_class(s) for s in batch]
+        return ScoredBatch(
+            top,
+            [0.0 if t is None else float(s[t]) for s, t in zip(batch, top, strict=True)],
+            [{str(c): round(p, places) for c, p in s.items()} for s in batch],
+        )
+    probas = np.array([list(s.values()) for s in batch], dtype=np.float64)
+    best = probas.argmax(axis=1)
     names = [str(c) for c in classes]
-    rows = np.round(np.array([list(s.values()) for s in batch], dtype=np.float64), places).tolist()
-    return [dict(zip(names, row, strict=True)) for row in rows]
+    return ScoredBatch(
+        [classes[i] for i in best.tolist()],
+        probas[np.arange(len(batch)), best].tolist(),
+        [dict(zip(names, row, strict=True)) for row in np.round(probas, places).tolist()],
+    )
 
 
 def prediction_record(
@@ -145,7 +169,7 @@ def prediction_record(
     cold_labels: int = 0,
 ) -> dict[str, Any]:
     """The body of an ``interest.predictions`` event: ``interest`` the top class, ``scores`` as
-    :func:`published_scores` gives them (``cold``: the model had learned fewer than ``cold_labels``
+    :func:`score_batch` shows them (``cold``: the model had learned fewer than ``cold_labels``
     labels)."""
     return {
         "post_id": post.id,

@@ -78,7 +78,7 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
     from stream.pipeline.cleaning import CleanPost, clean_post
     from stream.pipeline.events import Post, parse_post
     from stream.pipeline.processor import Processor, ProfileEntries
-    from stream.pipeline.records import Message, prediction_record, published_scores, training_post
+    from stream.pipeline.records import Message, prediction_record, score_batch, training_post
     from stream.settings import Settings
     from stream.tools.bench import aggregating_inputs, apply_partials, apply_profile_updates
     from stream.tools.bench_peer import clean as regex_clean
@@ -103,8 +103,10 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
     xs, words = [x for x, _ in featured], [w for _, w in featured]
     scores = [s for chunk in _slices(xs) for s in model.predict_many(list(chunk))]
     lexes = [lexicon_scores(p.text) for p, _ in pairs]
-    interests = [sentiment_model.interest_of(s) for s in scores]
-    sentiments = sentiment_model.predict_many(xs, lexes, interests, words)
+    scored = [score_batch(chunk) for chunk in _slices(scores)]  # as the processor scores a slice
+    tops = [t for b in scored for t in b.top]
+    top_probas = [p for b in scored for p in b.top_proba]
+    sentiments = sentiment_model.predict_many(xs, lexes, sentiment_model.interests_of(tops, top_probas), words)
     texts = [regex_clean(p.text) for p, _ in pairs]
     bags = [peer["BagOfWords"].transform_one(t) for t in texts]
     vader = SentimentIntensityAnalyzer()
@@ -115,10 +117,10 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
             model.predict_many(list(chunk))
 
     def sentiment_ours() -> None:  # with each post's interest for it, as the processor gives them
-        interest_of = sentiment_model.interest_of
+        interests_of = sentiment_model.interests_of
         for i in range(0, n, SLICE):
             j = i + SLICE
-            sentiment_model.predict_many(xs[i:j], lexes[i:j], [interest_of(s) for s in scores[i:j]], words[i:j])
+            sentiment_model.predict_many(xs[i:j], lexes[i:j], interests_of(tops[i:j], top_probas[i:j]), words[i:j])
 
     def training_ours() -> None:
         for (post, _), x, w, s, lex, sent in zip(pairs, xs, words, scores, lexes, sentiments, strict=True):
@@ -126,12 +128,11 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
 
     def record_ours() -> None:
         now = time.time()
-        for i in range(0, n, SLICE):  # the scores of a slice are rounded together, as the processor does
+        for i in range(0, n, SLICE):  # the scores of a slice are scored together, as the processor does
             j = i + SLICE
-            for (post, clean), s, shown, sent in zip(
-                pairs[i:j], scores[i:j], published_scores(scores[i:j]), sentiments[i:j], strict=True
-            ):
-                orjson.dumps(prediction_record(post, clean, top_class(s), shown, 1, now, sent))
+            top, _, shown = score_batch(scores[i:j])
+            for (post, clean), t, s, sent in zip(pairs[i:j], top, shown, sentiments[i:j], strict=True):
+                orjson.dumps(prediction_record(post, clean, t, s, 1, now, sent))
 
     def record_peer() -> None:
         for (post, _), s in zip(pairs, scores, strict=True):
