@@ -110,7 +110,7 @@ class ScoredBatch(NamedTuple):
     """A batch's class probabilities as the processor uses them (see :func:`score_batch`)."""
 
     top: list[Any]  # each post's top class (``None``: the model knows no class yet)
-    top_proba: list[float]  # its probability (0.0 without one)
+    top_proba: list[float]  # its probability, as the batch gives it (0.0 without one)
     shown: list[dict[str, float]]  # the probabilities as a prediction record shows them
 
 
@@ -118,7 +118,8 @@ def score_batch(batch: Sequence[Mapping[Any, float]], places: int = SCORE_PLACES
     """Each post's top class (as :func:`models.features.top_class` gives it), that class's probability,
     and the probabilities as a prediction record shows them: string keys, ``places`` decimals. In a few
     array operations when the posts list the same classes in the same order (a model's
-    ``predict_many`` gives them so), else one post at a time.
+    ``predict_many`` gives them so), else one post at a time. The classes are the model's labels:
+    strings, never ``None`` (which stands for no class).
 
     >>> b = score_batch([{"a": 0.123456, "b": 0.876544}, {"a": 0.5, "b": 0.5}])
     >>> b.top, b.top_proba, b.shown
@@ -142,19 +143,13 @@ def score_batch(batch: Sequence[Mapping[Any, float]], places: int = SCORE_PLACES
     classes = tuple(batch[0])
     if not classes or any(tuple(s) != classes for s in batch):
         top = [top_class(s) for s in batch]
-        return ScoredBatch(
-            top,
-            [0.0 if t is None else float(s[t]) for s, t in zip(batch, top, strict=True)],
-            [{str(c): round(p, places) for c, p in s.items()} for s in batch],
-        )
-    probas = np.array([list(s.values()) for s in batch], dtype=np.float64)
-    best = probas.argmax(axis=1)
-    names = [str(c) for c in classes]
-    return ScoredBatch(
-        [classes[i] for i in best.tolist()],
-        probas[np.arange(len(batch)), best].tolist(),
-        [dict(zip(names, row, strict=True)) for row in np.round(probas, places).tolist()],
-    )
+        shown = [{str(c): round(p, places) for c, p in s.items()} for s in batch]
+    else:
+        probas = np.array([list(s.values()) for s in batch], dtype=np.float64)
+        top = [classes[i] for i in probas.argmax(axis=1).tolist()]
+        names = [str(c) for c in classes]
+        shown = [dict(zip(names, row, strict=True)) for row in np.round(probas, places).tolist()]
+    return ScoredBatch(top, [0.0 if t is None else s[t] for s, t in zip(batch, top, strict=True)], shown)
 
 
 def prediction_record(

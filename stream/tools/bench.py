@@ -262,13 +262,12 @@ then the aggregating agents' (per post, over the partials and profile updates th
 
 def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tuple[int, dict[str, float]]:
     """How many predictions the events give (offline, same processor), and µs per event by stage."""
-    from models.features import top_class
     from models.kernels import warm_up
     from models.sentiment import lexicon_scores
     from stream.pipeline.cleaning import CleanPost, clean_post
     from stream.pipeline.events import Post, parse_post
     from stream.pipeline.processor import Processor
-    from stream.pipeline.records import training_post
+    from stream.pipeline.records import score_batch, training_post
 
     warm_up()  # the learner's compiled updates, compiled (or loaded) before the clock starts
     proc = Processor(settings)
@@ -288,18 +287,13 @@ def expected_outputs(settings: Settings, events: Sequence[dict[str, Any]]) -> tu
         xs, words = [x for x, _ in featured], [n for _, n in featured]
         t3 = clock()
         all_scores = model.predict_many(xs)
+        tops, top_probas, _ = score_batch(all_scores)
         t4 = clock()
         lexes = [lexicon_scores(p.text) for p, _ in pairs]
-        sentiments = sentiment_model.predict_many(
-            xs, lexes, [sentiment_model.interest_of(s) for s in all_scores], words
-        )
+        sentiments = sentiment_model.predict_many(xs, lexes, sentiment_model.interests_of(tops, top_probas), words)
         t5 = clock()
-        for (post, _), x, n_words, scores, lex, sentiment in zip(
-            pairs, xs, words, all_scores, lexes, sentiments, strict=True
-        ):
-            record = training_post(
-                post.id, x, top_class(scores), post.interest, lex, sentiment.label, post.sentiment, words=n_words
-            )
+        for (post, _), x, n_words, top, lex, sentiment in zip(pairs, xs, words, tops, lexes, sentiments, strict=True):
+            record = training_post(post.id, x, top, post.interest, lex, sentiment.label, post.sentiment, words=n_words)
             learner.apply(offset, record, post.created_at)
             offset += 1
         t6 = clock()

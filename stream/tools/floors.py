@@ -123,8 +123,8 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
             sentiment_model.predict_many(xs[i:j], lexes[i:j], interests_of(tops[i:j], top_probas[i:j]), words[i:j])
 
     def training_ours() -> None:
-        for (post, _), x, w, s, lex, sent in zip(pairs, xs, words, scores, lexes, sentiments, strict=True):
-            training_post(post.id, x, top_class(s), post.interest, lex, sent.label, post.sentiment, words=w)
+        for (post, _), x, w, t, lex, sent in zip(pairs, xs, words, tops, lexes, sentiments, strict=True):
+            training_post(post.id, x, t, post.interest, lex, sent.label, post.sentiment, words=w)
 
     def record_ours() -> None:
         now = time.time()
@@ -144,8 +144,8 @@ def measure(events: int = 8000, passes: int = 5) -> list[dict[str, Any]]:
     def records_of(k: int) -> list[bytes]:  # a pass's posts under new ids: a post learned before is skipped
         learner.take_delta()  # taken every second in the learner process (not timed here): tracking starts afresh
         return [
-            training_post(f"{p.id}/{k}", x, top_class(s), p.interest, lex, sent.label, p.sentiment, words=w)
-            for (p, _), x, w, s, lex, sent in zip(pairs, xs, words, scores, lexes, sentiments, strict=True)
+            training_post(f"{p.id}/{k}", x, t, p.interest, lex, sent.label, p.sentiment, words=w)
+            for (p, _), x, w, t, lex, sent in zip(pairs, xs, words, tops, lexes, sentiments, strict=True)
         ]
 
     offsets = iter(range(learner.offset + 1, 1 << 62))
