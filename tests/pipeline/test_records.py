@@ -19,10 +19,9 @@ def batches(seed: int) -> list[list[dict[str, Any]]]:
     out = []
     for _ in range(300):
         classes = rng.sample("abcdefgh", rng.randint(1, 8))
-        batch: list[dict[str, Any]] = []
-        for _ in range(rng.randint(1, 20)):
-            scores = {c: rng.choice((0.25, 0.5, 0.95, rng.random())) for c in classes}
-            batch.append(scores)
+        batch: list[dict[str, Any]] = [
+            {c: rng.choice((0.25, 0.5, 0.95, rng.random())) for c in classes} for _ in range(rng.randint(1, 20))
+        ]
         kind = rng.random()
         if kind < 0.2:
             batch.append(dict(reversed(list(batch[0].items()))))  # another order
